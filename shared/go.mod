@@ -1,0 +1,3 @@
+module github.com/bulwarkgw/bulwark/shared
+
+go 1.26

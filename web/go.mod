@@ -1,0 +1,3 @@
+module github.com/bulwarkgw/bulwark/web
+
+go 1.26
