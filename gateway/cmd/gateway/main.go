@@ -1,0 +1,175 @@
+// Command gateway is Bulwark's reverse proxy: it counts each client's traffic
+// in Redis, asks the scorer for a threat score, blocks, bans or throttles
+// abusive clients, forwards everyone else to the upstream, and records every
+// security event in MongoDB and on the live stream.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/events"
+	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
+	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
+	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
+	"github.com/bulwarkgw/bulwark/gateway/internal/server"
+	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
+	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	cfgPath := fs.String("config", getenv(config.EnvConfig), "YAML config file (env "+config.EnvConfig+")")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath, getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "gateway", "gateway", cfg.GatewayID)
+
+	ropt, err := redis.ParseURL(cfg.Redis.URL)
+	if err != nil {
+		return fmt.Errorf("redis.url: %w", err)
+	}
+	ropt.DialTimeout = time.Second
+	ropt.ReadTimeout = cfg.Redis.Timeout
+	ropt.WriteTimeout = cfg.Redis.Timeout
+	ropt.MaxRetries = -1 // no retries on the hot path: fail fast, degrade as configured
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+
+	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.Mongo.URI).SetServerSelectionTimeout(5 * time.Second))
+	if err != nil {
+		return fmt.Errorf("mongo.uri: %w", err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = mc.Disconnect(dctx)
+	}()
+	coll := mc.Database(cfg.Mongo.Database).Collection("events")
+
+	store, err := traffic.New(rdb, cfg.Redis.Prefix)
+	if err != nil {
+		return err
+	}
+	scorer, err := scoreclient.New(cfg.Scorer.URL, cfg.Scorer.Timeout)
+	if err != nil {
+		return err
+	}
+	sink, err := events.NewSink(coll, rdb, cfg.Redis.Prefix, events.Options{
+		QueueSize: cfg.Events.QueueSize, BatchSize: cfg.Events.BatchSize,
+		FlushInterval: cfg.Events.FlushInterval, StreamMaxLen: cfg.Events.StreamMaxLen,
+	}, log)
+	if err != nil {
+		return err
+	}
+	counter, err := stats.New(rdb, cfg.Redis.Prefix, log)
+	if err != nil {
+		return err
+	}
+	routes := make([]proxy.Route, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		routes[i] = proxy.Route{Path: r.Path, Upstream: r.Upstream}
+	}
+	ips := realip.New(cfg.TrustedProxies)
+	px, err := proxy.New(routes, ips.Extractor, log)
+	if err != nil {
+		return err
+	}
+	h, err := server.New(cfg, server.Deps{
+		IPs: ips, Traffic: store, Scorer: scorer, Events: sink, Stats: counter, Proxy: px, Log: log,
+		Ready: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "routes", len(routes))
+
+	// Background loops outlive the server by a little: requests still in
+	// flight at shutdown publish events, which are then flushed.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var g errgroup.Group
+	g.Go(func() error { return sink.Run(bg) })
+	g.Go(func() error { return counter.Run(bg, 500*time.Millisecond) })
+	g.Go(func() error { ensureIndexes(bg, coll, cfg.Mongo.Retention, log); return nil })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = srv.Shutdown(sctx)
+		cancel()
+		<-serveErr
+	}
+	stopBG()
+	_ = g.Wait()
+	log.Info("stopped", "events_written", sink.Written(), "events_dropped", sink.Dropped())
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ensureIndexes retries until MongoDB is reachable: the gateway serves
+// traffic meanwhile and events wait in the sink's queue.
+func ensureIndexes(ctx context.Context, coll *mongo.Collection, retention time.Duration, log *slog.Logger) {
+	wait := 500 * time.Millisecond
+	for {
+		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := events.EnsureIndexes(ictx, coll, retention)
+		cancel()
+		if err == nil {
+			return
+		}
+		log.Warn("event indexes not created yet", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}

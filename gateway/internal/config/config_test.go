@@ -1,0 +1,107 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+const good = `
+listen: ":9999"
+routes:
+  - path: /api/
+    upstream: ${UP}
+  - path: /
+    upstream: http://127.0.0.1:9002
+trusted_proxies: [127.0.0.2/32, "::ffff:10.0.0.0/104", 192.168.1.7]
+scorer:
+  url: http://scorer:8081
+  timeout: 40ms
+  fail_mode: closed
+thresholds:
+  block: 0.7
+  throttle: 0.4
+ban_ttl: 3s
+`
+
+func TestParseGood(t *testing.T) {
+	cfg, err := config.Parse([]byte(good), env(map[string]string{"UP": "http://127.0.0.1:9001", config.EnvRedisURL: "redis://r:6379/2"}))
+	require.NoError(t, err)
+	assert.Equal(t, ":9999", cfg.Listen)
+	require.Len(t, cfg.Routes, 2)
+	assert.Equal(t, "/api/", cfg.Routes[0].Path)
+	assert.Equal(t, "127.0.0.1:9001", cfg.Routes[0].Upstream.Host, "${UP} expanded from the environment")
+	assert.Equal(t, "redis://r:6379/2", cfg.Redis.URL, "env overrides the default")
+	assert.Equal(t, 40*time.Millisecond, cfg.Scorer.Timeout)
+	assert.Equal(t, config.FailClosed, cfg.Scorer.FailMode)
+	assert.Equal(t, 0.7, cfg.BlockAt)
+	assert.Equal(t, 0.4, cfg.ThrottleAt)
+	assert.Equal(t, 3*time.Second, cfg.BanTTL)
+	require.Len(t, cfg.TrustedProxies, 3)
+	assert.Equal(t, "127.0.0.2/32", cfg.TrustedProxies[0].String())
+	assert.Equal(t, "10.0.0.0/8", cfg.TrustedProxies[1].String(), "IPv4-mapped prefixes are unmapped")
+	assert.Equal(t, "192.168.1.7/32", cfg.TrustedProxies[2].String())
+}
+
+func TestDefaultsWithUpstreamFromEnv(t *testing.T) {
+	cfg, err := config.Parse(nil, env(map[string]string{
+		config.EnvUpstreamURL: "http://shop:9000", config.EnvTrustedProxies: "10.0.0.0/8, 127.0.0.1",
+		config.EnvGatewayID: "gw-7",
+	}))
+	require.NoError(t, err)
+	require.Len(t, cfg.Routes, 1)
+	assert.Equal(t, "/", cfg.Routes[0].Path)
+	assert.Equal(t, "shop:9000", cfg.Routes[0].Upstream.Host)
+	assert.Len(t, cfg.TrustedProxies, 2)
+	assert.Equal(t, "gw-7", cfg.GatewayID)
+	assert.Equal(t, 0.8, cfg.BlockAt)
+	assert.Equal(t, 50*time.Millisecond, cfg.Scorer.Timeout)
+}
+
+func TestParseBad(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want []string // every message must appear
+	}{
+		{"unknown key", "routes: [{path: /, upstream: http://u}]\nbogus: 1\nscorer: {extra: 2}\n", []string{"bogus: unknown key (line 2)", "scorer.extra: unknown key"}},
+		{"unknown key in a route", "routes: [{path: /, upstream: http://u, target: x}]\n", []string{"routes[0].target: unknown key"}},
+		{"invalid duration", "routes: [{path: /, upstream: http://u}]\nscorer: {timeout: 5x}\nban_ttl: soon\n", []string{`scorer.timeout: invalid duration "5x"`, `ban_ttl: invalid duration "soon"`}},
+		{"invalid CIDR", "routes: [{path: /, upstream: http://u}]\ntrusted_proxies: [10.0.0.0/33]\n", []string{`trusted_proxies[0]: invalid CIDR or address "10.0.0.0/33"`}},
+		{"missing upstream", "routes: [{path: /api/}]\n", []string{"routes[0].upstream: missing"}},
+		{"no routes", "listen: \":1\"\n", []string{"routes: at least one route is required"}},
+		{"bad route path and scheme", "routes: [{path: api/, upstream: http://u}, {path: /x, upstream: ftp://x}]\n", []string{`routes[0].path: must start with '/'`, "routes[1].upstream: must be an absolute http or https URL"}},
+		{"bad thresholds and fail mode", "routes: [{path: /, upstream: http://u}]\nthresholds: {block: 1.5, throttle: 0}\nredis: {fail_mode: maybe}\n", []string{"thresholds.block", "thresholds.throttle", `redis.fail_mode: must be "open" or "closed"`}},
+		{"not yaml", "routes: [", []string{"config:"}},
+		{"wrong type", "routes: 7\n", []string{"config:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.doc), env(nil))
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"), env(nil))
+	require.Error(t, err)
+	p := filepath.Join(t.TempDir(), "ok.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("routes: [{path: /, upstream: http://u:1}]\n"), 0o600))
+	cfg, err := config.Load(p, env(nil))
+	require.NoError(t, err)
+	assert.Len(t, cfg.Routes, 1)
+}

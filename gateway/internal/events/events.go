@@ -1,0 +1,254 @@
+// Package events takes security events off the request path: Publish never
+// blocks, and two background loops write them in batches to MongoDB
+// (bulwark.events, idempotent by _id) and to a capped Redis Stream for live
+// consumers. A failed MongoDB batch is kept and retried with backoff, in
+// order, until it lands.
+package events
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+// Options tunes a Sink.
+type Options struct {
+	QueueSize     int
+	BatchSize     int
+	FlushInterval time.Duration
+	StreamMaxLen  int64
+}
+
+// Sink fans events out to MongoDB and the Redis Stream.
+type Sink struct {
+	coll   *mongo.Collection
+	rdb    redis.UniversalClient
+	stream string
+	opt    Options
+	log    *slog.Logger
+
+	toMongo  chan wire.Event
+	toStream chan wire.Event
+
+	dropped atomic.Int64
+	written atomic.Int64
+}
+
+// NewSink returns a sink; call Run to start its loops.
+func NewSink(coll *mongo.Collection, rdb redis.UniversalClient, prefix string, opt Options, log *slog.Logger) (*Sink, error) {
+	if coll == nil || rdb == nil || log == nil {
+		return nil, errors.New("events: nil collection, redis client or logger")
+	}
+	if opt.QueueSize < 1 || opt.BatchSize < 1 || opt.FlushInterval <= 0 || opt.StreamMaxLen < 1 {
+		return nil, fmt.Errorf("events: invalid options %+v", opt)
+	}
+	return &Sink{
+		coll: coll, rdb: rdb, stream: wire.StreamKey(prefix), opt: opt, log: log,
+		toMongo:  make(chan wire.Event, opt.QueueSize),
+		toStream: make(chan wire.Event, opt.QueueSize),
+	}, nil
+}
+
+// NewID returns a unique, time-ordered event id.
+func NewID(now time.Time) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return strconv.FormatInt(now.UnixMilli(), 36) + "-" + hex.EncodeToString(b[:])
+}
+
+// Publish queues ev without blocking. If a queue is full the event is
+// counted as dropped for that destination.
+func (s *Sink) Publish(ev wire.Event) {
+	select {
+	case s.toMongo <- ev:
+	default:
+		s.dropped.Add(1)
+	}
+	select {
+	case s.toStream <- ev:
+	default:
+	}
+}
+
+// Dropped is the number of events refused because the MongoDB queue was full.
+func (s *Sink) Dropped() int64 { return s.dropped.Load() }
+
+// Written is the number of events stored in MongoDB.
+func (s *Sink) Written() int64 { return s.written.Load() }
+
+// Run writes events until ctx ends, then flushes what is queued (for at most
+// a few seconds) and returns.
+func (s *Sink) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.streamLoop(ctx)
+	}()
+	s.mongoLoop(ctx)
+	<-done
+	return nil
+}
+
+func (s *Sink) mongoLoop(ctx context.Context) {
+	var pending []wire.Event
+	tick := time.NewTicker(s.opt.FlushInterval)
+	defer tick.Stop()
+	backoff := time.Duration(0)
+	var retryAt time.Time
+	flush := func(ctx context.Context) {
+		for len(pending) > 0 {
+			n := min(len(pending), s.opt.BatchSize)
+			if err := s.insert(ctx, pending[:n]); err != nil {
+				backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+				retryAt = time.Now().Add(backoff)
+				s.log.Warn("event write failed", "err", err, "pending", len(pending), "retry_in", backoff)
+				return
+			}
+			backoff = 0
+			s.written.Add(int64(n))
+			pending = pending[n:]
+		}
+		pending = nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			// Drain what is queued and give MongoDB a last chance.
+			for {
+				select {
+				case ev := <-s.toMongo:
+					pending = append(pending, ev)
+					continue
+				default:
+				}
+				break
+			}
+			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			flush(fctx)
+			cancel()
+			if len(pending) > 0 {
+				s.log.Error("events not written at shutdown", "count", len(pending))
+			}
+			return
+		case ev := <-s.toMongo:
+			pending = append(pending, ev)
+			if len(pending) >= s.opt.BatchSize && time.Now().After(retryAt) {
+				flush(ctx)
+			}
+		case <-tick.C:
+			if time.Now().After(retryAt) {
+				flush(ctx)
+			}
+		}
+	}
+}
+
+// insert writes one batch. Documents already present (same _id, from a batch
+// that landed but whose reply was lost) are not an error.
+func (s *Sink) insert(ctx context.Context, batch []wire.Event) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := s.coll.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
+	if err == nil || onlyDuplicates(err) {
+		return nil
+	}
+	return err
+}
+
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Sink) streamLoop(ctx context.Context) {
+	batch := make([]wire.Event, 0, 64)
+	send := func() {
+		if len(batch) == 0 {
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := s.rdb.Pipelined(sctx, func(p redis.Pipeliner) error {
+			for _, ev := range batch {
+				b, err := json.Marshal(ev)
+				if err != nil {
+					continue
+				}
+				p.XAdd(sctx, &redis.XAddArgs{
+					Stream: s.stream, MaxLen: s.opt.StreamMaxLen, Approx: true,
+					Values: []any{wire.StreamField, b},
+				})
+			}
+			return nil
+		})
+		if err != nil {
+			// The stream is a live view; history is in MongoDB.
+			s.log.Warn("event stream publish failed", "err", err, "count", len(batch))
+		}
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case ev := <-s.toStream:
+					batch = append(batch, ev)
+					continue
+				default:
+				}
+				break
+			}
+			send()
+			return
+		case ev := <-s.toStream:
+			batch = append(batch, ev)
+		drain:
+			for len(batch) < cap(batch) {
+				select {
+				case ev := <-s.toStream:
+					batch = append(batch, ev)
+				default:
+					break drain
+				}
+			}
+			send()
+		}
+	}
+}
+
+// EnsureIndexes creates the indexes every history query relies on, and a
+// TTL index that removes events older than retention.
+func EnsureIndexes(ctx context.Context, coll *mongo.Collection, retention time.Duration) error {
+	_, err := coll.Indexes().CreateMany(ctx, []mongo.IndexModel{
+		{Keys: bson.D{{Key: "ts", Value: 1}}, Options: options.Index().SetName("ts_ttl").SetExpireAfterSeconds(int32(retention.Seconds()))},
+		{Keys: bson.D{{Key: "ip", Value: 1}, {Key: "ts", Value: -1}}, Options: options.Index().SetName("ip_ts")},
+		{Keys: bson.D{{Key: "type", Value: 1}, {Key: "ts", Value: -1}}, Options: options.Index().SetName("type_ts")},
+	})
+	if err != nil {
+		return fmt.Errorf("create event indexes: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+// Package proxy forwards requests to upstreams: longest-prefix routing on
+// path-segment boundaries over a cleaned path, httputil.ReverseProxy on one
+// pooled transport, hop-by-hop headers stripped, X-Forwarded-* set from the
+// gateway's own idea of the client, redirects passed through untouched, and
+// upstream failures rendered as 502/504 JSON without internal details.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"path"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Route maps a path prefix to an upstream.
+type Route struct {
+	Path     string
+	Upstream *url.URL
+}
+
+// ClientIP tells the proxy which address to report in X-Forwarded-For.
+type ClientIP func(*http.Request) string
+
+// Proxy is an http.Handler that routes and forwards.
+type Proxy struct {
+	routes   []Route // longest path first
+	clientIP ClientIP
+	rp       *httputil.ReverseProxy
+}
+
+type routeKey struct{}
+
+// New builds a proxy over routes. clientIP must not be nil.
+func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
+	if len(routes) == 0 {
+		return nil, errors.New("proxy: no routes")
+	}
+	if clientIP == nil || log == nil {
+		return nil, errors.New("proxy: nil client IP function or logger")
+	}
+	rs := make([]Route, len(routes))
+	copy(rs, routes)
+	for i, r := range rs {
+		if r.Upstream == nil || !strings.HasPrefix(r.Path, "/") {
+			return nil, fmt.Errorf("proxy: route %d: invalid path %q or nil upstream", i, r.Path)
+		}
+	}
+	sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].Path) > len(rs[j].Path) })
+
+	tr := &http.Transport{
+		Proxy:                 nil, // never send client traffic through an environment proxy
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	p := &Proxy{routes: rs, clientIP: clientIP}
+	p.rp = &httputil.ReverseProxy{
+		Transport: tr,
+		Rewrite:   p.rewrite,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			status, msg := http.StatusBadGateway, "Bad Gateway"
+			var nerr net.Error
+			if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()) {
+				status, msg = http.StatusGatewayTimeout, "Gateway Timeout"
+			}
+			if errors.Is(r.Context().Err(), context.Canceled) {
+				status = 499 // the client went away; nobody reads this
+			}
+			log.Warn("upstream failed", "path", r.URL.Path, "err", err, "status", status)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			_, _ = fmt.Fprintf(w, `{"error":%q}`+"\n", msg)
+		},
+	}
+	return p, nil
+}
+
+// Match returns the route for a request path, after cleaning it, or false.
+func (p *Proxy) Match(reqPath string) (Route, bool) {
+	clean := CleanPath(reqPath)
+	for _, r := range p.routes {
+		if matches(r.Path, clean) {
+			return r, true
+		}
+	}
+	return Route{}, false
+}
+
+// matches reports whether a cleaned path falls under a route prefix on a
+// segment boundary: "/api/" takes "/api/x" but not "/api" or "/apix";
+// "/svc" takes "/svc" and "/svc/a" but not "/svcx".
+func matches(prefix, clean string) bool {
+	if strings.HasSuffix(prefix, "/") {
+		return strings.HasPrefix(clean, prefix)
+	}
+	return clean == prefix || strings.HasPrefix(clean, prefix+"/")
+}
+
+// CleanPath resolves dot segments (also percent-encoded ones, which the URL
+// parser has already decoded into Path) and duplicate slashes, so a request
+// can never escape the route it matched.
+func CleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
+// ServeHTTP forwards r to its route's upstream, or answers 404 JSON.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	route, ok := p.Match(r.URL.Path)
+	if !ok {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"error":"No matching route found"}` + "\n"))
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, route))
+	p.rp.ServeHTTP(w, r)
+}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	route, _ := pr.In.Context().Value(routeKey{}).(Route)
+	clean := CleanPath(pr.In.URL.Path)
+	pr.Out.URL.Path = clean
+	pr.Out.URL.RawPath = ""
+	pr.SetURL(route.Upstream) // joins the upstream's base path; Host becomes the upstream's
+	// The forwarding chain is rebuilt from the gateway's decision about the
+	// client, never copied from what the client sent.
+	pr.Out.Header.Del("Forwarded")
+	pr.Out.Header.Set("X-Forwarded-For", p.clientIP(pr.In))
+	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	proto := "http"
+	if pr.In.TLS != nil {
+		proto = "https"
+	}
+	pr.Out.Header.Set("X-Forwarded-Proto", proto)
+}

@@ -1,0 +1,158 @@
+package proxy_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
+)
+
+type recorded struct {
+	method, uri, host, xff, xfh, body string
+	hasConnHdr                        bool
+}
+
+func upstream(t *testing.T, name string, got chan<- recorded) *url.URL {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- recorded{r.Method, r.RequestURI, r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Host"), string(b), r.Header.Get("X-Hop") != ""}
+		if r.URL.Path == "/api/redirect" {
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+			return
+		}
+		w.Header().Add("Set-Cookie", "a=1")
+		w.Header().Add("Set-Cookie", "b=2")
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = w.Write([]byte(name))
+	}))
+	t.Cleanup(srv.Close)
+	u, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	return u
+}
+
+func TestProxy(t *testing.T) {
+	got := make(chan recorded, 16)
+	u1, u2 := upstream(t, "u1", got), upstream(t, "u2", got)
+	p, err := proxy.New([]proxy.Route{{Path: "/api/", Upstream: u1}, {Path: "/api/v2/", Upstream: u2}, {Path: "/svc", Upstream: u2}},
+		func(*http.Request) string { return "203.0.113.9" }, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	gw := httptest.NewServer(p)
+	defer gw.Close()
+
+	do := func(method, path, body string, hdr map[string]string) *http.Response {
+		req, err := http.NewRequest(method, gw.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		require.NoError(t, err)
+		return resp
+	}
+
+	t.Run("longest prefix, status, body and repeated headers kept", func(t *testing.T) {
+		resp := do("POST", "/api/v2/users?a=1&a=2", "hello", map[string]string{"X-Forwarded-For": "6.6.6.6", "Connection": "X-Hop", "X-Hop": "1"})
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		assert.Equal(t, http.StatusTeapot, resp.StatusCode)
+		assert.Equal(t, "u2", string(b))
+		assert.Equal(t, []string{"a=1", "b=2"}, resp.Header.Values("Set-Cookie"))
+		r := <-got
+		assert.Equal(t, "POST", r.method)
+		assert.Equal(t, "/api/v2/users?a=1&a=2", r.uri)
+		assert.Equal(t, u2.Host, r.host)
+		assert.Equal(t, "203.0.113.9", r.xff, "the chain is the gateway's, not the client's")
+		assert.Equal(t, "hello", r.body)
+		assert.False(t, r.hasConnHdr, "headers named in Connection are hop-by-hop")
+	})
+	t.Run("shorter prefix", func(t *testing.T) {
+		resp := do("GET", "/api/users", "", nil)
+		resp.Body.Close()
+		assert.Equal(t, "/api/users", (<-got).uri)
+	})
+	t.Run("redirects are passed through", func(t *testing.T) {
+		resp := do("GET", "/api/redirect", "", nil)
+		resp.Body.Close()
+		<-got
+		assert.Equal(t, http.StatusFound, resp.StatusCode)
+		assert.Equal(t, "/elsewhere", resp.Header.Get("Location"))
+	})
+	t.Run("no match is 404 json", func(t *testing.T) {
+		for _, path := range []string{"/apix", "/api", "/svcx", "/"} {
+			resp := do("GET", path, "", nil)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusNotFound, resp.StatusCode, path)
+			assert.JSONEq(t, `{"error":"No matching route found"}`, string(b), path)
+		}
+	})
+	t.Run("segment boundary without trailing slash", func(t *testing.T) {
+		resp := do("GET", "/svc/a", "", nil)
+		resp.Body.Close()
+		assert.Equal(t, "/svc/a", (<-got).uri)
+	})
+	t.Run("dot segments cannot escape the route", func(t *testing.T) {
+		resp := do("GET", "/api/..%2f..%2fsvc/x", "", nil)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			r := <-got
+			assert.True(t, strings.HasPrefix(r.uri, "/api/") || strings.HasPrefix(r.uri, "/svc"), r.uri)
+		}
+		resp = do("GET", "/api/v2/../x", "", nil)
+		resp.Body.Close()
+		assert.Equal(t, "/api/x", (<-got).uri)
+	})
+}
+
+func TestUpstreamDown(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	u, _ := url.Parse(srv.URL)
+	srv.Close() // nothing listens there now
+	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	assert.Equal(t, http.StatusBadGateway, rec.Code)
+	assert.JSONEq(t, `{"error":"Bad Gateway"}`, rec.Body.String())
+	assert.NotContains(t, rec.Body.String(), u.Host)
+}
+
+func TestCleanPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "/", "/": "/", "//a//b": "/a/b", "/a/../../b": "/b", "/a/./b/": "/a/b/", "a": "/a", "/api/../text": "/text",
+	} {
+		assert.Equal(t, want, proxy.CleanPath(in), in)
+	}
+}
+
+func FuzzCleanPath(f *testing.F) {
+	for _, s := range []string{"/api/../x", "//a", "/./", "/a/b/../../..", "/%2e%2e/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		c := proxy.CleanPath(in)
+		if !strings.HasPrefix(c, "/") {
+			t.Fatalf("%q cleaned to %q: not absolute", in, c)
+		}
+		for _, seg := range strings.Split(c, "/") {
+			if seg == ".." || seg == "." {
+				t.Fatalf("%q cleaned to %q: dot segment left", in, c)
+			}
+		}
+		if strings.Contains(c, "//") {
+			t.Fatalf("%q cleaned to %q: empty segment left", in, c)
+		}
+		if proxy.CleanPath(c) != c {
+			t.Fatalf("not idempotent: %q -> %q -> %q", in, c, proxy.CleanPath(c))
+		}
+	})
+}

@@ -1,0 +1,95 @@
+// Package realip decides, in one place and from configuration, which address
+// a request comes from. The TCP peer is the client unless it is a trusted
+// proxy; only then are X-Forwarded-For (walked from the right, skipping
+// trusted hops) and X-Real-IP believed. Every layer of the gateway (counts,
+// bans, scores, events) uses this one answer.
+package realip
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// Resolver finds client addresses. The zero value trusts nobody.
+type Resolver struct {
+	trusted []netip.Prefix
+}
+
+// New returns a Resolver that believes forwarding headers only from peers
+// inside trusted.
+func New(trusted []netip.Prefix) *Resolver {
+	return &Resolver{trusted: trusted}
+}
+
+// IP returns the client address of r. It never fails: a peer address that
+// cannot be parsed yields the zero Addr, which callers treat as unknown.
+func (res *Resolver) IP(r *http.Request) netip.Addr {
+	peer := parseAddr(r.RemoteAddr)
+	if !res.isTrusted(peer) {
+		return peer
+	}
+	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+		hops := strings.Split(strings.Join(xff, ","), ",")
+		// Walk from the right: the nearest hop we do not trust is the client.
+		// Anything left of it was written by the client and proves nothing.
+		for i := len(hops) - 1; i >= 0; i-- {
+			a := parseAddr(strings.TrimSpace(hops[i]))
+			if !a.IsValid() {
+				return peer // a garbled chain: fall back to what we saw
+			}
+			if !res.isTrusted(a) || i == 0 {
+				return a
+			}
+		}
+	}
+	if xr := strings.TrimSpace(r.Header.Get("X-Real-IP")); xr != "" {
+		if a := parseAddr(xr); a.IsValid() {
+			return a
+		}
+	}
+	return peer
+}
+
+// Extractor adapts the resolver to echo's IPExtractor signature.
+func (res *Resolver) Extractor(r *http.Request) string {
+	a := res.IP(r)
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func (res *Resolver) isTrusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range res.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAddr accepts "ip", "ip:port", "[ipv6]:port" and "[ipv6]", drops any
+// IPv6 zone, and unmaps IPv4-mapped IPv6.
+func parseAddr(s string) netip.Addr {
+	if s == "" {
+		return netip.Addr{}
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.WithZone("").Unmap()
+	}
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
+	} else {
+		s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.WithZone("").Unmap()
+}

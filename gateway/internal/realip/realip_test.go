@@ -1,0 +1,78 @@
+package realip_test
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
+)
+
+func TestIP(t *testing.T) {
+	res := realip.New([]netip.Prefix{
+		netip.MustParsePrefix("127.0.0.2/32"),
+		netip.MustParsePrefix("10.0.0.0/8"),
+	})
+	tests := []struct {
+		name   string
+		peer   string
+		xff    []string
+		realIP string
+		want   string
+	}{
+		{"untrusted peer ignores xff", "127.0.0.9:1234", []string{"1.2.3.4"}, "", "127.0.0.9"},
+		{"untrusted peer ignores x-real-ip", "127.0.0.9:1234", nil, "1.2.3.4", "127.0.0.9"},
+		{"trusted peer uses xff", "127.0.0.2:1234", []string{"1.2.3.4"}, "", "1.2.3.4"},
+		{"rightmost untrusted hop wins", "127.0.0.2:1", []string{"6.6.6.6, 1.2.3.4, 10.1.1.1"}, "", "1.2.3.4"},
+		{"repeated xff headers join", "127.0.0.2:1", []string{"6.6.6.6", "1.2.3.4"}, "", "1.2.3.4"},
+		{"all hops trusted gives leftmost", "127.0.0.2:1", []string{"10.0.0.1, 10.0.0.2"}, "", "10.0.0.1"},
+		{"garbled chain falls back to peer", "127.0.0.2:1", []string{"1.2.3.4, nonsense"}, "", "127.0.0.2"},
+		{"x-real-ip from trusted peer", "127.0.0.2:1", nil, "5.6.7.8", "5.6.7.8"},
+		{"xff hop with port", "127.0.0.2:1", []string{"1.2.3.4:5678"}, "", "1.2.3.4"},
+		{"ipv6 peer", "[2001:db8::1]:443", nil, "", "2001:db8::1"},
+		{"ipv4-mapped peer is unmapped", "[::ffff:127.0.0.9]:80", nil, "", "127.0.0.9"},
+		{"ipv4-mapped trusted peer", "[::ffff:127.0.0.2]:80", []string{"[2001:db8::7]"}, "", "2001:db8::7"},
+		{"no headers", "127.0.0.2:1", nil, "", "127.0.0.2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.peer
+			for _, v := range tt.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if tt.realIP != "" {
+				r.Header.Set("X-Real-IP", tt.realIP)
+			}
+			assert.Equal(t, tt.want, res.IP(r).String())
+		})
+	}
+}
+
+func TestUnparseablePeer(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "not-an-address"
+	assert.False(t, realip.New(nil).IP(r).IsValid())
+	assert.Equal(t, "", realip.New(nil).Extractor(r))
+}
+
+func FuzzIP(f *testing.F) {
+	res := realip.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	f.Add("127.0.0.1:1", "1.2.3.4, 5.6.7.8", "9.9.9.9")
+	f.Add("[::1]:1", "[::ffff:1.2.3.4]", "")
+	f.Fuzz(func(t *testing.T, peer, xff, realIP string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", xff)
+		r.Header.Set("X-Real-IP", realIP)
+		a := res.IP(r)
+		if a.IsValid() && a.Is4In6() {
+			t.Fatalf("mapped address leaked: %v", a)
+		}
+		if a.IsValid() && a.Zone() != "" {
+			t.Fatalf("zone leaked: %v", a)
+		}
+	})
+}

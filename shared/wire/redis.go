@@ -1,0 +1,40 @@
+package wire
+
+import "strconv"
+
+// The gateways publish live data to Redis and the dashboard reads it; these
+// key names are the contract between them. Every key starts with the
+// deployment's prefix (default "bw:").
+//
+//   - StreamKey: a capped Redis Stream; each entry has one field, StreamField,
+//     holding one Event as JSON.
+//   - StatsKey(sec): a hash per Unix second whose fields (StatRequests, ...)
+//     are summed over every gateway with HINCRBY; it expires after
+//     StatsRetentionSeconds.
+//   - StatsTotalKey: the same fields, summed over all time.
+
+// StreamField is the stream entry field that holds the Event JSON.
+const StreamField = "event"
+
+// Stats hash fields.
+const (
+	StatRequests  = "requests"
+	StatAllowed   = "allowed"
+	StatThrottled = "throttled"
+	StatBlocked   = "blocked"
+	StatBans      = "bans"
+)
+
+// StatsRetentionSeconds is how long per-second stats hashes live.
+const StatsRetentionSeconds = 900
+
+// StreamKey names the live event stream.
+func StreamKey(prefix string) string { return prefix + "events" }
+
+// StatsKey names the stats hash of one Unix second.
+func StatsKey(prefix string, sec int64) string {
+	return prefix + "stats:" + strconv.FormatInt(sec, 10)
+}
+
+// StatsTotalKey names the all-time stats hash.
+func StatsTotalKey(prefix string) string { return prefix + "stats:total" }
