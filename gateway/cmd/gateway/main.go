@@ -154,7 +154,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 }
 
 // ensureIndexes retries until MongoDB is reachable: the gateway serves
-// traffic meanwhile and events wait in the sink's queue.
+// traffic meanwhile and events wait in the sink's queue. Where the server
+// has no TTL indexes it then sweeps expired events itself.
 func ensureIndexes(ctx context.Context, coll *mongo.Collection, retention time.Duration, log *slog.Logger) {
 	wait := 500 * time.Millisecond
 	for {
@@ -164,6 +165,11 @@ func ensureIndexes(ctx context.Context, coll *mongo.Collection, retention time.D
 		if err == nil {
 			return
 		}
+		if errors.Is(err, events.ErrNoTTL) {
+			log.Info("no TTL index support: sweeping expired events every 10 minutes")
+			sweep(ctx, coll, retention, log)
+			return
+		}
 		log.Warn("event indexes not created yet", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
@@ -171,5 +177,24 @@ func ensureIndexes(ctx context.Context, coll *mongo.Collection, retention time.D
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+func sweep(ctx context.Context, coll *mongo.Collection, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if n, err := events.Sweep(sctx, coll, retention, time.Now()); err != nil {
+			log.Warn("event sweep failed", "err", err)
+		} else if n > 0 {
+			log.Info("expired events removed", "count", n)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

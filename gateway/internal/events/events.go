@@ -239,16 +239,50 @@ func (s *Sink) streamLoop(ctx context.Context) {
 	}
 }
 
-// EnsureIndexes creates the indexes every history query relies on, and a
-// TTL index that removes events older than retention.
+// ErrNoTTL reports a server without TTL indexes (FerretDB v1): the caller
+// must remove old events itself with Sweep.
+var ErrNoTTL = errors.New("events: server has no TTL indexes")
+
+// EnsureIndexes creates the indexes every history query relies on (ip+ts,
+// type+ts, ts) and makes the ts index a TTL index that removes events older
+// than retention. On a server without TTL indexes the ts index is plain and
+// ErrNoTTL is returned.
 func EnsureIndexes(ctx context.Context, coll *mongo.Collection, retention time.Duration) error {
-	_, err := coll.Indexes().CreateMany(ctx, []mongo.IndexModel{
-		{Keys: bson.D{{Key: "ts", Value: 1}}, Options: options.Index().SetName("ts_ttl").SetExpireAfterSeconds(int32(retention.Seconds()))},
+	// One index per command: FerretDB v1 fails a createIndexes that lists
+	// several indexes when some of them already exist.
+	for _, m := range []mongo.IndexModel{
 		{Keys: bson.D{{Key: "ip", Value: 1}, {Key: "ts", Value: -1}}, Options: options.Index().SetName("ip_ts")},
 		{Keys: bson.D{{Key: "type", Value: 1}, {Key: "ts", Value: -1}}, Options: options.Index().SetName("type_ts")},
+	} {
+		if _, err := coll.Indexes().CreateOne(ctx, m); err != nil {
+			return fmt.Errorf("create event indexes: %w", err)
+		}
+	}
+	_, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "ts", Value: 1}},
+		Options: options.Index().SetName("ts").SetExpireAfterSeconds(int32(retention.Seconds())),
 	})
+	var ce mongo.CommandError
+	if errors.As(err, &ce) && ce.Code == 238 { // NotImplemented
+		if _, err := coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys: bson.D{{Key: "ts", Value: 1}}, Options: options.Index().SetName("ts"),
+		}); err != nil {
+			return fmt.Errorf("create event ts index: %w", err)
+		}
+		return ErrNoTTL
+	}
 	if err != nil {
-		return fmt.Errorf("create event indexes: %w", err)
+		return fmt.Errorf("create event TTL index: %w", err)
 	}
 	return nil
+}
+
+// Sweep deletes events older than retention; it stands in for the TTL index
+// where the server has none.
+func Sweep(ctx context.Context, coll *mongo.Collection, retention time.Duration, now time.Time) (int64, error) {
+	res, err := coll.DeleteMany(ctx, bson.D{{Key: "ts", Value: bson.D{{Key: "$lt", Value: now.Add(-retention)}}}})
+	if err != nil {
+		return 0, fmt.Errorf("sweep events: %w", err)
+	}
+	return res.DeletedCount, nil
 }

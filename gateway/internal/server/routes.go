@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 )
@@ -40,7 +39,7 @@ func New(cfg *config.Config, d Deps) (*echo.Echo, error) {
 
 	p := &pipeline{cfg: cfg, d: d}
 	protected := e.Group("",
-		middleware.RequestID(), // 1. X-Request-ID, echoed to the client and the upstream
+		requestID,              // 1. X-Request-ID, echoed to the client and the upstream
 		p.accessLog,            // 2. one log line per request
 		p.observe,              // 3. bans, then one Redis round trip for the counts
 		p.score,                // 4. the scorer's verdict (or the fail-mode fallback)

@@ -1,0 +1,88 @@
+// Package testenv gives integration tests the real servers `make test`
+// starts: Redis from BULWARK_TEST_REDIS_URL and a MongoDB wire-protocol
+// server from BULWARK_TEST_MONGO_URI. Each test gets its own key prefix or
+// database and cleans it up; nothing else on the server is touched. Without
+// the variables a test skips, unless CI is set, in which case it fails.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+func need(t testing.TB, name string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set: run the tests with `make test`", name)
+		}
+		t.Skipf("%s is not set: run the tests with `make test`", name)
+	}
+	return v
+}
+
+// Namespace returns a fresh unique name for keys, databases or streams.
+func Namespace(t testing.TB) string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return "t" + hex.EncodeToString(b)
+}
+
+// RedisURL returns the test Redis URL.
+func RedisURL(t testing.TB) string { return need(t, "BULWARK_TEST_REDIS_URL") }
+
+// MongoURI returns the test MongoDB URI.
+func MongoURI(t testing.TB) string { return need(t, "BULWARK_TEST_MONGO_URI") }
+
+// Redis returns a client for the test server and a key prefix unique to the
+// test. Keys under the prefix are deleted when the test ends.
+func Redis(t testing.TB) (*redis.Client, string) {
+	t.Helper()
+	opt, err := redis.ParseURL(RedisURL(t))
+	if err != nil {
+		t.Fatalf("BULWARK_TEST_REDIS_URL: %v", err)
+	}
+	rdb := redis.NewClient(opt)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("redis ping: %v", err)
+	}
+	prefix := Namespace(t) + ":"
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			rdb.Del(ctx, iter.Val())
+		}
+		_ = rdb.Close()
+	})
+	return rdb, prefix
+}
+
+// Mongo returns a database unique to the test, dropped when it ends.
+func Mongo(t testing.TB) *mongo.Database {
+	t.Helper()
+	client, err := mongo.Connect(options.Client().ApplyURI(MongoURI(t)).SetTimeout(10 * time.Second))
+	if err != nil {
+		t.Fatalf("mongo connect: %v", err)
+	}
+	db := client.Database(Namespace(t))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = db.Drop(ctx)
+		_ = client.Disconnect(ctx)
+	})
+	return db
+}

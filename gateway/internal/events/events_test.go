@@ -1,0 +1,130 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/events"
+	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+func TestEnsureIndexesAndRetention(t *testing.T) {
+	t.Parallel()
+	coll := testenv.Mongo(t).Collection("events")
+	ctx := context.Background()
+	err := events.EnsureIndexes(ctx, coll, 48*time.Hour)
+	if err != nil {
+		require.ErrorIs(t, err, events.ErrNoTTL)
+	}
+	ttlSupported := err == nil
+	err2 := events.EnsureIndexes(ctx, coll, 48*time.Hour)
+	assert.Equal(t, err, err2, "idempotent at every start")
+
+	cur, err := coll.Indexes().List(ctx)
+	require.NoError(t, err)
+	var specs []bson.M
+	require.NoError(t, cur.All(ctx, &specs))
+	names := []string{}
+	var ttl any
+	for _, s := range specs {
+		names = append(names, s["name"].(string))
+		if s["name"] == "ts" {
+			ttl = s["expireAfterSeconds"]
+		}
+	}
+	sort.Strings(names)
+	assert.Equal(t, []string{"_id_", "ip_ts", "ts", "type_ts"}, names)
+	if ttlSupported {
+		assert.EqualValues(t, 48*3600, ttl)
+	} else {
+		t.Log("server has no TTL indexes: retention is enforced by Sweep")
+	}
+
+	// Sweep removes exactly what is older than the retention.
+	now := time.Now().UTC()
+	_, err = coll.InsertMany(ctx, []wire.Event{
+		{ID: "old", TS: now.Add(-49 * time.Hour), Type: wire.EventBan},
+		{ID: "new", TS: now.Add(-47 * time.Hour), Type: wire.EventBan},
+	})
+	require.NoError(t, err)
+	n, err := events.Sweep(ctx, coll, 48*time.Hour, now)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n)
+	left, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: "new"}})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), left)
+}
+
+func TestSinkWritesMongoAndStream(t *testing.T) {
+	t.Parallel()
+	coll := testenv.Mongo(t).Collection("events")
+	rdb, prefix := testenv.Redis(t)
+	sink, err := events.NewSink(coll, rdb, prefix, events.Options{QueueSize: 100, BatchSize: 3, FlushInterval: 20 * time.Millisecond, StreamMaxLen: 1000}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(ctx) }()
+
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var sent []wire.Event
+	for i := range 7 {
+		ev := wire.Event{ID: events.NewID(now), TS: now.Add(time.Duration(i) * time.Millisecond), Type: wire.EventBan, IP: "203.0.113.1", Score: 0.9,
+			Reasons: []wire.Reason{{Feature: "burst", Value: 30, Contribution: 0.9}}}
+		sent = append(sent, ev)
+		sink.Publish(ev)
+	}
+	sink.Publish(sent[0]) // a duplicate (a retried batch) never creates a second document
+
+	require.Eventually(t, func() bool {
+		n, err := coll.CountDocuments(context.Background(), bson.D{})
+		return err == nil && n == 7 && sink.Written() >= 7
+	}, 10*time.Second, 20*time.Millisecond)
+
+	var got wire.Event
+	require.NoError(t, coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: sent[3].ID}}).Decode(&got))
+	assert.Equal(t, sent[3].TS, got.TS.UTC())
+	assert.Equal(t, sent[3].Reasons, got.Reasons)
+
+	require.Eventually(t, func() bool {
+		n, err := rdb.XLen(context.Background(), wire.StreamKey(prefix)).Result()
+		return err == nil && n == 8
+	}, 5*time.Second, 20*time.Millisecond)
+	msgs, err := rdb.XRange(context.Background(), wire.StreamKey(prefix), "-", "+").Result()
+	require.NoError(t, err)
+	var first wire.Event
+	require.NoError(t, json.Unmarshal([]byte(msgs[0].Values[wire.StreamField].(string)), &first))
+	assert.Equal(t, sent[0].ID, first.ID)
+
+	cancel()
+	require.NoError(t, <-done)
+	assert.Zero(t, sink.Dropped())
+}
+
+func TestPublishNeverBlocks(t *testing.T) {
+	t.Parallel()
+	coll := testenv.Mongo(t).Collection("events")
+	rdb, prefix := testenv.Redis(t)
+	sink, err := events.NewSink(coll, rdb, prefix, events.Options{QueueSize: 2, BatchSize: 1, FlushInterval: time.Second, StreamMaxLen: 100}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	// Not running: the queue fills, and the rest is counted, not waited for.
+	for range 5 {
+		sink.Publish(wire.Event{ID: events.NewID(time.Now())})
+	}
+	assert.Equal(t, int64(3), sink.Dropped())
+}
+
+func TestNewIDIsUniqueAndOrdered(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	a, b := events.NewID(t0), events.NewID(t0)
+	assert.NotEqual(t, a, b)
+	assert.Less(t, events.NewID(t0), events.NewID(t0.Add(time.Hour)))
+}
