@@ -39,11 +39,11 @@ func New(cfg *config.Config, d Deps) (*echo.Echo, error) {
 
 	p := &pipeline{cfg: cfg, d: d}
 	protected := e.Group("",
-		requestID,              // 1. X-Request-ID, echoed to the client and the upstream
-		p.accessLog,            // 2. one log line per request
-		p.observe,              // 3. bans, then one Redis round trip for the counts
-		p.score,                // 4. the scorer's verdict (or the fail-mode fallback)
-		p.enforce,              // 5. block and ban / throttle / pass (shadow mode only records)
+		requestID,   // 1. X-Request-ID, echoed to the client and the upstream
+		p.accessLog, // 2. one log line per request
+		p.observe,   // 3. bans, then one Redis round trip for the counts
+		p.score,     // 4. the scorer's verdict (or the fail-mode fallback)
+		p.enforce,   // 5. block and ban / throttle / pass (shadow mode only records)
 	)
 	protected.Any("/*", echo.WrapHandler(d.Proxy)) // 6. route and forward
 	protected.Any("", echo.WrapHandler(d.Proxy))

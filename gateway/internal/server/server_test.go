@@ -51,7 +51,11 @@ type recorder struct {
 	events []wire.Event
 }
 
-func (r *recorder) Publish(ev wire.Event) { r.mu.Lock(); r.events = append(r.events, ev); r.mu.Unlock() }
+func (r *recorder) Publish(ev wire.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+}
 func (r *recorder) all() []wire.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -217,7 +221,9 @@ func TestShadowModeRecordsButPasses(t *testing.T) {
 func TestScorerDown(t *testing.T) {
 	t.Parallel()
 	rdb, prefix := testenv.Redis(t)
-	down := scoreFunc(func(wire.ScoreRequest) (wire.ScoreResponse, error) { return wire.ScoreResponse{}, errors.New("connection refused") })
+	down := scoreFunc(func(wire.ScoreRequest) (wire.ScoreResponse, error) {
+		return wire.ScoreResponse{}, errors.New("connection refused")
+	})
 
 	open := newFixture(t, nil, down, rdb, prefix+"open:")
 	assert.Equal(t, http.StatusOK, open.get("127.0.0.12:1", "/").Code)

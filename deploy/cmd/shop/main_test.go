@@ -1,0 +1,51 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestShop(t *testing.T) {
+	h := newShop().routes()
+	do := func(method, path, ctype, body string) (int, string) {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		if ctype != "" {
+			r.Header.Set("Content-Type", ctype)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code, strings.TrimSpace(w.Body.String())
+	}
+	code, body := do("POST", "/auth", "application/json", `{"username":"alice","password":"wonderland"}`)
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"success":true,"role":"user"}`, body)
+	code, body = do("POST", "/auth", "application/x-www-form-urlencoded", `username=admin&password=admin-pass`)
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"success":true,"role":"admin"}`, body)
+	code, body = do("POST", "/auth", "application/json", `{"username":"alice","password":"nope"}`)
+	assert.Equal(t, 401, code)
+	assert.JSONEq(t, `{"success":false}`, body)
+	code, _ = do("POST", "/auth", "application/json", `not json`)
+	assert.Equal(t, 401, code)
+
+	code, body = do("GET", "/api/products", "", "")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `"Trail runner"`)
+	code, body = do("GET", "/api/products/2", "", "")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `"id":2`)
+	code, _ = do("GET", "/api/products/99", "", "")
+	assert.Equal(t, 404, code)
+
+	code, body = do("POST", "/api/checkout", "application/json", `{"product_id":3,"quantity":2}`)
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `"status":"confirmed"`)
+	code, _ = do("POST", "/api/checkout", "application/json", `{"product_id":0}`)
+	assert.Equal(t, 400, code)
+	code, _ = do("GET", "/healthz", "", "")
+	assert.Equal(t, http.StatusOK, code)
+}

@@ -1,0 +1,272 @@
+// Package e2e runs the whole stack as real processes (shop, scorer, gateway,
+// dashboard) against the test Redis and MongoDB wire server, and checks the
+// path a request takes end to end: counted, scored, blocked and banned,
+// recorded in MongoDB, and visible on the dashboard's live stream.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+func need(t *testing.T, name string) string {
+	v := os.Getenv(name)
+	if v == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set: run the tests with `make test`", name)
+		}
+		t.Skipf("%s is not set: run the tests with `make test`", name)
+	}
+	return v
+}
+
+func repoRoot(t *testing.T) string {
+	dir, err := os.Getwd()
+	require.NoError(t, err)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		require.NotEqual(t, parent, dir, "go.work not found above the test")
+		dir = parent
+	}
+}
+
+// build compiles the service binaries once per test binary.
+func build(t *testing.T, root, out string) map[string]string {
+	bins := map[string]string{
+		"shop": "./deploy/cmd/shop", "scorer": "./scorer/cmd/scorer",
+		"gateway": "./gateway/cmd/gateway", "dashboard": "./dashboard/cmd/dashboard",
+	}
+	paths := map[string]string{}
+	args := []string{"build", "-o", out + "/"}
+	for name, pkg := range bins {
+		args = append(args, pkg)
+		paths[name] = filepath.Join(out, filepath.Base(pkg))
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	b, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build: %s", b)
+	return paths
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// start runs a service until the test ends and waits for its /healthz.
+func start(t *testing.T, name, bin, addr string, env ...string) {
+	out := &syncBuf{}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), append(env, "BULWARK_LISTEN="+addr)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			assert.NoError(t, err, "%s did not stop cleanly:\n%s", name, out)
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("%s did not stop within 15s", name)
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", name, out)
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("%s exited: %v\n%s", name, err, out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not healthy in 20s:\n%s", name, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestStackBlocksABurstEndToEnd(t *testing.T) {
+	redisURL := need(t, "BULWARK_TEST_REDIS_URL")
+	mongoURI := need(t, "BULWARK_TEST_MONGO_URI")
+	root := repoRoot(t)
+	bins := build(t, root, t.TempDir())
+
+	ns := fmt.Sprintf("e2e%d", time.Now().UnixNano())
+	shared := []string{
+		"BULWARK_REDIS_URL=" + redisURL, "BULWARK_REDIS_PREFIX=" + ns + ":",
+		"BULWARK_MONGO_URI=" + mongoURI, "BULWARK_MONGO_DB=" + ns,
+	}
+	shop, scorer, gw, dash := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	start(t, "shop", bins["shop"], shop)
+	var geo []string
+	if db := os.Getenv("BULWARK_TEST_GEOIP_DB"); db != "" {
+		geo = append(geo, "BULWARK_GEOIP_DB="+db)
+	}
+	start(t, "scorer", bins["scorer"], scorer, geo...)
+	start(t, "gateway", bins["gateway"], gw, append(shared,
+		"BULWARK_UPSTREAM_URL=http://"+shop, "BULWARK_SCORER_URL=http://"+scorer, "BULWARK_GATEWAY_ID=e2e-gw")...)
+	start(t, "dashboard", bins["dashboard"], dash, shared...)
+
+	mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI))
+	require.NoError(t, err)
+	events := mc.Database(ns).Collection("events")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = mc.Database(ns).Drop(ctx)
+		_ = mc.Disconnect(ctx)
+	})
+
+	// A browser on the dashboard.
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+dash+"/ws", nil)
+	require.NoError(t, err)
+	defer ws.Close()
+	frames := make(chan wire.StatsFrame, 64)
+	go func() {
+		defer close(frames)
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			var f wire.StatsFrame
+			if json.Unmarshal(msg, &f) == nil {
+				frames <- f
+			}
+		}
+	}()
+
+	// 100 requests in one second from one client.
+	client := &http.Client{Timeout: 5 * time.Second}
+	codes := make([]int, 0, 100)
+	firstBody := ""
+	tick := time.NewTicker(10 * time.Millisecond)
+	for range 100 {
+		<-tick.C
+		resp, err := client.Get("http://" + gw + "/api/products")
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if firstBody == "" {
+			firstBody = string(b)
+		}
+		codes = append(codes, resp.StatusCode)
+	}
+	tick.Stop()
+	burstDone := time.Now()
+
+	assert.Equal(t, 200, codes[0], "the first requests reach the shop")
+	assert.Contains(t, firstBody, "Trail runner")
+	assert.Equal(t, 403, codes[len(codes)-1], "later requests are blocked")
+	firstBlock := -1
+	for i, c := range codes {
+		if c == 403 {
+			firstBlock = i
+			break
+		}
+	}
+	require.Greater(t, firstBlock, 0, "codes: %v", codes)
+	for _, c := range codes[firstBlock:] {
+		assert.Equal(t, 403, c, "once banned, always refused: %v", codes)
+	}
+	t.Logf("first 403 at request %d of 100", firstBlock+1)
+
+	// A spoofed X-Forwarded-For from the untrusted peer changes nothing: the
+	// request is counted (and refused) under the peer's address.
+	req, _ := http.NewRequest("GET", "http://"+gw+"/api/products", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.77")
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 403, resp.StatusCode)
+
+	// The dashboard shows blocks within 3 s.
+	sawBlocked := false
+	deadline := time.After(3 * time.Second)
+wait:
+	for {
+		select {
+		case f, ok := <-frames:
+			require.True(t, ok, "websocket closed")
+			if f.Totals.Blocked > 0 {
+				sawBlocked = true
+				break wait
+			}
+		case <-deadline:
+			break wait
+		}
+	}
+	assert.True(t, sawBlocked, "no frame with blocked > 0 within 3s of the burst (ended %s ago)", time.Since(burstDone))
+
+	// The ban is in MongoDB with its score and reasons.
+	var ev wire.Event
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err := events.FindOne(ctx, bson.D{{Key: "type", Value: bson.D{{Key: "$in", Value: []string{"block", "ban"}}}}, {Key: "ip", Value: "127.0.0.1"}}).Decode(&ev)
+		return err == nil
+	}, 10*time.Second, 100*time.Millisecond, "no block/ban event in MongoDB")
+	assert.GreaterOrEqual(t, ev.Score, 0.8)
+	assert.NotEmpty(t, ev.Reasons)
+	assert.Equal(t, "e2e-gw", ev.Gateway)
+	assert.Equal(t, "/api/products", ev.Path)
+	assert.False(t, strings.Contains(ev.IP, "203.0.113.77"))
+
+	// The live feed also carried it, and the history API serves it.
+	resp, err = http.Get("http://" + dash + "/api/events?type=ban&limit=5")
+	require.NoError(t, err)
+	var hist struct {
+		Events []wire.Event `json:"events"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&hist))
+	resp.Body.Close()
+	require.NotEmpty(t, hist.Events)
+	assert.Equal(t, "127.0.0.1", hist.Events[0].IP)
+}

@@ -1,0 +1,178 @@
+// Command scorer is Bulwark's scoring service: it answers POST /v1/score with
+// a score in [0, 1], the reasons for it and the client's geo.
+//
+// Configuration, each flag overriding its environment variable:
+//
+//	-listen        BULWARK_LISTEN        address to listen on (default ":8081")
+//	-geoip-db      BULWARK_GEOIP_DB      City or Country mmdb file (optional)
+//	-geoip-asn-db  BULWARK_GEOIP_ASN_DB  ASN mmdb file (optional)
+//	-config        BULWARK_CONFIG        scoring profile YAML (optional; defaults in code)
+//	-log-level     BULWARK_LOG_LEVEL     debug, info, warn or error (default info)
+//
+// A file that is set but unreadable or invalid stops the scorer before it
+// listens, with an error naming the variable (and, for the profile, the key).
+// Logs are JSON lines on stdout; the first says where the scorer listens.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/bulwarkgw/bulwark/scorer/internal/geo"
+	"github.com/bulwarkgw/bulwark/scorer/internal/profile"
+	"github.com/bulwarkgw/bulwark/scorer/internal/server"
+	"golang.org/x/sync/errgroup"
+)
+
+// The geo package's Locator is what the server consumes.
+var _ server.Locator = (*geo.Locator)(nil)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "scorer:", err)
+		os.Exit(1)
+	}
+}
+
+// Server limits.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 10 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 16 << 10
+)
+
+// run starts the scorer and serves until ctx is done, then shuts down
+// gracefully within the shutdown timeout.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("scorer", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	listen := fs.String("listen", env("BULWARK_LISTEN", ":8081"), "address to listen on (BULWARK_LISTEN)")
+	cityPath := fs.String("geoip-db", getenv("BULWARK_GEOIP_DB"), "City or Country mmdb file (BULWARK_GEOIP_DB)")
+	asnPath := fs.String("geoip-asn-db", getenv("BULWARK_GEOIP_ASN_DB"), "ASN mmdb file (BULWARK_GEOIP_ASN_DB)")
+	configPath := fs.String("config", getenv("BULWARK_CONFIG"), "scoring profile YAML (BULWARK_CONFIG)")
+	logLevel := fs.String("log-level", env("BULWARK_LOG_LEVEL", "info"), "debug, info, warn or error (BULWARK_LOG_LEVEL)")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long to wait for requests in flight on shutdown")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("BULWARK_LOG_LEVEL %q: want debug, info, warn or error", *logLevel)
+	}
+	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))
+
+	prof := profile.Default()
+	if *configPath != "" {
+		p, err := profile.Load(*configPath)
+		if err != nil {
+			return fmt.Errorf("BULWARK_CONFIG %s: %w", *configPath, err)
+		}
+		prof = p
+	}
+
+	locator, err := openGeo(*cityPath, *asnPath)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := locator.Close(); err != nil {
+			logger.Warn("close geoip databases", "err", err)
+		}
+	}()
+
+	handler, err := server.New(server.Config{Profile: prof, Locator: locator, Logger: logger})
+	if err != nil {
+		return err
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("BULWARK_LISTEN %s: %w", *listen, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	logger.Info("scorer listening",
+		"addr", ln.Addr().String(),
+		"profile", orDefault(*configPath, "(defaults)"),
+		"geoip_db", *cityPath,
+		"geoip_asn_db", *asnPath,
+	)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("scorer shutting down")
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *shutdownTimeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	err = g.Wait()
+	logger.Info("scorer stopped")
+	return err
+}
+
+// openGeo opens the configured databases; with neither, the Locator knows
+// only local addresses.
+func openGeo(cityPath, asnPath string) (*geo.Locator, error) {
+	var city, asn *geo.DB
+	var err error
+	if cityPath != "" {
+		if city, err = geo.OpenCity(cityPath); err != nil {
+			return nil, fmt.Errorf("BULWARK_GEOIP_DB: %w", err)
+		}
+	}
+	if asnPath != "" {
+		if asn, err = geo.OpenASN(asnPath); err != nil {
+			_ = city.Close()
+			return nil, fmt.Errorf("BULWARK_GEOIP_ASN_DB: %w", err)
+		}
+	}
+	return geo.NewLocator(city, asn), nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulwarkgw/bulwark/shared/wire"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// syncBuffer collects the service's stdout.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// logLines returns stdout's JSON lines.
+func (b *syncBuffer) logLines(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(b.String()))
+	for sc.Scan() {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), "stdout line is not JSON: %s", sc.Text())
+		out = append(out, m)
+	}
+	return out
+}
+
+func envFunc(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// start runs the service on a free port and returns its base URL and a stop
+// function that cancels it and returns run's error.
+func start(t *testing.T, env map[string]string) (string, *syncBuffer, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, envFunc(env), out) }()
+
+	var addr string
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			return true // fail below
+		default:
+		}
+		for line := range strings.Lines(out.String()) {
+			var l struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "scorer listening" {
+				addr = l.Addr
+				return true
+			}
+		}
+		return false
+	}, 5*time.Second, 10*time.Millisecond)
+	require.NotEmpty(t, addr, "scorer did not start: %s", out.String())
+
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(15 * time.Second):
+			t.Fatal("run did not return after cancel")
+			return nil
+		}
+	}
+	t.Cleanup(func() { _ = stop() })
+	return "http://" + addr, out, stop
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	env := map[string]string{"BULWARK_LISTEN": "127.0.0.1:1"} // overridden by -listen
+	dbPath := os.Getenv("BULWARK_TEST_GEOIP_DB")
+	if dbPath != "" {
+		env["BULWARK_GEOIP_DB"] = dbPath
+	}
+	base, out, stop := start(t, env)
+	client := &http.Client{Timeout: 5 * time.Second}
+
+	resp, err := client.Get(base + "/healthz")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.JSONEq(t, `{"status":"ok"}`, string(body))
+
+	resp, err = client.Post(base+"/v1/score", "application/json",
+		strings.NewReader(`{"ip":"81.2.69.142","count_1s":26,"count_10s":26,"count_60s":26}`))
+	require.NoError(t, err)
+	var sr wire.ScoreResponse
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&sr))
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, 0.8, sr.Score)
+	assert.Len(t, sr.Reasons, 4)
+	if dbPath != "" {
+		require.NotNil(t, sr.Geo)
+		assert.Equal(t, "GB", sr.Geo.Country)
+		assert.Equal(t, "London", sr.Geo.City)
+	}
+
+	resp, err = client.Post(base+"/v1/score", "application/json", strings.NewReader(`{"ip":`))
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.JSONEq(t, `{"error":"invalid JSON: body ends too early"}`, string(body))
+
+	resp, err = client.Get(base + "/v1/profile")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), `"thresholds":{"block":0.8,"throttle":0.5}`)
+
+	require.NoError(t, stop())
+	var msgs []string
+	for _, l := range out.logLines(t) {
+		msgs = append(msgs, l["msg"].(string))
+	}
+	assert.Equal(t, []string{"scorer listening", "request", "scorer shutting down", "scorer stopped"}, msgs,
+		"only /v1/profile logs at info level")
+
+	_, err = client.Get(base + "/healthz")
+	assert.Error(t, err, "server is closed")
+}
+
+func TestRunWithProfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "profile.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("features:\n  geo:\n    country_risk: {GB: 1}\nthresholds: {block: 0.9}\n"), 0o600))
+	base, _, stop := start(t, map[string]string{"BULWARK_CONFIG": path})
+
+	resp, err := http.Get(base + "/v1/profile")
+	require.NoError(t, err)
+	var p map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&p))
+	_ = resp.Body.Close()
+	assert.Equal(t, map[string]any{"block": 0.9, "throttle": 0.5}, p["thresholds"])
+	require.NoError(t, stop())
+}
+
+func TestRunRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	badProfile := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(badProfile, []byte("features:\n  burst:\n    bogus: 1\n    weight: 3\n"), 0o600))
+	garbage := filepath.Join(dir, "garbage.mmdb")
+	require.NoError(t, os.WriteFile(garbage, []byte("nope"), 0o600))
+
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{
+			name: "invalid profile",
+			env:  map[string]string{"BULWARK_CONFIG": badProfile},
+			want: []string{"BULWARK_CONFIG", "features.burst.bogus: unknown key", "features.burst.weight: must be between 0 and 1"},
+		},
+		{
+			name: "missing profile",
+			env:  map[string]string{"BULWARK_CONFIG": filepath.Join(dir, "missing.yaml")},
+			want: []string{"BULWARK_CONFIG", "missing.yaml"},
+		},
+		{
+			name: "missing geoip database",
+			env:  map[string]string{"BULWARK_GEOIP_DB": filepath.Join(dir, "missing.mmdb")},
+			want: []string{"BULWARK_GEOIP_DB", "missing.mmdb"},
+		},
+		{
+			name: "unreadable geoip database",
+			env:  map[string]string{"BULWARK_GEOIP_DB": garbage},
+			want: []string{"BULWARK_GEOIP_DB", garbage},
+		},
+		{
+			name: "unreadable asn database",
+			env:  map[string]string{"BULWARK_GEOIP_ASN_DB": garbage},
+			want: []string{"BULWARK_GEOIP_ASN_DB", garbage},
+		},
+		{
+			name: "bad listen address",
+			env:  map[string]string{"BULWARK_LISTEN": "127.0.0.1:99999"},
+			want: []string{"BULWARK_LISTEN", "127.0.0.1:99999"},
+		},
+		{
+			name: "bad log level",
+			env:  map[string]string{"BULWARK_LOG_LEVEL": "loud"},
+			want: []string{"BULWARK_LOG_LEVEL"},
+		},
+		{
+			name: "flag overrides env",
+			args: []string{"-config", badProfile},
+			env:  map[string]string{"BULWARK_CONFIG": ""},
+			want: []string{"features.burst.bogus"},
+		},
+		{
+			name: "unknown flag",
+			args: []string{"-bogus"},
+			want: []string{"bogus"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var out syncBuffer
+			err := run(ctx, tt.args, envFunc(tt.env), &out)
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			assert.NotContains(t, out.String(), "scorer listening")
+		})
+	}
+}

@@ -1,0 +1,232 @@
+package profile_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulwarkgw/bulwark/scorer/internal/profile"
+	"github.com/bulwarkgw/bulwark/scorer/internal/rules"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefault(t *testing.T) {
+	p := profile.Default()
+	require.NoError(t, p.Validate())
+	assert.Equal(t, rules.DefaultConfig(), p.Rules())
+	assert.Equal(t, profile.Thresholds{Block: 0.8, Throttle: 0.5}, p.Thresholds)
+}
+
+func TestParseExample(t *testing.T) {
+	p, err := profile.Load(filepath.Join("testdata", "example.yaml"))
+	require.NoError(t, err)
+	want := profile.Default()
+	want.Features.Geo.CountryRisk = map[string]float64{"KP": 1, "RU": 0.4}
+	assert.Equal(t, want, p)
+}
+
+func TestParsePartial(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		edit func(p *profile.Profile)
+	}{
+		{name: "empty file", yaml: "", edit: func(*profile.Profile) {}},
+		{name: "comment only", yaml: "# nothing\n", edit: func(*profile.Profile) {}},
+		{
+			name: "one weight",
+			yaml: "features:\n  burst:\n    weight: 0.7\n",
+			edit: func(p *profile.Profile) { p.Features.Burst.Weight = 0.7 },
+		},
+		{
+			name: "integers and thresholds",
+			yaml: "features: {rate: {low: 4, high: 12}}\nthresholds: {block: 0.9}\n",
+			edit: func(p *profile.Profile) {
+				p.Features.Rate.Low, p.Features.Rate.High = 4, 12
+				p.Thresholds.Block = 0.9
+			},
+		},
+		{
+			name: "null section keeps defaults",
+			yaml: "features:\n  burst:\n",
+			edit: func(*profile.Profile) {},
+		},
+		{
+			name: "anchors",
+			yaml: "r: &r {low: 1, high: 2, weight: 0.1}\n",
+			edit: nil, // unknown key r
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := profile.Parse([]byte(tt.yaml))
+			if tt.edit == nil {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			want := profile.Default()
+			tt.edit(want)
+			assert.Equal(t, want, p)
+		})
+	}
+}
+
+// keyErrors returns the "key: reason" of every *KeyError joined in err.
+func keyErrors(t *testing.T, err error) map[string]string {
+	t.Helper()
+	require.Error(t, err)
+	joined, ok := err.(interface{ Unwrap() []error })
+	require.True(t, ok, "want joined errors, got %T: %v", err, err)
+	out := map[string]string{}
+	for _, e := range joined.Unwrap() {
+		var ke *profile.KeyError
+		require.True(t, errors.As(e, &ke), "want *KeyError, got %T: %v", e, e)
+		out[ke.Key] = ke.Reason
+	}
+	return out
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want map[string]string // key → substring of the reason
+	}{
+		{
+			name: "unknown key",
+			yaml: "features:\n  burst:\n    bogus: 1\n",
+			want: map[string]string{"features.burst.bogus": "unknown key"},
+		},
+		{
+			name: "unknown top-level key",
+			yaml: "feature:\n  burst: {low: 1}\n",
+			want: map[string]string{"feature": "unknown key"},
+		},
+		{
+			name: "high not above low",
+			yaml: "features:\n  rate: {low: 5, high: 5}\n",
+			want: map[string]string{"features.rate.high": "must be greater than low (5), got 5"},
+		},
+		{
+			name: "weight above one",
+			yaml: "features:\n  rate_60s: {weight: 1.5}\n",
+			want: map[string]string{"features.rate_60s.weight": "must be between 0 and 1, got 1.5"},
+		},
+		{
+			name: "negative weight",
+			yaml: "features:\n  geo: {weight: -0.1}\n",
+			want: map[string]string{"features.geo.weight": "must be between 0 and 1"},
+		},
+		{
+			name: "bad country codes",
+			yaml: "features:\n  geo:\n    country_risk: {kp: 1, USA: 0.5, RU: 2}\n",
+			want: map[string]string{
+				"features.geo.country_risk.kp":  "ISO 3166-1 alpha-2",
+				"features.geo.country_risk.USA": "ISO 3166-1 alpha-2",
+				"features.geo.country_risk.RU":  "must be between 0 and 1, got 2",
+			},
+		},
+		{
+			name: "wrong types",
+			yaml: "features:\n  burst: {low: ten}\n  rate: [1, 2]\n  geo: {country_risk: {KP: }}\nthresholds: 0.5\n",
+			want: map[string]string{
+				"features.burst.low":           `want a number, got "ten"`,
+				"features.rate":                "want a mapping, got a list",
+				"features.geo.country_risk.KP": "want a number, got nothing",
+				"thresholds":                   `want a mapping, got "0.5"`,
+			},
+		},
+		{
+			name: "not finite",
+			yaml: "features:\n  burst: {high: .inf}\n  rate: {low: .nan}\n",
+			want: map[string]string{
+				"features.burst.high": "must be a finite number",
+				"features.rate.low":   "must be a number >= 0",
+			},
+		},
+		{
+			name: "duplicate key",
+			yaml: "thresholds:\n  block: 0.9\n  block: 0.7\n",
+			want: map[string]string{"thresholds.block": "duplicate key"},
+		},
+		{
+			name: "thresholds",
+			yaml: "thresholds: {block: 0.4, throttle: 0.6}\n",
+			want: map[string]string{"thresholds.throttle": "must not exceed thresholds.block (0.4), got 0.6"},
+		},
+		{
+			name: "zero block",
+			yaml: "thresholds: {block: 0, throttle: 0}\n",
+			want: map[string]string{
+				"thresholds.block":    "must be greater than 0",
+				"thresholds.throttle": "must be greater than 0",
+			},
+		},
+		{
+			name: "every problem together",
+			yaml: "features:\n  burst: {bogus: 1, weight: 2}\n  rate: {low: 9, high: 1}\n  geo: {country_risk: {xx: 0.1}}\n",
+			want: map[string]string{
+				"features.burst.bogus":         "unknown key",
+				"features.burst.weight":        "must be between 0 and 1",
+				"features.rate.high":           "must be greater than low (9), got 1",
+				"features.geo.country_risk.xx": "ISO 3166-1 alpha-2",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := profile.Parse([]byte(tt.yaml))
+			got := keyErrors(t, err)
+			require.Len(t, got, len(tt.want), "errors: %v", err)
+			for key, reason := range tt.want {
+				assert.Contains(t, got[key], reason, "key %s in %v", key, err)
+				assert.Contains(t, err.Error(), key+": ")
+			}
+		})
+	}
+}
+
+func TestParseErrorLine(t *testing.T) {
+	_, err := profile.Parse([]byte("features:\n  burst:\n    bogus: 1\n"))
+	require.Error(t, err)
+	assert.Equal(t, "features.burst.bogus: unknown key (line 3)", err.Error())
+}
+
+func TestParseSyntax(t *testing.T) {
+	for name, doc := range map[string]string{
+		"syntax":             "features: {burst: [\n",
+		"tabs":               "features:\n\tburst: 1\n",
+		"two documents":      "thresholds: {block: 0.9}\n---\nthresholds: {block: 0.7}\n",
+		"root is a sequence": "- 1\n- 2\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := profile.Parse([]byte(doc))
+			assert.Error(t, err)
+		})
+	}
+}
+
+func TestLoadMissing(t *testing.T) {
+	_, err := profile.Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func TestJSON(t *testing.T) {
+	data, err := json.Marshal(profile.Default())
+	require.NoError(t, err)
+	assert.JSONEq(t, `{
+		"features": {
+			"burst":    {"low": 10, "high": 30, "weight": 1},
+			"rate":     {"low": 3,  "high": 10, "weight": 0.9},
+			"rate_60s": {"low": 2,  "high": 6,  "weight": 0.6},
+			"geo":      {"weight": 0.5, "country_risk": {}}
+		},
+		"thresholds": {"block": 0.8, "throttle": 0.5}
+	}`, string(data))
+	assert.False(t, strings.Contains(string(data), "null"))
+}

@@ -1,0 +1,315 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/bulwarkgw/bulwark/scorer/internal/geo"
+	"github.com/bulwarkgw/bulwark/scorer/internal/profile"
+	"github.com/bulwarkgw/bulwark/scorer/internal/server"
+	"github.com/bulwarkgw/bulwark/shared/wire"
+	"github.com/labstack/echo/v4"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// locatorFunc is a test double for server.Locator.
+type locatorFunc func(netip.Addr) (*wire.Geo, error)
+
+func (f locatorFunc) Lookup(a netip.Addr) (*wire.Geo, error) { return f(a) }
+
+var _ server.Locator = locatorFunc(nil)
+
+// fakeGeo knows two addresses and treats local ones as geo does.
+func fakeGeo(a netip.Addr) (*wire.Geo, error) {
+	switch {
+	case geo.IsLocal(a):
+		return &wire.Geo{Local: true}, nil
+	case a == netip.MustParseAddr("175.45.176.1"):
+		return &wire.Geo{Country: "KP", City: "Pyongyang", Lat: 39.0392, Lon: 125.7625}, nil
+	case a == netip.MustParseAddr("81.2.69.142"):
+		return &wire.Geo{Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, ASN: 20712, Org: "Andrews & Arnold Ltd"}, nil
+	case a == netip.MustParseAddr("6.6.6.6"):
+		return nil, errors.New("corrupt database")
+	case a == netip.MustParseAddr("6.6.6.7"):
+		panic("locator bug")
+	}
+	return nil, nil
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newServer(t *testing.T, level slog.Level) (*echo.Echo, *syncBuffer) {
+	t.Helper()
+	p := profile.Default()
+	p.Features.Geo.CountryRisk = map[string]float64{"KP": 1}
+	logs := &syncBuffer{}
+	e, err := server.New(server.Config{
+		Profile: p,
+		Locator: locatorFunc(fakeGeo),
+		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})),
+	})
+	require.NoError(t, err)
+	return e, logs
+}
+
+func do(e *echo.Echo, method, path string, body io.Reader) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, body)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	return rec
+}
+
+func TestScore(t *testing.T) {
+	e, _ := newServer(t, slog.LevelInfo)
+	tests := []struct {
+		name string
+		body string
+		want wire.ScoreResponse
+	}{
+		{
+			name: "known address",
+			body: `{"ip":"81.2.69.142","count_1s":42,"count_10s":31,"count_60s":31,"method":"GET","path":"/","user_agent":"curl/8"}`,
+			want: wire.ScoreResponse{
+				Score: 1,
+				Reasons: []wire.Reason{
+					// burst saturates; rate is just past its ramp's low end
+					// (0.9 × 0.1/7) and takes its proportional share.
+					{Feature: "burst", Value: 42, Contribution: 0.9873},
+					{Feature: "rate", Value: 3.1, Contribution: 0.0127},
+					{Feature: "geo", Value: 0, Contribution: 0},
+					{Feature: "rate_60s", Value: 0.5167, Contribution: 0},
+				},
+				Geo: &wire.Geo{Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, ASN: 20712, Org: "Andrews & Arnold Ltd"},
+			},
+		},
+		{
+			name: "risky country",
+			body: `{"ip":"175.45.176.1","count_1s":1,"count_10s":1,"count_60s":1}`,
+			want: wire.ScoreResponse{
+				Score: 0.5,
+				Reasons: []wire.Reason{
+					{Feature: "geo", Value: 1, Contribution: 0.5},
+					{Feature: "burst", Value: 1, Contribution: 0},
+					{Feature: "rate", Value: 0.1, Contribution: 0},
+					{Feature: "rate_60s", Value: 0.0167, Contribution: 0},
+				},
+				Geo: &wire.Geo{Country: "KP", City: "Pyongyang", Lat: 39.0392, Lon: 125.7625},
+			},
+		},
+		{
+			name: "local address",
+			body: `{"ip":"192.168.1.10","count_1s":5,"count_10s":20,"count_60s":60}`,
+			want: wire.ScoreResponse{
+				Score: 0,
+				Reasons: []wire.Reason{
+					{Feature: "burst", Value: 5, Contribution: 0},
+					{Feature: "geo", Value: 0, Contribution: 0},
+					{Feature: "rate", Value: 2, Contribution: 0},
+					{Feature: "rate_60s", Value: 1, Contribution: 0},
+				},
+				Geo: &wire.Geo{Local: true},
+			},
+		},
+		{
+			name: "unknown address and IPv6",
+			body: `{"ip":"2001:4860::8888","count_1s":20}`,
+			want: wire.ScoreResponse{
+				Score: 0.5,
+				Reasons: []wire.Reason{
+					{Feature: "burst", Value: 20, Contribution: 0.5},
+					{Feature: "geo", Value: 0, Contribution: 0},
+					{Feature: "rate", Value: 0, Contribution: 0},
+					{Feature: "rate_60s", Value: 0, Contribution: 0},
+				},
+			},
+		},
+		{
+			name: "geo failure scores without geo",
+			body: `{"ip":"6.6.6.6"}`,
+			want: wire.ScoreResponse{
+				Score: 0,
+				Reasons: []wire.Reason{
+					{Feature: "burst", Value: 0, Contribution: 0},
+					{Feature: "geo", Value: 0, Contribution: 0},
+					{Feature: "rate", Value: 0, Contribution: 0},
+					{Feature: "rate_60s", Value: 0, Contribution: 0},
+				},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(tt.body))
+			require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+			assert.Contains(t, rec.Header().Get("Content-Type"), "application/json")
+			var got wire.ScoreResponse
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestScoreBadRequests(t *testing.T) {
+	e, _ := newServer(t, slog.LevelInfo)
+	tests := []struct {
+		name   string
+		body   string
+		status int
+		want   string // substring of the error
+	}{
+		{"empty body", ``, 400, "request body is empty"},
+		{"not JSON", `ip=1.2.3.4`, 400, "invalid JSON at byte 1"},
+		{"truncated", `{"ip":"1.2.3.4"`, 400, "invalid JSON: body ends too early"},
+		{"array", `[1,2]`, 400, "request body must be a JSON object, got array"},
+		{"wrong type", `{"ip":"1.2.3.4","count_1s":"many"}`, 400, "field count_1s: want a number, got string"},
+		{"fractional count", `{"ip":"1.2.3.4","count_1s":1.5}`, 400, "field count_1s: want a number"},
+		{"ip wrong type", `{"ip":17}`, 400, "field ip: want a string, got number"},
+		{"two objects", `{"ip":"1.2.3.4"} {"ip":"1.2.3.5"}`, 400, "single JSON object"},
+		{"trailing garbage", `{"ip":"1.2.3.4"} x`, 400, "invalid JSON"},
+		{"missing ip", `{"count_1s":3}`, 400, "ip is required"},
+		{"null", `null`, 400, "ip is required"},
+		{"invalid ip", `{"ip":"1.2.3"}`, 400, `ip "1.2.3" is not an IP address`},
+		{"ip with port", `{"ip":"1.2.3.4:80"}`, 400, `ip "1.2.3.4:80" is not an IP address`},
+		{"ip with zone", `{"ip":"fe80::1%eth0"}`, 400, "must not carry a zone"},
+		{"negative count", `{"ip":"1.2.3.4","count_10s":-1}`, 400, "count_10s must not be negative, got -1"},
+		{"too large", `{"ip":"1.2.3.4","path":"` + strings.Repeat("a", server.MaxBodyBytes) + `"}`, 413, "request body is larger than 65536 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(tt.body))
+			assert.Equal(t, tt.status, rec.Code)
+			var body map[string]string
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body), rec.Body.String())
+			assert.Contains(t, body["error"], tt.want)
+		})
+	}
+}
+
+// TestBodyLimitStreamed checks the limit also holds without a
+// Content-Length (a chunked body).
+func TestBodyLimitStreamed(t *testing.T) {
+	e, _ := newServer(t, slog.LevelInfo)
+	body := io.MultiReader(strings.NewReader(`{"ip":"1.2.3.4","path":"`), strings.NewReader(strings.Repeat("a", 2*server.MaxBodyBytes)), strings.NewReader(`"}`))
+	req := httptest.NewRequest(http.MethodPost, "/v1/score", body)
+	req.ContentLength = -1
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code)
+	assert.JSONEq(t, `{"error":"request body is larger than 65536 bytes"}`, rec.Body.String())
+}
+
+func TestRoutes(t *testing.T) {
+	e, _ := newServer(t, slog.LevelInfo)
+
+	rec := do(e, http.MethodGet, "/healthz", nil)
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.JSONEq(t, `{"status":"ok"}`, rec.Body.String())
+
+	rec = do(e, http.MethodGet, "/v1/profile", nil)
+	assert.Equal(t, http.StatusOK, rec.Code)
+	assert.JSONEq(t, `{
+		"features": {
+			"burst":    {"low": 10, "high": 30, "weight": 1},
+			"rate":     {"low": 3,  "high": 10, "weight": 0.9},
+			"rate_60s": {"low": 2,  "high": 6,  "weight": 0.6},
+			"geo":      {"weight": 0.5, "country_risk": {"KP": 1}}
+		},
+		"thresholds": {"block": 0.8, "throttle": 0.5}
+	}`, rec.Body.String())
+
+	rec = do(e, http.MethodGet, "/nope", nil)
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+	assert.JSONEq(t, `{"error":"not found"}`, rec.Body.String())
+
+	rec = do(e, http.MethodGet, "/v1/score", nil)
+	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+	assert.JSONEq(t, `{"error":"method not allowed"}`, rec.Body.String())
+
+	req := httptest.NewRequest(http.MethodPost, "/v1/score", strings.NewReader(`{}`))
+	req.Header.Set(echo.HeaderXRequestID, "req-123")
+	rec = httptest.NewRecorder()
+	e.ServeHTTP(rec, req)
+	assert.JSONEq(t, `{"error":"ip is required","request_id":"req-123"}`, rec.Body.String())
+}
+
+func TestLogging(t *testing.T) {
+	e, logs := newServer(t, slog.LevelInfo)
+
+	// The hot paths log nothing at info level, not even a 400.
+	do(e, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"81.2.69.142","count_1s":3}`))
+	do(e, http.MethodPost, "/v1/score", strings.NewReader(`{`))
+	do(e, http.MethodGet, "/healthz", nil)
+	assert.Empty(t, logs.String())
+
+	do(e, http.MethodGet, "/v1/profile", nil)
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	require.Len(t, lines, 1)
+	var line map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &line))
+	assert.Equal(t, "request", line["msg"])
+	assert.Equal(t, "/v1/profile", line["path"])
+	assert.EqualValues(t, 200, line["status"])
+
+	// At debug level every request gets exactly one line.
+	e, logs = newServer(t, slog.LevelDebug)
+	do(e, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"81.2.69.142"}`))
+	do(e, http.MethodPost, "/v1/score", strings.NewReader(`{`))
+	assert.Len(t, strings.Split(strings.TrimSpace(logs.String()), "\n"), 2)
+}
+
+func TestPanicIsInternalError(t *testing.T) {
+	e, logs := newServer(t, slog.LevelInfo)
+	rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"6.6.6.7"}`))
+	assert.Equal(t, http.StatusInternalServerError, rec.Code)
+	assert.JSONEq(t, `{"error":"internal error"}`, rec.Body.String())
+
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	require.Len(t, lines, 1, "one line per request")
+	var line map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &line))
+	assert.Equal(t, "ERROR", line["level"])
+	assert.EqualValues(t, 500, line["status"])
+	assert.Contains(t, line["err"], "panic: locator bug")
+}
+
+func TestNew(t *testing.T) {
+	_, err := server.New(server.Config{Logger: slog.New(slog.DiscardHandler)})
+	assert.Error(t, err)
+	_, err = server.New(server.Config{Profile: profile.Default()})
+	assert.Error(t, err)
+	e, err := server.New(server.Config{Profile: profile.Default(), Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"10.0.0.1","count_1s":30}`))
+	require.Equal(t, http.StatusOK, rec.Code)
+	var got wire.ScoreResponse
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	assert.Equal(t, 1.0, got.Score)
+	assert.Nil(t, got.Geo, "no locator: no geo")
+}

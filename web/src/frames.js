@@ -1,0 +1,325 @@
+// Pure data shaping for the dashboard: no DOM, no network, no globals.
+// Everything here is unit-tested in frames.test.js.
+
+/** How much history the chart keeps, in seconds. */
+export const WINDOW_SECONDS = 300;
+/** How many rows the live event feed keeps. */
+export const FEED_CAP = 200;
+/** Scores at or above this are shown as dangerous (red). */
+export const HIGH_SCORE = 0.8;
+
+/** Event types the gateway emits; anything else is shown with a generic badge. */
+export const EVENT_TYPES = Object.freeze([
+  'block',
+  'throttle',
+  'ban',
+  'unban',
+  'deny_list',
+  'auth_failure',
+  'bruteforce_block',
+  'key_issued',
+  'key_invalid',
+  'shadow_block',
+  'admin',
+]);
+
+const SERIES_FIELDS = ['requests', 'allowed', 'throttled', 'blocked'];
+const TOTAL_FIELDS = ['requests', 'allowed', 'throttled', 'blocked', 'bans'];
+
+/** A finite number from x, or fallback (non-numbers, NaN, ±Infinity → fallback). */
+export function num(x, fallback = 0) {
+  if (typeof x === 'number') return Number.isFinite(x) ? x : fallback;
+  if (typeof x === 'string' && x.trim() !== '') {
+    const n = Number(x);
+    return Number.isFinite(n) ? n : fallback;
+  }
+  return fallback;
+}
+
+function str(x) {
+  if (typeof x === 'string') return x;
+  if (typeof x === 'number' && Number.isFinite(x)) return String(x);
+  return '';
+}
+
+/** One series point with numeric fields, or null when it has no usable ts. */
+export function normalizePoint(p) {
+  if (!p || typeof p !== 'object') return null;
+  const ts = num(p.ts, NaN);
+  if (!Number.isFinite(ts)) return null;
+  const out = { ts: Math.floor(ts) };
+  for (const f of SERIES_FIELDS) out[f] = Math.max(0, num(p[f]));
+  return out;
+}
+
+/**
+ * Merge incoming series points into existing ones.
+ * - points are keyed by ts; an incoming point replaces an existing one with the same ts
+ *   (and a later duplicate within `incoming` wins over an earlier one);
+ * - the result is sorted by ts ascending, whatever order the inputs were in;
+ * - only the last `maxSeconds` seconds are kept, measured back from the newest point
+ *   (or from `now`, when given and newer): a point survives when ts > newest - maxSeconds.
+ * Neither input array is modified.
+ */
+export function mergeSeries(existing, incoming, maxSeconds = WINDOW_SECONDS, now = undefined) {
+  const byTs = new Map();
+  for (const list of [existing, incoming]) {
+    if (!Array.isArray(list)) continue;
+    for (const raw of list) {
+      const p = normalizePoint(raw);
+      if (p) byTs.set(p.ts, p);
+    }
+  }
+  if (byTs.size === 0) return [];
+  const points = [...byTs.values()].sort((a, b) => a.ts - b.ts);
+  let newest = points[points.length - 1].ts;
+  const n = num(now, NaN);
+  if (Number.isFinite(n) && n > newest) newest = Math.floor(n);
+  const cutoff = newest - num(maxSeconds, WINDOW_SECONDS);
+  return points.filter((p) => p.ts > cutoff);
+}
+
+/**
+ * uPlot's column data: [xs, allowed, blocked, throttled], xs in unix seconds ascending.
+ * Invalid points are dropped; unsorted input is sorted (uPlot requires ascending x);
+ * for a duplicate ts the later point wins.
+ */
+export function toChartData(series) {
+  const pts = mergeSeries([], series, Infinity);
+  return [
+    pts.map((p) => p.ts),
+    pts.map((p) => p.allowed),
+    pts.map((p) => p.blocked),
+    pts.map((p) => p.throttled),
+  ];
+}
+
+/** Sum and last value of `blocked` over a series (for data attributes and tests). */
+export function blockedStats(series) {
+  const pts = Array.isArray(series) ? series : [];
+  let sum = 0;
+  for (const p of pts) sum += num(p && p.blocked);
+  const last = pts.length ? num(pts[pts.length - 1] && pts[pts.length - 1].blocked) : 0;
+  return { sum, last };
+}
+
+/**
+ * Top reasons as "feature (contribution)", the largest contributions first,
+ * contribution with 2 decimals, joined by ", ". Reasons without a feature are skipped.
+ */
+export function formatReasons(reasons, n = 3) {
+  if (!Array.isArray(reasons) || n <= 0) return '';
+  return reasons
+    .filter((r) => r && typeof r === 'object' && str(r.feature) !== '')
+    .map((r, i) => ({ feature: str(r.feature), c: num(r.contribution), i }))
+    .sort((a, b) => b.c - a.c || a.i - b.i)
+    .slice(0, n)
+    .map((r) => `${r.feature} (${r.c.toFixed(2)})`)
+    .join(', ');
+}
+
+const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' });
+const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+/** USD currency, e.g. 1234.5 → "$1,234.50"; anything not a finite number → "—". */
+export function formatMoney(x) {
+  const v = num(x, NaN);
+  return Number.isFinite(v) ? money.format(v) : '—';
+}
+
+/** A counter, e.g. 1234567 → "1,234,567"; anything not a finite number → "—". */
+export function formatCount(x) {
+  const v = num(x, NaN);
+  return Number.isFinite(v) ? integer.format(v) : '—';
+}
+
+/** A score with 2 decimals, or "—" when there is none. */
+export function formatScore(x) {
+  if (x === null || x === undefined || x === '') return '—';
+  const v = num(x, NaN);
+  return Number.isFinite(v) ? v.toFixed(2) : '—';
+}
+
+/** Whether a score is at or above the danger threshold (0.8). */
+export function isHighScore(x) {
+  if (x === null || x === undefined || x === '') return false;
+  const v = num(x, NaN);
+  return Number.isFinite(v) && v >= HIGH_SCORE;
+}
+
+/** Event time as HH:MM:SS in the given time zone (local by default); "" when unparseable. */
+export function formatTime(ts, timeZone = undefined) {
+  const ms = eventTime(ts);
+  if (!Number.isFinite(ms)) return '';
+  return new Date(ms).toLocaleTimeString('en-GB', { hour12: false, timeZone });
+}
+
+/** Milliseconds since the epoch from an RFC 3339 string or unix seconds; NaN when invalid. */
+export function eventTime(ts) {
+  if (typeof ts === 'number') return Number.isFinite(ts) ? ts * 1000 : NaN;
+  if (typeof ts === 'string' && ts !== '') return Date.parse(ts);
+  return NaN;
+}
+
+/**
+ * An event with the fields the feed uses, or null when it is not an object.
+ * An event without an id gets a deterministic one so that it still de-duplicates.
+ */
+export function normalizeEvent(e) {
+  if (!e || typeof e !== 'object' || Array.isArray(e)) return null;
+  const geo = e.geo && typeof e.geo === 'object' ? e.geo : {};
+  const out = {
+    id: str(e.id),
+    ts: str(e.ts),
+    type: str(e.type) || 'unknown',
+    ip: str(e.ip),
+    geo: {
+      country: str(geo.country),
+      city: str(geo.city),
+    },
+    method: str(e.method),
+    path: str(e.path),
+    route: str(e.route),
+    status: num(e.status, 0),
+    score: e.score === null || e.score === undefined ? null : num(e.score, NaN),
+    reasons: Array.isArray(e.reasons) ? e.reasons : [],
+    user_agent: str(e.user_agent),
+  };
+  if (Number.isNaN(out.score)) out.score = null;
+  if (!out.id) out.id = `${out.ts}|${out.type}|${out.ip}|${out.method}|${out.path}`;
+  return out;
+}
+
+/**
+ * Merge incoming events into the feed.
+ * - `existing` is the feed as shown (newest first); `incoming` is in arrival order
+ *   (oldest first, as frames carry them);
+ * - events are de-duplicated by id: an event already in the feed is replaced by the
+ *   incoming copy, in place of the old one;
+ * - the result is newest first by ts; for equal ts, later arrivals come first;
+ *   events with an unparseable ts sort last;
+ * - at most `cap` events are kept (the oldest are dropped).
+ * Neither input array is modified.
+ */
+export function mergeEvents(existing, incoming, cap = FEED_CAP) {
+  const byId = new Map();
+  // seq: higher = arrived later. Existing feed is newest-first, so its first item
+  // is the latest of the old arrivals.
+  let seq = 0;
+  const old = Array.isArray(existing) ? existing : [];
+  for (let i = old.length - 1; i >= 0; i--) {
+    const e = normalizeEvent(old[i]);
+    if (e) byId.set(e.id, { e, seq: seq++ });
+  }
+  for (const raw of Array.isArray(incoming) ? incoming : []) {
+    const e = normalizeEvent(raw);
+    if (!e) continue;
+    byId.delete(e.id);
+    byId.set(e.id, { e, seq: seq++ });
+  }
+  const key = (x) => {
+    const t = eventTime(x.e.ts);
+    return Number.isFinite(t) ? t : -Infinity;
+  };
+  return [...byId.values()]
+    .sort((a, b) => key(b) - key(a) || b.seq - a.seq)
+    .slice(0, Math.max(0, cap))
+    .map((x) => x.e);
+}
+
+/** The `events` of a GET api/events answer ({"events":[...]}, newest first), oldest first. */
+export function eventsFromAPI(body) {
+  const list = body && Array.isArray(body.events) ? body.events : [];
+  return list.slice().reverse();
+}
+
+/** Offenders with numeric fields, in the order the server sent them. */
+export function normalizeOffenders(list) {
+  if (!Array.isArray(list)) return [];
+  return list
+    .filter((o) => o && typeof o === 'object' && str(o.ip) !== '')
+    .map((o) => ({
+      ip: str(o.ip),
+      country: str(o.country),
+      blocks: Math.max(0, num(o.blocks)),
+      score: o.score === null || o.score === undefined ? null : num(o.score, NaN),
+    }))
+    .map((o) => (Number.isNaN(o.score) ? { ...o, score: null } : o));
+}
+
+/**
+ * A stats frame from a websocket message (string or parsed object), normalised;
+ * null when it is not JSON or not an object. Fields absent from the frame are
+ * undefined in the result so the caller can keep what it had.
+ */
+export function parseFrame(data) {
+  let obj = data;
+  if (typeof data === 'string') {
+    try {
+      obj = JSON.parse(data);
+    } catch {
+      return null;
+    }
+  }
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return null;
+  const frame = {
+    ts: num(obj.ts, NaN),
+    totals: undefined,
+    series: Array.isArray(obj.series) ? obj.series : [],
+    events: Array.isArray(obj.events) ? obj.events : [],
+    top_offenders: undefined,
+    cost_saved: undefined,
+  };
+  if (!Number.isFinite(frame.ts)) frame.ts = undefined;
+  if (obj.totals && typeof obj.totals === 'object') {
+    frame.totals = {};
+    for (const f of TOTAL_FIELDS) frame.totals[f] = num(obj.totals[f]);
+  }
+  if (Array.isArray(obj.top_offenders)) frame.top_offenders = normalizeOffenders(obj.top_offenders);
+  if (obj.cost_saved !== undefined && obj.cost_saved !== null) {
+    const c = num(obj.cost_saved, NaN);
+    if (Number.isFinite(c)) frame.cost_saved = c;
+  }
+  return frame;
+}
+
+/**
+ * Apply a parsed frame to the dashboard state and return the new state.
+ * `first` is true for the first frame after a (re)connect: its series is the
+ * server's full history and replaces ours; later frames merge into it.
+ */
+export function applyFrame(state, frame, first, maxSeconds = WINDOW_SECONDS, cap = FEED_CAP) {
+  const base = first ? [] : state.series;
+  return {
+    ...state,
+    ts: frame.ts ?? state.ts,
+    totals: frame.totals ?? state.totals,
+    series: mergeSeries(base, frame.series, maxSeconds, frame.ts),
+    events: frame.events.length ? mergeEvents(state.events, frame.events, cap) : state.events,
+    offenders: frame.top_offenders ?? state.offenders,
+    costSaved: frame.cost_saved ?? state.costSaved,
+  };
+}
+
+/** The empty dashboard state. */
+export function initialState() {
+  return { ts: undefined, totals: undefined, series: [], events: [], offenders: [], costSaved: undefined };
+}
+
+/** Reconnect delay in ms for the n-th consecutive failed attempt (0-based): 1 s, 2 s, 4 s, … max 15 s. */
+export function backoffDelay(attempt, baseMs = 1000, maxMs = 15000) {
+  const a = Math.max(0, Math.floor(num(attempt)));
+  return Math.min(maxMs, baseMs * 2 ** Math.min(a, 30));
+}
+
+/**
+ * The websocket URL for a page location: same host, ws: for http: and wss: for https:,
+ * path "ws" resolved against the page (so a dashboard under /ui/ talks to /ui/ws).
+ */
+export function wsURL(href) {
+  const u = new URL('ws', href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.hash = '';
+  u.search = '';
+  return u.toString();
+}

@@ -1,0 +1,360 @@
+import { describe, expect, it } from 'vitest';
+import {
+  applyFrame,
+  backoffDelay,
+  blockedStats,
+  eventsFromAPI,
+  formatCount,
+  formatMoney,
+  formatReasons,
+  formatScore,
+  formatTime,
+  initialState,
+  isHighScore,
+  mergeEvents,
+  mergeSeries,
+  parseFrame,
+  toChartData,
+  wsURL,
+} from './frames.js';
+
+const pt = (ts, blocked = 0, allowed = 0, throttled = 0) => ({
+  ts,
+  requests: allowed + blocked + throttled,
+  allowed,
+  throttled,
+  blocked,
+});
+
+const ev = (id, ts, extra = {}) => ({ id, ts, type: 'block', ip: '203.0.113.9', ...extra });
+
+describe('mergeSeries', () => {
+  it('returns [] for empty or missing inputs', () => {
+    expect(mergeSeries([], [])).toEqual([]);
+    expect(mergeSeries(undefined, null)).toEqual([]);
+    expect(mergeSeries([], [{ requests: 3 }, null, 'x'])).toEqual([]);
+  });
+
+  it('appends newer points and keeps ts ascending', () => {
+    const a = [pt(100, 1), pt(101, 2)];
+    const out = mergeSeries(a, [pt(102, 3)], 300);
+    expect(out.map((p) => p.ts)).toEqual([100, 101, 102]);
+    expect(out.map((p) => p.blocked)).toEqual([1, 2, 3]);
+  });
+
+  it('sorts out-of-order points from either input', () => {
+    const out = mergeSeries([pt(105, 5), pt(101, 1)], [pt(103, 3), pt(102, 2), pt(104, 4)], 300);
+    expect(out.map((p) => p.ts)).toEqual([101, 102, 103, 104, 105]);
+    expect(out.map((p) => p.blocked)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('replaces a point with the same ts by the incoming one', () => {
+    const out = mergeSeries([pt(100, 1), pt(101, 1)], [pt(101, 9, 4)], 300);
+    expect(out).toHaveLength(2);
+    expect(out[1]).toEqual({ ts: 101, requests: 13, allowed: 4, throttled: 0, blocked: 9 });
+  });
+
+  it('lets the later of two duplicate incoming points win', () => {
+    const out = mergeSeries([], [pt(100, 1), pt(100, 7)], 300);
+    expect(out).toEqual([pt(100, 7)]);
+  });
+
+  it('keeps only the last maxSeconds seconds, measured from the newest point', () => {
+    const pts = [];
+    for (let ts = 1000; ts <= 1400; ts++) pts.push(pt(ts, 1));
+    const out = mergeSeries([], pts, 300);
+    expect(out).toHaveLength(300);
+    expect(out[0].ts).toBe(1101);
+    expect(out[out.length - 1].ts).toBe(1400);
+  });
+
+  it('drops old points when a newer frame arrives', () => {
+    const first = mergeSeries([], [pt(100, 1), pt(200, 1), pt(399, 1)], 300);
+    expect(first.map((p) => p.ts)).toEqual([100, 200, 399]);
+    const next = mergeSeries(first, [pt(401, 1)], 300);
+    expect(next.map((p) => p.ts)).toEqual([200, 399, 401]);
+  });
+
+  it('measures the window from `now` when it is newer than every point', () => {
+    const out = mergeSeries([pt(100), pt(200)], [], 300, 450);
+    expect(out.map((p) => p.ts)).toEqual([200]);
+    // an older `now` does not shrink the window
+    expect(mergeSeries([pt(100), pt(200)], [], 300, 50).map((p) => p.ts)).toEqual([100, 200]);
+  });
+
+  it('coerces fields to numbers and drops points without a valid ts', () => {
+    const out = mergeSeries([], [{ ts: '100', blocked: '4', allowed: null }, { ts: 'x', blocked: 1 }, { blocked: 2 }], 300);
+    expect(out).toEqual([{ ts: 100, requests: 0, allowed: 0, throttled: 0, blocked: 4 }]);
+  });
+
+  it('does not modify its inputs', () => {
+    const a = [pt(102), pt(100)];
+    const b = [pt(101)];
+    const aCopy = structuredClone(a);
+    const bCopy = structuredClone(b);
+    mergeSeries(a, b, 300);
+    expect(a).toEqual(aCopy);
+    expect(b).toEqual(bCopy);
+  });
+});
+
+describe('toChartData', () => {
+  it('returns four empty columns for an empty series', () => {
+    expect(toChartData([])).toEqual([[], [], [], []]);
+    expect(toChartData(undefined)).toEqual([[], [], [], []]);
+  });
+
+  it('returns [xs, allowed, blocked, throttled] columns', () => {
+    const data = toChartData([pt(100, 1, 10, 2), pt(101, 3, 20, 0)]);
+    expect(data).toEqual([
+      [100, 101],
+      [10, 20],
+      [1, 3],
+      [2, 0],
+    ]);
+  });
+
+  it('sorts unsorted input and keeps one point per ts', () => {
+    const data = toChartData([pt(102, 2), pt(100, 0), pt(101, 1), pt(101, 5)]);
+    expect(data[0]).toEqual([100, 101, 102]);
+    expect(data[2]).toEqual([0, 5, 2]);
+    // all columns have the same length, as uPlot requires
+    expect(new Set(data.map((c) => c.length))).toEqual(new Set([3]));
+  });
+});
+
+describe('blockedStats', () => {
+  it('sums blocked and reports the last value', () => {
+    expect(blockedStats([pt(1, 2), pt(2, 3), pt(3, 4)])).toEqual({ sum: 9, last: 4 });
+  });
+  it('is zero for an empty series', () => {
+    expect(blockedStats([])).toEqual({ sum: 0, last: 0 });
+    expect(blockedStats(null)).toEqual({ sum: 0, last: 0 });
+  });
+});
+
+describe('formatReasons', () => {
+  const reasons = [
+    { feature: 'ua', value: 1, contribution: 0.1 },
+    { feature: 'burst', value: 42, contribution: 0.7 },
+    { feature: 'geo', value: 1, contribution: 0.15 },
+    { feature: 'path_entropy', value: 3.2, contribution: 0.05 },
+  ];
+
+  it('lists the top n by contribution with 2 decimals', () => {
+    expect(formatReasons(reasons, 2)).toBe('burst (0.70), geo (0.15)');
+    expect(formatReasons(reasons, 3)).toBe('burst (0.70), geo (0.15), ua (0.10)');
+  });
+
+  it('returns all reasons when n exceeds their number', () => {
+    expect(formatReasons(reasons, 10).split(', ')).toHaveLength(4);
+  });
+
+  it('handles empty, missing and malformed reasons', () => {
+    expect(formatReasons([], 3)).toBe('');
+    expect(formatReasons(undefined, 3)).toBe('');
+    expect(formatReasons([null, { value: 1 }, { feature: 'x' }], 3)).toBe('x (0.00)');
+    expect(formatReasons(reasons, 0)).toBe('');
+  });
+
+  it('keeps the server order for equal contributions', () => {
+    expect(formatReasons([{ feature: 'a', contribution: 0.5 }, { feature: 'b', contribution: 0.5 }], 2)).toBe(
+      'a (0.50), b (0.50)',
+    );
+  });
+});
+
+describe('number formatting', () => {
+  it('formats money as USD', () => {
+    expect(formatMoney(5.4)).toBe('$5.40');
+    expect(formatMoney(1234567.891)).toBe('$1,234,567.89');
+    expect(formatMoney(0)).toBe('$0.00');
+    expect(formatMoney('2.5')).toBe('$2.50');
+  });
+
+  it('shows a dash for money that is not a number', () => {
+    expect(formatMoney(undefined)).toBe('—');
+    expect(formatMoney(NaN)).toBe('—');
+    expect(formatMoney('abc')).toBe('—');
+  });
+
+  it('formats counts with separators', () => {
+    expect(formatCount(1234567)).toBe('1,234,567');
+    expect(formatCount(0)).toBe('0');
+    expect(formatCount(undefined)).toBe('—');
+  });
+
+  it('formats scores with 2 decimals and flags ≥ 0.8', () => {
+    expect(formatScore(0.934)).toBe('0.93');
+    expect(formatScore(0)).toBe('0.00');
+    expect(formatScore(null)).toBe('—');
+    expect(isHighScore(0.8)).toBe(true);
+    expect(isHighScore(0.93)).toBe(true);
+    expect(isHighScore(0.79)).toBe(false);
+    expect(isHighScore(null)).toBe(false);
+    expect(isHighScore(undefined)).toBe(false);
+  });
+
+  it('formats event times as HH:MM:SS', () => {
+    expect(formatTime('2026-11-23T18:00:05Z', 'UTC')).toBe('18:00:05');
+    expect(formatTime('not a time', 'UTC')).toBe('');
+  });
+});
+
+describe('mergeEvents', () => {
+  it('orders events newest first', () => {
+    const out = mergeEvents([], [ev('a', '2026-11-23T18:00:01Z'), ev('b', '2026-11-23T18:00:03Z'), ev('c', '2026-11-23T18:00:02Z')]);
+    expect(out.map((e) => e.id)).toEqual(['b', 'c', 'a']);
+  });
+
+  it('puts new frame events above the existing feed', () => {
+    const feed = mergeEvents([], [ev('a', '2026-11-23T18:00:01Z')]);
+    const out = mergeEvents(feed, [ev('b', '2026-11-23T18:00:02Z'), ev('c', '2026-11-23T18:00:03Z')]);
+    expect(out.map((e) => e.id)).toEqual(['c', 'b', 'a']);
+  });
+
+  it('de-duplicates events present both in api/events and in a frame', () => {
+    const api = {
+      events: [ev('e3', '2026-11-23T18:00:03Z'), ev('e2', '2026-11-23T18:00:02Z'), ev('e1', '2026-11-23T18:00:01Z')],
+    };
+    let feed = mergeEvents([], eventsFromAPI(api));
+    expect(feed.map((e) => e.id)).toEqual(['e3', 'e2', 'e1']);
+    feed = mergeEvents(feed, [ev('e2', '2026-11-23T18:00:02Z'), ev('e3', '2026-11-23T18:00:03Z'), ev('e4', '2026-11-23T18:00:04Z')]);
+    expect(feed.map((e) => e.id)).toEqual(['e4', 'e3', 'e2', 'e1']);
+  });
+
+  it('de-duplicates whichever arrives first (frame before api/events)', () => {
+    let feed = mergeEvents([], [ev('e2', '2026-11-23T18:00:02Z'), ev('e3', '2026-11-23T18:00:03Z')]);
+    feed = mergeEvents(feed, eventsFromAPI({ events: [ev('e2', '2026-11-23T18:00:02Z'), ev('e1', '2026-11-23T18:00:01Z')] }));
+    expect(feed.map((e) => e.id)).toEqual(['e3', 'e2', 'e1']);
+  });
+
+  it('replaces a duplicate with the incoming copy', () => {
+    const feed = mergeEvents([], [ev('a', '2026-11-23T18:00:01Z', { score: 0.5 })]);
+    const out = mergeEvents(feed, [ev('a', '2026-11-23T18:00:01Z', { score: 0.9 })]);
+    expect(out).toHaveLength(1);
+    expect(out[0].score).toBe(0.9);
+  });
+
+  it('caps the feed, dropping the oldest', () => {
+    const many = [];
+    for (let i = 0; i < 250; i++) many.push(ev(`e${i}`, new Date(Date.UTC(2026, 10, 23, 18, 0, 0) + i * 1000).toISOString()));
+    const out = mergeEvents([], many, 200);
+    expect(out).toHaveLength(200);
+    expect(out[0].id).toBe('e249');
+    expect(out[199].id).toBe('e50');
+  });
+
+  it('puts later arrivals first when timestamps are equal', () => {
+    const t = '2026-11-23T18:00:00Z';
+    const feed = mergeEvents([], [ev('a', t), ev('b', t)]);
+    expect(feed.map((e) => e.id)).toEqual(['b', 'a']);
+    const out = mergeEvents(feed, [ev('c', t)]);
+    expect(out.map((e) => e.id)).toEqual(['c', 'b', 'a']);
+  });
+
+  it('sorts events with an invalid ts last and skips non-objects', () => {
+    const out = mergeEvents([], [ev('bad', 'garbage'), null, 7, ev('ok', '2026-11-23T18:00:00Z')]);
+    expect(out.map((e) => e.id)).toEqual(['ok', 'bad']);
+  });
+
+  it('gives events without an id a stable one so they de-duplicate', () => {
+    const e = { ts: '2026-11-23T18:00:00Z', type: 'ban', ip: '198.51.100.7' };
+    const out = mergeEvents(mergeEvents([], [e]), [{ ...e }]);
+    expect(out).toHaveLength(1);
+    expect(out[0].id).not.toBe('');
+  });
+
+  it('normalises geo, score and reasons', () => {
+    const [e] = mergeEvents([], [{ id: 'x', ts: '2026-11-23T18:00:00Z', type: 'key_issued', geo: null, score: 'n/a' }]);
+    expect(e.geo).toEqual({ country: '', city: '' });
+    expect(e.score).toBeNull();
+    expect(e.reasons).toEqual([]);
+  });
+});
+
+describe('parseFrame and applyFrame', () => {
+  const frame1 = {
+    ts: 400,
+    totals: { requests: 10, allowed: 7, throttled: 1, blocked: 2, bans: 1 },
+    series: [pt(398, 1, 3), pt(399, 0, 2), pt(400, 1, 2)],
+    events: [ev('a', '2026-11-23T18:00:01Z')],
+    top_offenders: [{ ip: '203.0.113.9', country: 'DE', blocks: 12, score: 0.93 }],
+    cost_saved: 5.4,
+  };
+
+  it('returns null for invalid JSON or non-objects', () => {
+    expect(parseFrame('{nope')).toBeNull();
+    expect(parseFrame('[1,2]')).toBeNull();
+    expect(parseFrame('null')).toBeNull();
+    expect(parseFrame('42')).toBeNull();
+  });
+
+  it('parses a JSON frame', () => {
+    const f = parseFrame(JSON.stringify(frame1));
+    expect(f.ts).toBe(400);
+    expect(f.totals).toEqual({ requests: 10, allowed: 7, throttled: 1, blocked: 2, bans: 1 });
+    expect(f.top_offenders).toEqual([{ ip: '203.0.113.9', country: 'DE', blocks: 12, score: 0.93 }]);
+    expect(f.cost_saved).toBe(5.4);
+  });
+
+  it('leaves absent fields undefined so the state keeps them', () => {
+    const f = parseFrame('{"ts": 401}');
+    expect(f.totals).toBeUndefined();
+    expect(f.top_offenders).toBeUndefined();
+    expect(f.cost_saved).toBeUndefined();
+    expect(f.series).toEqual([]);
+    expect(f.events).toEqual([]);
+  });
+
+  it('applies a first frame, then merges later frames', () => {
+    let s = applyFrame(initialState(), parseFrame(frame1), true);
+    expect(s.series.map((p) => p.ts)).toEqual([398, 399, 400]);
+    expect(s.costSaved).toBe(5.4);
+    expect(s.events.map((e) => e.id)).toEqual(['a']);
+
+    s = applyFrame(s, parseFrame({ ts: 401, series: [pt(400, 5), pt(401, 2)], events: [ev('b', '2026-11-23T18:00:02Z')] }), false);
+    expect(s.series.map((p) => [p.ts, p.blocked])).toEqual([
+      [398, 1],
+      [399, 0],
+      [400, 5],
+      [401, 2],
+    ]);
+    expect(s.totals.requests).toBe(10); // kept: the frame had no totals
+    expect(s.offenders).toHaveLength(1);
+    expect(s.events.map((e) => e.id)).toEqual(['b', 'a']);
+  });
+
+  it('replaces the series on the first frame after a reconnect', () => {
+    let s = applyFrame(initialState(), parseFrame(frame1), true);
+    s = applyFrame(s, parseFrame({ ts: 500, series: [pt(499, 4), pt(500, 4)] }), true);
+    expect(s.series.map((p) => p.ts)).toEqual([499, 500]);
+    // events survive a reconnect
+    expect(s.events.map((e) => e.id)).toEqual(['a']);
+  });
+
+  it('trims the series to the 300 s before the frame ts', () => {
+    let s = applyFrame(initialState(), parseFrame(frame1), true);
+    s = applyFrame(s, parseFrame({ ts: 699, series: [pt(699, 1)] }), false);
+    expect(s.series.map((p) => p.ts)).toEqual([400, 699]);
+  });
+});
+
+describe('backoffDelay', () => {
+  it('doubles from 1 s up to 15 s', () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 50].map((a) => backoffDelay(a))).toEqual([
+      1000, 2000, 4000, 8000, 15000, 15000, 15000, 15000,
+    ]);
+  });
+});
+
+describe('wsURL', () => {
+  it('uses ws: for http: and wss: for https:, on the same host', () => {
+    expect(wsURL('http://127.0.0.1:8080/')).toBe('ws://127.0.0.1:8080/ws');
+    expect(wsURL('https://gw.example.test/')).toBe('wss://gw.example.test/ws');
+  });
+  it('resolves relative to the page and drops query and hash', () => {
+    expect(wsURL('https://gw.example.test/ui/?x=1#top')).toBe('wss://gw.example.test/ui/ws');
+    expect(wsURL('http://h/index.html')).toBe('ws://h/ws');
+  });
+});
