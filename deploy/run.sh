@@ -25,8 +25,9 @@ cleanup() {
   echo; echo "stopping..."
   for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  exit 0
 }
-trap cleanup INT TERM EXIT
+trap cleanup INT TERM
 
 envfile=var/run/stack.env
 rm -f "$envfile"
@@ -62,3 +63,4 @@ Press Ctrl-C to stop.
 MSG
 wait -n "${pids[@]}" || true
 echo "a service exited; see var/run/*.log" >&2
+cleanup

@@ -26,6 +26,11 @@ node --version
 step "web UI: npm ci, build, unit tests"
 (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent && npm test --silent)
 
+step "mongosh (npm) for the README's query tests"
+(cd deploy/mongosh && npm ci --no-audit --no-fund --loglevel=error)
+export BULWARK_TEST_MONGOSH=$root/deploy/mongosh/node_modules/.bin/mongosh
+"$BULWARK_TEST_MONGOSH" --version
+
 mkdir -p var/geoip var/test bin
 step "demo GeoIP databases"
 go run ./deploy/cmd/geoipgen -out var/geoip/demo-city.mmdb -asn-out var/geoip/demo-asn.mmdb

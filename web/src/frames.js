@@ -112,6 +112,7 @@ export function formatReasons(reasons, n = 3) {
   return reasons
     .filter((r) => r && typeof r === 'object' && str(r.feature) !== '')
     .map((r, i) => ({ feature: str(r.feature), c: num(r.contribution), i }))
+    .filter((r) => r.c > 0) // a feature that added nothing is not a reason
     .sort((a, b) => b.c - a.c || a.i - b.i)
     .slice(0, n)
     .map((r) => `${r.feature} (${r.c.toFixed(2)})`)

@@ -153,8 +153,17 @@ describe('formatReasons', () => {
   it('handles empty, missing and malformed reasons', () => {
     expect(formatReasons([], 3)).toBe('');
     expect(formatReasons(undefined, 3)).toBe('');
-    expect(formatReasons([null, { value: 1 }, { feature: 'x' }], 3)).toBe('x (0.00)');
+    expect(formatReasons([null, { value: 1 }, { feature: 'x' }], 3)).toBe('');
     expect(formatReasons(reasons, 0)).toBe('');
+  });
+
+  it('leaves out features that contributed nothing', () => {
+    const rs = [
+      { feature: 'burst', value: 26, contribution: 0.8 },
+      { feature: 'geo', value: 0, contribution: 0 },
+      { feature: 'rate', value: 2.6, contribution: 0 },
+    ];
+    expect(formatReasons(rs, 3)).toBe('burst (0.80)');
   });
 
   it('keeps the server order for equal contributions', () => {
