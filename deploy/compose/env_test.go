@@ -43,6 +43,8 @@ var optionalEnv = map[string]map[string]string{
 		"BULWARK_REDIS_PREFIX":    "default key prefix, the same in the dashboard",
 		"BULWARK_MONGO_DB":        "defaults to bulwark, the database deploy/mongo/init.js creates",
 		"BULWARK_TRUSTED_PROXIES": "trusted_proxies comes from the config file (empty in compose)",
+		"BULWARK_ADMIN_TOKEN":     "the admin API stays off until an operator sets a token (README: admin API)",
+		"BULWARK_ADMIN_LISTEN":    "defaults to loopback 127.0.0.1:9090; never published by compose",
 	},
 	"scorer": {
 		"BULWARK_LISTEN":    "defaults to :8081",

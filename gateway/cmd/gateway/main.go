@@ -23,9 +23,14 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/apikey"
+	"github.com/bulwarkgw/bulwark/gateway/internal/audit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/bans"
+	"github.com/bulwarkgw/bulwark/gateway/internal/bruteforce"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
-	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
+	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
+	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
@@ -36,6 +41,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	sighup = hup
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
@@ -95,35 +103,61 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	routes := make([]proxy.Route, len(cfg.Routes))
-	for i, r := range cfg.Routes {
-		routes[i] = proxy.Route{Path: r.Path, Upstream: r.Upstream}
-	}
 	ips := realip.New(cfg.TrustedProxies)
-	px, err := proxy.New(routes, ips.Extractor, log)
+	listStore, err := lists.New(rdb, cfg.Redis.Prefix, lists.Static{Allow: cfg.Lists.Allow, Deny: cfg.Lists.Deny}, log)
+	if err != nil {
+		return fmt.Errorf("lists: %w", err)
+	}
+	banStore, err := bans.New(rdb, cfg.Redis.Prefix)
 	if err != nil {
 		return err
 	}
-	h, err := server.New(cfg, server.Deps{
-		IPs: ips, Traffic: store, Scorer: scorer, Events: sink, Stats: counter, Proxy: px, Log: log,
+	limiter, err := ratelimit.New(rdb, cfg.Redis.Prefix)
+	if err != nil {
+		return err
+	}
+	keys, err := apikey.New(rdb, cfg.Redis.Prefix, cfg.APIKey.KeyTTL)
+	if err != nil {
+		return err
+	}
+	guard, err := bruteforce.New(rdb, cfg.Redis.Prefix, guardConfig(cfg))
+	if err != nil {
+		return fmt.Errorf("login_protection: %w", err)
+	}
+	auditColl := mc.Database(cfg.Mongo.Database).Collection("audit")
+	auditLog, err := audit.New(auditColl, cfg.Events.QueueSize, log)
+	if err != nil {
+		return err
+	}
+	metrics := server.NewMetrics()
+	gw, err := server.New(cfg, server.Deps{
+		IPs: ips, Traffic: store, Bans: banStore, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
+		Scorer: scorer, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,
 		Ready: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})
 	if err != nil {
 		return err
 	}
+	rl := &reloader{path: *cfgPath, getenv: getenv, gw: gw, lists: listStore, guard: guard, log: log}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
+		Handler:           gw,
+		ReadHeaderTimeout: cfg.Edge.ReadHeaderTimeout,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    cfg.Edge.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("listening", "addr", ln.Addr().String(), "routes", len(routes))
+	log.Info("listening", "addr", ln.Addr().String(), "routes", len(cfg.Routes))
+	adminSrv, adminLn, err := newAdmin(cfg, gw, rl, adminDeps{
+		lists: listStore, bans: banStore, limiter: limiter, keys: keys, guard: guard, events: sink, audit: auditLog, metrics: metrics, log: log,
+	})
+	if err != nil {
+		return err
+	}
 
 	// Background loops outlive the server by a little: requests still in
 	// flight at shutdown publish events, which are then flushed.
@@ -133,6 +167,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error { return sink.Run(bg) })
 	g.Go(func() error { return counter.Run(bg, 500*time.Millisecond) })
 	g.Go(func() error { ensureIndexes(bg, coll, cfg.Mongo.Retention, log); return nil })
+	g.Go(func() error { return listStore.Run(bg, time.Second) })
+	g.Go(func() error { return auditLog.Run(bg) })
+	g.Go(func() error {
+		actx, cancel := context.WithTimeout(bg, 30*time.Second)
+		defer cancel()
+		if err := audit.EnsureIndexes(actx, auditColl); err != nil {
+			log.Warn("audit indexes not created", "err", err)
+		}
+		return nil
+	})
+	g.Go(func() error { rl.watch(bg, 2*time.Second); return nil })
+	if adminSrv != nil {
+		log.Info("admin listening", "addr", adminLn.Addr().String())
+		go func() { _ = adminSrv.Serve(adminLn) }()
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -141,6 +190,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		err = srv.Shutdown(sctx)
+		if adminSrv != nil {
+			_ = adminSrv.Shutdown(sctx)
+		}
 		cancel()
 		<-serveErr
 	}

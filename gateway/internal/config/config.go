@@ -43,13 +43,108 @@ type Config struct {
 	BanTTL         time.Duration
 	Shadow         bool // record decisions but let every request through
 	Events         Events
+	Admin          Admin
+	Lists          Lists
+	RateLimit      RateLimit
+	APIKey         APIKey
+	Login          Login
+	Edge           Edge
+	AuditRequests  bool // write every proxied request to the audit log (seed 001)
+}
+
+// Admin configures the admin API's listener and credentials.
+type Admin struct {
+	// Listen is the admin API's address; the API is served only when it is
+	// set and there are credentials (a token, or a username and password).
+	Listen   string
+	Token    string // bearer token
+	Username string // HTTP Basic
+	Password string
+}
+
+// Lists are CIDRs from the config file; more are added at run time.
+type Lists struct {
+	Allow, Deny []netip.Prefix
+}
+
+// RateLimit is the per-client sliding-window limit over all routes (seed
+// 001's requests_per_minute) and per API key; 0 disables a limit.
+type RateLimit struct {
+	RequestsPerMinute int64
+	Window            time.Duration // the per-client window; 60 s unless set
+	PerKey            Limit
+}
+
+// Limit is Requests per Window.
+type Limit struct {
+	Requests int64
+	Window   time.Duration
+}
+
+// APIKey configures keys minted by the backend's login (seed 000).
+type APIKey struct {
+	AuthPath         string   // the gateway path that logs in, e.g. /auth
+	AuthUpstream     *url.URL // where the login is forwarded (path kept)
+	KeyTTL           time.Duration
+	RoleAttribute    string
+	InvalidWindow    time.Duration
+	InvalidThreshold int
+	BlockFor         time.Duration
+	// Permissions: endpoint (first path segment below the route) → method →
+	// roles. An endpoint that is not listed is forwarded.
+	Permissions map[string]map[string][]string
+}
+
+// Login configures brute-force protection of logins (seeds 003 and 004).
+type Login struct {
+	Routes        []LoginRoute
+	LoginBucket   Bucket
+	PassBucket    Bucket
+	IPBucket      Bucket
+	Failures      int
+	FailureWindow time.Duration
+	LockFor       time.Duration
+}
+
+// LoginRoute is a path where logins are read from the request body.
+type LoginRoute struct {
+	Path          string
+	LoginField    string
+	PasswordField string
+}
+
+// Bucket allows Rate attempts per Interval; Rate 0 disables it.
+type Bucket struct {
+	Rate     int
+	Interval time.Duration
+}
+
+// Edge holds listener hygiene settings.
+type Edge struct {
+	MaxBodyBytes      int64
+	MaxHeaderBytes    int
+	ReadHeaderTimeout time.Duration
+	CORS              CORS
+}
+
+// CORS is strict by default: no origin is allowed until listed.
+type CORS struct {
+	AllowOrigins     []string
+	AllowMethods     []string
+	AllowHeaders     []string
+	AllowCredentials bool
+	MaxAge           time.Duration
 }
 
 // Route sends requests whose cleaned path starts with Path (on a segment
 // boundary) to Upstream.
 type Route struct {
-	Path     string
-	Upstream *url.URL
+	Path        string
+	Upstream    *url.URL
+	StripPrefix bool
+	Timeout     time.Duration // upstream response-header timeout
+	Auth        string        // "" or "api_key"
+	RateLimit   Limit         // per client on this route; zero: none
 }
 
 // Redis holds the shared-state connection settings.
@@ -69,6 +164,7 @@ type Mongo struct {
 
 // Scorer holds the scoring service's client settings.
 type Scorer struct {
+	Enabled  bool // false: no threat scoring (rate limits, lists and keys still apply)
 	URL      string
 	Timeout  time.Duration
 	FailMode FailMode
@@ -101,6 +197,7 @@ type file struct {
 		Retention string `yaml:"retention"`
 	} `yaml:"mongo"`
 	Scorer struct {
+		Enabled  *bool  `yaml:"enabled"`
 		URL      string `yaml:"url"`
 		Timeout  string `yaml:"timeout"`
 		FailMode string `yaml:"fail_mode"`
@@ -117,11 +214,77 @@ type file struct {
 		FlushInterval string `yaml:"flush_interval"`
 		StreamMaxLen  int64  `yaml:"stream_max_len"`
 	} `yaml:"events"`
+	Admin struct {
+		Listen   string `yaml:"listen"`
+		Token    string `yaml:"token"`
+		Username string `yaml:"username"`
+		Password string `yaml:"password"`
+	} `yaml:"admin"`
+	Lists struct {
+		Allow []string `yaml:"allow"`
+		Deny  []string `yaml:"deny"`
+	} `yaml:"lists"`
+	RateLimit struct {
+		RequestsPerMinute int64     `yaml:"requests_per_minute"`
+		Window            string    `yaml:"window"`
+		PerKey            fileLimit `yaml:"per_key"`
+	} `yaml:"rate_limit"`
+	Audit struct {
+		Requests bool `yaml:"requests"`
+	} `yaml:"audit"`
+	APIKey struct {
+		AuthPath         string                         `yaml:"auth_path"`
+		AuthUpstream     string                         `yaml:"auth_upstream"`
+		KeyTTL           string                         `yaml:"key_ttl"`
+		RoleAttribute    string                         `yaml:"role_attribute"`
+		InvalidWindow    string                         `yaml:"invalid_window"`
+		InvalidThreshold int                            `yaml:"invalid_threshold"`
+		BlockDuration    string                         `yaml:"block_duration"`
+		Permissions      map[string]map[string][]string `yaml:"permissions"`
+	} `yaml:"api_key"`
+	Login struct {
+		Routes []struct {
+			Path          string `yaml:"path"`
+			LoginField    string `yaml:"login_field"`
+			PasswordField string `yaml:"password_field"`
+		} `yaml:"routes"`
+		Login         fileBucket `yaml:"login"`
+		Password      fileBucket `yaml:"password"`
+		IP            fileBucket `yaml:"ip"`
+		Failures      int        `yaml:"failures"`
+		FailureWindow string     `yaml:"failure_window"`
+		Block         string     `yaml:"block"`
+	} `yaml:"login_protection"`
+	MaxBodySize       int64  `yaml:"max_body_size"`
+	MaxHeaderBytes    int    `yaml:"max_header_bytes"`
+	ReadHeaderTimeout string `yaml:"read_header_timeout"`
+	CORS              struct {
+		AllowOrigins     []string `yaml:"allow_origins"`
+		AllowMethods     []string `yaml:"allow_methods"`
+		AllowHeaders     []string `yaml:"allow_headers"`
+		AllowCredentials bool     `yaml:"allow_credentials"`
+		MaxAge           string   `yaml:"max_age"`
+	} `yaml:"cors"`
 }
 
 type fileRoute struct {
-	Path     string `yaml:"path"`
-	Upstream string `yaml:"upstream"`
+	Path        string    `yaml:"path"`
+	Upstream    string    `yaml:"upstream"`
+	Target      string    `yaml:"target"` // seed 001's name for upstream
+	StripPrefix bool      `yaml:"strip_prefix"`
+	Timeout     string    `yaml:"timeout"`
+	Auth        string    `yaml:"auth"`
+	RateLimit   fileLimit `yaml:"rate_limit"`
+}
+
+type fileLimit struct {
+	Requests int64  `yaml:"requests"`
+	Window   string `yaml:"window"`
+}
+
+type fileBucket struct {
+	Rate     int    `yaml:"rate"`
+	Interval string `yaml:"interval"`
 }
 
 func defaults() file {
@@ -142,6 +305,24 @@ func defaults() file {
 	f.Events.BatchSize = 200
 	f.Events.FlushInterval = "200ms"
 	f.Events.StreamMaxLen = 10000
+	f.Admin.Listen = "127.0.0.1:9090"
+	f.RateLimit.RequestsPerMinute = 0
+	f.APIKey.AuthPath = "/auth"
+	f.APIKey.KeyTTL = "24h"
+	f.APIKey.InvalidWindow = "5s"
+	f.APIKey.InvalidThreshold = 5
+	f.APIKey.BlockDuration = "24h"
+	f.Login.Login = fileBucket{10, "1m"}
+	f.Login.Password = fileBucket{100, "1m"}
+	f.Login.IP = fileBucket{1000, "1m"}
+	f.Login.Failures = 8
+	f.Login.FailureWindow = "10s"
+	f.Login.Block = "1h"
+	f.MaxBodySize = 10 << 20
+	f.MaxHeaderBytes = 64 << 10
+	f.ReadHeaderTimeout = "5s"
+	f.CORS.AllowMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+	f.CORS.MaxAge = "10m"
 	return f
 }
 
@@ -157,6 +338,8 @@ const (
 	EnvUpstreamURL    = "BULWARK_UPSTREAM_URL"
 	EnvTrustedProxies = "BULWARK_TRUSTED_PROXIES"
 	EnvGatewayID      = "BULWARK_GATEWAY_ID"
+	EnvAdminListen    = "BULWARK_ADMIN_LISTEN"
+	EnvAdminToken     = "BULWARK_ADMIN_TOKEN"
 )
 
 // Load reads the file at path (none when path is empty), applies the
@@ -206,6 +389,8 @@ func applyEnv(f *file, getenv func(string) string) {
 	set(&f.Mongo.Database, EnvMongoDB)
 	set(&f.Scorer.URL, EnvScorerURL)
 	set(&f.GatewayID, EnvGatewayID)
+	set(&f.Admin.Listen, EnvAdminListen)
+	set(&f.Admin.Token, EnvAdminToken)
 	if v := getenv(EnvTrustedProxies); v != "" {
 		f.TrustedProxies = nil
 		for _, p := range strings.Split(v, ",") {
@@ -255,6 +440,7 @@ func (f *file) validate() (*Config, error) {
 			Retention: dur("mongo.retention", f.Mongo.Retention, time.Hour),
 		},
 		Scorer: Scorer{
+			Enabled:  f.Scorer.Enabled == nil || *f.Scorer.Enabled,
 			URL:      f.Scorer.URL,
 			Timeout:  dur("scorer.timeout", f.Scorer.Timeout, time.Millisecond),
 			FailMode: mode("scorer.fail_mode", f.Scorer.FailMode),
@@ -275,6 +461,31 @@ func (f *file) validate() (*Config, error) {
 	}
 	if c.Redis.Prefix == "" {
 		bad("redis.prefix", "must not be empty")
+	}
+	limit := func(key string, l fileLimit) Limit {
+		if l.Requests == 0 && l.Window == "" {
+			return Limit{}
+		}
+		if l.Requests < 1 {
+			bad(key+".requests", "must be positive, got %d", l.Requests)
+		}
+		w := time.Minute
+		if l.Window != "" {
+			w = dur(key+".window", l.Window, time.Millisecond)
+		}
+		return Limit{Requests: l.Requests, Window: w}
+	}
+	bucket := func(key string, b fileBucket) Bucket {
+		if b.Rate < 0 {
+			bad(key+".rate", "must not be negative, got %d", b.Rate)
+		}
+		if b.Rate == 0 {
+			return Bucket{} // off
+		}
+		if b.Interval == "" {
+			b.Interval = "1m"
+		}
+		return Bucket{Rate: b.Rate, Interval: dur(key+".interval", b.Interval, time.Millisecond)}
 	}
 	checkURL := func(key, v string, schemes ...string) *url.URL {
 		u, err := url.Parse(v)
@@ -297,6 +508,9 @@ func (f *file) validate() (*Config, error) {
 	seen := map[string]bool{}
 	for i, r := range f.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
+		if r.Upstream == "" {
+			r.Upstream = r.Target
+		}
 		switch {
 		case r.Path == "":
 			bad(key+".path", "missing")
@@ -312,8 +526,17 @@ func (f *file) validate() (*Config, error) {
 			bad(key+".upstream", "missing")
 			continue
 		}
+		route := Route{Path: r.Path, StripPrefix: r.StripPrefix, Auth: r.Auth, Timeout: 30 * time.Second}
+		if r.Timeout != "" {
+			route.Timeout = dur(key+".timeout", r.Timeout, time.Millisecond)
+		}
+		if r.Auth != "" && r.Auth != "api_key" {
+			bad(key+".auth", `must be "" or "api_key", got %q`, r.Auth)
+		}
+		route.RateLimit = limit(key+".rate_limit", r.RateLimit)
 		if u := checkURL(key+".upstream", r.Upstream, "http", "https"); u != nil {
-			c.Routes = append(c.Routes, Route{Path: r.Path, Upstream: u})
+			route.Upstream = u
+			c.Routes = append(c.Routes, route)
 		}
 	}
 	for i, s := range f.TrustedProxies {
@@ -347,10 +570,175 @@ func (f *file) validate() (*Config, error) {
 	if c.Events.StreamMaxLen < 100 {
 		bad("events.stream_max_len", "must be at least 100, got %d", c.Events.StreamMaxLen)
 	}
+	// Admin API: never open without credentials.
+	c.Admin = Admin{Listen: f.Admin.Listen, Token: f.Admin.Token, Username: f.Admin.Username, Password: f.Admin.Password}
+	if c.Admin.Listen != "" {
+		if _, _, err := splitHostPort(c.Admin.Listen); err != nil {
+			bad("admin.listen", "%v", err)
+		}
+		if (c.Admin.Username == "") != (c.Admin.Password == "") {
+			bad("admin.password", "admin.username and admin.password go together")
+		}
+	}
+	lists := func(key string, in []string) []netip.Prefix {
+		var out []netip.Prefix
+		for i, s := range in {
+			p, err := parsePrefix(s)
+			if err != nil {
+				bad(fmt.Sprintf("%s[%d]", key, i), "invalid CIDR or address %q", s)
+				continue
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	c.Lists = Lists{Allow: lists("lists.allow", f.Lists.Allow), Deny: lists("lists.deny", f.Lists.Deny)}
+	for _, a := range c.Lists.Allow {
+		if slices.Contains(c.Lists.Deny, a) {
+			bad("lists.deny", "%s is also in lists.allow", a)
+		}
+	}
+
+	if f.RateLimit.RequestsPerMinute < 0 {
+		bad("rate_limit.requests_per_minute", "must not be negative, got %d", f.RateLimit.RequestsPerMinute)
+	}
+	c.RateLimit = RateLimit{RequestsPerMinute: f.RateLimit.RequestsPerMinute, Window: time.Minute, PerKey: limit("rate_limit.per_key", f.RateLimit.PerKey)}
+	if f.RateLimit.Window != "" {
+		c.RateLimit.Window = dur("rate_limit.window", f.RateLimit.Window, time.Millisecond)
+	}
+	c.AuditRequests = f.Audit.Requests
+
+	ak := f.APIKey
+	c.APIKey = APIKey{
+		AuthPath: ak.AuthPath, RoleAttribute: ak.RoleAttribute,
+		KeyTTL:           dur("api_key.key_ttl", ak.KeyTTL, time.Second),
+		InvalidWindow:    dur("api_key.invalid_window", ak.InvalidWindow, time.Millisecond),
+		InvalidThreshold: ak.InvalidThreshold,
+		BlockFor:         dur("api_key.block_duration", ak.BlockDuration, time.Second),
+		Permissions:      ak.Permissions,
+	}
+	if ak.InvalidThreshold < 1 {
+		bad("api_key.invalid_threshold", "must be positive, got %d", ak.InvalidThreshold)
+	}
+	if ak.AuthPath != "" && !strings.HasPrefix(ak.AuthPath, "/") {
+		bad("api_key.auth_path", "must start with '/', got %q", ak.AuthPath)
+	}
+	if ak.AuthUpstream != "" {
+		c.APIKey.AuthUpstream = checkURL("api_key.auth_upstream", ak.AuthUpstream, "http", "https")
+	}
+	for ep, methods := range ak.Permissions {
+		for m := range methods {
+			if m != strings.ToUpper(m) || m == "" {
+				bad("api_key.permissions."+ep+"."+m, "methods are upper-case HTTP methods")
+			}
+		}
+	}
+	needsKeys := false
+	for _, r := range c.Routes {
+		needsKeys = needsKeys || r.Auth == "api_key"
+	}
+	if needsKeys && c.APIKey.AuthUpstream == nil {
+		bad("api_key.auth_upstream", "required when a route has auth: api_key")
+	}
+
+	lp := f.Login
+	c.Login = Login{
+		LoginBucket:   bucket("login_protection.login", lp.Login),
+		PassBucket:    bucket("login_protection.password", lp.Password),
+		IPBucket:      bucket("login_protection.ip", lp.IP),
+		Failures:      lp.Failures,
+		FailureWindow: dur("login_protection.failure_window", lp.FailureWindow, time.Millisecond),
+		LockFor:       dur("login_protection.block", lp.Block, time.Second),
+	}
+	if lp.Failures < 1 {
+		bad("login_protection.failures", "must be positive, got %d", lp.Failures)
+	}
+	for i, r := range lp.Routes {
+		key := fmt.Sprintf("login_protection.routes[%d]", i)
+		if !strings.HasPrefix(r.Path, "/") {
+			bad(key+".path", "must start with '/', got %q", r.Path)
+		}
+		lr := LoginRoute{Path: r.Path, LoginField: r.LoginField, PasswordField: r.PasswordField}
+		if lr.LoginField == "" {
+			lr.LoginField = "username"
+		}
+		if lr.PasswordField == "" {
+			lr.PasswordField = "password"
+		}
+		c.Login.Routes = append(c.Login.Routes, lr)
+	}
+
+	c.Edge = Edge{
+		MaxBodyBytes: f.MaxBodySize, MaxHeaderBytes: f.MaxHeaderBytes,
+		ReadHeaderTimeout: dur("read_header_timeout", f.ReadHeaderTimeout, time.Millisecond),
+		CORS: CORS{
+			AllowOrigins: f.CORS.AllowOrigins, AllowMethods: f.CORS.AllowMethods, AllowHeaders: f.CORS.AllowHeaders,
+			AllowCredentials: f.CORS.AllowCredentials, MaxAge: dur("cors.max_age", f.CORS.MaxAge, 0),
+		},
+	}
+	if f.MaxBodySize < 1 {
+		bad("max_body_size", "must be positive, got %d", f.MaxBodySize)
+	}
+	if f.MaxHeaderBytes < 1024 {
+		bad("max_header_bytes", "must be at least 1024, got %d", f.MaxHeaderBytes)
+	}
+	for i, o := range f.CORS.AllowOrigins {
+		if o == "*" && f.CORS.AllowCredentials {
+			bad(fmt.Sprintf("cors.allow_origins[%d]", i), `"*" cannot be combined with allow_credentials: list the origins`)
+		}
+	}
+
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid config:\n%w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+// Enabled reports whether the admin API is served: never without credentials.
+func (a Admin) Enabled() bool {
+	return a.Listen != "" && (a.Token != "" || a.Username != "")
+}
+
+// Redacted returns the config with every secret replaced, for the admin API.
+func (c *Config) Redacted() map[string]any {
+	secret := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "[redacted]"
+	}
+	routes := make([]map[string]any, len(c.Routes))
+	for i, r := range c.Routes {
+		routes[i] = map[string]any{"path": r.Path, "target": r.Upstream.String(), "strip_prefix": r.StripPrefix,
+			"timeout": r.Timeout.String(), "auth": r.Auth, "rate_limit": r.RateLimit}
+	}
+	return map[string]any{
+		"listen": c.Listen, "gateway_id": c.GatewayID, "routes": routes,
+		"trusted_proxies": c.TrustedProxies,
+		"redis":           map[string]any{"url": redactURL(c.Redis.URL), "prefix": c.Redis.Prefix, "fail_mode": c.Redis.FailMode, "timeout": c.Redis.Timeout.String()},
+		"mongo":           map[string]any{"uri": redactURL(c.Mongo.URI), "database": c.Mongo.Database, "retention": c.Mongo.Retention.String()},
+		"scorer":          map[string]any{"enabled": c.Scorer.Enabled, "url": c.Scorer.URL, "timeout": c.Scorer.Timeout.String(), "fail_mode": c.Scorer.FailMode},
+		"thresholds":      map[string]any{"block": c.BlockAt, "throttle": c.ThrottleAt},
+		"ban_ttl":         c.BanTTL.String(), "shadow": c.Shadow,
+		"admin":      map[string]any{"listen": c.Admin.Listen, "token": secret(c.Admin.Token), "username": c.Admin.Username, "password": secret(c.Admin.Password)},
+		"lists":      map[string]any{"allow": c.Lists.Allow, "deny": c.Lists.Deny},
+		"rate_limit": map[string]any{"requests_per_minute": c.RateLimit.RequestsPerMinute, "per_key": c.RateLimit.PerKey},
+		"api_key": map[string]any{"auth_path": c.APIKey.AuthPath, "key_ttl": c.APIKey.KeyTTL.String(), "role_attribute": c.APIKey.RoleAttribute,
+			"invalid_window": c.APIKey.InvalidWindow.String(), "invalid_threshold": c.APIKey.InvalidThreshold, "block_duration": c.APIKey.BlockFor.String(),
+			"permissions": c.APIKey.Permissions},
+		"login_protection": c.Login,
+		"max_body_size":    c.Edge.MaxBodyBytes,
+		"cors":             c.Edge.CORS,
+	}
+}
+
+// redactURL hides a password inside a connection URL.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[unparseable]"
+	}
+	return u.Redacted()
 }
 
 // parsePrefix accepts a CIDR or a bare address (a /32 or /128) and returns the

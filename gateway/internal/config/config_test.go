@@ -75,7 +75,7 @@ func TestParseBad(t *testing.T) {
 		want []string // every message must appear
 	}{
 		{"unknown key", "routes: [{path: /, upstream: http://u}]\nbogus: 1\nscorer: {extra: 2}\n", []string{"bogus: unknown key (line 2)", "scorer.extra: unknown key"}},
-		{"unknown key in a route", "routes: [{path: /, upstream: http://u, target: x}]\n", []string{"routes[0].target: unknown key"}},
+		{"unknown key in a route", "routes: [{path: /, upstream: http://u, bogus: x}]\n", []string{"routes[0].bogus: unknown key"}},
 		{"invalid duration", "routes: [{path: /, upstream: http://u}]\nscorer: {timeout: 5x}\nban_ttl: soon\n", []string{`scorer.timeout: invalid duration "5x"`, `ban_ttl: invalid duration "soon"`}},
 		{"invalid CIDR", "routes: [{path: /, upstream: http://u}]\ntrusted_proxies: [10.0.0.0/33]\n", []string{`trusted_proxies[0]: invalid CIDR or address "10.0.0.0/33"`}},
 		{"missing upstream", "routes: [{path: /api/}]\n", []string{"routes[0].upstream: missing"}},

@@ -17,13 +17,16 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // Route maps a path prefix to an upstream.
 type Route struct {
-	Path     string
-	Upstream *url.URL
+	Path        string
+	Upstream    *url.URL
+	StripPrefix bool          // forward /api/x as /x
+	Timeout     time.Duration // until the upstream's response headers; 0: 30 s
 }
 
 // ClientIP tells the proxy which address to report in X-Forwarded-For.
@@ -37,6 +40,15 @@ type Proxy struct {
 }
 
 type routeKey struct{}
+
+// deadline lets the error handler tell an upstream timeout from a client
+// that went away.
+type deadline struct {
+	timer    *time.Timer
+	timedOut atomic.Bool
+}
+
+type deadlineKey struct{}
 
 // New builds a proxy over routes. clientIP must not be nil.
 func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
@@ -62,20 +74,27 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   5 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
 	p := &Proxy{routes: rs, clientIP: clientIP}
 	p.rp = &httputil.ReverseProxy{
 		Transport: tr,
 		Rewrite:   p.rewrite,
+		ModifyResponse: func(resp *http.Response) error {
+			// Headers arrived in time: the body may stream as long as it takes.
+			if d, ok := resp.Request.Context().Value(deadlineKey{}).(*deadline); ok {
+				d.timer.Stop()
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			status, msg := http.StatusBadGateway, "Bad Gateway"
 			var nerr net.Error
-			if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &nerr) && nerr.Timeout()) {
+			d, _ := r.Context().Value(deadlineKey{}).(*deadline)
+			switch {
+			case d != nil && d.timedOut.Load(), errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
 				status, msg = http.StatusGatewayTimeout, "Gateway Timeout"
-			}
-			if errors.Is(r.Context().Err(), context.Canceled) {
+			case errors.Is(r.Context().Err(), context.Canceled):
 				status = 499 // the client went away; nobody reads this
 			}
 			log.Warn("upstream failed", "path", r.URL.Path, "err", err, "status", status)
@@ -131,13 +150,24 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"error":"No matching route found"}` + "\n"))
 		return
 	}
-	r = r.WithContext(context.WithValue(r.Context(), routeKey{}, route))
-	p.rp.ServeHTTP(w, r)
+	timeout := route.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.WithValue(r.Context(), routeKey{}, route))
+	defer cancel()
+	d := &deadline{}
+	d.timer = time.AfterFunc(timeout, func() { d.timedOut.Store(true); cancel() })
+	defer d.timer.Stop()
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, deadlineKey{}, d)))
 }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	route, _ := pr.In.Context().Value(routeKey{}).(Route)
 	clean := CleanPath(pr.In.URL.Path)
+	if route.StripPrefix {
+		clean = "/" + strings.TrimPrefix(strings.TrimPrefix(clean, strings.TrimSuffix(route.Path, "/")), "/")
+	}
 	pr.Out.URL.Path = clean
 	pr.Out.URL.RawPath = ""
 	pr.SetURL(route.Upstream) // joins the upstream's base path; Host becomes the upstream's

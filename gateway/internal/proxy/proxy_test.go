@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -155,4 +156,54 @@ func FuzzCleanPath(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q -> %q", in, c, proxy.CleanPath(c))
 		}
 	})
+}
+
+func TestTimeoutAndStripPrefix(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		_, _ = io.WriteString(w, r.URL.RequestURI())
+	}))
+	defer slow.Close()
+	u, _ := url.Parse(slow.URL)
+	p, err := proxy.New([]proxy.Route{
+		{Path: "/t/", Upstream: u, Timeout: 100 * time.Millisecond},
+		{Path: "/s/", Upstream: u, StripPrefix: true},
+	}, func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, httptest.NewRequest("GET", "/t/../slow", nil)) // cleaned to /slow: no route
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+
+	rec = httptest.NewRecorder()
+	p.ServeHTTP(rec, httptest.NewRequest("GET", "/s/a/b?x=1", nil))
+	assert.Equal(t, "/a/b?x=1", rec.Body.String())
+
+	rec = httptest.NewRecorder()
+	p.ServeHTTP(rec, httptest.NewRequest("GET", "/s", nil))
+	assert.Equal(t, http.StatusNotFound, rec.Code)
+}
+
+func TestUpstreamTimeoutIs504(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	u, _ := url.Parse(slow.URL + "/base")
+	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u, Timeout: 50 * time.Millisecond}},
+		func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	assert.Equal(t, http.StatusGatewayTimeout, rec.Code)
+	assert.JSONEq(t, `{"error":"Gateway Timeout"}`, rec.Body.String())
 }

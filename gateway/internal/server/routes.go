@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"time"
 
@@ -9,17 +10,28 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 )
 
-// New returns the gateway's HTTP handler. Read it top to bottom: health
-// first (never protected), then the protection chain in the order a request
-// travels, then the proxy.
-func New(cfg *config.Config, d Deps) (*echo.Echo, error) {
+// Gateway is the gateway's HTTP handler plus its reloadable runtime.
+type Gateway struct {
+	*echo.Echo
+	rt holder
+	d  Deps
+}
+
+// New returns the gateway. Read it top to bottom: health first (never
+// protected), then the protection chain in the order a request travels,
+// then the handlers at its end.
+func New(cfg *config.Config, d Deps) (*Gateway, error) {
 	if err := d.validate(); err != nil {
 		return nil, err
 	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	e := echo.New()
+	g := &Gateway{Echo: echo.New(), d: d}
+	if err := g.Reload(cfg); err != nil {
+		return nil, err
+	}
+	e := g.Echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = httpError(d.Log)
 	// The client address is decided in one place, from configuration.
@@ -27,6 +39,9 @@ func New(cfg *config.Config, d Deps) (*echo.Echo, error) {
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	e.GET("/health", func(c echo.Context) error { // seed 001's path and body
+		return c.JSON(http.StatusOK, map[string]string{"status": "healthy", "service": "bulwark"})
 	})
 	e.GET("/readyz", func(c echo.Context) error {
 		if d.Ready != nil {
@@ -37,15 +52,34 @@ func New(cfg *config.Config, d Deps) (*echo.Echo, error) {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
 
-	p := &pipeline{cfg: cfg, d: d}
+	p := &pipeline{g: g, d: d}
 	protected := e.Group("",
-		requestID,   // 1. X-Request-ID, echoed to the client and the upstream
-		p.accessLog, // 2. one log line per request
-		p.observe,   // 3. bans, then one Redis round trip for the counts
-		p.score,     // 4. the scorer's verdict (or the fail-mode fallback)
-		p.enforce,   // 5. block and ban / throttle / pass (shadow mode only records)
+		p.edge,      // 1. X-Request-ID, timing headers, body limit (413), access log, metrics
+		p.cors,      // 2. CORS from config, strict by default; preflights end here
+		p.lists,     // 3. deny list → 403 on every path; allow list → skips every layer below
+		p.route,     // 4. longest-prefix route on the cleaned path, or 404
+		p.observe,   // 5. a ban stops the client; one Redis round trip counts it
+		p.rateLimit, // 6. per-client and per-route sliding windows → 429
+		p.apiKey,    // 7. key required on protected routes, RBAC, bad keys → ban
+		p.score,     // 8. the scorer's verdict (or the fail-mode fallback)
+		p.enforce,   // 9. block and ban / throttle / pass (shadow mode only records)
 	)
-	protected.Any("/*", echo.WrapHandler(d.Proxy)) // 6. route and forward
-	protected.Any("", echo.WrapHandler(d.Proxy))
-	return e, nil
+	protected.Any("/*", p.forward) // 10. login, guarded login routes, or the proxy
+	protected.Any("", p.forward)
+	return g, nil
 }
+
+// Reload swaps in a validated configuration; requests in flight finish on
+// the one they started with. Listener, Redis, MongoDB and scorer settings
+// need a restart.
+func (g *Gateway) Reload(cfg *config.Config) error {
+	rt, err := newRuntime(cfg, g.d)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	g.rt.p.Store(rt)
+	return nil
+}
+
+// Config returns the active configuration.
+func (g *Gateway) Config() *config.Config { return g.rt.load().cfg }

@@ -1,7 +1,8 @@
 // Package server assembles the gateway: an echo instance whose routes.go
 // shows the whole protection chain in the order a request travels, the
-// middlewares that make up that chain, and the one error handler that
-// renders every failure as JSON.
+// middlewares that make up that chain, the login and key-check endpoints,
+// hot reload of the configuration, and the one error handler that renders
+// every failure as JSON.
 package server
 
 import (
@@ -14,16 +15,49 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/apikey"
+	"github.com/bulwarkgw/bulwark/gateway/internal/audit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
+	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
-// Traffic counts requests and holds bans in shared state.
+// Traffic counts requests in shared state and reports bans.
 type Traffic interface {
 	Observe(ctx context.Context, ip netip.Addr, now time.Time) (traffic.Observation, error)
-	Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reason string) error
+}
+
+// Bans creates bans that every replica enforces.
+type Bans interface {
+	Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reason string, now time.Time) error
+}
+
+// Lists matches clients against the allow and deny lists.
+type Lists interface {
+	Match(ip netip.Addr) lists.Verdict
+}
+
+// Limiter enforces sliding-window rate limits.
+type Limiter interface {
+	Allow(ctx context.Context, key string, limit int64, window time.Duration, now time.Time) (ratelimit.Result, error)
+}
+
+// Keys mints and checks API keys and counts authentication failures.
+type Keys interface {
+	Mint(ctx context.Context, role string, now time.Time) (string, apikey.Session, error)
+	Lookup(ctx context.Context, key string, now time.Time) (apikey.Session, error)
+	Fail(ctx context.Context, ip netip.Addr, window time.Duration, threshold int, now time.Time) (int, bool, error)
+	Failures(ctx context.Context, ip netip.Addr, window time.Duration, now time.Time) (int, error)
+}
+
+// Guard protects logins from brute force.
+type Guard interface {
+	Check(ctx context.Context, login, password string, ip netip.Addr, now time.Time) (bool, error)
+	Locked(ctx context.Context, login string, ip netip.Addr, now time.Time) (bool, bool, time.Duration, error)
+	Record(ctx context.Context, login string, ip netip.Addr, success bool, now time.Time) (bool, bool, error)
 }
 
 // Scorer scores a client's observed behaviour.
@@ -42,24 +76,36 @@ type Stats interface {
 	Ban(now time.Time)
 }
 
+// Auditor records audit-log entries without blocking.
+type Auditor interface {
+	Record(audit.Entry)
+}
+
 // Ready reports whether a dependency needed to serve is reachable.
 type Ready func(ctx context.Context) error
 
-// Deps are the gateway's collaborators.
+// Deps are the gateway's collaborators. Lists, Limiter, Keys and Guard may
+// be nil: the layer they serve is then off.
 type Deps struct {
 	IPs     *realip.Resolver
 	Traffic Traffic
+	Bans    Bans
+	Lists   Lists
+	Limiter Limiter
+	Keys    Keys
+	Guard   Guard
 	Scorer  Scorer
 	Events  Publisher
 	Stats   Stats
-	Proxy   http.Handler
+	Audit   Auditor // nil: no request audit
 	Ready   Ready
+	Metrics *Metrics
 	Log     *slog.Logger
 	Now     func() time.Time
 }
 
 func (d Deps) validate() error {
-	if d.IPs == nil || d.Traffic == nil || d.Scorer == nil || d.Events == nil || d.Stats == nil || d.Proxy == nil || d.Log == nil {
+	if d.IPs == nil || d.Traffic == nil || d.Bans == nil || d.Scorer == nil || d.Events == nil || d.Stats == nil || d.Log == nil {
 		return errors.New("server: missing dependency")
 	}
 	return nil

@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/bans"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
-	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
 	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
@@ -100,10 +100,10 @@ func newFixture(t *testing.T, mutate func(*config.Config), scorer server.Scorer,
 	require.NoError(t, err)
 	log := slog.New(slog.DiscardHandler)
 	ips := realip.New(cfg.TrustedProxies)
-	px, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, ips.Extractor, log)
+	banStore, err := bans.New(rdb, prefix)
 	require.NoError(t, err)
 	rec := &recorder{}
-	e, err := server.New(cfg, server.Deps{IPs: ips, Traffic: store, Scorer: scorer, Events: rec, Stats: nopStats{}, Proxy: px, Log: log})
+	e, err := server.New(cfg, server.Deps{IPs: ips, Traffic: store, Bans: banStore, Scorer: scorer, Events: rec, Stats: nopStats{}, Log: log})
 	require.NoError(t, err)
 	return &fixture{h: e, events: rec, redis: rdb, prefix: prefix, upstream: u,
 		hits:    func() int { mu.Lock(); defer mu.Unlock(); return hits },

@@ -1,0 +1,212 @@
+package admin
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Auth holds the admin credentials: a bearer token, HTTP Basic credentials,
+// or both. Either scheme is accepted when configured. All empty is an error:
+// the admin API is never open.
+type Auth struct {
+	Token    string
+	Username string
+	Password string
+}
+
+func (a Auth) validate() error {
+	switch {
+	case (a.Username == "") != (a.Password == ""):
+		return errors.New("admin: auth needs both a username and a password for Basic")
+	case a.Token == "" && a.Password == "":
+		return errors.New("admin: auth needs a token or a username and password; the admin API is never open")
+	}
+	return nil
+}
+
+// Lockout bounds failed authentication per client IP (the TCP peer): after
+// Failures failures within Window every request from that IP gets 429, even
+// with correct credentials, until the oldest of them leaves the window.
+type Lockout struct {
+	Failures   int           // default 5
+	Window     time.Duration // default 300s
+	MaxClients int           // IPs tracked at once, oldest evicted first; default 10000
+}
+
+func (l Lockout) validate() error {
+	if l.Failures < 0 || l.Window < 0 || l.MaxClients < 0 {
+		return errors.New("admin: lockout settings must not be negative")
+	}
+	return nil
+}
+
+func (l Lockout) withDefaults() Lockout {
+	if l.Failures == 0 {
+		l.Failures = 5
+	}
+	if l.Window == 0 {
+		l.Window = 300 * time.Second
+	}
+	if l.MaxClients == 0 {
+		l.MaxClients = 10000
+	}
+	return l
+}
+
+// checker compares credentials in constant time. It compares SHA-256
+// digests so that neither the secrets' lengths nor their prefixes leak.
+type checker struct {
+	token, user, pass  [sha256.Size]byte
+	hasToken, hasBasic bool
+	challenge          []string
+}
+
+func newChecker(a Auth) *checker {
+	c := &checker{hasToken: a.Token != "", hasBasic: a.Password != ""}
+	c.token = sha256.Sum256([]byte(a.Token))
+	c.user = sha256.Sum256([]byte(a.Username))
+	c.pass = sha256.Sum256([]byte(a.Password))
+	if c.hasBasic {
+		c.challenge = append(c.challenge, `Basic realm="bulwark-admin"`)
+	}
+	if c.hasToken {
+		c.challenge = append(c.challenge, `Bearer realm="bulwark-admin"`)
+	}
+	return c
+}
+
+func equal(want [sha256.Size]byte, got string) bool {
+	g := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(want[:], g[:]) == 1
+}
+
+// ok reports whether r carries valid credentials.
+func (c *checker) ok(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	if scheme, tok, found := strings.Cut(h, " "); found && strings.EqualFold(scheme, "Bearer") {
+		return c.hasToken && equal(c.token, strings.TrimSpace(tok))
+	}
+	if u, p, found := r.BasicAuth(); found {
+		// Both compared every time: no early exit on a wrong username.
+		uok, pok := equal(c.user, u), equal(c.pass, p)
+		return c.hasBasic && uok && pok
+	}
+	return false
+}
+
+// failures is a bounded, in-memory record of recent authentication
+// failures per client IP.
+type failures struct {
+	mu      sync.Mutex
+	cfg     Lockout
+	byIP    map[string]*list.Element
+	recency *list.List // of *failRecord, most recently failed at the front
+}
+
+type failRecord struct {
+	ip    string
+	times []time.Time // at most cfg.Failures, oldest first
+}
+
+func newFailures(cfg Lockout) *failures {
+	return &failures{cfg: cfg, byIP: make(map[string]*list.Element), recency: list.New()}
+}
+
+// lockedFor returns how long ip stays locked out, or 0.
+func (f *failures) lockedFor(ip string, now time.Time) time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	el, ok := f.byIP[ip]
+	if !ok {
+		return 0
+	}
+	rec := el.Value.(*failRecord)
+	f.prune(rec, now)
+	if len(rec.times) < f.cfg.Failures {
+		return 0
+	}
+	return rec.times[0].Add(f.cfg.Window).Sub(now)
+}
+
+// fail records a failure from ip at now.
+func (f *failures) fail(ip string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	el, ok := f.byIP[ip]
+	if !ok {
+		if f.recency.Len() >= f.cfg.MaxClients {
+			oldest := f.recency.Back()
+			delete(f.byIP, oldest.Value.(*failRecord).ip)
+			f.recency.Remove(oldest)
+		}
+		el = f.recency.PushFront(&failRecord{ip: ip})
+		f.byIP[ip] = el
+	}
+	f.recency.MoveToFront(el)
+	rec := el.Value.(*failRecord)
+	f.prune(rec, now)
+	rec.times = append(rec.times, now)
+	if n := len(rec.times); n > f.cfg.Failures {
+		rec.times = append(rec.times[:0], rec.times[n-f.cfg.Failures:]...)
+	}
+}
+
+// forget drops ip's record after a successful authentication.
+func (f *failures) forget(ip string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if el, ok := f.byIP[ip]; ok {
+		delete(f.byIP, ip)
+		f.recency.Remove(el)
+	}
+}
+
+func (f *failures) prune(rec *failRecord, now time.Time) {
+	i := 0
+	for i < len(rec.times) && !rec.times[i].After(now.Add(-f.cfg.Window)) {
+		i++
+	}
+	rec.times = rec.times[i:]
+}
+
+// authenticate is the admin API's first middleware: lockout, then
+// credentials. Failures are audited and counted against the TCP peer.
+func authenticate(c *checker, f *failures, audit AuditSink, now func() time.Time) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(ctx echo.Context) error {
+			ip, t := ctx.RealIP(), now()
+			if wait := f.lockedFor(ip, t); wait > 0 {
+				ctx.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+				return echo.NewHTTPError(http.StatusTooManyRequests, "Too many failed authentication attempts")
+			}
+			r := ctx.Request()
+			if !c.ok(r) {
+				// Only wrong credentials count toward the lockout: a client
+				// that has not sent any yet (a browser's first try) has
+				// guessed nothing.
+				details := "Missing credentials"
+				if r.Header.Get("Authorization") != "" {
+					details = "Invalid credentials"
+					f.fail(ip, t)
+				}
+				audit.Record(ActionAuthFailed, details, r)
+				for _, ch := range c.challenge {
+					ctx.Response().Header().Add("WWW-Authenticate", ch)
+				}
+				return echo.NewHTTPError(http.StatusUnauthorized, "Unauthorized")
+			}
+			f.forget(ip)
+			return next(ctx)
+		}
+	}
+}

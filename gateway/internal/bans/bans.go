@@ -1,0 +1,215 @@
+// Package bans creates, lists and lifts client bans. A ban is the key
+// <prefix>{<ip>}:ban holding the reason with a TTL, which the gateway's
+// per-request script (package traffic) checks; this package also keeps the
+// sorted set <prefix>bans (member: IP, score: until in Unix ms) so that bans
+// can be listed without scanning the keyspace.
+//
+// The ban key and the index live in different Redis Cluster slots, so they
+// are written by separate commands: the key is the truth, the index a hint
+// that List and Get check against it and prune.
+package bans
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrInvalid reports a bad argument to Ban.
+var ErrInvalid = errors.New("invalid ban")
+
+// Ban is one active ban.
+type Ban struct {
+	IP     netip.Addr
+	Reason string
+	Until  time.Time // zero for a ban without expiry (set outside this package)
+}
+
+// Store manages bans in Redis. It is safe for concurrent use.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	index  string
+}
+
+// New returns a Store whose keys all start with prefix.
+func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("bans: nil redis client")
+	}
+	if prefix == "" {
+		return nil, errors.New("bans: empty key prefix")
+	}
+	return &Store{rdb: rdb, prefix: prefix, index: prefix + "bans"}, nil
+}
+
+// normalise gives the form the gateway uses for client IPs (see realip), so
+// keys match the ones the traffic script checks.
+func normalise(ip netip.Addr) netip.Addr { return ip.WithZone("").Unmap() }
+
+func (s *Store) key(ip netip.Addr) string { return s.prefix + "{" + ip.String() + "}:ban" }
+
+// ban sets KEYS[1] to ARGV[1] with a TTL of ARGV[2] ms unless it already
+// holds a ban that lasts at least as long. It returns the ban's remaining
+// time in ms afterwards, -1 for a ban without expiry.
+var ban = redis.NewScript(`
+local ttl = tonumber(ARGV[2])
+local left = redis.call('PTTL', KEYS[1])
+if left == -1 or left >= ttl then
+  return left
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+return ttl
+`)
+
+// Ban bans ip for ttl from now on every gateway sharing this Redis. A
+// longer ban already in place is kept as it is, reason included; a shorter
+// one is replaced.
+func (s *Store) Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reason string, now time.Time) error {
+	if !ip.IsValid() {
+		return fmt.Errorf("ban: %w: no IP", ErrInvalid)
+	}
+	ip = normalise(ip)
+	if ttl < time.Millisecond {
+		return fmt.Errorf("ban %s: %w: ttl %v must be at least 1ms", ip, ErrInvalid, ttl)
+	}
+	left, err := ban.Run(ctx, s.rdb, []string{s.key(ip)}, reason, ttl.Milliseconds()).Int64()
+	if err != nil {
+		return fmt.Errorf("ban %s: %w", ip, err)
+	}
+	score := math.Inf(1)
+	if left >= 0 {
+		score = float64(now.Add(time.Duration(left) * time.Millisecond).UnixMilli())
+	}
+	// GT: the index, like the ban, only ever moves later.
+	err = s.rdb.ZAddGT(ctx, s.index, redis.Z{Score: score, Member: ip.String()}).Err()
+	if err != nil {
+		return fmt.Errorf("ban %s: index: %w", ip, err)
+	}
+	return nil
+}
+
+// Unban lifts the ban on ip and reports whether there was one.
+func (s *Store) Unban(ctx context.Context, ip netip.Addr) (bool, error) {
+	ip = normalise(ip)
+	var del *redis.IntCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.Del(ctx, s.key(ip))
+		p.ZRem(ctx, s.index, ip.String())
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("unban %s: %w", ip, err)
+	}
+	return del.Val() > 0, nil
+}
+
+// List returns the active bans sorted by Until (bans without expiry last),
+// pruning index entries whose time has passed or whose ban key is gone.
+func (s *Store) List(ctx context.Context, now time.Time) ([]Ban, error) {
+	nowMs := strconv.FormatInt(now.UnixMilli(), 10)
+	if err := s.rdb.ZRemRangeByScore(ctx, s.index, "-inf", nowMs).Err(); err != nil {
+		return nil, fmt.Errorf("list bans: prune: %w", err)
+	}
+	// By score, that is by Until; +inf (no expiry) sorts last.
+	zs, err := s.rdb.ZRangeWithScores(ctx, s.index, 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list bans: %w", err)
+	}
+	type entry struct {
+		ip    netip.Addr
+		until time.Time
+		get   *redis.StringCmd
+	}
+	entries := make([]entry, 0, len(zs))
+	var stale []any
+	for _, z := range zs {
+		m, _ := z.Member.(string)
+		ip, err := netip.ParseAddr(m)
+		if err != nil {
+			stale = append(stale, z.Member)
+			continue
+		}
+		entries = append(entries, entry{ip: ip, until: until(z.Score)})
+	}
+	// One GET per key: the keys are in different cluster slots, which MGET
+	// would refuse.
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range entries {
+			entries[i].get = p.Get(ctx, s.key(entries[i].ip))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("list bans: %w", err)
+	}
+	out := make([]Ban, 0, len(entries))
+	for _, e := range entries {
+		reason, err := e.get.Result()
+		if errors.Is(err, redis.Nil) {
+			stale = append(stale, e.ip.String()) // lifted or expired elsewhere
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list bans: %s: %w", e.ip, err)
+		}
+		out = append(out, Ban{IP: e.ip, Reason: reason, Until: e.until})
+	}
+	if len(stale) > 0 {
+		if err := s.rdb.ZRem(ctx, s.index, stale...).Err(); err != nil {
+			return nil, fmt.Errorf("list bans: prune: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func until(score float64) time.Time {
+	if math.IsInf(score, 1) {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(score))
+}
+
+// Get returns the active ban on ip, if any. Until comes from the index; for
+// a ban set outside this package (not indexed) it is estimated from the
+// key's TTL and the local clock.
+func (s *Store) Get(ctx context.Context, ip netip.Addr) (Ban, bool, error) {
+	ip = normalise(ip)
+	var get *redis.StringCmd
+	var pttl *redis.DurationCmd
+	var score *redis.FloatCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.Get(ctx, s.key(ip))
+		pttl = p.PTTL(ctx, s.key(ip))
+		score = p.ZScore(ctx, s.index, ip.String())
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Ban{}, false, fmt.Errorf("get ban %s: %w", ip, err)
+	}
+	reason, err := get.Result()
+	if errors.Is(err, redis.Nil) {
+		return Ban{}, false, nil
+	}
+	if err != nil {
+		return Ban{}, false, fmt.Errorf("get ban %s: %w", ip, err)
+	}
+	b := Ban{IP: ip, Reason: reason}
+	switch sc, err := score.Result(); {
+	case err == nil:
+		b.Until = until(sc)
+	case errors.Is(err, redis.Nil):
+		if d := pttl.Val(); d > 0 {
+			b.Until = time.Now().Add(d).Truncate(time.Millisecond)
+		}
+	default:
+		return Ban{}, false, fmt.Errorf("get ban %s: index: %w", ip, err)
+	}
+	return b, true, nil
+}

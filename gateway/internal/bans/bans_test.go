@@ -1,0 +1,217 @@
+package bans_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/bans"
+	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+)
+
+func newStore(t *testing.T) (*bans.Store, *redis.Client, string) {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	s, err := bans.New(rdb, prefix)
+	require.NoError(t, err)
+	return s, rdb, prefix
+}
+
+func TestNewRejectsBadArguments(t *testing.T) {
+	t.Parallel()
+	_, err := bans.New(nil, "p:")
+	assert.Error(t, err)
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = rdb.Close() })
+	_, err = bans.New(rdb, "")
+	assert.Error(t, err)
+}
+
+func TestBanIsSeenByTheTrafficScript(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t)
+	tr, err := traffic.New(rdb, prefix)
+	require.NoError(t, err)
+	ctx := context.Background()
+	now := time.Now()
+	ip := netip.MustParseAddr("203.0.113.7")
+
+	require.NoError(t, s.Ban(ctx, ip, time.Minute, "score 0.97", now))
+	reason, err := rdb.Get(ctx, prefix+"{203.0.113.7}:ban").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "score 0.97", reason)
+	o, err := tr.Observe(ctx, ip, now)
+	require.NoError(t, err)
+	assert.True(t, o.Banned)
+	assert.InDelta(t, time.Minute.Seconds(), o.BanTTL.Seconds(), 2)
+
+	lifted, err := s.Unban(ctx, ip)
+	require.NoError(t, err)
+	assert.True(t, lifted)
+	o, err = tr.Observe(ctx, ip, now)
+	require.NoError(t, err)
+	assert.False(t, o.Banned)
+
+	lifted, err = s.Unban(ctx, ip)
+	require.NoError(t, err)
+	assert.False(t, lifted)
+	n, err := rdb.ZCard(ctx, prefix+"bans").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the index entry went with the ban")
+}
+
+func TestBanRejectsBadArguments(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	tests := []struct {
+		name string
+		ip   netip.Addr
+		ttl  time.Duration
+	}{
+		{"no ip", netip.Addr{}, time.Minute},
+		{"zero ttl", netip.MustParseAddr("192.0.2.1"), 0},
+		{"negative ttl", netip.MustParseAddr("192.0.2.1"), -time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.ErrorIs(t, s.Ban(ctx, tt.ip, tt.ttl, "x", now), bans.ErrInvalid)
+		})
+	}
+}
+
+func TestLongerBanIsNotShortened(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	ip := netip.MustParseAddr("2001:db8::7")
+	key := prefix + "{2001:db8::7}:ban"
+
+	require.NoError(t, s.Ban(ctx, ip, time.Hour, "manual", now))
+	require.NoError(t, s.Ban(ctx, ip, time.Minute, "score", now))
+	b, ok, err := s.Get(ctx, ip)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, "manual", b.Reason, "the longer ban stays, reason included")
+	assert.InDelta(t, float64(now.Add(time.Hour).UnixMilli()), float64(b.Until.UnixMilli()), 2000)
+	ttl, err := rdb.PTTL(ctx, key).Result()
+	require.NoError(t, err)
+	assert.InDelta(t, time.Hour.Seconds(), ttl.Seconds(), 2)
+
+	// A longer ban replaces a shorter one.
+	require.NoError(t, s.Ban(ctx, ip, 2*time.Hour, "repeat offender", now))
+	b, ok, err = s.Get(ctx, ip)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, bans.Ban{IP: ip, Reason: "repeat offender", Until: now.Add(2 * time.Hour)}, b)
+	ttl, err = rdb.PTTL(ctx, key).Result()
+	require.NoError(t, err)
+	assert.InDelta(t, (2 * time.Hour).Seconds(), ttl.Seconds(), 2)
+}
+
+func TestListSortsAndPrunes(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	bansIn := []struct {
+		ip     string
+		ttl    time.Duration
+		reason string
+	}{
+		{"198.51.100.3", 3 * time.Hour, "third"},
+		{"2001:db8::1", time.Hour, "first"},
+		{"::ffff:192.0.2.1", 2 * time.Hour, "second"}, // stored unmapped
+		{"192.0.2.99", time.Minute, "lifted behind our back"},
+	}
+	for _, b := range bansIn {
+		require.NoError(t, s.Ban(ctx, netip.MustParseAddr(b.ip), b.ttl, b.reason, now))
+	}
+	// A ban lifted without the index (e.g. by traffic.Store.Unban).
+	require.NoError(t, rdb.Del(ctx, prefix+"{192.0.2.99}:ban").Err())
+	// A ban set without the index is not listed, but Get finds it.
+	require.NoError(t, rdb.Set(ctx, prefix+"{192.0.2.50}:ban", "legacy", time.Minute).Err())
+	// An index entry whose time has passed.
+	require.NoError(t, rdb.ZAdd(ctx, prefix+"bans", redis.Z{Score: float64(now.Add(-time.Second).UnixMilli()), Member: "192.0.2.77"}).Err())
+
+	got, err := s.List(ctx, now)
+	require.NoError(t, err)
+	want := []bans.Ban{
+		{IP: netip.MustParseAddr("2001:db8::1"), Reason: "first", Until: now.Add(time.Hour)},
+		{IP: netip.MustParseAddr("192.0.2.1"), Reason: "second", Until: now.Add(2 * time.Hour)},
+		{IP: netip.MustParseAddr("198.51.100.3"), Reason: "third", Until: now.Add(3 * time.Hour)},
+	}
+	assert.Equal(t, want, got)
+	members, err := rdb.ZRange(ctx, prefix+"bans", 0, -1).Result()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"2001:db8::1", "192.0.2.1", "198.51.100.3"}, members, "stale index entries pruned")
+
+	// Listing later drops bans whose time has come, by the passed-in clock.
+	got, err = s.List(ctx, now.Add(90*time.Minute))
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, "second", got[0].Reason)
+
+	b, ok, err := s.Get(ctx, netip.MustParseAddr("192.0.2.50"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, "legacy", b.Reason)
+	assert.WithinDuration(t, time.Now().Add(time.Minute), b.Until, 2*time.Second)
+}
+
+func TestBanWithoutExpiryIsListedLast(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	permanent := netip.MustParseAddr("192.0.2.1")
+	require.NoError(t, rdb.Set(ctx, prefix+"{192.0.2.1}:ban", "forever", 0).Err())
+	require.NoError(t, s.Ban(ctx, permanent, time.Minute, "try to shorten", now))
+	require.NoError(t, s.Ban(ctx, netip.MustParseAddr("192.0.2.2"), time.Minute, "short", now))
+
+	got, err := s.List(ctx, now)
+	require.NoError(t, err)
+	assert.Equal(t, []bans.Ban{
+		{IP: netip.MustParseAddr("192.0.2.2"), Reason: "short", Until: now.Add(time.Minute)},
+		{IP: permanent, Reason: "forever"},
+	}, got)
+}
+
+func TestGet(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	ip := netip.MustParseAddr("192.0.2.10")
+
+	_, ok, err := s.Get(ctx, ip)
+	require.NoError(t, err)
+	assert.False(t, ok)
+
+	require.NoError(t, s.Ban(ctx, ip, 10*time.Minute, "", now))
+	tests := []string{"192.0.2.10", "::ffff:192.0.2.10"}
+	for _, addr := range tests {
+		t.Run(addr, func(t *testing.T) {
+			b, ok, err := s.Get(ctx, netip.MustParseAddr(addr))
+			require.NoError(t, err)
+			require.True(t, ok)
+			assert.Equal(t, bans.Ban{IP: ip, Until: now.Add(10 * time.Minute)}, b)
+		})
+	}
+}
+
+func TestEmptyList(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	got, err := s.List(context.Background(), time.Now())
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}

@@ -1,0 +1,365 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/apikey"
+	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
+	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
+	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+const (
+	msgNoKey        = "key not provided"
+	msgBadKey       = "Invalid key"
+	msgNotAllowed   = "Not allowed"
+	msgBadLogin     = "Invalid credentials"
+	msgIPBlocked    = "IP blocked due to repeated invalid requests."
+	msgLoginLocked  = "Too many failed login attempts"
+	msgLoginLimited = "Too many login attempts"
+	msgBadGateway   = "Bad Gateway"
+)
+
+// loginClient forwards logins to the backend: pooled, never follows
+// redirects, never uses an environment proxy.
+var loginClient = &http.Client{
+	Timeout: 10 * time.Second,
+	Transport: &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+	},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// apiKey requires a valid key on routes with auth: api_key, applies RBAC
+// and the per-key limit, and strips the key before forwarding. Missing and
+// invalid keys count toward the client's failure limit; crossing it bans.
+func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v := verdictOf(c)
+		if v.route.Auth != "api_key" || p.d.Keys == nil {
+			return next(c)
+		}
+		r := c.Request()
+		key, _ := apikey.KeyFrom(r)
+		if key == "" {
+			return p.authFailure(c, v, msgNoKey, wire.EventKeyInvalid)
+		}
+		sess, err := p.d.Keys.Lookup(r.Context(), key, p.d.Now())
+		if errors.Is(err, apikey.ErrNotFound) {
+			return p.authFailure(c, v, msgBadKey, wire.EventKeyInvalid)
+		}
+		if err != nil {
+			p.d.Metrics.dependencyError("redis")
+			return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
+		}
+		v.keyID, v.role = sess.ID, sess.Role
+		if !permitted(v.rt.cfg.APIKey.Permissions, v.route.Path, r, sess.Role) {
+			return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
+		}
+		if l := v.rt.cfg.RateLimit.PerKey; l.Requests > 0 && p.d.Limiter != nil && !v.bypass {
+			if err := p.limit(c, v, "key:{"+sess.ID+"}", l.Requests, l.Window); err != nil {
+				return err
+			}
+		}
+		apikey.Strip(r)
+		return next(c)
+	}
+}
+
+// permitted applies RBAC: the endpoint is the first path segment below the
+// route; an endpoint without an entry is open to every valid key, a listed
+// one only to the roles listed for the method.
+func permitted(perms map[string]map[string][]string, routePath string, r *http.Request, role string) bool {
+	rest := strings.TrimPrefix(CleanPathOf(r), strings.TrimSuffix(routePath, "/"))
+	endpoint, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	methods, listed := perms[endpoint]
+	if !listed {
+		return true
+	}
+	return slices.Contains(methods[r.Method], role)
+}
+
+// authFailure counts a bad key or failed login. Five in the window are
+// answered 401; the one after that is answered 403 and bans the client.
+func (p *pipeline) authFailure(c echo.Context, v *verdict, msg string, typ wire.EventType) error {
+	if v.bypass {
+		return stop(v, decisionUnauthorized, http.StatusUnauthorized, msg)
+	}
+	ak := v.rt.cfg.APIKey
+	_, exceeded, err := p.d.Keys.Fail(c.Request().Context(), v.ip, ak.InvalidWindow, ak.InvalidThreshold, p.d.Now())
+	if err != nil {
+		p.d.Metrics.dependencyError("redis")
+		p.d.Log.Warn("auth failure not counted", "err", err)
+	}
+	if exceeded {
+		return p.banForFailures(c, v)
+	}
+	p.publish(c, v, typ, http.StatusUnauthorized, "")
+	return stop(v, decisionUnauthorized, http.StatusUnauthorized, msg)
+}
+
+func (p *pipeline) banForFailures(c echo.Context, v *verdict) error {
+	p.ban(c, v, v.rt.cfg.APIKey.BlockFor, "repeated invalid requests")
+	p.d.Stats.Request(p.d.Now(), stats.Blocked)
+	p.publish(c, v, wire.EventBan, http.StatusForbidden, "")
+	return stop(v, decisionBanned, http.StatusForbidden, msgIPBlocked)
+}
+
+// credentials reads the login and password from a JSON or form body and
+// puts the body back for forwarding.
+func credentials(r *http.Request, lr config.LoginRoute) (body []byte, login, password string, err error) {
+	if r.Body != nil {
+		body, err = io.ReadAll(r.Body)
+		if err != nil {
+			return nil, "", "", err
+		}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		vals, _ := url.ParseQuery(string(body))
+		return body, vals.Get(lr.LoginField), vals.Get(lr.PasswordField), nil
+	}
+	var m map[string]any
+	if json.Unmarshal(body, &m) == nil {
+		s := func(k string) string { x, _ := m[k].(string); return x }
+		return body, s(lr.LoginField), s(lr.PasswordField), nil
+	}
+	return body, "", "", nil
+}
+
+// guardLogin applies brute-force protection before a login is forwarded:
+// the client's failure limit, the login's and the client's lockouts, and the
+// login/password/client buckets. It returns nil when the login may proceed.
+func (p *pipeline) guardLogin(c echo.Context, v *verdict, login, password string) error {
+	if v.bypass {
+		return nil
+	}
+	ctx := c.Request().Context()
+	now := p.d.Now()
+	if p.d.Keys != nil {
+		ak := v.rt.cfg.APIKey
+		n, err := p.d.Keys.Failures(ctx, v.ip, ak.InvalidWindow, now)
+		if err == nil && n >= ak.InvalidThreshold {
+			// This attempt would be one failure too many: refuse it unseen.
+			return p.banForFailures(c, v)
+		}
+	}
+	if p.d.Guard == nil || login == "" {
+		return nil
+	}
+	loginLocked, ipLocked, retry, err := p.d.Guard.Locked(ctx, login, v.ip, now)
+	if err != nil {
+		p.d.Metrics.dependencyError("redis")
+		p.d.Log.Warn("login guard unavailable", "err", err)
+		return nil
+	}
+	if loginLocked || ipLocked {
+		if retry > 0 {
+			c.Response().Header().Set("Retry-After", ceilSeconds(retry))
+		}
+		p.publish(c, v, wire.EventBruteforceBlock, http.StatusForbidden, login)
+		return stop(v, decisionForbidden, http.StatusForbidden, msgLoginLocked)
+	}
+	if !bucketsEnabled(v.rt.cfg.Login) {
+		return nil
+	}
+	ok, err := p.d.Guard.Check(ctx, login, password, v.ip, now)
+	if err != nil {
+		p.d.Metrics.dependencyError("redis")
+		p.d.Log.Warn("login buckets unavailable", "err", err)
+		return nil
+	}
+	if !ok {
+		c.Response().Header().Set("Retry-After", "1")
+		p.publish(c, v, wire.EventBruteforceBlock, http.StatusTooManyRequests, login)
+		return stop(v, decisionRateLimited, http.StatusTooManyRequests, msgLoginLimited)
+	}
+	return nil
+}
+
+func bucketsEnabled(l config.Login) bool {
+	return l.LoginBucket.Rate > 0 || l.PassBucket.Rate > 0 || l.IPBucket.Rate > 0
+}
+
+// recordLogin feeds the upstream's verdict to the lockouts and the failure
+// limit.
+func (p *pipeline) recordLogin(c echo.Context, v *verdict, login string, success bool) {
+	if v.bypass {
+		return
+	}
+	ctx := c.Request().Context()
+	now := p.d.Now()
+	if p.d.Guard != nil && login != "" {
+		if _, _, err := p.d.Guard.Record(ctx, login, v.ip, success, now); err != nil {
+			p.d.Log.Warn("login verdict not recorded", "err", err)
+		}
+	}
+	if !success {
+		p.publish(c, v, wire.EventAuthFailure, http.StatusUnauthorized, login)
+		if p.d.Keys != nil {
+			ak := v.rt.cfg.APIKey
+			if _, _, err := p.d.Keys.Fail(ctx, v.ip, ak.InvalidWindow, ak.InvalidThreshold, now); err != nil {
+				p.d.Log.Warn("auth failure not counted", "err", err)
+			}
+		}
+	}
+}
+
+// login forwards POST /auth to the backend with its body and headers and,
+// when the backend's "success" is truthy, mints an API key.
+func (p *pipeline) login(c echo.Context) error {
+	v := verdictOf(c)
+	v.decision = decisionLogin
+	ak := v.rt.cfg.APIKey
+	r := c.Request()
+	lr := v.rt.loginPaths[ak.AuthPath]
+	if lr.LoginField == "" {
+		lr = config.LoginRoute{LoginField: "username", PasswordField: "password"}
+	}
+	body, login, password, err := credentials(r, lr)
+	if err != nil {
+		return stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
+	}
+	if err := p.guardLogin(c, v, login, password); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	target := *ak.AuthUpstream
+	if target.Path == "" || target.Path == "/" {
+		target.Path = ak.AuthPath
+	}
+	out, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), bytes.NewReader(body))
+	if err != nil {
+		return stop(v, decisionForbidden, http.StatusBadGateway, msgBadGateway)
+	}
+	for k, vals := range r.Header {
+		if hopHeader(k) {
+			continue
+		}
+		out.Header[k] = vals
+	}
+	out.Header.Set("X-Forwarded-For", v.ip.String())
+	resp, err := loginClient.Do(out)
+	if err != nil {
+		p.d.Metrics.dependencyError("upstream")
+		p.d.Log.Warn("login upstream failed", "err", err)
+		return stop(v, decisionForbidden, http.StatusBadGateway, msgBadGateway)
+	}
+	defer resp.Body.Close()
+	var reply map[string]any
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&reply); err != nil {
+		return stop(v, decisionForbidden, http.StatusBadGateway, msgBadGateway)
+	}
+	if !apikey.Truthy(reply["success"]) {
+		p.recordLogin(c, v, login, false)
+		return stop(v, decisionUnauthorized, http.StatusUnauthorized, msgBadLogin)
+	}
+	p.recordLogin(c, v, login, true)
+	role := ""
+	if ak.RoleAttribute != "" {
+		if s, ok := reply[ak.RoleAttribute].(string); ok {
+			role = s
+		}
+	}
+	key, sess, err := p.d.Keys.Mint(r.Context(), role, p.d.Now())
+	if err != nil {
+		p.d.Metrics.dependencyError("redis")
+		return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
+	}
+	v.keyID = sess.ID
+	p.publish(c, v, wire.EventKeyIssued, http.StatusOK, login)
+	return c.JSON(http.StatusOK, map[string]string{"API_KEY": key})
+}
+
+// forward ends the chain: the login endpoint, a guarded login route, or the
+// proxy.
+func (p *pipeline) forward(c echo.Context) error {
+	v := verdictOf(c)
+	r := c.Request()
+	if p.isLogin(c, v.rt) && p.d.Keys != nil {
+		return p.login(c)
+	}
+	lr, guarded := v.rt.loginPaths[CleanPathOf(r)]
+	if !guarded || r.Method != http.MethodPost {
+		v.rt.proxy.ServeHTTP(c.Response(), r)
+		return nil
+	}
+	_, login, password, err := credentials(r, lr)
+	if err != nil {
+		return stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
+	}
+	if err := p.guardLogin(c, v, login, password); err != nil {
+		return err
+	}
+	v.rt.proxy.ServeHTTP(c.Response(), r)
+	status := c.Response().Status
+	p.recordLogin(c, v, login, status < 400)
+	return nil
+}
+
+// Check is the pre-auth check (seed 003's SignIn, POST /v1/check): the
+// lists first (allow → ok without consuming anything, deny → refused), then
+// the login, password and client buckets and lockouts.
+func (g *Gateway) Check(ctx context.Context, login, password string, ip netip.Addr) (bool, error) {
+	if g.d.Lists != nil {
+		switch g.d.Lists.Match(ip) {
+		case lists.Allow:
+			return true, nil
+		case lists.Deny:
+			return false, nil
+		}
+	}
+	if g.d.Guard == nil {
+		return true, nil
+	}
+	now := g.d.Now()
+	loginLocked, ipLocked, _, err := g.d.Guard.Locked(ctx, login, ip, now)
+	if err != nil {
+		return false, err
+	}
+	if loginLocked || ipLocked {
+		return false, nil
+	}
+	return g.d.Guard.Check(ctx, login, password, ip, now)
+}
+
+// CleanPathOf is the request's path with dot segments and duplicate
+// slashes resolved.
+func CleanPathOf(r *http.Request) string {
+	return proxy.CleanPath(r.URL.Path)
+}
+
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length"}
+
+func hopHeader(k string) bool {
+	return slices.Contains(hopHeaders, http.CanonicalHeaderKey(k))
+}
+
+func ceilSeconds(d time.Duration) string {
+	s := int64((d + time.Second - 1) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.FormatInt(s, 10)
+}

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/audit"
+)
+
+// edge does what every protected request needs first: an id, the timing
+// headers, the body limit, one access-log line and the metrics.
+func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := p.d.Now()
+		rt := p.g.rt.load()
+		req, res := c.Request(), c.Response()
+
+		id := req.Header.Get(echo.HeaderXRequestID)
+		if !validID(id) {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		req.Header.Set(echo.HeaderXRequestID, id)
+		res.Header().Set(echo.HeaderXRequestID, id)
+		res.Before(func() {
+			h := res.Header()
+			h.Set("X-Proxy-By", "Bulwark")
+			h.Set("X-Process-Time", fmt.Sprintf("%.2fms", float64(time.Since(start).Microseconds())/1000))
+			// One Date and one Server: the upstream's win, ours are not added.
+		})
+
+		v := &verdict{start: start, rt: rt, decision: decisionForwarded, ip: p.d.IPs.IP(req)}
+		c.SetRequest(req.WithContext(withVerdict(req.Context(), v)))
+
+		err := p.limitBody(c, rt.cfg.Edge.MaxBodyBytes)
+		if err == nil {
+			err = next(c)
+		}
+		if err != nil {
+			c.Error(err)
+		}
+		status := res.Status
+		elapsed := time.Since(start)
+		p.d.Metrics.observe(v.routePath, v.decision, status, elapsed)
+		if rt.cfg.AuditRequests && p.d.Audit != nil {
+			ip := ""
+			if v.ip.IsValid() {
+				ip = v.ip.String()
+			}
+			p.d.Audit.Record(audit.Entry{
+				Timestamp: start, EventType: audit.TypeRequest, ClientIP: ip,
+				Method: req.Method, Path: req.URL.Path, StatusCode: status,
+				DurationMS: float64(elapsed.Microseconds()) / 1000, UserAgent: req.UserAgent(),
+			})
+		}
+		p.d.Log.Info("request",
+			"method", req.Method, "path", req.URL.Path, "status", status, "decision", v.decision,
+			"ip", c.RealIP(), "duration_ms", float64(elapsed.Microseconds())/1000, "request_id", id)
+		return nil
+	}
+}
+
+// limitBody refuses bodies over max with 413 before anything is forwarded.
+// A declared length is checked at once; a chunked body is read up to max+1
+// bytes first, so an oversized one never reaches the upstream.
+func (p *pipeline) limitBody(c echo.Context, max int64) error {
+	r := c.Request()
+	if r.ContentLength > max {
+		verdictOf(c).decision = decisionTooLarge
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "Request body too large")
+	}
+	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, max)
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "unreadable request body")
+	}
+	if int64(len(b)) > max {
+		verdictOf(c).decision = decisionTooLarge
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "Request body too large")
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	r.TransferEncoding = nil
+	return nil
+}
+
+func validID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		ok := r == '-' || r == '_' || r == '.' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// cors answers from the configured origins only. With no origins configured
+// no CORS header is ever sent; "*" is refused with credentials at config
+// load, and an origin is echoed only when it is listed.
+func (p *pipeline) cors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		cfg := verdictOf(c).rt.cfg.Edge.CORS
+		origin := c.Request().Header.Get("Origin")
+		if origin == "" || len(cfg.AllowOrigins) == 0 {
+			return next(c)
+		}
+		h := c.Response().Header()
+		h.Add("Vary", "Origin")
+		allowed := slices.Contains(cfg.AllowOrigins, origin) || (slices.Contains(cfg.AllowOrigins, "*") && !cfg.AllowCredentials)
+		preflight := c.Request().Method == http.MethodOptions && c.Request().Header.Get("Access-Control-Request-Method") != ""
+		if !allowed {
+			if preflight {
+				verdictOf(c).decision = decisionCORS
+				return c.NoContent(http.StatusNoContent)
+			}
+			return next(c)
+		}
+		h.Set("Access-Control-Allow-Origin", origin)
+		if cfg.AllowCredentials {
+			h.Set("Access-Control-Allow-Credentials", "true")
+		}
+		if !preflight {
+			return next(c)
+		}
+		verdictOf(c).decision = decisionCORS
+		h.Set("Access-Control-Allow-Methods", strings.Join(cfg.AllowMethods, ", "))
+		if len(cfg.AllowHeaders) > 0 {
+			h.Set("Access-Control-Allow-Headers", strings.Join(cfg.AllowHeaders, ", "))
+		} else if rh := c.Request().Header.Get("Access-Control-Request-Headers"); rh != "" {
+			h.Set("Access-Control-Allow-Headers", rh)
+		}
+		if cfg.MaxAge > 0 {
+			h.Set("Access-Control-Max-Age", strconv.Itoa(int(cfg.MaxAge.Seconds())))
+		}
+		return c.NoContent(http.StatusNoContent)
+	}
+}

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the gateway's Prometheus metrics. A nil *Metrics records
+// nothing, so tests need not build one.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	depErrs  *prometheus.CounterVec
+}
+
+// NewMetrics registers the gateway's metrics in a registry of their own.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_gateway_requests_total", Help: "Requests by route, decision and status code.",
+		}, []string{"route", "decision", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "bulwark_gateway_request_duration_seconds", Help: "Time from the first byte of a request to its response, upstream included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		depErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_gateway_dependency_errors_total", Help: "Failed calls to Redis, the scorer or an upstream; each one degraded a request.",
+		}, []string{"dependency"}),
+	}
+	m.reg.MustRegister(m.requests, m.latency, m.depErrs,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (m *Metrics) observe(route, decision string, code int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if route == "" {
+		route = "none"
+	}
+	m.requests.WithLabelValues(route, decision, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *Metrics) dependencyError(dep string) {
+	if m == nil {
+		return
+	}
+	m.depErrs.WithLabelValues(dep).Inc()
+}

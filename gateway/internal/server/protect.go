@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/events"
+	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
+	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
+	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+// Messages the client sees (the seeds' wording where they had one).
+const (
+	msgNoRoute     = "No matching route found"
+	msgDenied      = "Access denied"
+	msgBlocked     = "Suspicious behavior detected. Connection dropped."
+	msgBanned      = "Client banned"
+	msgThrottled   = "Too many requests, slow down"
+	msgRateLimited = "Rate limit exceeded"
+	msgDegraded    = "Service temporarily unavailable"
+)
+
+// Decisions, for metrics and logs.
+const (
+	decisionForwarded    = "forwarded"
+	decisionAllowListed  = "allow_listed"
+	decisionDenyListed   = "deny_listed"
+	decisionBanned       = "banned"
+	decisionBlocked      = "blocked"
+	decisionThrottled    = "throttled"
+	decisionRateLimited  = "rate_limited"
+	decisionUnauthorized = "unauthorized"
+	decisionForbidden    = "forbidden"
+	decisionNotFound     = "no_route"
+	decisionDegraded     = "degraded"
+	decisionTooLarge     = "too_large"
+	decisionCORS         = "cors_preflight"
+	decisionLogin        = "login"
+)
+
+// verdict is what the chain learned about a request; it travels on the
+// request context under a typed key.
+type verdict struct {
+	rt        *runtime
+	start     time.Time
+	ip        netip.Addr
+	route     config.Route
+	routePath string // "" when no route matched
+	bypass    bool   // allow-listed: no protection layer applies
+	obs       traffic.Observation
+	score     wire.ScoreResponse
+	degraded  bool
+	keyID     string
+	role      string
+	decision  string
+}
+
+type verdictKey struct{}
+
+func withVerdict(ctx context.Context, v *verdict) context.Context {
+	return context.WithValue(ctx, verdictKey{}, v)
+}
+
+func verdictOf(c echo.Context) *verdict {
+	v, _ := c.Request().Context().Value(verdictKey{}).(*verdict)
+	return v
+}
+
+type pipeline struct {
+	g *Gateway
+	d Deps
+}
+
+// stop records why the chain ended here and returns the error to render.
+func stop(v *verdict, decision string, code int, msg string) error {
+	v.decision = decision
+	return echo.NewHTTPError(code, msg)
+}
+
+// route finds the route on the cleaned path. The login path needs no route:
+// the gateway answers it itself.
+func (p *pipeline) route(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v := verdictOf(c)
+		if !v.ip.IsValid() {
+			return stop(v, decisionForbidden, http.StatusBadRequest, "unknown client address")
+		}
+		if r, ok := v.rt.route(c.Request().URL.Path); ok {
+			v.route, v.routePath = r, r.Path
+		} else if !p.isLogin(c, v.rt) {
+			return stop(v, decisionNotFound, http.StatusNotFound, msgNoRoute)
+		}
+		return next(c)
+	}
+}
+
+func (p *pipeline) isLogin(c echo.Context, rt *runtime) bool {
+	ak := rt.cfg.APIKey
+	return ak.AuthUpstream != nil && c.Request().Method == http.MethodPost && c.Request().URL.Path == ak.AuthPath
+}
+
+// lists refuses deny-listed clients on every route and lets allow-listed
+// ones skip every protection layer.
+func (p *pipeline) lists(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v := verdictOf(c)
+		if p.d.Lists == nil || !v.ip.IsValid() {
+			return next(c)
+		}
+		switch p.d.Lists.Match(v.ip) {
+		case lists.Deny:
+			p.d.Stats.Request(p.d.Now(), stats.Blocked)
+			p.publish(c, v, wire.EventDenyList, http.StatusForbidden, "")
+			return stop(v, decisionDenyListed, http.StatusForbidden, msgDenied)
+		case lists.Allow:
+			v.bypass = true
+			v.decision = decisionAllowListed
+		}
+		return next(c)
+	}
+}
+
+// observe refuses banned clients before any other work and counts the rest.
+func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v := verdictOf(c)
+		if v.bypass {
+			return next(c)
+		}
+		cfg := v.rt.cfg
+		now := p.d.Now()
+		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
+		obs, err := p.d.Traffic.Observe(ctx, v.ip, now)
+		cancel()
+		switch {
+		case err != nil:
+			p.d.Metrics.dependencyError("redis")
+			p.d.Log.Warn("traffic store unavailable", "err", err, "fail_mode", cfg.Redis.FailMode)
+			if cfg.Redis.FailMode == config.FailClosed {
+				p.d.Stats.Request(now, stats.Blocked)
+				return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
+			}
+			v.degraded = true
+		case obs.Banned:
+			p.d.Stats.Request(now, stats.Blocked)
+			if obs.BanTTL > 0 {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(int((obs.BanTTL+time.Second-1)/time.Second)))
+			}
+			return stop(v, decisionBanned, http.StatusForbidden, msgBanned)
+		}
+		v.obs = obs
+		return next(c)
+	}
+}
+
+// rateLimit applies the per-client limit over all routes and the route's
+// own limit. IPv6 clients are limited by their /64, so rotating addresses
+// inside one prefix does not escape. Refused requests are not counted.
+func (p *pipeline) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v := verdictOf(c)
+		if v.bypass || p.d.Limiter == nil {
+			return next(c)
+		}
+		cfg := v.rt.cfg
+		who := ClientKey(v.ip)
+		if n := cfg.RateLimit.RequestsPerMinute; n > 0 {
+			if err := p.limit(c, v, "ip:{"+who+"}", n, cfg.RateLimit.Window); err != nil {
+				return err
+			}
+		}
+		if l := v.route.RateLimit; l.Requests > 0 {
+			if err := p.limit(c, v, "route:"+v.routePath+":{"+who+"}", l.Requests, l.Window); err != nil {
+				return err
+			}
+		}
+		return next(c)
+	}
+}
+
+// limit checks one sliding window and sets the RateLimit headers.
+func (p *pipeline) limit(c echo.Context, v *verdict, key string, n int64, window time.Duration) error {
+	cfg := v.rt.cfg
+	now := p.d.Now()
+	ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
+	res, err := p.d.Limiter.Allow(ctx, key, n, window, now)
+	cancel()
+	if err != nil {
+		p.d.Metrics.dependencyError("redis")
+		p.d.Log.Warn("rate limiter unavailable", "err", err, "fail_mode", cfg.Redis.FailMode)
+		if cfg.Redis.FailMode == config.FailClosed {
+			return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
+		}
+		v.degraded = true
+		return nil
+	}
+	ratelimit.Headers(c.Response().Header(), res)
+	if !res.Allowed {
+		p.d.Stats.Request(now, stats.Throttled)
+		p.publish(c, v, wire.EventThrottle, http.StatusTooManyRequests, "")
+		return stop(v, decisionRateLimited, http.StatusTooManyRequests, msgRateLimited)
+	}
+	return nil
+}
+
+// ClientKey is the identity limits count under: the address for IPv4, the
+// /64 for IPv6.
+func ClientKey(ip netip.Addr) string {
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
+}
+
+// score asks the scorer; a failure degrades as configured.
+func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v := verdictOf(c)
+		if v.bypass || !v.rt.cfg.Scorer.Enabled {
+			return next(c)
+		}
+		r := c.Request()
+		res, err := p.d.Scorer.Score(r.Context(), wire.ScoreRequest{
+			IP: v.ip.String(), Count1s: v.obs.Count1s, Count10s: v.obs.Count10s, Count60s: v.obs.Count60s,
+			Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent(),
+		})
+		if err != nil {
+			p.d.Metrics.dependencyError("scorer")
+			p.d.Log.Warn("scorer unavailable", "err", err, "fail_mode", v.rt.cfg.Scorer.FailMode)
+			if v.rt.cfg.Scorer.FailMode == config.FailClosed {
+				p.d.Stats.Request(p.d.Now(), stats.Blocked)
+				return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
+			}
+			v.degraded = true
+		}
+		v.score = res
+		return next(c)
+	}
+}
+
+// enforce turns the score into a decision. In shadow mode it records what it
+// would have done and lets the request through.
+func (p *pipeline) enforce(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v := verdictOf(c)
+		if v.bypass {
+			p.d.Stats.Request(p.d.Now(), stats.Allowed)
+			return next(c)
+		}
+		cfg := v.rt.cfg
+		now := p.d.Now()
+		switch s := v.score.Score; {
+		case s >= cfg.BlockAt && cfg.Shadow:
+			p.publish(c, v, wire.EventShadowBlock, http.StatusOK, "")
+		case s >= cfg.BlockAt:
+			p.ban(c, v, cfg.BanTTL, fmt.Sprintf("score %.2f", s))
+			p.d.Stats.Request(now, stats.Blocked)
+			p.publish(c, v, wire.EventBan, http.StatusForbidden, "")
+			return stop(v, decisionBlocked, http.StatusForbidden, msgBlocked)
+		case s >= cfg.ThrottleAt && !cfg.Shadow:
+			p.d.Stats.Request(now, stats.Throttled)
+			p.publish(c, v, wire.EventThrottle, http.StatusTooManyRequests, "")
+			c.Response().Header().Set("Retry-After", "1")
+			return stop(v, decisionThrottled, http.StatusTooManyRequests, msgThrottled)
+		}
+		p.d.Stats.Request(now, stats.Allowed)
+		return next(c)
+	}
+}
+
+// ban stores a ban; a failure is logged, the response is the same.
+func (p *pipeline) ban(c echo.Context, v *verdict, ttl time.Duration, reason string) {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), v.rt.cfg.Redis.Timeout)
+	defer cancel()
+	if err := p.d.Bans.Ban(ctx, v.ip, ttl, reason, p.d.Now()); err != nil {
+		p.d.Metrics.dependencyError("redis")
+		p.d.Log.Warn("ban not stored", "ip", v.ip, "err", err)
+	}
+	p.d.Stats.Ban(p.d.Now())
+}
+
+func (p *pipeline) publish(c echo.Context, v *verdict, typ wire.EventType, status int, login string) {
+	r := c.Request()
+	now := p.d.Now()
+	p.d.Events.Publish(wire.Event{
+		ID: events.NewID(now), TS: now.UTC(), Type: typ,
+		IP: v.ip.String(), Geo: v.score.Geo,
+		Method: r.Method, Host: r.Host, Path: r.URL.Path, Route: v.routePath, Status: status,
+		Score: v.score.Score, Reasons: v.score.Reasons, KeyID: v.keyID, Login: login,
+		UserAgent: r.UserAgent(), Gateway: v.rt.cfg.GatewayID,
+		RequestID: r.Header.Get(echo.HeaderXRequestID),
+		Shadow:    v.rt.cfg.Shadow, Degraded: v.degraded,
+	})
+}
