@@ -41,9 +41,6 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	sighup = hup
 	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
@@ -139,6 +136,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	rl := &reloader{path: *cfgPath, getenv: getenv, gw: gw, lists: listStore, guard: guard, log: log}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -177,7 +177,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return nil
 	})
-	g.Go(func() error { rl.watch(bg, 2*time.Second); return nil })
+	g.Go(func() error { rl.watch(bg, hup, 2*time.Second); return nil })
 	if adminSrv != nil {
 		log.Info("admin listening", "addr", adminLn.Addr().String())
 		go func() { _ = adminSrv.Serve(adminLn) }()

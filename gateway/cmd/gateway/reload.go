@@ -14,9 +14,6 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 )
 
-// sighup delivers SIGHUP to the reloader; main sets it (tests leave it nil).
-var sighup <-chan os.Signal
-
 // reloader is the one way configuration changes at run time: the admin
 // API, SIGHUP and a change of the file all call reload, which validates the
 // whole file and then swaps. A bad file keeps the old configuration.
@@ -59,7 +56,7 @@ func (r *reloader) reload() (*config.Config, error) {
 
 // watch reloads on SIGHUP and when the file's size or modification time
 // changes (polled: no platform-specific watcher needed).
-func (r *reloader) watch(ctx context.Context, every time.Duration) {
+func (r *reloader) watch(ctx context.Context, sighup <-chan os.Signal, every time.Duration) {
 	if r.path == "" {
 		return
 	}

@@ -68,7 +68,8 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 	sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].Path) > len(rs[j].Path) })
 
 	tr := &http.Transport{
-		Proxy:                 nil, // never send client traffic through an environment proxy
+		Proxy:                 nil,  // never send client traffic through an environment proxy
+		DisableCompression:    true, // pass Content-Encoding through; never decode and re-label
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,

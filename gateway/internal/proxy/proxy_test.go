@@ -207,3 +207,27 @@ func TestUpstreamTimeoutIs504(t *testing.T) {
 	assert.Equal(t, http.StatusGatewayTimeout, rec.Code)
 	assert.JSONEq(t, `{"error":"Gateway Timeout"}`, rec.Body.String())
 }
+
+func TestEncodingAndDateArePassedThrough(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Server", "upstream/1")
+		w.Header().Set("Date", "Mon, 23 Nov 2026 10:00:00 GMT")
+		_, _ = w.Write([]byte("\x1f\x8b not really gzip, and the proxy must not care"))
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	gw := httptest.NewServer(p)
+	defer gw.Close()
+	req, _ := http.NewRequest("GET", gw.URL+"/x", nil)
+	resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, "gzip", resp.Header.Get("Content-Encoding"))
+	assert.Equal(t, "\x1f\x8b not really gzip, and the proxy must not care", string(b), "the body is not decoded")
+	assert.Equal(t, []string{"upstream/1"}, resp.Header.Values("Server"))
+	assert.Equal(t, []string{"Mon, 23 Nov 2026 10:00:00 GMT"}, resp.Header.Values("Date"), "one Date: the upstream's")
+}

@@ -44,12 +44,46 @@ func (res *Resolver) IP(r *http.Request) netip.Addr {
 			}
 		}
 	}
+	if fwd := r.Header.Values("Forwarded"); len(fwd) > 0 {
+		if a, ok := res.fromForwarded(fwd); ok {
+			return a
+		}
+		return peer
+	}
 	if xr := strings.TrimSpace(r.Header.Get("X-Real-IP")); xr != "" {
 		if a := parseAddr(xr); a.IsValid() {
 			return a
 		}
 	}
 	return peer
+}
+
+// fromForwarded walks RFC 7239 Forwarded elements from the right, like
+// X-Forwarded-For: the nearest for= that is not a trusted proxy is the
+// client. Obfuscated identifiers ("_hidden", "unknown") and garbage end the
+// walk without an answer.
+func (res *Resolver) fromForwarded(values []string) (netip.Addr, bool) {
+	var hops []string
+	for _, v := range values {
+		for _, elem := range strings.Split(v, ",") {
+			for _, pair := range strings.Split(elem, ";") {
+				k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+				if ok && strings.EqualFold(strings.TrimSpace(k), "for") {
+					hops = append(hops, strings.Trim(strings.TrimSpace(val), `"`))
+				}
+			}
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a := parseAddr(hops[i])
+		if !a.IsValid() {
+			return netip.Addr{}, false
+		}
+		if !res.isTrusted(a) || i == 0 {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 // Extractor adapts the resolver to echo's IPExtractor signature.

@@ -36,6 +36,23 @@ func TestIP(t *testing.T) {
 		{"ipv4-mapped trusted peer", "[::ffff:127.0.0.2]:80", []string{"[2001:db8::7]"}, "", "2001:db8::7"},
 		{"no headers", "127.0.0.2:1", nil, "", "127.0.0.2"},
 	}
+	fwd := []struct {
+		name, peer, forwarded, want string
+	}{
+		{"forwarded from trusted peer", "127.0.0.2:1", `for=192.0.2.60;proto=http;by=203.0.113.43`, "192.0.2.60"},
+		{"forwarded quoted ipv6 with port", "127.0.0.2:1", `for="[2001:db8:cafe::17]:4711"`, "2001:db8:cafe::17"},
+		{"forwarded rightmost untrusted", "127.0.0.2:1", `for=6.6.6.6, for=1.2.3.4, for=10.0.0.9`, "1.2.3.4"},
+		{"forwarded obfuscated falls back to peer", "127.0.0.2:1", `for=_hidden`, "127.0.0.2"},
+		{"forwarded from untrusted peer ignored", "127.0.0.9:1", `for=1.2.3.4`, "127.0.0.9"},
+	}
+	for _, tt := range fwd {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.peer
+			r.Header.Set("Forwarded", tt.forwarded)
+			assert.Equal(t, tt.want, res.IP(r).String())
+		})
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)
@@ -66,6 +83,7 @@ func FuzzIP(f *testing.F) {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.RemoteAddr = peer
 		r.Header.Set("X-Forwarded-For", xff)
+		r.Header.Set("Forwarded", xff)
 		r.Header.Set("X-Real-IP", realIP)
 		a := res.IP(r)
 		if a.IsValid() && a.Is4In6() {
