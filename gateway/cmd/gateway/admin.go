@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -118,6 +119,30 @@ func newAdmin(cfg *config.Config, gw *server.Gateway, rl *reloader, d adminDeps)
 			return echo.NewHTTPError(http.StatusServiceUnavailable, "check unavailable")
 		}
 		return c.JSON(http.StatusOK, map[string]bool{"ok": ok})
+	})
+	// Seed 002's threat log, from the audit log's request rows: newest 50,
+	// and a summary over the whole store (not a 50-row window).
+	e.GET("/api/logs", func(c echo.Context) error {
+		rows, err := d.audit.Logs(c.Request().Context(), audit.Query{Limit: 50, EventType: audit.TypeRequest})
+		if err != nil {
+			d.log.Warn("threat log unavailable", "err", err)
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "Failed to fetch logs")
+		}
+		out := make([]map[string]any, len(rows))
+		for i, r := range rows {
+			out[i] = map[string]any{"ipAddress": r.ClientIP, "endpoint": r.Path, "actionTaken": r.ActionTaken,
+				"riskScore": r.RiskScore, "location": r.Location, "timestamp": r.Timestamp, "degraded": r.Degraded}
+		}
+		return c.JSON(http.StatusOK, out)
+	})
+	e.GET("/api/logs/summary", func(c echo.Context) error {
+		n, err := d.audit.Actions(c.Request().Context())
+		if err != nil {
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "Failed to fetch logs")
+		}
+		total := n[audit.Allowed] + n[audit.Throttled] + n[audit.Blocked]
+		return c.JSON(http.StatusOK, map[string]any{"total": total, "blocked": n[audit.Blocked], "allowed": n[audit.Allowed],
+			"throttled": n[audit.Throttled], "money_saved": fmt.Sprintf("$%.2f", float64(n[audit.Blocked])*gw.Config().CostPerBlock)})
 	})
 	ln, err := net.Listen("tcp", cfg.Admin.Listen)
 	if err != nil {

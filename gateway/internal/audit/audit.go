@@ -37,7 +37,20 @@ type Entry struct {
 	Action     string    `bson:"action,omitempty"`
 	Details    string    `bson:"details,omitempty"`
 	UserAgent  string    `bson:"user_agent,omitempty"`
+	// Threat view of a request (seed 002's log): the decision, the score
+	// and where the client is.
+	ActionTaken string  `bson:"action_taken,omitempty"` // ALLOWED, THROTTLED or BLOCKED
+	RiskScore   float64 `bson:"risk_score"`
+	Location    string  `bson:"location,omitempty"`
+	Degraded    bool    `bson:"degraded,omitempty"`
 }
+
+// Actions taken on a request.
+const (
+	Allowed   = "ALLOWED"
+	Throttled = "THROTTLED"
+	Blocked   = "BLOCKED"
+)
 
 // Query selects entries, newest first.
 type Query struct {
@@ -136,6 +149,7 @@ func EnsureIndexes(ctx context.Context, coll *mongo.Collection) error {
 		{Keys: bson.D{{Key: "timestamp", Value: -1}}, Options: options.Index().SetName("timestamp")},
 		{Keys: bson.D{{Key: "event_type", Value: 1}, {Key: "timestamp", Value: -1}}, Options: options.Index().SetName("event_type_timestamp")},
 		{Keys: bson.D{{Key: "client_ip", Value: 1}, {Key: "timestamp", Value: -1}}, Options: options.Index().SetName("client_ip_timestamp")},
+		{Keys: bson.D{{Key: "event_type", Value: 1}, {Key: "action_taken", Value: 1}}, Options: options.Index().SetName("event_type_action_taken")},
 	} {
 		if _, err := coll.Indexes().CreateOne(ctx, m); err != nil {
 			return fmt.Errorf("create audit indexes: %w", err)
@@ -166,6 +180,19 @@ func (l *Log) Logs(ctx context.Context, q Query) ([]Entry, error) {
 	out := []Entry{}
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("audit logs: %w", err)
+	}
+	return out, nil
+}
+
+// Actions counts request entries by the action taken, over the whole log.
+func (l *Log) Actions(ctx context.Context) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, a := range []string{Allowed, Throttled, Blocked} {
+		n, err := l.coll.CountDocuments(ctx, bson.D{{Key: "event_type", Value: TypeRequest}, {Key: "action_taken", Value: a}})
+		if err != nil {
+			return nil, fmt.Errorf("audit actions: %w", err)
+		}
+		out[a] = n
 	}
 	return out, nil
 }

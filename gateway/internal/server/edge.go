@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/audit"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 // edge does what every protected request needs first: an id, the timing
@@ -62,6 +63,8 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 				Timestamp: start, EventType: audit.TypeRequest, ClientIP: ip,
 				Method: req.Method, Path: req.URL.Path, StatusCode: status,
 				DurationMS: float64(elapsed.Microseconds()) / 1000, UserAgent: req.UserAgent(),
+				ActionTaken: actionTaken(v.decision), RiskScore: v.score.Score,
+				Location: location(v.score.Geo), Degraded: v.degraded,
 			})
 		}
 		p.d.Log.Info("request",
@@ -69,6 +72,29 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 			"ip", c.RealIP(), "duration_ms", float64(elapsed.Microseconds())/1000, "request_id", id)
 		return nil
 	}
+}
+
+// actionTaken folds a decision into the threat log's three actions.
+func actionTaken(decision string) string {
+	switch decision {
+	case decisionBlocked, decisionBanned, decisionDenyListed:
+		return audit.Blocked
+	case decisionThrottled, decisionRateLimited:
+		return audit.Throttled
+	}
+	return audit.Allowed
+}
+
+// location is "City, CC", or "CC" without a city, or "Local Network" for
+// private and loopback clients and when nothing is known (seed 002).
+func location(g *wire.Geo) string {
+	switch {
+	case g == nil || g.Local || g.Country == "":
+		return "Local Network"
+	case g.City == "":
+		return g.Country
+	}
+	return g.City + ", " + g.Country
 }
 
 // limitBody refuses bodies over max with 413 before anything is forwarded.
