@@ -74,6 +74,13 @@ func build(t *testing.T, root, out string) map[string]string {
 	return paths
 }
 
+// clientFrom sends requests from one loopback address (Linux routes 127/8
+// to lo), the way distinct clients would.
+func clientFrom(t *testing.T, ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+}
+
 func freeAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
