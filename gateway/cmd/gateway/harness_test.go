@@ -88,6 +88,7 @@ type stack struct {
 	rdb        *redis.Client
 	prefix     string
 	out        *syncBuffer
+	env        map[string]string
 }
 
 type syncBuffer struct {
@@ -111,7 +112,7 @@ func freePort(t *testing.T) string {
 
 // startStack writes the config (text with {{U1}}, {{U2}}, {{U3}} replaced by
 // the upstreams' URLs) and runs the gateway until the test ends.
-func startStack(t *testing.T, cfg string) *stack {
+func startStack(t *testing.T, cfg string, env ...string) *stack {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	mongoURI := testenv.MongoURI(t)
@@ -119,15 +120,18 @@ func startStack(t *testing.T, cfg string) *stack {
 	s.gw, s.admin = freePort(t), freePort(t)
 	s.cfgPath = filepath.Join(t.TempDir(), "gateway.yaml")
 	s.write(cfg)
-	env := map[string]string{
+	s.env = map[string]string{
 		"BULWARK_REDIS_URL": testenv.RedisURL(t), "BULWARK_REDIS_PREFIX": prefix,
 		"BULWARK_MONGO_URI": mongoURI, "BULWARK_MONGO_DB": testenv.Namespace(t),
 		"BULWARK_LISTEN": s.gw, "BULWARK_ADMIN_LISTEN": s.admin, "BULWARK_GATEWAY_ID": "scenario",
 	}
+	for i := 0; i+1 < len(env); i += 2 {
+		s.env[env[i]] = env[i+1]
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"gateway", "-config", s.cfgPath}, func(k string) string { return env[k] }, s.out)
+		done <- run(ctx, []string{"gateway", "-config", s.cfgPath}, func(k string) string { return s.env[k] }, s.out)
 	}()
 	t.Cleanup(func() {
 		cancel()

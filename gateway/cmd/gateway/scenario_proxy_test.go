@@ -323,3 +323,27 @@ func TestS25CORS(t *testing.T) {
 }
 
 func jsonInto(s string, v any) error { return jsonUnmarshal([]byte(s), v) }
+
+// IPv6 clients are limited by their /64: rotating addresses inside one
+// prefix does not escape the limit. The addresses arrive through the
+// trusted proxy's X-Forwarded-For.
+func TestIPv6ClientsAreLimitedByTheirSlash64(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, proxyConfig)
+	proxy := s.from("127.0.0.2")
+	for i := range 5 {
+		r := proxy.get("/api/x", "X-Forwarded-For", fmt.Sprintf("2001:db8:1:2::%x", i+1))
+		require.Equal(t, http.StatusOK, r.Code, "address %d", i+1)
+	}
+	assert.Equal(t, http.StatusTooManyRequests, proxy.get("/api/x", "X-Forwarded-For", "2001:db8:1:2::ffff").Code, "same /64")
+	assert.Equal(t, http.StatusOK, proxy.get("/api/x", "X-Forwarded-For", "2001:db8:1:3::1").Code, "another /64")
+	assert.Equal(t, "2001:db8:1:3::1", s.u1.requests()[len(s.u1.requests())-1].XFF, "the upstream sees the client")
+}
+
+func TestOversizedHeadersAreRefused(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, proxyConfig+"max_header_bytes: 2048\n")
+	r := s.from("127.0.0.86").get("/api/x", "X-Big", strings.Repeat("a", 8192))
+	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, r.Code)
+	assert.Zero(t, s.u1.count("/api/x"))
+}

@@ -201,8 +201,10 @@ func (p *pipeline) limit(c echo.Context, v *verdict, key string, n int64, window
 		if cfg.Redis.FailMode == config.FailClosed {
 			return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
 		}
+		// Fail open, but not unlimited: this instance enforces the limit on
+		// its own until Redis is back.
 		v.degraded = true
-		return nil
+		res = p.g.local.Allow(key, n, window, now)
 	}
 	ratelimit.Headers(c.Response().Header(), res)
 	if !res.Allowed {

@@ -8,13 +8,15 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/locallimit"
 )
 
 // Gateway is the gateway's HTTP handler plus its reloadable runtime.
 type Gateway struct {
 	*echo.Echo
-	rt holder
-	d  Deps
+	rt    holder
+	d     Deps
+	local *locallimit.Limiter // rate limits while Redis is down
 }
 
 // New returns the gateway. Read it top to bottom: health first (never
@@ -27,7 +29,11 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	g := &Gateway{Echo: echo.New(), d: d}
+	local, err := locallimit.New(100_000)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{Echo: echo.New(), d: d, local: local}
 	if err := g.Reload(cfg); err != nil {
 		return nil, err
 	}
