@@ -26,6 +26,7 @@ var gatewayKeys = map[string]any{
 	"scorer":          map[string]any{"url": nil, "timeout": nil, "fail_mode": nil},
 	"thresholds":      map[string]any{"block": nil},
 	"ban_ttl":         nil,
+	"events":          map[string]any{"spool_dir": nil},
 }
 
 // unknownYAMLKeys reports every key of node that allowed does not list, as

@@ -92,6 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	sink, err := events.NewSink(coll, rdb, cfg.Redis.Prefix, events.Options{
 		QueueSize: cfg.Events.QueueSize, BatchSize: cfg.Events.BatchSize,
 		FlushInterval: cfg.Events.FlushInterval, StreamMaxLen: cfg.Events.StreamMaxLen,
+		SpoolDir: cfg.Events.SpoolDir, SpoolMaxBytes: cfg.Events.SpoolMaxBytes,
 	}, log)
 	if err != nil {
 		return err

@@ -177,6 +177,8 @@ type Events struct {
 	BatchSize     int
 	FlushInterval time.Duration
 	StreamMaxLen  int64
+	SpoolDir      string // events wait here while MongoDB is down; "" keeps them in memory only
+	SpoolMaxBytes int64
 }
 
 // file mirrors the YAML document. Durations are strings so that a bad one is
@@ -214,6 +216,8 @@ type file struct {
 		BatchSize     int    `yaml:"batch_size"`
 		FlushInterval string `yaml:"flush_interval"`
 		StreamMaxLen  int64  `yaml:"stream_max_len"`
+		SpoolDir      string `yaml:"spool_dir"`
+		SpoolMaxBytes int64  `yaml:"spool_max_bytes"`
 	} `yaml:"events"`
 	Admin struct {
 		Listen   string `yaml:"listen"`
@@ -307,6 +311,7 @@ func defaults() file {
 	f.Events.BatchSize = 200
 	f.Events.FlushInterval = "200ms"
 	f.Events.StreamMaxLen = 10000
+	f.Events.SpoolMaxBytes = 1 << 30
 	f.Admin.Listen = "127.0.0.1:9090"
 	f.RateLimit.RequestsPerMinute = 0
 	f.APIKey.AuthPath = "/auth"
@@ -453,6 +458,8 @@ func (f *file) validate() (*Config, error) {
 			BatchSize:     f.Events.BatchSize,
 			FlushInterval: dur("events.flush_interval", f.Events.FlushInterval, time.Millisecond),
 			StreamMaxLen:  f.Events.StreamMaxLen,
+			SpoolDir:      f.Events.SpoolDir,
+			SpoolMaxBytes: f.Events.SpoolMaxBytes,
 		},
 	}
 	if c.GatewayID == "" {
@@ -568,6 +575,9 @@ func (f *file) validate() (*Config, error) {
 	}
 	if c.Events.BatchSize < 1 || c.Events.BatchSize > c.Events.QueueSize {
 		bad("events.batch_size", "must be in [1, events.queue_size], got %d", c.Events.BatchSize)
+	}
+	if c.Events.SpoolMaxBytes < 1<<20 {
+		bad("events.spool_max_bytes", "must be at least 1 MiB, got %d", c.Events.SpoolMaxBytes)
 	}
 	if c.Events.StreamMaxLen < 100 {
 		bad("events.stream_max_len", "must be at least 100, got %d", c.Events.StreamMaxLen)

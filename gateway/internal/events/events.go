@@ -1,8 +1,9 @@
 // Package events takes security events off the request path: Publish never
 // blocks, and two background loops write them in batches to MongoDB
 // (bulwark.events, idempotent by _id) and to a capped Redis Stream for live
-// consumers. A failed MongoDB batch is kept and retried with backoff, in
-// order, until it lands.
+// consumers. A failed MongoDB batch is retried with backoff, in order, until
+// it lands; meanwhile events wait in a bounded queue and, when a spool
+// directory is configured, on disk.
 package events
 
 import (
@@ -31,6 +32,10 @@ type Options struct {
 	BatchSize     int
 	FlushInterval time.Duration
 	StreamMaxLen  int64
+	// SpoolDir, when set, holds events on disk while MongoDB is down (up to
+	// SpoolMaxBytes); without it at most QueueSize events wait in memory.
+	SpoolDir      string
+	SpoolMaxBytes int64
 }
 
 // Sink fans events out to MongoDB and the Redis Stream.
@@ -44,8 +49,11 @@ type Sink struct {
 	toMongo  chan wire.Event
 	toStream chan wire.Event
 
+	spool *spool
+
 	dropped atomic.Int64
 	written atomic.Int64
+	spooled atomic.Int64
 }
 
 // NewSink returns a sink; call Run to start its loops.
@@ -56,11 +64,22 @@ func NewSink(coll *mongo.Collection, rdb redis.UniversalClient, prefix string, o
 	if opt.QueueSize < 1 || opt.BatchSize < 1 || opt.FlushInterval <= 0 || opt.StreamMaxLen < 1 {
 		return nil, fmt.Errorf("events: invalid options %+v", opt)
 	}
-	return &Sink{
+	s := &Sink{
 		coll: coll, rdb: rdb, stream: wire.StreamKey(prefix), opt: opt, log: log,
 		toMongo:  make(chan wire.Event, opt.QueueSize),
 		toStream: make(chan wire.Event, opt.QueueSize),
-	}, nil
+	}
+	if opt.SpoolDir != "" {
+		if opt.SpoolMaxBytes <= 0 {
+			opt.SpoolMaxBytes = 1 << 30
+		}
+		sp, err := newSpool(opt.SpoolDir, opt.SpoolMaxBytes)
+		if err != nil {
+			return nil, err
+		}
+		s.spool = sp
+	}
+	return s, nil
 }
 
 // NewID returns a unique, time-ordered event id.
@@ -87,6 +106,9 @@ func (s *Sink) Publish(ev wire.Event) {
 // Dropped is the number of events refused because the MongoDB queue was full.
 func (s *Sink) Dropped() int64 { return s.dropped.Load() }
 
+// Spooled is the number of events that waited on disk for MongoDB.
+func (s *Sink) Spooled() int64 { return s.spooled.Load() }
+
 // Written is the number of events stored in MongoDB.
 func (s *Sink) Written() int64 { return s.written.Load() }
 
@@ -109,13 +131,40 @@ func (s *Sink) mongoLoop(ctx context.Context) {
 	defer tick.Stop()
 	backoff := time.Duration(0)
 	var retryAt time.Time
+	failed := func(err error) {
+		backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+		retryAt = time.Now().Add(backoff)
+		s.log.Warn("event write failed", "err", err, "pending", len(pending), "retry_in", backoff)
+	}
+	// park moves what waits in memory to the spool, so memory stays bounded
+	// however long MongoDB is away.
+	park := func() {
+		if s.spool == nil || len(pending) == 0 {
+			return
+		}
+		if err := s.spool.append(pending); err != nil {
+			s.log.Error("event spool write failed", "err", err)
+			return
+		}
+		s.spooled.Add(int64(len(pending)))
+		pending = nil
+	}
 	flush := func(ctx context.Context) {
+		// Spooled events are older than those in memory: they go first.
+		if s.spool != nil && !s.spool.empty() {
+			n, err := s.spool.replay(s.opt.BatchSize, func(b []wire.Event) error { return s.insert(ctx, b) })
+			s.written.Add(int64(n))
+			if err != nil {
+				failed(err)
+				park()
+				return
+			}
+		}
 		for len(pending) > 0 {
 			n := min(len(pending), s.opt.BatchSize)
 			if err := s.insert(ctx, pending[:n]); err != nil {
-				backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-				retryAt = time.Now().Add(backoff)
-				s.log.Warn("event write failed", "err", err, "pending", len(pending), "retry_in", backoff)
+				failed(err)
+				park()
 				return
 			}
 			backoff = 0
@@ -124,14 +173,25 @@ func (s *Sink) mongoLoop(ctx context.Context) {
 		}
 		pending = nil
 	}
+	add := func(ev wire.Event) {
+		if len(pending) >= s.opt.QueueSize {
+			park()
+		}
+		if len(pending) >= s.opt.QueueSize {
+			s.dropped.Add(1) // no spool, or the spool is full
+			return
+		}
+		pending = append(pending, ev)
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			// Drain what is queued and give MongoDB a last chance.
+			// Drain what is queued and give MongoDB a last chance; what it
+			// does not take waits in the spool for the next start.
 			for {
 				select {
 				case ev := <-s.toMongo:
-					pending = append(pending, ev)
+					add(ev)
 					continue
 				default:
 				}
@@ -140,12 +200,13 @@ func (s *Sink) mongoLoop(ctx context.Context) {
 			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			flush(fctx)
 			cancel()
+			park()
 			if len(pending) > 0 {
 				s.log.Error("events not written at shutdown", "count", len(pending))
 			}
 			return
 		case ev := <-s.toMongo:
-			pending = append(pending, ev)
+			add(ev)
 			if len(pending) >= s.opt.BatchSize && time.Now().After(retryAt) {
 				flush(ctx)
 			}

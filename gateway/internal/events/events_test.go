@@ -3,7 +3,10 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -11,6 +14,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
@@ -127,4 +132,63 @@ func TestNewIDIsUniqueAndOrdered(t *testing.T) {
 	a, b := events.NewID(t0), events.NewID(t0)
 	assert.NotEqual(t, a, b)
 	assert.Less(t, events.NewID(t0), events.NewID(t0.Add(time.Hour)))
+}
+
+// MongoDB away: events go to the spool instead of growing memory; the next
+// sink on the same spool (after a restart, or once MongoDB is back) writes
+// them all, oldest first, exactly once.
+func TestSpoolKeepsEventsThroughAnOutage(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	dir := t.TempDir()
+	// A queue of 16: while MongoDB is away, at most 16 events wait in
+	// memory; the rest go to disk.
+	opt := events.Options{QueueSize: 16, BatchSize: 4, FlushInterval: 10 * time.Millisecond, StreamMaxLen: 1000, SpoolDir: dir}
+
+	deadClient, err := mongo.Connect(options.Client().ApplyURI("mongodb://127.0.0.1:1/").SetServerSelectionTimeout(50 * time.Millisecond))
+	require.NoError(t, err)
+	down, err := events.NewSink(deadClient.Database("x").Collection("events"), rdb, prefix, opt, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- down.Run(ctx) }()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var ids []string
+	for i := range 40 {
+		id := fmt.Sprintf("ev-%02d", i)
+		ids = append(ids, id)
+		down.Publish(wire.Event{ID: id, TS: now.Add(time.Duration(i) * time.Millisecond), Type: wire.EventBan, IP: "203.0.113.9"})
+		time.Sleep(10 * time.Millisecond) // each failed insert blocks the loop for the 50 ms server selection
+	}
+	require.Eventually(t, func() bool { return down.Spooled() >= 24 }, 10*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Zero(t, down.Dropped(), "nothing is lost while MongoDB is away")
+	assert.Equal(t, int64(40), down.Spooled(), "everything waited on disk")
+
+	coll := testenv.Mongo(t).Collection("events")
+	up, err := events.NewSink(coll, rdb, prefix, opt, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() { done2 <- up.Run(ctx2) }()
+	up.Publish(wire.Event{ID: "ev-40", TS: now.Add(time.Second), Type: wire.EventBan, IP: "203.0.113.9"})
+	require.Eventually(t, func() bool {
+		n, err := coll.CountDocuments(context.Background(), bson.D{})
+		return err == nil && n == 41
+	}, 10*time.Second, 20*time.Millisecond)
+	cancel2()
+	require.NoError(t, <-done2)
+
+	cur, err := coll.Find(context.Background(), bson.D{}, options.Find().SetSort(bson.D{{Key: "ts", Value: 1}}))
+	require.NoError(t, err)
+	var got []wire.Event
+	require.NoError(t, cur.All(context.Background(), &got))
+	gotIDs := []string{}
+	for _, ev := range got {
+		gotIDs = append(gotIDs, ev.ID)
+	}
+	assert.Equal(t, append(ids, "ev-40"), gotIDs, "every event, once, in order")
+	_, err = os.Stat(filepath.Join(dir, "events.jsonl"))
+	assert.True(t, os.IsNotExist(err), "the spool is emptied once written")
 }
