@@ -72,7 +72,7 @@ func newAdmin(cfg *config.Config, gw *server.Gateway, rl *reloader, d adminDeps)
 			c := gw.Config()
 			out := make([]admin.Route, len(c.Routes))
 			for i, r := range c.Routes {
-				out[i] = admin.Route{Path: r.Path, Target: r.Upstream.String()}
+				out[i] = admin.Route{Path: r.Path, Target: r.Upstream.Redacted()}
 			}
 			return out
 		},

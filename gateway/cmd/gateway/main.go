@@ -31,7 +31,6 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
-	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
@@ -101,7 +100,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	ips := realip.New(cfg.TrustedProxies)
 	listStore, err := lists.New(rdb, cfg.Redis.Prefix, lists.Static{Allow: cfg.Lists.Allow, Deny: cfg.Lists.Deny}, log)
 	if err != nil {
 		return fmt.Errorf("lists: %w", err)
@@ -129,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	metrics := server.NewMetrics()
 	gw, err := server.New(cfg, server.Deps{
-		IPs: ips, Traffic: store, Bans: banStore, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
+		Traffic: store, Bans: banStore, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
 		Scorer: scorer, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,
 		Ready: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})

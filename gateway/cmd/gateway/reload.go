@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ func (r *reloader) reload() (*config.Config, error) {
 		r.modTime, r.size = st.ModTime(), st.Size()
 	}
 	cfg, err := config.Load(r.path, r.getenv)
+	if err == nil {
+		err = restartOnly(r.gw.Config(), cfg)
+	}
 	if err != nil {
 		r.log.Warn("config reload refused", "err", err)
 		return nil, err
@@ -86,6 +90,32 @@ func (r *reloader) watch(ctx context.Context, sighup <-chan os.Signal, every tim
 			}
 		}
 	}
+}
+
+// restartOnly refuses a reload that changes what only a restart can change
+// (listeners, connections, credentials held by long-lived clients), naming
+// each key, instead of reporting a success that did not happen.
+func restartOnly(old, next *config.Config) error {
+	var keys []string
+	check := func(key string, changed bool) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	check("listen", old.Listen != next.Listen)
+	check("admin", old.Admin != next.Admin)
+	check("redis", old.Redis != next.Redis)
+	check("mongo", old.Mongo != next.Mongo)
+	check("scorer.url", old.Scorer.URL != next.Scorer.URL)
+	check("scorer.timeout", old.Scorer.Timeout != next.Scorer.Timeout)
+	check("api_key.key_ttl", old.APIKey.KeyTTL != next.APIKey.KeyTTL)
+	check("events", old.Events != next.Events)
+	check("max_header_bytes", old.Edge.MaxHeaderBytes != next.Edge.MaxHeaderBytes)
+	check("read_header_timeout", old.Edge.ReadHeaderTimeout != next.Edge.ReadHeaderTimeout)
+	if len(keys) > 0 {
+		return fmt.Errorf("a restart is needed to change %s; nothing was reloaded", strings.Join(keys, ", "))
+	}
+	return nil
 }
 
 // guardConfig maps the config's login protection onto the guard. A bucket

@@ -46,7 +46,7 @@ func TestS30ScorerFailure(t *testing.T) {
 				start := time.Now()
 				r := c.get("/svc/public")
 				assert.Equal(t, http.StatusOK, r.Code, "fail open forwards")
-				assert.Less(t, time.Since(start), 5*time.Second, "no request waits for the scorer beyond its timeout")
+				assert.Less(t, time.Since(start), 2*time.Second, "cut at the 200 ms scorer timeout, long before the scorer's 10 s")
 			}
 			var rows []map[string]any
 			require.Eventually(t, func() bool {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/jsonerr"
 )
 
 // New returns the admin API. Every route, the seeds' aliases included, sits
@@ -24,7 +26,7 @@ func New(d Deps) (*echo.Echo, error) {
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = httpError(d.Log)
+	e.HTTPErrorHandler = jsonerr.Handler(d.Log)
 	// The lockout counts per TCP peer: a header can never pick the IP here.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -367,7 +368,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 func Parse(data []byte, getenv func(string) string) (*Config, error) {
 	f := defaults()
 	if len(bytes.TrimSpace(data)) > 0 {
-		expanded := os.Expand(string(data), getenv)
+		expanded := expandEnv(string(data), getenv)
 		var root yaml.Node
 		if err := yaml.Unmarshal([]byte(expanded), &root); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
@@ -728,7 +729,7 @@ func (c *Config) Redacted() map[string]any {
 	}
 	routes := make([]map[string]any, len(c.Routes))
 	for i, r := range c.Routes {
-		routes[i] = map[string]any{"path": r.Path, "target": r.Upstream.String(), "strip_prefix": r.StripPrefix,
+		routes[i] = map[string]any{"path": r.Path, "target": r.Upstream.Redacted(), "strip_prefix": r.StripPrefix,
 			"timeout": r.Timeout.String(), "auth": r.Auth, "rate_limit": r.RateLimit}
 	}
 	return map[string]any{
@@ -736,7 +737,7 @@ func (c *Config) Redacted() map[string]any {
 		"trusted_proxies": c.TrustedProxies,
 		"redis":           map[string]any{"url": redactURL(c.Redis.URL), "prefix": c.Redis.Prefix, "fail_mode": c.Redis.FailMode, "timeout": c.Redis.Timeout.String()},
 		"mongo":           map[string]any{"uri": redactURL(c.Mongo.URI), "database": c.Mongo.Database, "retention": c.Mongo.Retention.String()},
-		"scorer":          map[string]any{"enabled": c.Scorer.Enabled, "url": c.Scorer.URL, "timeout": c.Scorer.Timeout.String(), "fail_mode": c.Scorer.FailMode},
+		"scorer":          map[string]any{"enabled": c.Scorer.Enabled, "url": redactURL(c.Scorer.URL), "timeout": c.Scorer.Timeout.String(), "fail_mode": c.Scorer.FailMode},
 		"thresholds":      map[string]any{"block": c.BlockAt, "throttle": c.ThrottleAt},
 		"ban_ttl":         c.BanTTL.String(), "shadow": c.Shadow,
 		"admin":      map[string]any{"listen": c.Admin.Listen, "token": secret(c.Admin.Token), "username": c.Admin.Username, "password": secret(c.Admin.Password)},
@@ -758,6 +759,19 @@ func redactURL(s string) string {
 		return "[unparseable]"
 	}
 	return u.Redacted()
+}
+
+var envRef = regexp.MustCompile(`\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expandEnv replaces ${NAME} with the variable's value and $$ with $; any
+// other $ is left alone, so secrets and patterns keep their dollars.
+func expandEnv(s string, getenv func(string) string) string {
+	return envRef.ReplaceAllStringFunc(s, func(m string) string {
+		if m == "$$" {
+			return "$"
+		}
+		return getenv(m[2 : len(m)-1])
+	})
 }
 
 // parsePrefix accepts a CIDR or a bare address (a /32 or /128) and returns the

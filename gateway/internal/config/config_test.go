@@ -105,3 +105,11 @@ func TestLoadMissingFile(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, cfg.Routes, 1)
 }
+
+func TestDollarsSurviveExpansion(t *testing.T) {
+	cfg, err := config.Parse([]byte("routes: [{path: /, upstream: \"${UP}\"}]\nadmin: {username: admin, password: \"pa$$w0rd$x\"}\n"),
+		env(map[string]string{"UP": "http://u:1", "x": "SHOULD-NOT-APPEAR"}))
+	require.NoError(t, err)
+	assert.Equal(t, "pa$w0rd$x", cfg.Admin.Password, "only ${NAME} expands; $$ is a literal $")
+	assert.Equal(t, "u:1", cfg.Routes[0].Upstream.Host)
+}

@@ -172,10 +172,12 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Path = clean
 	pr.Out.URL.RawPath = ""
 	pr.SetURL(route.Upstream) // joins the upstream's base path; Host becomes the upstream's
-	// The forwarding chain is rebuilt from the gateway's decision about the
-	// client, never copied from what the client sent.
+	// The forwarding headers are rebuilt from the gateway's decision about
+	// the client, never copied from what the client sent.
 	pr.Out.Header.Del("Forwarded")
-	pr.Out.Header.Set("X-Forwarded-For", p.clientIP(pr.In))
+	client := p.clientIP(pr.In)
+	pr.Out.Header.Set("X-Forwarded-For", client)
+	pr.Out.Header.Set("X-Real-IP", client)
 	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
 	proto := "http"
 	if pr.In.TLS != nil {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/netip"
@@ -87,14 +89,19 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 // permitted applies RBAC: the endpoint is the first path segment below the
 // route; an endpoint without an entry is open to every valid key, a listed
 // one only to the roles listed for the method.
+//
+// The endpoint is compared the way lenient backends route: case-folded and
+// without ;parameters, so /app/SECRET and /app/secret;x=1 are /app/secret.
 func permitted(perms map[string]map[string][]string, routePath string, r *http.Request, role string) bool {
 	rest := strings.TrimPrefix(CleanPathOf(r), strings.TrimSuffix(routePath, "/"))
 	endpoint, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
-	methods, listed := perms[endpoint]
-	if !listed {
-		return true
+	endpoint, _, _ = strings.Cut(endpoint, ";")
+	for name, methods := range perms {
+		if strings.EqualFold(name, endpoint) {
+			return slices.Contains(methods[r.Method], role)
+		}
 	}
-	return slices.Contains(methods[r.Method], role)
+	return true
 }
 
 // authFailure counts a bad key or failed login. Five in the window are
@@ -104,7 +111,7 @@ func (p *pipeline) authFailure(c echo.Context, v *verdict, msg string, typ wire.
 		return stop(v, decisionUnauthorized, http.StatusUnauthorized, msg)
 	}
 	ak := v.rt.cfg.APIKey
-	_, exceeded, err := p.d.Keys.Fail(c.Request().Context(), v.ip, ak.InvalidWindow, ak.InvalidThreshold, p.d.Now())
+	_, exceeded, err := p.d.Keys.Fail(c.Request().Context(), v.id, ak.InvalidWindow, ak.InvalidThreshold, p.d.Now())
 	if err != nil {
 		p.d.Metrics.dependencyError("redis")
 		p.d.Log.Warn("auth failure not counted", "err", err)
@@ -123,8 +130,9 @@ func (p *pipeline) banForFailures(c echo.Context, v *verdict) error {
 	return stop(v, decisionBanned, http.StatusForbidden, msgIPBlocked)
 }
 
-// credentials reads the login and password from a JSON or form body and
-// puts the body back for forwarding.
+// credentials reads the login and password from a JSON, form or multipart
+// body and puts the body back for forwarding. A login that is absent or not
+// a string comes back empty.
 func credentials(r *http.Request, lr config.LoginRoute) (body []byte, login, password string, err error) {
 	if r.Body != nil {
 		body, err = io.ReadAll(r.Body)
@@ -132,11 +140,30 @@ func credentials(r *http.Request, lr config.LoginRoute) (body []byte, login, pas
 			return nil, "", "", err
 		}
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+	restore := func() {
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+	}
+	defer restore()
+	mediaType, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mediaType {
+	case "application/x-www-form-urlencoded":
 		vals, _ := url.ParseQuery(string(body))
 		return body, vals.Get(lr.LoginField), vals.Get(lr.PasswordField), nil
+	case "multipart/form-data":
+		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+		form, ferr := mr.ReadForm(1 << 20)
+		if ferr != nil {
+			return body, "", "", nil
+		}
+		defer form.RemoveAll()
+		first := func(k string) string {
+			if v := form.Value[k]; len(v) > 0 {
+				return v[0]
+			}
+			return ""
+		}
+		return body, first(lr.LoginField), first(lr.PasswordField), nil
 	}
 	var m map[string]any
 	if json.Unmarshal(body, &m) == nil {
@@ -157,20 +184,22 @@ func (p *pipeline) guardLogin(c echo.Context, v *verdict, login, password string
 	now := p.d.Now()
 	if p.d.Keys != nil {
 		ak := v.rt.cfg.APIKey
-		n, err := p.d.Keys.Failures(ctx, v.ip, ak.InvalidWindow, now)
+		n, err := p.d.Keys.Failures(ctx, v.id, ak.InvalidWindow, now)
 		if err == nil && n >= ak.InvalidThreshold {
 			// This attempt would be one failure too many: refuse it unseen.
 			return p.banForFailures(c, v)
 		}
 	}
-	if p.d.Guard == nil || login == "" {
+	if p.d.Guard == nil {
 		return nil
+	}
+	if login == "" {
+		// A login the gateway cannot read would switch every guard off.
+		return stop(v, decisionForbidden, http.StatusBadRequest, "login field missing or not a string")
 	}
 	loginLocked, ipLocked, retry, err := p.d.Guard.Locked(ctx, login, v.ip, now)
 	if err != nil {
-		p.d.Metrics.dependencyError("redis")
-		p.d.Log.Warn("login guard unavailable", "err", err)
-		return nil
+		return p.guardDown(v, err)
 	}
 	if loginLocked || ipLocked {
 		if retry > 0 {
@@ -184,15 +213,25 @@ func (p *pipeline) guardLogin(c echo.Context, v *verdict, login, password string
 	}
 	ok, err := p.d.Guard.Check(ctx, login, password, v.ip, now)
 	if err != nil {
-		p.d.Metrics.dependencyError("redis")
-		p.d.Log.Warn("login buckets unavailable", "err", err)
-		return nil
+		return p.guardDown(v, err)
 	}
 	if !ok {
 		c.Response().Header().Set("Retry-After", "1")
 		p.publish(c, v, wire.EventBruteforceBlock, http.StatusTooManyRequests, login)
 		return stop(v, decisionRateLimited, http.StatusTooManyRequests, msgLoginLimited)
 	}
+	return nil
+}
+
+// guardDown degrades as redis.fail_mode says when the login guard's state
+// cannot be read.
+func (p *pipeline) guardDown(v *verdict, err error) error {
+	p.d.Metrics.dependencyError("redis")
+	p.d.Log.Warn("login guard unavailable", "err", err, "fail_mode", v.rt.cfg.Redis.FailMode)
+	if v.rt.cfg.Redis.FailMode == config.FailClosed {
+		return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
+	}
+	v.degraded = true
 	return nil
 }
 
@@ -217,7 +256,7 @@ func (p *pipeline) recordLogin(c echo.Context, v *verdict, login string, success
 		p.publish(c, v, wire.EventAuthFailure, http.StatusUnauthorized, login)
 		if p.d.Keys != nil {
 			ak := v.rt.cfg.APIKey
-			if _, _, err := p.d.Keys.Fail(ctx, v.ip, ak.InvalidWindow, ak.InvalidThreshold, now); err != nil {
+			if _, _, err := p.d.Keys.Fail(ctx, v.id, ak.InvalidWindow, ak.InvalidThreshold, now); err != nil {
 				p.d.Log.Warn("auth failure not counted", "err", err)
 			}
 		}
@@ -231,7 +270,7 @@ func (p *pipeline) login(c echo.Context) error {
 	v.decision = decisionLogin
 	ak := v.rt.cfg.APIKey
 	r := c.Request()
-	lr := v.rt.loginPaths[ak.AuthPath]
+	lr := v.rt.loginPaths[v.rt.authPath]
 	if lr.LoginField == "" {
 		lr = config.LoginRoute{LoginField: "username", PasswordField: "password"}
 	}
@@ -259,7 +298,12 @@ func (p *pipeline) login(c echo.Context) error {
 		}
 		out.Header[k] = vals
 	}
+	// The forwarding headers are the gateway's, never the client's.
+	for _, h := range []string{"Forwarded", "X-Real-Ip", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		out.Header.Del(h)
+	}
 	out.Header.Set("X-Forwarded-For", v.ip.String())
+	out.Header.Set("X-Real-IP", v.ip.String())
 	resp, err := loginClient.Do(out)
 	if err != nil {
 		p.d.Metrics.dependencyError("upstream")
@@ -300,7 +344,7 @@ func (p *pipeline) forward(c echo.Context) error {
 	if p.isLogin(c, v.rt) && p.d.Keys != nil {
 		return p.login(c)
 	}
-	lr, guarded := v.rt.loginPaths[CleanPathOf(r)]
+	lr, guarded := v.rt.loginPaths[loginKey(r.URL.Path)]
 	if !guarded || r.Method != http.MethodPost {
 		v.rt.proxy.ServeHTTP(c.Response(), r)
 		return nil
@@ -313,8 +357,15 @@ func (p *pipeline) forward(c echo.Context) error {
 		return err
 	}
 	v.rt.proxy.ServeHTTP(c.Response(), r)
-	status := c.Response().Status
-	p.recordLogin(c, v, login, status < 400)
+	// The upstream's status is its verdict: 2xx success, 401/403 failure.
+	// Anything else (a 5xx, a timeout, a redirect) says nothing about the
+	// password and is not counted either way.
+	switch status := c.Response().Status; {
+	case status >= 200 && status < 300:
+		p.recordLogin(c, v, login, true)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		p.recordLogin(c, v, login, false)
+	}
 	return nil
 }
 

@@ -41,14 +41,11 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 			// One Date and one Server: the upstream's win, ours are not added.
 		})
 
-		v := &verdict{start: start, rt: rt, decision: decisionForwarded, ip: p.d.IPs.IP(req)}
+		v := &verdict{start: start, rt: rt, decision: decisionForwarded, ip: rt.ips.IP(req)}
+		v.id = identity(v.ip)
 		c.SetRequest(req.WithContext(withVerdict(req.Context(), v)))
 
-		err := p.limitBody(c, rt.cfg.Edge.MaxBodyBytes)
-		if err == nil {
-			err = next(c)
-		}
-		if err != nil {
+		if err := next(c); err != nil {
 			c.Error(err)
 		}
 		status := res.Status
@@ -69,7 +66,7 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		p.d.Log.Info("request",
 			"method", req.Method, "path", req.URL.Path, "status", status, "decision", v.decision,
-			"ip", c.RealIP(), "duration_ms", float64(elapsed.Microseconds())/1000, "request_id", id)
+			"ip", v.ip, "duration_ms", float64(elapsed.Microseconds())/1000, "request_id", id)
 		return nil
 	}
 }
@@ -97,9 +94,20 @@ func location(g *wire.Geo) string {
 	return g.City + ", " + g.Country
 }
 
-// limitBody refuses bodies over max with 413 before anything is forwarded.
-// A declared length is checked at once; a chunked body is read up to max+1
-// bytes first, so an oversized one never reaches the upstream.
+// bodyLimit refuses bodies over max_body_size with 413 before anything is
+// forwarded. A declared length is checked at once; a chunked body is read up
+// to the limit first, so an oversized one never reaches the upstream. It
+// runs after the lists, bans and rate limits, so only clients let this far
+// can make the gateway buffer.
+func (p *pipeline) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := p.limitBody(c, verdictOf(c).rt.cfg.Edge.MaxBodyBytes); err != nil {
+			return err
+		}
+		return next(c)
+	}
+}
+
 func (p *pipeline) limitBody(c echo.Context, max int64) error {
 	r := c.Request()
 	if r.ContentLength > max {

@@ -53,7 +53,8 @@ const (
 type verdict struct {
 	rt        *runtime
 	start     time.Time
-	ip        netip.Addr
+	ip        netip.Addr // the client, for geo, events and the upstream
+	id        netip.Addr // whom counts, bans and failures are kept for: ip, or its /64 for IPv6
 	route     config.Route
 	routePath string // "" when no route matched
 	bypass    bool   // allow-listed: no protection layer applies
@@ -106,7 +107,7 @@ func (p *pipeline) route(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (p *pipeline) isLogin(c echo.Context, rt *runtime) bool {
 	ak := rt.cfg.APIKey
-	return ak.AuthUpstream != nil && c.Request().Method == http.MethodPost && c.Request().URL.Path == ak.AuthPath
+	return ak.AuthUpstream != nil && ak.AuthPath != "" && c.Request().Method == http.MethodPost && loginKey(c.Request().URL.Path) == rt.authPath
 }
 
 // lists refuses deny-listed clients on every route and lets allow-listed
@@ -140,7 +141,7 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		cfg := v.rt.cfg
 		now := p.d.Now()
 		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
-		obs, err := p.d.Traffic.Observe(ctx, v.ip, now)
+		obs, err := p.d.Traffic.Observe(ctx, v.id, now)
 		cancel()
 		switch {
 		case err != nil:
@@ -225,6 +226,17 @@ func ClientKey(ip netip.Addr) string {
 	return ip.String()
 }
 
+// identity is the address counts, bans and failures are kept under: the
+// client's own for IPv4, the first of its /64 for IPv6, so rotating through
+// the 2^64 addresses every IPv6 host has does not make a new client.
+func identity(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
+}
+
 // score asks the scorer; a failure degrades as configured.
 func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -285,7 +297,7 @@ func (p *pipeline) enforce(next echo.HandlerFunc) echo.HandlerFunc {
 func (p *pipeline) ban(c echo.Context, v *verdict, ttl time.Duration, reason string) {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), v.rt.cfg.Redis.Timeout)
 	defer cancel()
-	if err := p.d.Bans.Ban(ctx, v.ip, ttl, reason, p.d.Now()); err != nil {
+	if err := p.d.Bans.Ban(ctx, v.id, ttl, reason, p.d.Now()); err != nil {
 		p.d.Metrics.dependencyError("redis")
 		p.d.Log.Warn("ban not stored", "ip", v.ip, "err", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/jsonerr"
 	"github.com/bulwarkgw/bulwark/gateway/internal/locallimit"
 )
 
@@ -39,9 +40,9 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 	}
 	e := g.Echo
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = httpError(d.Log)
+	e.HTTPErrorHandler = jsonerr.Handler(d.Log)
 	// The client address is decided in one place, from configuration.
-	e.IPExtractor = d.IPs.Extractor
+	e.IPExtractor = func(r *http.Request) string { return g.rt.load().ips.Extractor(r) }
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -60,24 +61,27 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 
 	p := &pipeline{g: g, d: d}
 	protected := e.Group("",
-		p.edge,      // 1. X-Request-ID, timing headers, body limit (413), access log, metrics
+		p.edge,      // 1. X-Request-ID, timing headers, access log, metrics, audit
 		p.cors,      // 2. CORS from config, strict by default; preflights end here
 		p.lists,     // 3. deny list → 403 on every path; allow list → skips every layer below
-		p.route,     // 4. longest-prefix route on the cleaned path, or 404
-		p.observe,   // 5. a ban stops the client; one Redis round trip counts it
+		p.observe,   // 4. a ban stops the client; one Redis round trip counts it
+		p.route,     // 5. longest-prefix route on the cleaned path, or 404
 		p.rateLimit, // 6. per-client and per-route sliding windows → 429
-		p.apiKey,    // 7. key required on protected routes, RBAC, bad keys → ban
-		p.score,     // 8. the scorer's verdict (or the fail-mode fallback)
-		p.enforce,   // 9. block and ban / throttle / pass (shadow mode only records)
+		p.bodyLimit, // 7. 413 over max_body_size (chunked bodies too), only for clients let this far
+		p.apiKey,    // 8. key required on protected routes, RBAC, bad keys → ban
+		p.score,     // 9. the scorer's verdict (or the fail-mode fallback)
+		p.enforce,   // 10. block and ban / throttle / pass (shadow mode only records)
 	)
-	protected.Any("/*", p.forward) // 10. login, guarded login routes, or the proxy
+	protected.Any("/*", p.forward) // 11. login, guarded login routes, or the proxy
 	protected.Any("", p.forward)
 	return g, nil
 }
 
 // Reload swaps in a validated configuration; requests in flight finish on
-// the one they started with. Listener, Redis, MongoDB and scorer settings
-// need a restart.
+// the one they started with. Routes, trusted proxies, lists, limits, keys'
+// rules, login protection, thresholds, CORS and body limits reload; the
+// caller refuses changes to what needs a restart (listeners, Redis, MongoDB,
+// the scorer client, admin credentials, key TTL, the event pipeline).
 func (g *Gateway) Reload(cfg *config.Config) error {
 	rt, err := newRuntime(cfg, g.d)
 	if err != nil {

@@ -2,10 +2,12 @@ package server
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
+	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
 )
 
 // runtime is everything a request needs that a reload may change. A
@@ -13,8 +15,10 @@ import (
 // a reload lands halfway through.
 type runtime struct {
 	cfg        *config.Config
+	ips        *realip.Resolver // trusted_proxies is reloadable
 	proxy      *proxy.Proxy
-	loginPaths map[string]config.LoginRoute
+	loginPaths map[string]config.LoginRoute // by loginKey
+	authPath   string                       // loginKey of api_key.auth_path
 }
 
 func newRuntime(cfg *config.Config, d Deps) (*runtime, error) {
@@ -22,15 +26,28 @@ func newRuntime(cfg *config.Config, d Deps) (*runtime, error) {
 	for i, r := range cfg.Routes {
 		routes[i] = proxy.Route{Path: r.Path, Upstream: r.Upstream, StripPrefix: r.StripPrefix, Timeout: r.Timeout}
 	}
-	px, err := proxy.New(routes, d.IPs.Extractor, d.Log)
+	ips := realip.New(cfg.TrustedProxies)
+	px, err := proxy.New(routes, ips.Extractor, d.Log)
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
 	}
-	rt := &runtime{cfg: cfg, proxy: px, loginPaths: map[string]config.LoginRoute{}}
+	rt := &runtime{cfg: cfg, ips: ips, proxy: px, loginPaths: map[string]config.LoginRoute{}, authPath: loginKey(cfg.APIKey.AuthPath)}
 	for _, lr := range cfg.Login.Routes {
-		rt.loginPaths[lr.Path] = lr
+		rt.loginPaths[loginKey(lr.Path)] = lr
 	}
 	return rt, nil
+}
+
+// loginKey is how login paths are compared: cleaned, without a trailing
+// slash, case-folded, so /api/login/, //api/login and /API/LOGIN cannot
+// reach a login the gateway does not guard (many backends route them all
+// to the same handler).
+func loginKey(path string) string {
+	k := strings.ToLower(proxy.CleanPath(path))
+	if len(k) > 1 {
+		k = strings.TrimSuffix(k, "/")
+	}
+	return k
 }
 
 // route returns the configured route a proxy route came from.

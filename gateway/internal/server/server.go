@@ -9,17 +9,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"net/netip"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/apikey"
 	"github.com/bulwarkgw/bulwark/gateway/internal/audit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
-	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 	"github.com/bulwarkgw/bulwark/shared/wire"
@@ -87,7 +83,6 @@ type Ready func(ctx context.Context) error
 // Deps are the gateway's collaborators. Lists, Limiter, Keys and Guard may
 // be nil: the layer they serve is then off.
 type Deps struct {
-	IPs     *realip.Resolver
 	Traffic Traffic
 	Bans    Bans
 	Lists   Lists
@@ -105,38 +100,8 @@ type Deps struct {
 }
 
 func (d Deps) validate() error {
-	if d.IPs == nil || d.Traffic == nil || d.Bans == nil || d.Scorer == nil || d.Events == nil || d.Stats == nil || d.Log == nil {
+	if d.Traffic == nil || d.Bans == nil || d.Scorer == nil || d.Events == nil || d.Stats == nil || d.Log == nil {
 		return errors.New("server: missing dependency")
 	}
 	return nil
-}
-
-// httpError renders every error as {"error": "...", "request_id": "..."}.
-func httpError(log *slog.Logger) echo.HTTPErrorHandler {
-	return func(err error, c echo.Context) {
-		if c.Response().Committed {
-			return
-		}
-		code, msg := http.StatusInternalServerError, "Internal Server Error"
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			code = he.Code
-			if m, ok := he.Message.(string); ok {
-				msg = m
-			} else {
-				msg = http.StatusText(code)
-			}
-		} else {
-			log.Error("request failed", "err", err, "path", c.Request().URL.Path)
-		}
-		body := map[string]string{"error": msg}
-		if id := c.Response().Header().Get(echo.HeaderXRequestID); id != "" {
-			body["request_id"] = id
-		}
-		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(code)
-			return
-		}
-		_ = c.JSON(code, body)
-	}
 }

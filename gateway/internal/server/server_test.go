@@ -19,7 +19,6 @@ import (
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/bans"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
-	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
@@ -99,11 +98,10 @@ func newFixture(t *testing.T, mutate func(*config.Config), scorer server.Scorer,
 	store, err := traffic.New(rdb, prefix)
 	require.NoError(t, err)
 	log := slog.New(slog.DiscardHandler)
-	ips := realip.New(cfg.TrustedProxies)
 	banStore, err := bans.New(rdb, prefix)
 	require.NoError(t, err)
 	rec := &recorder{}
-	e, err := server.New(cfg, server.Deps{IPs: ips, Traffic: store, Bans: banStore, Scorer: scorer, Events: rec, Stats: nopStats{}, Log: log})
+	e, err := server.New(cfg, server.Deps{Traffic: store, Bans: banStore, Scorer: scorer, Events: rec, Stats: nopStats{}, Log: log})
 	require.NoError(t, err)
 	return &fixture{h: e, events: rec, redis: rdb, prefix: prefix, upstream: u,
 		hits:    func() int { mu.Lock(); defer mu.Unlock(); return hits },
