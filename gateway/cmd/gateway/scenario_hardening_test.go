@@ -154,3 +154,27 @@ func TestReloadRefusesRestartOnlyChanges(t *testing.T) {
 	require.NotEmpty(t, got)
 	assert.Equal(t, "127.0.0.2", got[len(got)-1].XFF)
 }
+
+func TestMethods(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, proxyConfig)
+	c := s.from("127.0.0.105")
+	assert.Equal(t, http.StatusMethodNotAllowed, c.do("TRACE", "/api/x", nil).Code, "TRACE would echo credentials")
+	assert.Equal(t, http.StatusOK, c.do("PURGE", "/api/x", nil).Code, "other methods are proxied")
+	assert.Equal(t, "PURGE", s.u1.requests()[0].Method)
+}
+
+// With CORS configured, the gateway's headers are the only ones: the
+// upstream's permissive CORS neither doubles nor leaks through.
+func TestGatewayOwnsCORS(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, proxyConfig)
+	s.u1.handle(func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		return false
+	})
+	r := s.from("127.0.0.106").get("/api/x", "Origin", "https://app.example")
+	assert.Equal(t, []string{"https://app.example"}, r.Header.Values("Access-Control-Allow-Origin"))
+	r = s.from("127.0.0.106").get("/api/x", "Origin", "https://evil.example")
+	assert.Empty(t, r.Header.Values("Access-Control-Allow-Origin"))
+}

@@ -24,7 +24,9 @@ const HeaderName = "X-API-Key"
 
 // KeyFrom returns the key presented with r and where it was found: the first
 // non-empty KEY query parameter, else X-API-Key, else an Authorization header
-// with the Bearer scheme. It returns "", "" if there is none. A parameter name
+// with the Bearer scheme carrying a key-shaped token (64 lower-case hex
+// characters; any other bearer token, a JWT say, is the upstream's). It
+// returns "", "" if there is none. A parameter name
 // is compared after percent-decoding, so "%4BEY=" counts as KEY (and Strip
 // removes it), exactly as url.Values would see it. KeyFrom does not look the
 // key up and never touches Redis.
@@ -42,7 +44,7 @@ func KeyFrom(r *http.Request) (key, where string) {
 	if v := strings.TrimSpace(r.Header.Get(HeaderName)); v != "" {
 		return v, FromHeader
 	}
-	if v, ok := bearer(r.Header.Get("Authorization")); ok && v != "" {
+	if v, ok := bearer(r.Header.Get("Authorization")); ok && isKeyShaped(v) {
 		return v, FromBearer
 	}
 	return "", ""
@@ -73,9 +75,24 @@ func Strip(r *http.Request) {
 		}
 	}
 	r.Header.Del(HeaderName)
-	if _, ok := bearer(r.Header.Get("Authorization")); ok {
+	if k, ok := bearer(r.Header.Get("Authorization")); ok && isKeyShaped(k) {
+		// Only a bearer token that looks like one of our keys is ours; an
+		// upstream's own bearer token (a JWT, say) passes through.
 		r.Header.Del("Authorization")
 	}
+}
+
+// isKeyShaped reports whether s has the form of a minted key.
+func isKeyShaped(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func stripQuery(raw string) (string, bool) {

@@ -15,6 +15,7 @@ import (
 
 func TestKeyFromAndStrip(t *testing.T) {
 	t.Parallel()
+	k64 := strings.Repeat("ab", 32)
 	tests := []struct {
 		name      string
 		target    string
@@ -48,18 +49,22 @@ func TestKeyFromAndStrip(t *testing.T) {
 			wantKey: "h", wantWhere: apikey.FromHeader, wantQuery: "", wantHdr: map[string]string{"X-API-Key": ""}},
 		{name: "S03 X-API-Key header", target: "/app/hello?a=1", hdr: map[string]string{"X-API-Key": " h "},
 			wantKey: "h", wantWhere: apikey.FromHeader, wantQuery: "a=1", wantHdr: map[string]string{"X-API-Key": ""}},
-		{name: "Bearer", target: "/x", hdr: map[string]string{"Authorization": "Bearer b"},
-			wantKey: "b", wantWhere: apikey.FromBearer, wantHdr: map[string]string{"Authorization": ""}},
-		{name: "bearer scheme is case-insensitive", target: "/x", hdr: map[string]string{"Authorization": "bearer  b "},
-			wantKey: "b", wantWhere: apikey.FromBearer, wantHdr: map[string]string{"Authorization": ""}},
+		{name: "Bearer", target: "/x", hdr: map[string]string{"Authorization": "Bearer " + k64},
+			wantKey: k64, wantWhere: apikey.FromBearer, wantHdr: map[string]string{"Authorization": ""}},
+		{name: "bearer scheme is case-insensitive", target: "/x", hdr: map[string]string{"Authorization": "bearer  " + k64 + " "},
+			wantKey: k64, wantWhere: apikey.FromBearer, wantHdr: map[string]string{"Authorization": ""}},
+		{name: "a bearer token that is not key-shaped is the upstream's and stays", target: "/x?KEY=q",
+			hdr:     map[string]string{"Authorization": "Bearer eyJhbGciOi.jwt.sig"},
+			wantKey: "q", wantWhere: apikey.FromQuery, wantQuery: "",
+			wantHdr: map[string]string{"Authorization": "Bearer eyJhbGciOi.jwt.sig"}},
 		{name: "Basic is for the upstream and stays", target: "/x", hdr: map[string]string{"Authorization": "Basic dTpw"},
 			wantKey: "", wantWhere: "", wantHdr: map[string]string{"Authorization": "Basic dTpw"}},
 		{name: "query beats headers, and all are stripped", target: "/x?KEY=q",
-			hdr:     map[string]string{"X-API-Key": "h", "Authorization": "Bearer b", "Cookie": "c=1"},
+			hdr:     map[string]string{"X-API-Key": "h", "Authorization": "Bearer " + k64, "Cookie": "c=1"},
 			wantKey: "q", wantWhere: apikey.FromQuery, wantQuery: "",
 			wantHdr: map[string]string{"X-API-Key": "", "Authorization": "", "Cookie": "c=1"}},
 		{name: "header beats bearer", target: "/x",
-			hdr:     map[string]string{"X-API-Key": "h", "Authorization": "Bearer b"},
+			hdr:     map[string]string{"X-API-Key": "h", "Authorization": "Bearer " + k64},
 			wantKey: "h", wantWhere: apikey.FromHeader,
 			wantHdr: map[string]string{"X-API-Key": "", "Authorization": ""}},
 		{name: "none", target: "/x?a=1", wantKey: "", wantWhere: "", wantQuery: "a=1"},

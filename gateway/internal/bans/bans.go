@@ -87,8 +87,14 @@ func (s *Store) Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reaso
 	if left >= 0 {
 		score = float64(now.Add(time.Duration(left) * time.Millisecond).UnixMilli())
 	}
-	// GT: the index, like the ban, only ever moves later.
-	err = s.rdb.ZAddGT(ctx, s.index, redis.Z{Score: score, Member: ip.String()}).Err()
+	// GT: the index, like the ban, only ever moves later. Expired entries
+	// are pruned here too, so the index stays as small as the active bans
+	// even when nobody lists them.
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAddGT(ctx, s.index, redis.Z{Score: score, Member: ip.String()})
+		p.ZRemRangeByScore(ctx, s.index, "-inf", fmt.Sprintf("(%d", now.UnixMilli()))
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("ban %s: index: %w", ip, err)
 	}

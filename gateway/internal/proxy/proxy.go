@@ -50,6 +50,14 @@ type deadline struct {
 
 type deadlineKey struct{}
 
+type corsKey struct{}
+
+// OwnCORS marks a request whose CORS headers the gateway writes itself; the
+// upstream's Access-Control-* headers are then dropped from the response.
+func OwnCORS(ctx context.Context) context.Context {
+	return context.WithValue(ctx, corsKey{}, true)
+}
+
 // New builds a proxy over routes. clientIP must not be nil.
 func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 	if len(routes) == 0 {
@@ -85,6 +93,13 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 			// Headers arrived in time: the body may stream as long as it takes.
 			if d, ok := resp.Request.Context().Value(deadlineKey{}).(*deadline); ok {
 				d.timer.Stop()
+			}
+			if owned, _ := resp.Request.Context().Value(corsKey{}).(bool); owned {
+				for k := range resp.Header {
+					if strings.HasPrefix(k, "Access-Control-") {
+						delete(resp.Header, k)
+					}
+				}
 			}
 			return nil
 		},

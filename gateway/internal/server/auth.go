@@ -341,6 +341,11 @@ func (p *pipeline) login(c echo.Context) error {
 func (p *pipeline) forward(c echo.Context) error {
 	v := verdictOf(c)
 	r := c.Request()
+	if r.Method == http.MethodTrace || r.Method == http.MethodConnect {
+		// TRACE echoes the request (cookies, credentials) back; CONNECT
+		// would make the gateway a tunnel.
+		return stop(v, decisionForbidden, http.StatusMethodNotAllowed, "Method not allowed")
+	}
 	if p.isLogin(c, v.rt) && p.d.Keys != nil {
 		return p.login(c)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/audit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -155,6 +156,9 @@ func (p *pipeline) cors(next echo.HandlerFunc) echo.HandlerFunc {
 		if origin == "" || len(cfg.AllowOrigins) == 0 {
 			return next(c)
 		}
+		// The gateway answers CORS for this origin: the upstream's own
+		// Access-Control-* headers are dropped, not merged.
+		c.SetRequest(c.Request().WithContext(proxy.OwnCORS(c.Request().Context())))
 		h := c.Response().Header()
 		h.Add("Vary", "Origin")
 		allowed := slices.Contains(cfg.AllowOrigins, origin) || (slices.Contains(cfg.AllowOrigins, "*") && !cfg.AllowCredentials)

@@ -74,8 +74,13 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 	)
 	protected.Any("/*", p.forward) // 11. login, guarded login routes, or the proxy
 	protected.Any("", p.forward)
+	// Methods echo's Any leaves out (WebDAV, cache purges) are proxied too.
+	protected.Match(extraMethods, "/*", p.forward)
+	protected.Match(extraMethods, "", p.forward)
 	return g, nil
 }
+
+var extraMethods = []string{"PURGE", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "PROPPATCH", "SEARCH", "LINK", "UNLINK", "QUERY"}
 
 // Reload swaps in a validated configuration; requests in flight finish on
 // the one they started with. Routes, trusted proxies, lists, limits, keys'
