@@ -1,0 +1,194 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/dashboard/internal/history"
+	"github.com/bulwarkgw/bulwark/dashboard/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+// The history API's defaults.
+const (
+	defaultLimit     = 50
+	defaultStatsSpan = 24 * time.Hour
+	defaultTop       = 10
+	clientEvents     = 100
+)
+
+type api struct{ d Deps }
+
+func badParam(name, why string) error {
+	return echo.NewHTTPError(http.StatusBadRequest, name+": "+why)
+}
+
+// timeParam reads an RFC 3339 time or Unix seconds; zero when absent.
+func timeParam(c echo.Context, name string) (time.Time, error) {
+	s := c.QueryParam(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, badParam(name, "must be an RFC 3339 time or Unix seconds")
+	}
+	return t.UTC(), nil
+}
+
+func intParam(c echo.Context, name string, def, lo, hi int) (int, error) {
+	s := c.QueryParam(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, badParam(name, "must be an integer in ["+strconv.Itoa(lo)+", "+strconv.Itoa(hi)+"]")
+	}
+	return n, nil
+}
+
+func ipParam(s, name string) (string, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return "", badParam(name, "must be an IP address")
+	}
+	return a.Unmap().String(), nil
+}
+
+func (a *api) unavailable(what string, err error) error {
+	a.d.Log.Warn(what+" unavailable", "err", err)
+	return echo.NewHTTPError(http.StatusServiceUnavailable, what+" unavailable")
+}
+
+// events: GET /api/events?from&to&type&ip&country&route&min_score&cursor&limit
+func (a *api) events(c echo.Context) error {
+	q := history.Query{Type: wire.EventType(c.QueryParam("type")), Country: c.QueryParam("country"), Route: c.QueryParam("route")}
+	var err error
+	if q.From, err = timeParam(c, "from"); err != nil {
+		return err
+	}
+	if q.To, err = timeParam(c, "to"); err != nil {
+		return err
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
+		return badParam("from", "must be before to")
+	}
+	if s := c.QueryParam("ip"); s != "" {
+		if q.IP, err = ipParam(s, "ip"); err != nil {
+			return err
+		}
+	}
+	if s := c.QueryParam("min_score"); s != "" {
+		if q.MinScore, err = strconv.ParseFloat(s, 64); err != nil || q.MinScore < 0 || q.MinScore > 1 {
+			return badParam("min_score", "must be a number in [0, 1]")
+		}
+	}
+	if s := c.QueryParam("cursor"); s != "" {
+		if q.After, err = history.ParseCursor(s); err != nil {
+			return badParam("cursor", "is not one this API returned")
+		}
+	}
+	if q.Limit, err = intParam(c, "limit", defaultLimit, 1, history.MaxLimit); err != nil {
+		return err
+	}
+	page, err := a.d.Events.Events(c.Request().Context(), q)
+	if err != nil {
+		return a.unavailable("event history", err)
+	}
+	body := map[string]any{"events": page.Events}
+	if !page.Next.IsZero() {
+		body["next"] = page.Next.String()
+	}
+	return c.JSON(http.StatusOK, body)
+}
+
+// stats: GET /api/stats?from&to&top (default: the last 24 hours, top 10)
+func (a *api) stats(c echo.Context) error {
+	from, err := timeParam(c, "from")
+	if err != nil {
+		return err
+	}
+	to, err := timeParam(c, "to")
+	if err != nil {
+		return err
+	}
+	if to.IsZero() {
+		to = a.d.Now().UTC()
+	}
+	if from.IsZero() {
+		from = to.Add(-defaultStatsSpan)
+	}
+	if !from.Before(to) {
+		return badParam("from", "must be before to")
+	}
+	top, err := intParam(c, "top", defaultTop, 1, history.MaxLimit)
+	if err != nil {
+		return err
+	}
+	st, err := a.d.Events.Stats(c.Request().Context(), from, to, top)
+	if err != nil {
+		return a.unavailable("event history", err)
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+// Aliases name the two halves of a clientView.
+type (
+	liveState = traffic.Client
+	pastState = history.Client
+)
+
+// clientView is everything known about one IP: its ban and last minute of
+// requests from Redis, its events and latest score from MongoDB.
+type clientView struct {
+	IP string `json:"ip"`
+	liveState
+	pastState
+}
+
+// client: GET /api/ip/{ip}
+func (a *api) client(c echo.Context) error {
+	ip, err := ipParam(c.Param("ip"), "ip")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	live, err := a.d.Clients.Client(ctx, ip, a.d.Now())
+	if err != nil {
+		return a.unavailable("live client state", err)
+	}
+	hist, err := a.d.Events.Client(ctx, ip, clientEvents)
+	if err != nil {
+		return a.unavailable("event history", err)
+	}
+	return c.JSON(http.StatusOK, clientView{IP: ip, liveState: live, pastState: hist})
+}
+
+// unban: POST /api/bans/{ip}/unban (admin token)
+func (a *api) unban(c echo.Context) error {
+	ip, err := ipParam(c.Param("ip"), "ip")
+	if err != nil {
+		return err
+	}
+	ev, err := a.d.Clients.Unban(c.Request().Context(), ip, a.d.Now())
+	switch {
+	case errors.Is(err, traffic.ErrNotBanned):
+		return echo.NewHTTPError(http.StatusNotFound, "no active ban for "+ip)
+	case err != nil && ev.ID == "":
+		return a.unavailable("ban store", err)
+	case err != nil:
+		// The ban is lifted; only its record failed.
+		a.d.Log.Warn("unban not fully recorded", "ip", ip, "err", err)
+	}
+	a.d.Log.Info("unbanned", "ip", ip, "event_id", ev.ID)
+	return c.JSON(http.StatusOK, map[string]any{"unbanned": ip, "event": ev})
+}
