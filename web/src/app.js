@@ -1,15 +1,26 @@
-// Wiring: fetch recent events, connect the websocket, apply frames, render.
-// Everything from outside (document, WebSocket, fetch, chart) is injectable so
-// app.test.js can drive the whole page with fake frames.
+// Wiring: fetch recent events and the dashboard's mode, connect the websocket,
+// apply frames, render; open the detail view of a client, unban. Everything
+// from outside (document, WebSocket, fetch, chart, map, storage) is injectable
+// so app.test.js can drive the whole page with fake frames.
 
 import { connect } from './conn.js';
-import { applyFrame, eventsFromAPI, initialState, mergeEvents, parseFrame, wsURL } from './frames.js';
-import { renderChartAttrs, renderConnState, renderFeed, renderOffenders, renderTotals } from './render.js';
+import { applyFrame, eventsFromAPI, formatMoney, initialState, mergeEvents, normalizeClient, parseFrame, wsURL } from './frames.js';
+import {
+  renderBans,
+  renderChartAttrs,
+  renderConnState,
+  renderDetail,
+  renderFeed,
+  renderHistogram,
+  renderOffenders,
+  renderTotals,
+} from './render.js';
 
 /**
  * Start the dashboard in `doc`.
- * deps: { href, WebSocket, fetch, setTimeout, clearTimeout, createChart(container) }
- * Returns { state(), stop() }.
+ * deps: { href, WebSocket, fetch, setTimeout, clearTimeout, createChart(container),
+ *         createMap(container), prompt(message) }
+ * Returns { state(), openDetail(ip), stop() }.
  */
 export function startApp(doc, deps = {}) {
   const href = deps.href ?? doc.location.href;
@@ -24,10 +35,46 @@ export function startApp(doc, deps = {}) {
   const offendersBody = $('top-offenders');
   const offendersEmpty = $('top-offenders-empty');
   const lastUpdate = $('last-update');
+  const histEl = $('score-histogram');
+  const bansBody = $('bans');
+  const bansEmpty = $('bans-empty');
+  const bansNote = $('bans-note');
+  const costNote = $('cost-note');
+  const mode = $('mode');
+  const dialog = $('detail');
+  const parts = {
+    title: $('detail-title'),
+    summary: $('detail-summary'),
+    requests: $('detail-requests'),
+    reasons: $('detail-reasons'),
+    reasonsEmpty: $('detail-reasons-empty'),
+    events: $('detail-events'),
+    eventsEmpty: $('detail-events-empty'),
+    actions: $('detail-actions'),
+    status: $('detail-status'),
+  };
 
-  const chart = deps.createChart ? deps.createChart(chartEl) : null;
+  let chart = deps.createChart ? deps.createChart(chartEl) : null;
+  const map = deps.createMap ? deps.createMap($('origin-map')) : null;
   const rowCache = new Map();
   let state = initialState();
+  let admin = false;
+  let token = '';
+  let detailIP = '';
+  const fetchFn = deps.fetch ?? globalThis.fetch?.bind(globalThis);
+  const ask = deps.prompt ?? ((msg) => globalThis.prompt?.(msg) ?? '');
+
+  const getJSON = (url, init = {}) =>
+    new Promise((resolve) => resolve(fetchFn(url, { headers: { Accept: 'application/json' }, ...init }))).then(async (res) => {
+      let body = null;
+      try {
+        body = await res.json();
+      } catch {
+        /* not JSON */
+      }
+      if (!res.ok) throw new Error(body?.error ?? `HTTP ${res.status}`);
+      return body;
+    });
 
   function renderEvents() {
     renderFeed(feedBody, state.events, rowCache, feedEmpty);
@@ -35,9 +82,13 @@ export function startApp(doc, deps = {}) {
 
   function render() {
     renderTotals(doc, state.totals, state.costSaved);
+    if (costNote) costNote.textContent = state.costPerRequest !== undefined ? `blocked × ${formatMoney(state.costPerRequest)}` : '';
     renderChartAttrs(chartEl, state.series);
     if (chart) chart.update(state.series, state.ts);
+    renderHistogram(histEl, state.histogram);
+    if (map) map.update(state.origins);
     renderOffenders(offendersBody, state.offenders, offendersEmpty);
+    renderBans(bansBody, state.bans, admin, bansEmpty);
     renderEvents();
     if (lastUpdate && Number.isFinite(state.ts)) {
       const d = new Date(state.ts * 1000);
@@ -48,14 +99,9 @@ export function startApp(doc, deps = {}) {
 
   render();
 
-  // Pre-fill the feed with the most recent events.
-  const fetchFn = deps.fetch ?? globalThis.fetch?.bind(globalThis);
   if (fetchFn) {
-    new Promise((resolve) => resolve(fetchFn('api/events?limit=50', { headers: { Accept: 'application/json' } })))
-      .then((res) => {
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        return res.json();
-      })
+    // Pre-fill the feed with the most recent events.
+    getJSON('api/events?limit=50')
       .then((body) => {
         state = { ...state, events: mergeEvents(state.events, eventsFromAPI(body)) };
         renderEvents();
@@ -64,7 +110,110 @@ export function startApp(doc, deps = {}) {
       .catch((err) => {
         if (feedNote) feedNote.textContent = `Recent events unavailable (${err.message ?? err})`;
       });
+    // Whether unbanning is possible (the token itself never comes from the server).
+    getJSON('api/config')
+      .then((body) => {
+        admin = body?.admin === true;
+        if (mode) {
+          mode.textContent = admin ? 'admin' : 'read-only';
+          mode.dataset.admin = String(admin);
+        }
+        renderBans(bansBody, state.bans, admin, bansEmpty);
+      })
+      .catch(() => {});
   }
+
+  async function openDetail(ip) {
+    if (!ip || !dialog) return;
+    detailIP = ip;
+    dialog.dataset.ip = ip;
+    dialog.dataset.state = 'loading';
+    parts.title.textContent = ip;
+    parts.status.textContent = 'Loading…';
+    if (!dialog.open) {
+      if (typeof dialog.showModal === 'function') dialog.showModal();
+      else dialog.setAttribute('open', '');
+    }
+    try {
+      const body = await getJSON(`api/ip/${encodeURIComponent(ip)}`);
+      if (detailIP !== ip) return; // another client was opened meanwhile
+      renderDetail(parts, normalizeClient(body), admin);
+      parts.status.textContent = '';
+      dialog.dataset.state = 'ready';
+    } catch (err) {
+      if (detailIP !== ip) return;
+      parts.status.textContent = `Could not load ${ip}: ${err.message ?? err}`;
+      dialog.dataset.state = 'error';
+    }
+  }
+
+  function closeDetail() {
+    detailIP = '';
+    if (!dialog) return;
+    if (typeof dialog.close === 'function') dialog.close();
+    else dialog.removeAttribute('open');
+    dialog.dataset.state = 'closed';
+  }
+
+  async function unban(ip) {
+    if (!admin || !fetchFn) return;
+    if (!token) token = String(ask(`Admin token to unban ${ip}:`) ?? '').trim();
+    if (!token) return;
+    const note = (msg) => {
+      if (bansNote) bansNote.textContent = msg;
+    };
+    try {
+      await getJSON(`api/bans/${encodeURIComponent(ip)}/unban`, {
+        method: 'POST',
+        headers: { Accept: 'application/json', Authorization: `Bearer ${token}` },
+      });
+      state = { ...state, bans: state.bans.filter((b) => b.ip !== ip) };
+      renderBans(bansBody, state.bans, admin, bansEmpty);
+      note(`${ip} unbanned`);
+      if (detailIP === ip) openDetail(ip);
+    } catch (err) {
+      if (/token/i.test(String(err.message))) token = ''; // ask again next time
+      note(`Unban ${ip} failed: ${err.message ?? err}`);
+    }
+  }
+
+  // One listener for every IP link and unban button, wherever it is rendered.
+  const onClick = (ev) => {
+    const t = ev.target instanceof doc.defaultView.Element ? ev.target : null;
+    const un = t?.closest('[data-unban]');
+    if (un) {
+      unban(un.dataset.unban);
+      return;
+    }
+    const link = t?.closest('[data-detail]');
+    if (link) {
+      openDetail(link.dataset.detail);
+      return;
+    }
+    if (t && t.closest('#detail-close')) closeDetail();
+  };
+  doc.addEventListener('click', onClick);
+  if (dialog) dialog.addEventListener('close', () => (dialog.dataset.state = 'closed'));
+
+  // The theme toggle: the chart reads its colours from CSS, so it is rebuilt.
+  const toggle = $('theme-toggle');
+  const onToggle = () => {
+    const root = doc.documentElement;
+    const next = root.dataset.theme === 'light' ? 'dark' : 'light';
+    root.dataset.theme = next;
+    try {
+      doc.defaultView.localStorage?.setItem('bulwark-theme', next);
+    } catch {
+      /* storage disabled */
+    }
+    if (chart && deps.createChart) {
+      chart.destroy?.();
+      chartEl.replaceChildren();
+      chart = deps.createChart(chartEl);
+      chart.update(state.series, state.ts);
+    }
+  };
+  if (toggle) toggle.addEventListener('click', onToggle);
 
   const conn = connect(
     wsURL(href),
@@ -82,8 +231,11 @@ export function startApp(doc, deps = {}) {
 
   return {
     state: () => state,
+    openDetail,
     stop() {
       conn.close();
+      doc.removeEventListener('click', onClick);
+      if (toggle) toggle.removeEventListener('click', onToggle);
       if (chart && chart.destroy) chart.destroy();
     },
   };

@@ -104,10 +104,18 @@ describe('render', () => {
   it('renders top offenders', () => {
     const tbody = document.createElement('tbody');
     const empty = document.createElement('p');
-    renderOffenders(tbody, normalizeOffenders([{ ip: '203.0.113.9', country: 'DE', blocks: 1200, score: 0.93 }, { ip: '198.51.100.1', blocks: 3, score: 0.5 }]), empty);
+    renderOffenders(
+      tbody,
+      normalizeOffenders([
+        { ip: '203.0.113.9', country: 'DE', blocks: 1200, score: 0.93, reasons: [{ feature: 'burst', contribution: 0.8 }] },
+        { ip: '198.51.100.1', blocks: 3, score: 0.5 },
+      ]),
+      empty,
+    );
     const rows = [...tbody.querySelectorAll('tr[data-ip]')];
     expect(rows.map((r) => r.dataset.ip)).toEqual(['203.0.113.9', '198.51.100.1']);
-    expect([...rows[0].children].map((c) => c.textContent)).toEqual(['203.0.113.9', 'DE', '1,200', '0.93']);
+    expect([...rows[0].children].map((c) => c.textContent)).toEqual(['203.0.113.9', 'DE', '1,200', '0.93', 'burst (0.80)']);
+    expect(rows[0].querySelector('button[data-detail]').dataset.detail).toBe('203.0.113.9');
     expect(rows[1].children[1].textContent).toBe('—');
     expect(rows[0].querySelector('.high')).not.toBeNull();
     expect(rows[1].querySelector('.high')).toBeNull();

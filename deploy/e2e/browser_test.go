@@ -1,0 +1,46 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestDashboardInBrowser starts the stack and runs web/e2e/dashboard.spec.mjs
+// in real headless Chromium: a burst from one client must show up on the
+// live chart, in the feed with its reasons, on the map, in the detail view,
+// and be unbannable with the admin token. Screenshots land in
+// var/browser/ (git-ignored).
+func TestDashboardInBrowser(t *testing.T) {
+	chromium := need(t, "BULWARK_TEST_CHROMIUM")
+	need(t, "BULWARK_TEST_GEOIP_DB") // the attacker needs a country for the map
+	root := repoRoot(t)
+	node, err := exec.LookPath("node")
+	require.NoError(t, err, "node is needed for the browser test")
+	_, err = os.Stat(filepath.Join(root, "web", "node_modules", "playwright-core"))
+	require.NoError(t, err, "run `npm ci` in web/ first (make test does)")
+
+	const token = "e2e-admin-token-0123456789"
+	st := startStack(t,
+		// The test's requests come from 127.0.0.1, a trusted proxy: the
+		// gateway takes the client from X-Forwarded-For.
+		[]string{"BULWARK_TRUSTED_PROXIES=127.0.0.1/32"},
+		[]string{"BULWARK_DASHBOARD_ADMIN_TOKEN=" + token},
+	)
+
+	out := filepath.Join(root, "var", "browser")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(root, "web", "e2e", "dashboard.spec.mjs"),
+		"http://"+st.dashboard+"/", "http://"+st.gateway, out, token)
+	cmd.Dir = filepath.Join(root, "web")
+	cmd.Env = append(os.Environ(), "BULWARK_TEST_CHROMIUM="+chromium)
+	b, err := cmd.CombinedOutput()
+	t.Logf("browser test:\n%s", b)
+	require.NoError(t, err, "the browser test failed; screenshots in %s", out)
+}
