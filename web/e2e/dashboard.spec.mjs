@@ -126,6 +126,19 @@ try {
   await page.waitForSelector(`#detail[data-state="ready"] #detail-summary[data-banned="false"]`, { timeout: WAIT });
   check('unban lifts the ban', true);
   await page.click('#detail-close');
+  await page.waitForSelector(`#bans tr[data-ip="${ATTACKER}"]`, { state: 'detached', timeout: WAIT });
+  // It never comes back: watch every change of the panel for five frames,
+  // past the dashboard's next listing of the bans (every 3 s).
+  await page.evaluate((ip) => {
+    window.banSeenAgain = false;
+    const body = document.querySelector('#bans');
+    new MutationObserver(() => {
+      if (body.querySelector(`tr[data-ip="${ip}"]`)) window.banSeenAgain = true;
+    }).observe(body, { childList: true });
+  }, ATTACKER);
+  const lastTs = Number(await page.getAttribute('#rate-chart', 'data-last-ts'));
+  await page.waitForFunction((t) => Number(document.querySelector('#rate-chart').dataset.lastTs) >= t + 5, lastTs, { timeout: WAIT });
+  check('the lifted ban leaves the bans panel for good', (await page.evaluate(() => window.banSeenAgain)) === false);
   await page.waitForSelector(`#event-feed tr[data-ip="${ATTACKER}"][data-type="unban"]`, { timeout: WAIT });
   check('the unban event reaches the live feed', true);
 

@@ -154,6 +154,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Hub: h, Events: store, Clients: clients, UI: web.FS(), Log: log,
 		Snapshot:       func() []byte { return *snapshot.Load() },
 		AllowedOrigins: s.origins, AdminToken: s.adminToken, User: s.user, Password: s.password,
+		Unbanned: agg.DropBan,
 	})
 	if err != nil {
 		return err

@@ -101,6 +101,20 @@ func (a *Aggregator) Load(ctx context.Context, now time.Time) error {
 	return nil
 }
 
+// DropBan forgets ip's ban at once (it was lifted here) instead of at the
+// next listing.
+func (a *Aggregator) DropBan(ip string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	keep := make([]wire.Ban, 0, len(a.bans))
+	for _, b := range a.bans {
+		if b.IP != ip {
+			keep = append(keep, b)
+		}
+	}
+	a.bans = keep
+}
+
 // SetBans replaces the active bans, as listed at now.
 func (a *Aggregator) SetBans(bans []wire.Ban, now time.Time) {
 	a.mu.Lock()

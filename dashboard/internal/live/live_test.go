@@ -86,6 +86,11 @@ func TestAggregator(t *testing.T) {
 	require.Len(t, full.Bans, 1, "a ban whose time ran out since the listing is gone")
 	assert.Equal(t, wire.Ban{IP: "81.2.69.142", TTLSeconds: 598, Reason: "score 0.93", Country: "GB", Score: 0.93}, full.Bans[0])
 
+	agg.DropBan("81.2.69.142")
+	_, full, err = agg.Tick(ctx, now)
+	require.NoError(t, err)
+	assert.Empty(t, full.Bans, "a lifted ban leaves the frames at once")
+
 	// Follow picks up where Load stopped.
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -69,9 +71,27 @@ func (a *api) unavailable(what string, err error) error {
 	return echo.NewHTTPError(http.StatusServiceUnavailable, what+" unavailable")
 }
 
+// eventTypes are the types the type filter accepts.
+var eventTypes = map[wire.EventType]bool{
+	wire.EventBlock: true, wire.EventThrottle: true, wire.EventBan: true, wire.EventUnban: true,
+	wire.EventDenyList: true, wire.EventAuthFailure: true, wire.EventBruteforceBlock: true,
+	wire.EventKeyIssued: true, wire.EventKeyInvalid: true, wire.EventShadowBlock: true, wire.EventAdmin: true,
+}
+
+var countryCode = regexp.MustCompile(`^[A-Za-z]{2}$`)
+
 // events: GET /api/events?from&to&type&ip&country&route&min_score&cursor&limit
 func (a *api) events(c echo.Context) error {
-	q := history.Query{Type: wire.EventType(c.QueryParam("type")), Country: c.QueryParam("country"), Route: c.QueryParam("route")}
+	q := history.Query{Type: wire.EventType(c.QueryParam("type")), Country: strings.ToUpper(c.QueryParam("country")), Route: c.QueryParam("route")}
+	if q.Type != "" && !eventTypes[q.Type] {
+		return badParam("type", "unknown event type")
+	}
+	if q.Country != "" && !countryCode.MatchString(q.Country) {
+		return badParam("country", "must be an ISO 3166 alpha-2 code such as GB")
+	}
+	if q.Route != "" && !strings.HasPrefix(q.Route, "/") {
+		return badParam("route", `must be a path prefix starting with "/"`)
+	}
 	var err error
 	if q.From, err = timeParam(c, "from"); err != nil {
 		return err
@@ -188,6 +208,9 @@ func (a *api) unban(c echo.Context) error {
 	case err != nil:
 		// The ban is lifted; only its record failed.
 		a.d.Log.Warn("unban not fully recorded", "ip", ip, "err", err)
+	}
+	if a.d.Unbanned != nil {
+		a.d.Unbanned(ip)
 	}
 	a.d.Log.Info("unbanned", "ip", ip, "event_id", ev.ID)
 	return c.JSON(http.StatusOK, map[string]any{"unbanned": ip, "event": ev})

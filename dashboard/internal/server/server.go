@@ -65,6 +65,8 @@ type Deps struct {
 	// User and Password, when set, require HTTP basic auth for everything
 	// but /healthz.
 	User, Password string
+	// Unbanned, when set, is told of every ban lifted here.
+	Unbanned func(ip string)
 }
 
 // New returns the dashboard's handler.

@@ -97,7 +97,7 @@ func TestEventsParams(t *testing.T) {
 	t.Parallel()
 	h, ev, _ := newServer(t, nil)
 
-	rec := do(h, "GET", "/api/events?type=ban&ip=::ffff:203.0.113.1&country=GB&route=/api&min_score=0.8&from=2026-11-23T11:00:00Z&to=1795435200&limit=20")
+	rec := do(h, "GET", "/api/events?type=ban&ip=::ffff:203.0.113.1&country=gb&route=/api&min_score=0.8&from=2026-11-23T11:00:00Z&to=1795435200&limit=20")
 	require.Equal(t, 200, rec.Code, rec.Body.String())
 	assert.Equal(t, history.Query{
 		Type: wire.EventBan, IP: "203.0.113.1", Country: "GB", Route: "/api", MinScore: 0.8,
@@ -123,6 +123,7 @@ func TestEventsParams(t *testing.T) {
 		{"ip=1.2.3", "ip"}, {"ip=fe80::1%25eth0", "ip"},
 		{"min_score=1.5", "min_score"}, {"min_score=x", "min_score"},
 		{"cursor=garbage!", "cursor"},
+		{"type=nonsense", "type"}, {"country=GBR", "country"}, {"country=1", "country"}, {"route=api", "route"},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
 			rec := do(h, "GET", "/api/events?"+tc.query)
@@ -184,14 +185,20 @@ func TestUnban(t *testing.T) {
 		{"wrong token", token, "Bearer nope", "203.0.113.1", 401, false},
 		{"token prefix is not the token", token, "Bearer " + token[:10], "203.0.113.1", 401, false},
 		{"right token", token, "Bearer " + token, "203.0.113.1", 200, true},
+		{"token in another scheme", token, "Basic " + token, "203.0.113.1", 401, false},
 		{"not banned", token, "Bearer " + token, "198.51.100.1", 404, false},
 		{"bad ip", token, "Bearer " + token, "x", 400, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h, _, cl := newServer(t, func(d *server.Deps) { d.AdminToken = tc.admin })
+			var told []string
+			h, _, cl := newServer(t, func(d *server.Deps) {
+				d.AdminToken = tc.admin
+				d.Unbanned = func(ip string) { told = append(told, ip) }
+			})
 			rec := do(h, "POST", "/api/bans/"+tc.ip+"/unban", "Authorization", tc.auth)
 			assert.Equal(t, tc.want, rec.Code, rec.Body.String())
 			assert.Equal(t, tc.unbanned, len(cl.unbanned) == 1)
+			assert.Equal(t, cl.unbanned, told, "the live view hears of every unban, and only those")
 		})
 	}
 
