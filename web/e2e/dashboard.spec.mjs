@@ -83,7 +83,8 @@ try {
   const before = Number(await page.getAttribute('#rate-chart', 'data-blocked-sum'));
 
   const codes = await burst(100);
-  check('the gateway blocks the burst', codes[0] === 200 && codes.at(-1) === 403, `first ${codes[0]}, last ${codes.at(-1)}`);
+  const tally = codes.reduce((m, c) => ({ ...m, [c]: (m[c] ?? 0) + 1 }), {});
+  check('the gateway blocks the burst', codes[0] === 200 && codes.at(-1) === 403, JSON.stringify(tally));
 
   await page.waitForFunction((b) => Number(document.querySelector('#rate-chart').dataset.blockedSum) > b, before, { timeout: WAIT });
   const after = Number(await page.getAttribute('#rate-chart', 'data-blocked-sum'));
@@ -104,6 +105,10 @@ try {
   await page.waitForSelector(`#bans tr[data-ip="${ATTACKER}"] button[data-unban]`, { timeout: WAIT });
   const ttl = (await page.textContent(`#bans tr[data-ip="${ATTACKER}"] .ttl`)).trim();
   check('the ban is listed with time left', /^\d+m \d\ds$/.test(ttl), ttl);
+  // The history panel re-reads MongoDB every 10 s.
+  await page.waitForSelector(`#hist-top-ips tr[data-ip="${ATTACKER}"]`, { timeout: 3 * WAIT });
+  check('the 24-hour history lists the attacker', true);
+  check('the 24-hour history counts GB', (await page.$('#hist-countries tr[data-country="GB"]')) !== null);
   await page.waitForTimeout(1500); // let the chart animate to the newest frame for the picture
   await page.screenshot({ path: join(outDir, 'dashboard.png'), fullPage: true });
 

@@ -4,7 +4,17 @@
 // so app.test.js can drive the whole page with fake frames.
 
 import { connect } from './conn.js';
-import { applyFrame, eventsFromAPI, formatMoney, initialState, mergeEvents, normalizeClient, parseFrame, wsURL } from './frames.js';
+import {
+  applyFrame,
+  eventsFromAPI,
+  formatMoney,
+  initialState,
+  mergeEvents,
+  normalizeClient,
+  normalizeStats,
+  parseFrame,
+  wsURL,
+} from './frames.js';
 import {
   renderBans,
   renderChartAttrs,
@@ -12,9 +22,13 @@ import {
   renderDetail,
   renderFeed,
   renderHistogram,
+  renderHistory,
   renderOffenders,
   renderTotals,
 } from './render.js';
+
+/** How often the history panel re-reads GET api/stats. */
+export const HISTORY_REFRESH_MS = 10_000;
 
 /**
  * Start the dashboard in `doc`.
@@ -62,6 +76,17 @@ export function startApp(doc, deps = {}) {
   let token = '';
   let detailIP = '';
   const fetchFn = deps.fetch ?? globalThis.fetch?.bind(globalThis);
+  const setT = deps.setTimeout ?? globalThis.setTimeout.bind(globalThis);
+  const clearT = deps.clearTimeout ?? globalThis.clearTimeout.bind(globalThis);
+  const histParts = {
+    total: $('hist-total'),
+    types: $('hist-types'),
+    countries: $('hist-countries'),
+    ips: $('hist-top-ips'),
+    note: $('hist-note'),
+  };
+  let histTimer = null;
+  let stopped = false;
   const ask = deps.prompt ?? ((msg) => globalThis.prompt?.(msg) ?? '');
 
   const getJSON = (url, init = {}) =>
@@ -122,6 +147,25 @@ export function startApp(doc, deps = {}) {
       })
       .catch(() => {});
   }
+
+  // The history panel: the last 24 hours from MongoDB, every HISTORY_REFRESH_MS.
+  function refreshHistory() {
+    histTimer = null;
+    if (!fetchFn || !histParts.types || stopped) return;
+    getJSON('api/stats?top=6')
+      .then((body) => {
+        renderHistory(histParts, normalizeStats(body));
+        histParts.note.hidden = true;
+      })
+      .catch((err) => {
+        histParts.note.textContent = `History unavailable (${err.message ?? err})`;
+        histParts.note.hidden = false;
+      })
+      .finally(() => {
+        if (!stopped) histTimer = setT(refreshHistory, HISTORY_REFRESH_MS);
+      });
+  }
+  refreshHistory();
 
   async function openDetail(ip) {
     if (!ip || !dialog) return;
@@ -233,6 +277,8 @@ export function startApp(doc, deps = {}) {
     state: () => state,
     openDetail,
     stop() {
+      stopped = true;
+      if (histTimer !== null) clearT(histTimer);
       conn.close();
       doc.removeEventListener('click', onClick);
       if (toggle) toggle.removeEventListener('click', onToggle);

@@ -79,7 +79,7 @@ describe('dashboard page', () => {
 
   it('pre-fills the feed from api/events and de-duplicates frame events', async () => {
     start([event('e2', '2026-11-23T18:00:02Z'), event('e1', '2026-11-23T18:00:01Z', { type: 'throttle', score: 0.4 })]);
-    expect(fetchCalls).toEqual(['api/events?limit=50', 'api/config']);
+    expect(fetchCalls).toEqual(['api/events?limit=50', 'api/config', 'api/stats?top=6']);
     await vi.waitFor(() => expect(feedIds()).toEqual(['e2', 'e1']));
     expect($('#event-feed-empty').hidden).toBe(true);
 
@@ -250,5 +250,37 @@ describe('dashboard page', () => {
     expect(root.dataset.theme).toBe('light');
     $('#theme-toggle').click();
     expect(root.dataset.theme).toBe('dark');
+  });
+
+  it('shows the last 24 hours from api/stats and re-reads it every 10 s', async () => {
+    let n = 0;
+    start([], {
+      'api/stats?top=6': () => {
+        n++;
+        return [
+          200,
+          {
+            total: 10 * n,
+            by_type: [{ key: 'ban', n }],
+            by_country: [{ key: 'GB', n: 9 }],
+            top_ips: [{ ip: '81.2.69.142', country: 'GB', n: 9 }],
+          },
+        ];
+      },
+    });
+    await vi.waitFor(() => expect($('#hist-total').textContent).toBe('10'));
+    expect($('#hist-countries tr').dataset.country).toBe('GB');
+    expect($('#hist-top-ips tr[data-ip="81.2.69.142"] [data-detail]')).not.toBeNull();
+    await vi.advanceTimersByTimeAsync(10_000);
+    await vi.waitFor(() => expect($('#hist-total').textContent).toBe('20'));
+    app.stop();
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(n).toBe(2); // stopped: no more reads
+  });
+
+  it('says so when the history is unavailable', async () => {
+    start([], { 'api/stats?top=6': () => [503, { error: 'event history unavailable' }] });
+    await vi.waitFor(() => expect($('#hist-note').hidden).toBe(false));
+    expect($('#hist-note').textContent).toContain('event history unavailable');
   });
 });

@@ -483,3 +483,25 @@ export function wsURL(href) {
   u.search = '';
   return u.toString();
 }
+
+/**
+ * What GET api/stats says, for the history panel: totals by type, by country
+ * (events without a country as "unknown") and the top IPs, each most first.
+ */
+export function normalizeStats(body) {
+  const b = body && typeof body === 'object' ? body : {};
+  const counts = (list) =>
+    (Array.isArray(list) ? list : [])
+      .filter((c) => c && typeof c === 'object')
+      .map((c) => ({ key: str(c.key) || 'unknown', n: Math.max(0, num(c.n)) }))
+      .sort((x, y) => y.n - x.n);
+  return {
+    total: Math.max(0, num(b.total)),
+    byType: counts(b.by_type),
+    byCountry: counts(b.by_country),
+    topIPs: (Array.isArray(b.top_ips) ? b.top_ips : [])
+      .filter((t) => t && typeof t === 'object' && str(t.ip) !== '')
+      .map((t) => ({ ip: str(t.ip), country: str(t.country), n: Math.max(0, num(t.n)) }))
+      .sort((x, y) => y.n - x.n),
+  };
+}

@@ -8,6 +8,7 @@ import {
   normalizeClient,
   normalizeHistogram,
   normalizeOrigins,
+  normalizeStats,
   stackedChartData,
   applyFrame,
   backoffDelay,
@@ -504,5 +505,33 @@ describe('panel shaping', () => {
     ]);
     expect(c.events.map((e) => e.id)).toEqual(['b', 'a']);
     expect(normalizeClient(null).events).toEqual([]);
+  });
+});
+
+describe('history stats', () => {
+  it('shapes GET api/stats, most first, unknown countries named', () => {
+    expect(
+      normalizeStats({
+        total: 6,
+        by_type: [{ key: 'ban', n: 2 }, { key: 'throttle', n: 4 }],
+        by_country: [{ key: '', n: 1 }, { key: 'GB', n: 5 }],
+        top_ips: [{ ip: '81.2.69.142', country: 'GB', n: 5 }, { n: 3 }, { ip: '192.0.2.1', n: 1 }],
+      }),
+    ).toEqual({
+      total: 6,
+      byType: [
+        { key: 'throttle', n: 4 },
+        { key: 'ban', n: 2 },
+      ],
+      byCountry: [
+        { key: 'GB', n: 5 },
+        { key: 'unknown', n: 1 },
+      ],
+      topIPs: [
+        { ip: '81.2.69.142', country: 'GB', n: 5 },
+        { ip: '192.0.2.1', country: '', n: 1 },
+      ],
+    });
+    expect(normalizeStats(null)).toEqual({ total: 0, byType: [], byCountry: [], topIPs: [] });
   });
 });

@@ -326,3 +326,45 @@ export function renderDetail(parts, c, admin) {
     parts.actions.append(btn);
   }
 }
+
+/** A ranked list of (label, n) as rows with a proportional bar; `cell` renders the label. */
+function rankRows(doc, items, cell) {
+  const peak = items.reduce((m, x) => Math.max(m, x.n), 0);
+  return items.map((x) => {
+    const tr = el(doc, 'tr');
+    const bar = el(doc, 'td', 'rank');
+    const fill = el(doc, 'span', 'rank-bar');
+    fill.style.width = `${peak ? ((x.n / peak) * 100).toFixed(1) : 0}%`;
+    bar.append(fill);
+    tr.append(cell(x), el(doc, 'td', 'num', formatCount(x.n)), bar);
+    return tr;
+  });
+}
+
+/**
+ * The history panel from normalised stats (frames.normalizeStats): `parts` holds
+ * #hist-total, #hist-types, #hist-countries and #hist-top-ips (tbodies).
+ */
+export function renderHistory(parts, st) {
+  const doc = parts.types.ownerDocument;
+  parts.total.textContent = formatCount(st.total);
+  parts.types.replaceChildren(
+    ...rankRows(doc, st.byType.slice(0, 6), (x) => {
+      const td = el(doc, 'td');
+      td.append(el(doc, 'span', `badge ${typeClass(x.key)}`, x.key.replace(/_/g, ' ')));
+      return td;
+    }),
+  );
+  parts.countries.replaceChildren(
+    ...rankRows(doc, st.byCountry.slice(0, 6), (x) => el(doc, 'td', 'country', x.key)),
+  );
+  for (const [i, tr] of [...parts.countries.children].entries()) tr.dataset.country = st.byCountry[i].key;
+  parts.ips.replaceChildren(
+    ...rankRows(doc, st.topIPs.slice(0, 6), (x) => {
+      const td = ipCell(doc, x.ip);
+      if (x.country) td.append(el(doc, 'span', 'muted small', ` ${x.country}`));
+      return td;
+    }),
+  );
+  for (const [i, tr] of [...parts.ips.children].entries()) tr.dataset.ip = st.topIPs[i].ip;
+}
