@@ -4,7 +4,8 @@ package wire
 type StatsFrame struct {
 	// TS is the Unix second the frame describes.
 	TS int64 `json:"ts"`
-	// Totals since the dashboard started counting (its history window).
+	// Totals are all-time counts, summed over every gateway
+	// (StatsTotalKey).
 	Totals Totals `json:"totals"`
 	// Series holds one point per second, oldest first. The first frame a
 	// browser receives carries the whole history window; later frames carry
