@@ -109,6 +109,14 @@ try {
   await page.waitForSelector(`#hist-top-ips tr[data-ip="${ATTACKER}"]`, { timeout: 3 * WAIT });
   check('the 24-hour history lists the attacker', true);
   check('the 24-hour history counts GB', (await page.$('#hist-countries tr[data-country="GB"]')) !== null);
+  // Ask the history: bans from GB with a score of at least 0.8.
+  await page.selectOption('#search-form select[name="type"]', 'ban');
+  await page.fill('#search-form input[name="country"]', 'GB');
+  await page.fill('#search-form input[name="min_score"]', '0.8');
+  await page.click('#search-form button[type="submit"]');
+  await page.waitForSelector('#search-form[data-state="ready"]', { timeout: WAIT });
+  const found = await page.$$eval('#search-results tr', (rows) => rows.map((r) => `${r.dataset.type} ${r.dataset.ip}`));
+  check('the history search finds the ban', found.length === 1 && found[0] === `ban ${ATTACKER}`, found.join(', '));
   await page.waitForTimeout(1500); // let the chart animate to the newest frame for the picture
   await page.screenshot({ path: join(outDir, 'dashboard.png'), fullPage: true });
 

@@ -11,11 +11,14 @@ import {
   initialState,
   mergeEvents,
   normalizeClient,
+  normalizeEvent,
   normalizeStats,
   parseFrame,
+  searchURL,
   wsURL,
 } from './frames.js';
 import {
+  eventRow,
   renderBans,
   renderChartAttrs,
   renderConnState,
@@ -167,6 +170,49 @@ export function startApp(doc, deps = {}) {
   }
   refreshHistory();
 
+  // The history search: filters → GET api/events, "Older events" follows the cursor.
+  const searchForm = $('search-form');
+  const searchBody = $('search-results');
+  const searchStatus = $('search-status');
+  const searchMore = $('search-more');
+  let searchFilters = {};
+  let searchNext = '';
+  let searchShown = 0;
+  async function search(more) {
+    if (!fetchFn || !searchForm) return;
+    if (!more) {
+      searchFilters = Object.fromEntries(new doc.defaultView.FormData(searchForm).entries());
+      searchNext = '';
+      searchShown = 0;
+      searchBody.replaceChildren();
+    }
+    searchStatus.textContent = 'Searching…';
+    searchForm.dataset.state = 'loading';
+    try {
+      const body = await getJSON(searchURL(searchFilters, 50, more ? searchNext : ''));
+      const rows = (Array.isArray(body?.events) ? body.events : []).map(normalizeEvent).filter(Boolean);
+      searchBody.append(...rows.map((e) => eventRow(doc, e)));
+      searchShown += rows.length;
+      searchNext = typeof body?.next === 'string' ? body.next : '';
+      searchMore.hidden = !searchNext;
+      searchStatus.textContent = searchShown
+        ? `${searchShown} event${searchShown === 1 ? '' : 's'}${searchNext ? ', more older' : ''}`
+        : 'No events match.';
+      searchForm.dataset.state = 'ready';
+    } catch (err) {
+      searchStatus.textContent = `Search failed: ${err.message ?? err}`;
+      searchMore.hidden = true;
+      searchForm.dataset.state = 'error';
+    }
+  }
+  const onSearch = (ev) => {
+    ev.preventDefault();
+    search(false);
+  };
+  const onMore = () => search(true);
+  if (searchForm) searchForm.addEventListener('submit', onSearch);
+  if (searchMore) searchMore.addEventListener('click', onMore);
+
   async function openDetail(ip) {
     if (!ip || !dialog) return;
     detailIP = ip;
@@ -281,6 +327,8 @@ export function startApp(doc, deps = {}) {
       if (histTimer !== null) clearT(histTimer);
       conn.close();
       doc.removeEventListener('click', onClick);
+      if (searchForm) searchForm.removeEventListener('submit', onSearch);
+      if (searchMore) searchMore.removeEventListener('click', onMore);
       if (toggle) toggle.removeEventListener('click', onToggle);
       if (chart && chart.destroy) chart.destroy();
     },

@@ -283,4 +283,32 @@ describe('dashboard page', () => {
     await vi.waitFor(() => expect($('#hist-note').hidden).toBe(false));
     expect($('#hist-note').textContent).toContain('event history unavailable');
   });
+
+  it('searches the history with the form and follows the cursor to older events', async () => {
+    start([], {
+      'api/events?type=ban&country=GB&limit=50': { events: [event('s2', '2026-11-23T18:00:02Z', { type: 'ban' })], next: 'CUR' },
+      'api/events?type=ban&country=GB&limit=50&cursor=CUR': { events: [event('s1', '2026-11-23T18:00:01Z', { type: 'ban' })] },
+      'api/events?ip=nope&limit=50': () => [400, { error: 'ip: must be an IP address' }],
+    });
+    const form = $('#search-form');
+    form.elements.type.value = 'ban';
+    form.elements.country.value = 'GB';
+    form.requestSubmit();
+    await vi.waitFor(() => expect(form.dataset.state).toBe('ready'));
+    const ids = () => [...document.querySelectorAll('#search-results tr')].map((r) => r.dataset.eventId);
+    expect(ids()).toEqual(['s2']);
+    expect($('#search-more').hidden).toBe(false);
+    expect($('#search-status').textContent).toBe('1 event, more older');
+    $('#search-more').click();
+    await vi.waitFor(() => expect(ids()).toEqual(['s2', 's1']));
+    expect($('#search-more').hidden).toBe(true);
+
+    form.elements.type.value = '';
+    form.elements.country.value = '';
+    form.elements.ip.value = 'nope';
+    form.requestSubmit();
+    await vi.waitFor(() => expect(form.dataset.state).toBe('error'));
+    expect($('#search-status').textContent).toBe('Search failed: ip: must be an IP address');
+    expect(ids()).toEqual([]);
+  });
 });

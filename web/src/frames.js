@@ -505,3 +505,27 @@ export function normalizeStats(body) {
       .sort((x, y) => y.n - x.n),
   };
 }
+
+/** The filters the history search sends, in the API's names. */
+export const SEARCH_FIELDS = Object.freeze(['type', 'ip', 'country', 'route', 'min_score', 'from', 'to']);
+
+/**
+ * The GET api/events URL for the history search: the non-empty filters (trimmed;
+ * datetime-local values "YYYY-MM-DDTHH:MM" are taken as local time and sent as
+ * RFC 3339 UTC), the page size, and the cursor of the page to continue after.
+ */
+export function searchURL(filters, limit = 50, cursor = '') {
+  const q = new URLSearchParams();
+  for (const f of SEARCH_FIELDS) {
+    let v = str(filters?.[f]).trim();
+    if (v === '') continue;
+    if ((f === 'from' || f === 'to') && /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(v)) {
+      const d = new Date(v); // no zone: local time
+      if (!Number.isNaN(d.getTime())) v = d.toISOString();
+    }
+    q.set(f, v);
+  }
+  q.set('limit', String(limit));
+  if (cursor) q.set('cursor', cursor);
+  return `api/events?${q.toString()}`;
+}

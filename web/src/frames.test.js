@@ -9,6 +9,7 @@ import {
   normalizeHistogram,
   normalizeOrigins,
   normalizeStats,
+  searchURL,
   stackedChartData,
   applyFrame,
   backoffDelay,
@@ -533,5 +534,21 @@ describe('history stats', () => {
       ],
     });
     expect(normalizeStats(null)).toEqual({ total: 0, byType: [], byCountry: [], topIPs: [] });
+  });
+});
+
+describe('history search', () => {
+  it('sends only the filters that are set, with the page size and cursor', () => {
+    expect(searchURL({ type: 'ban', ip: ' 81.2.69.142 ', country: '', min_score: '0.8' })).toBe(
+      'api/events?type=ban&ip=81.2.69.142&min_score=0.8&limit=50',
+    );
+    expect(searchURL({}, 20, 'abc_-')).toBe('api/events?limit=20&cursor=abc_-');
+    expect(searchURL({ route: '/api/x&y' })).toBe('api/events?route=%2Fapi%2Fx%26y&limit=50');
+  });
+
+  it('sends datetime-local times as RFC 3339 UTC and passes other forms through', () => {
+    const local = '2026-11-23T12:30';
+    expect(searchURL({ from: local })).toBe(`api/events?from=${encodeURIComponent(new Date(local).toISOString())}&limit=50`);
+    expect(searchURL({ to: '1795435200' })).toBe('api/events?to=1795435200&limit=50');
   });
 });
