@@ -151,7 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	snapshot.Store(&empty)
 
 	e, err := server.New(server.Deps{
-		Hub: h, Events: store, Clients: clients, UI: web.FS(), Log: log,
+		Hub: h, Events: store, Summaries: store, Clients: clients, UI: web.FS(), Log: log,
 		Snapshot:       func() []byte { return *snapshot.Load() },
 		AllowedOrigins: s.origins, AdminToken: s.adminToken, User: s.user, Password: s.password,
 		Unbanned: agg.DropBan,

@@ -154,7 +154,7 @@ func (a *api) stats(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := a.d.Events.Stats(c.Request().Context(), from, to, top)
+	st, err := a.d.Summaries.Stats(c.Request().Context(), from, to, top)
 	if err != nil {
 		return a.unavailable("event history", err)
 	}
@@ -186,7 +186,7 @@ func (a *api) client(c echo.Context) error {
 	if err != nil {
 		return a.unavailable("live client state", err)
 	}
-	hist, err := a.d.Events.Client(ctx, ip, clientEvents)
+	hist, err := a.d.Summaries.Client(ctx, ip, clientEvents)
 	if err != nil {
 		return a.unavailable("event history", err)
 	}

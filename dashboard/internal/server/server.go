@@ -26,9 +26,13 @@ import (
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
-// Events answers history queries.
+// Events pages through the event history.
 type Events interface {
 	Events(ctx context.Context, q history.Query) (history.Page, error)
+}
+
+// Summaries sums the history up: over a time range, or for one client.
+type Summaries interface {
 	Stats(ctx context.Context, from, to time.Time, top int) (history.Stats, error)
 	Client(ctx context.Context, ip string, limit int) (history.Client, error)
 }
@@ -40,8 +44,9 @@ type Clients interface {
 }
 
 var (
-	_ Events  = (*history.Store)(nil)
-	_ Clients = (*traffic.Store)(nil)
+	_ Events    = (*history.Store)(nil)
+	_ Summaries = (*history.Store)(nil)
+	_ Clients   = (*traffic.Store)(nil)
 )
 
 // Snapshot returns the encoded frame a newly connected browser receives.
@@ -49,13 +54,14 @@ type Snapshot func() []byte
 
 // Deps are the dashboard's collaborators and its security settings.
 type Deps struct {
-	Hub      *hub.Hub
-	Snapshot Snapshot
-	Events   Events
-	Clients  Clients
-	UI       fs.FS
-	Log      *slog.Logger
-	Now      func() time.Time
+	Hub       *hub.Hub
+	Snapshot  Snapshot
+	Events    Events
+	Summaries Summaries
+	Clients   Clients
+	UI        fs.FS
+	Log       *slog.Logger
+	Now       func() time.Time
 	// AllowedOrigins lists extra websocket origins (scheme://host[:port])
 	// besides the dashboard's own host.
 	AllowedOrigins []string
@@ -71,7 +77,7 @@ type Deps struct {
 
 // New returns the dashboard's handler.
 func New(d Deps) (*echo.Echo, error) {
-	if d.Hub == nil || d.Snapshot == nil || d.Events == nil || d.Clients == nil || d.UI == nil || d.Log == nil {
+	if d.Hub == nil || d.Snapshot == nil || d.Events == nil || d.Summaries == nil || d.Clients == nil || d.UI == nil || d.Log == nil {
 		return nil, errors.New("server: missing dependency")
 	}
 	if (d.User == "") != (d.Password == "") {

@@ -72,7 +72,7 @@ func newServer(t *testing.T, mod func(*server.Deps)) (http.Handler, *fakeEvents,
 	cl := &fakeClients{banned: map[string]bool{"203.0.113.1": true}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d := server.Deps{
-		Hub: hub.New(log), Snapshot: func() []byte { return []byte("{}") }, Events: ev, Clients: cl,
+		Hub: hub.New(log), Snapshot: func() []byte { return []byte("{}") }, Events: ev, Summaries: ev, Clients: cl,
 		UI: fstest.MapFS{"index.html": {Data: []byte("<h1>ui</h1>")}}, Log: log, Now: func() time.Time { return now },
 	}
 	if mod != nil {
