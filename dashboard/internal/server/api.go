@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -24,7 +25,18 @@ const (
 	clientEvents     = 100
 )
 
-type api struct{ d Deps }
+type api struct {
+	d Deps
+
+	// The default summary (the last 24 hours, as every open dashboard asks
+	// for it every few seconds) is computed at most once per statsTTL.
+	mu          sync.Mutex
+	recent      map[int]history.Stats // by top
+	recentUntil time.Time
+}
+
+// statsTTL is how long a default summary is served again.
+const statsTTL = 5 * time.Second
 
 func badParam(name, why string) error {
 	return echo.NewHTTPError(http.StatusBadRequest, name+": "+why)
@@ -154,11 +166,39 @@ func (a *api) stats(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	byDefault := c.QueryParam("from") == "" && c.QueryParam("to") == ""
+	if byDefault {
+		if st, ok := a.cached(top); ok {
+			return c.JSON(http.StatusOK, st)
+		}
+	}
 	st, err := a.d.Summaries.Stats(c.Request().Context(), from, to, top)
 	if err != nil {
 		return a.unavailable("event history", err)
 	}
+	if byDefault {
+		a.keep(top, st)
+	}
 	return c.JSON(http.StatusOK, st)
+}
+
+func (a *api) cached(top int) (history.Stats, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st, ok := a.recent[top]
+	return st, ok && a.d.Now().Before(a.recentUntil)
+}
+
+func (a *api) keep(top int, st history.Stats) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.d.Now()
+	if !now.Before(a.recentUntil) {
+		a.recent, a.recentUntil = map[int]history.Stats{}, now.Add(statsTTL)
+	}
+	if len(a.recent) < 8 {
+		a.recent[top] = st
+	}
 }
 
 // Aliases name the two halves of a clientView.

@@ -28,6 +28,7 @@ type fakeEvents struct {
 	q        history.Query
 	from, to time.Time
 	top      int
+	stats    int // calls to Stats
 	page     history.Page
 	err      error
 }
@@ -39,7 +40,8 @@ func (f *fakeEvents) Events(_ context.Context, q history.Query) (history.Page, e
 
 func (f *fakeEvents) Stats(_ context.Context, from, to time.Time, top int) (history.Stats, error) {
 	f.from, f.to, f.top = from, to, top
-	return history.Stats{Total: 7}, f.err
+	f.stats++
+	return history.Stats{Total: int64(f.stats)}, f.err
 }
 
 func (f *fakeEvents) Client(_ context.Context, ip string, _ int) (history.Client, error) {
@@ -142,12 +144,26 @@ func TestEventsParams(t *testing.T) {
 
 func TestStatsDefaults(t *testing.T) {
 	t.Parallel()
-	h, ev, _ := newServer(t, nil)
+	clock := now
+	h, ev, _ := newServer(t, func(d *server.Deps) { d.Now = func() time.Time { return clock } })
 	rec := do(h, "GET", "/api/stats")
 	require.Equal(t, 200, rec.Code)
 	assert.Equal(t, now.Add(-24*time.Hour), ev.from)
 	assert.Equal(t, now, ev.to)
 	assert.Equal(t, 10, ev.top)
+
+	// Every open dashboard asks for the default summary: it is computed
+	// once per few seconds, per top.
+	assert.JSONEq(t, rec.Body.String(), do(h, "GET", "/api/stats").Body.String())
+	assert.Equal(t, 1, ev.stats)
+	do(h, "GET", "/api/stats?top=3")
+	assert.Equal(t, 2, ev.stats)
+	do(h, "GET", "/api/stats?from=2026-11-23T00:00:00Z")
+	do(h, "GET", "/api/stats?from=2026-11-23T00:00:00Z")
+	assert.Equal(t, 4, ev.stats, "explicit ranges are not cached")
+	clock = clock.Add(6 * time.Second)
+	do(h, "GET", "/api/stats")
+	assert.Equal(t, 5, ev.stats, "the cache expires")
 	rec = do(h, "GET", "/api/stats?top=0")
 	assert.Equal(t, 400, rec.Code)
 	assert.Contains(t, rec.Body.String(), "top:")
