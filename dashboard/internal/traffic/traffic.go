@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -64,11 +65,22 @@ func globEscape(s string) string {
 // master of a cluster), so call it every few seconds, not per request.
 func (s *Store) List(ctx context.Context) ([]wire.Ban, error) {
 	match := globEscape(s.prefix) + "{*}:ban"
-	var keys []string
+	var (
+		mu   sync.Mutex // ForEachMaster scans the masters concurrently
+		keys []string
+	)
 	scan := func(ctx context.Context, c redis.UniversalClient) error {
 		it := c.Scan(ctx, 0, match, 1000).Iterator()
-		for it.Next(ctx) && len(keys) < MaxBans {
-			keys = append(keys, it.Val())
+		for it.Next(ctx) {
+			mu.Lock()
+			full := len(keys) >= MaxBans
+			if !full {
+				keys = append(keys, it.Val())
+			}
+			mu.Unlock()
+			if full {
+				break
+			}
 		}
 		return it.Err()
 	}
