@@ -227,8 +227,9 @@ export function startApp(doc, deps = {}) {
     try {
       const body = await getJSON(`api/ip/${encodeURIComponent(ip)}`);
       if (detailIP !== ip) return; // another client was opened meanwhile
-      renderDetail(parts, normalizeClient(body), admin);
-      parts.status.textContent = '';
+      const client = normalizeClient(body);
+      renderDetail(parts, client, admin);
+      parts.status.textContent = client.unavailable.length ? `Partial answer: ${client.unavailable.join(' and ')} unavailable.` : '';
       dialog.dataset.state = 'ready';
     } catch (err) {
       if (detailIP !== ip) return;

@@ -208,6 +208,14 @@ describe('dashboard page', () => {
     expect(dialog.dataset.state).toBe('closed');
   });
 
+  it('shows what it has when half of the detail is unavailable', async () => {
+    start([], { 'api/ip/192.0.2.1': { ip: '192.0.2.1', banned: true, ban_ttl_seconds: 60, events: [], unavailable: ['event history'] } });
+    app.openDetail('192.0.2.1');
+    await vi.waitFor(() => expect($('#detail').dataset.state).toBe('ready'));
+    expect($('#detail-status').textContent).toBe('Partial answer: event history unavailable.');
+    expect($('#detail-summary').dataset.banned).toBe('true');
+  });
+
   it('says so when the detail cannot be loaded', async () => {
     start([], { 'api/ip/192.0.2.1': () => [503, { error: 'event history unavailable' }] });
     app.openDetail('192.0.2.1');

@@ -425,6 +425,7 @@ export function normalizeClient(body) {
       .filter((c) => c && typeof c === 'object')
       .map((c) => ({ type: str(c.key) || 'unknown', n: Math.max(0, num(c.n)) })),
     events: mergeEvents([], (Array.isArray(b.events) ? b.events : []).slice().reverse(), Infinity),
+    unavailable: (Array.isArray(b.unavailable) ? b.unavailable : []).map(str).filter(Boolean),
   };
 }
 

@@ -505,7 +505,9 @@ describe('panel shaping', () => {
       { type: 'unknown', n: 2 },
     ]);
     expect(c.events.map((e) => e.id)).toEqual(['b', 'a']);
+    expect(c.unavailable).toEqual([]);
     expect(normalizeClient(null).events).toEqual([]);
+    expect(normalizeClient({ unavailable: ['event history', 3, ''] }).unavailable).toEqual(['event history', '3']);
   });
 });
 

@@ -208,11 +208,14 @@ type (
 )
 
 // clientView is everything known about one IP: its ban and last minute of
-// requests from Redis, its events and latest score from MongoDB.
+// requests from Redis, its events and latest score from MongoDB. When one
+// of the two is unavailable the other is still served, and Unavailable
+// names what is missing.
 type clientView struct {
 	IP string `json:"ip"`
 	liveState
 	pastState
+	Unavailable []string `json:"unavailable,omitempty"`
 }
 
 // client: GET /api/ip/{ip}
@@ -222,15 +225,23 @@ func (a *api) client(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	live, err := a.d.Clients.Client(ctx, ip, a.d.Now())
-	if err != nil {
-		return a.unavailable("live client state", err)
+	v := clientView{IP: ip}
+	var liveErr, histErr error
+	if v.liveState, liveErr = a.d.Clients.Client(ctx, ip, a.d.Now()); liveErr != nil {
+		a.d.Log.Warn("live client state unavailable", "err", liveErr)
+		v.Unavailable = append(v.Unavailable, "live client state")
 	}
-	hist, err := a.d.Summaries.Client(ctx, ip, clientEvents)
-	if err != nil {
-		return a.unavailable("event history", err)
+	if v.pastState, histErr = a.d.Summaries.Client(ctx, ip, clientEvents); histErr != nil {
+		a.d.Log.Warn("event history unavailable", "err", histErr)
+		v.Unavailable = append(v.Unavailable, "event history")
 	}
-	return c.JSON(http.StatusOK, clientView{IP: ip, liveState: live, pastState: hist})
+	if liveErr != nil && histErr != nil {
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "live client state and event history unavailable")
+	}
+	if v.Events == nil {
+		v.Events = []wire.Event{}
+	}
+	return c.JSON(http.StatusOK, v)
 }
 
 // unban: POST /api/bans/{ip}/unban (admin token)

@@ -45,15 +45,22 @@ func (f *fakeEvents) Stats(_ context.Context, from, to time.Time, top int) (hist
 }
 
 func (f *fakeEvents) Client(_ context.Context, ip string, _ int) (history.Client, error) {
-	return history.Client{Events: []wire.Event{{ID: "x", IP: ip}}, Geo: &wire.Geo{Country: "GB"}}, f.err
+	if f.err != nil {
+		return history.Client{}, f.err
+	}
+	return history.Client{Events: []wire.Event{{ID: "x", IP: ip}}, Geo: &wire.Geo{Country: "GB"}}, nil
 }
 
 type fakeClients struct {
 	unbanned []string
 	banned   map[string]bool
+	err      error
 }
 
 func (f *fakeClients) Client(_ context.Context, ip string, _ time.Time) (traffic.Client, error) {
+	if f.err != nil {
+		return traffic.Client{}, f.err
+	}
 	return traffic.Client{Banned: f.banned[ip], BanTTLSeconds: 60, Requests: []wire.Point{{TS: 1, Requests: 5}}}, nil
 }
 
@@ -182,7 +189,27 @@ func TestClientView(t *testing.T) {
 	assert.NotEmpty(t, v["events"], "MongoDB half")
 	assert.Equal(t, "GB", v["geo"].(map[string]any)["country"])
 
+	assert.Nil(t, v["unavailable"])
+
 	assert.Equal(t, 400, do(h, "GET", "/api/ip/not-an-ip").Code)
+}
+
+func TestClientViewDegrades(t *testing.T) {
+	t.Parallel()
+	h, ev, cl := newServer(t, nil)
+	ev.err = errors.New("mongo down")
+	rec := do(h, "GET", "/api/ip/203.0.113.1")
+	require.Equal(t, 200, rec.Code, "Redis still answers")
+	var v map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &v))
+	assert.Equal(t, true, v["banned"])
+	assert.Equal(t, []any{}, v["events"])
+	assert.Equal(t, []any{"event history"}, v["unavailable"])
+
+	cl.err = errors.New("redis down")
+	rec = do(h, "GET", "/api/ip/203.0.113.1")
+	assert.Equal(t, 503, rec.Code)
+	assert.JSONEq(t, `{"error":"live client state and event history unavailable"}`, rec.Body.String())
 }
 
 func TestUnban(t *testing.T) {
