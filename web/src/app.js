@@ -30,6 +30,9 @@ import {
   renderTotals,
 } from './render.js';
 
+/** A connection without frames for this long is shown as stale. */
+export const STALE_AFTER_MS = 5000;
+
 /** How often the history panel re-reads GET api/stats. */
 export const HISTORY_REFRESH_MS = 10_000;
 
@@ -306,13 +309,37 @@ export function startApp(doc, deps = {}) {
   };
   if (toggle) toggle.addEventListener('click', onToggle);
 
+  // The server sends a frame every second. A connection that stays open but
+  // carries no frames (the dashboard cannot read Redis) is shown as stale.
+  const now = deps.now ?? (() => Date.now());
+  let connState = 'connecting';
+  let lastFrame = now();
+  let staleTimer = null;
+  const watchStale = () => {
+    staleTimer = setT(watchStale, 1000);
+    if (connState === 'connected' && now() - lastFrame > STALE_AFTER_MS) {
+      connState = 'stale';
+      renderConnState(badge, detail, 'stale', {});
+    }
+  };
+  watchStale();
+
   const conn = connect(
     wsURL(href),
     {
-      onState: (s, info) => renderConnState(badge, detail, s, info),
+      onState: (s, info) => {
+        connState = s;
+        if (s === 'connected') lastFrame = now();
+        renderConnState(badge, detail, s, info);
+      },
       onMessage: (data, first) => {
         const frame = parseFrame(data);
         if (!frame) return;
+        lastFrame = now();
+        if (connState === 'stale') {
+          connState = 'connected';
+          renderConnState(badge, detail, 'connected', {});
+        }
         state = applyFrame(state, frame, first);
         render();
       },
@@ -325,6 +352,7 @@ export function startApp(doc, deps = {}) {
     openDetail,
     stop() {
       stopped = true;
+      if (staleTimer !== null) clearT(staleTimer);
       if (histTimer !== null) clearT(histTimer);
       conn.close();
       doc.removeEventListener('click', onClick);

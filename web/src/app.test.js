@@ -319,4 +319,21 @@ describe('dashboard page', () => {
     expect($('#search-status').textContent).toBe('Search failed: ip: must be an IP address');
     expect(ids()).toEqual([]);
   });
+
+  it('shows a connection without frames as stale, and recovers with the next frame', () => {
+    start();
+    sockets[0].serverOpen();
+    sockets[0].serverSend({ ts: 1, series: [], events: [] });
+    vi.advanceTimersByTime(4000);
+    expect($('#conn-state').dataset.state).toBe('connected');
+    vi.advanceTimersByTime(3000);
+    expect($('#conn-state').dataset.state).toBe('stale');
+    expect($('#conn-detail').textContent).toBe('no data from the server');
+    sockets[0].serverSend({ ts: 8, series: [], events: [] });
+    expect($('#conn-state').dataset.state).toBe('connected');
+    expect($('#conn-detail').textContent).toBe('');
+    sockets[0].serverFail();
+    vi.advanceTimersByTime(10_000);
+    expect($('#conn-state').dataset.state).not.toBe('stale'); // reconnecting is not stale
+  });
 });

@@ -23,13 +23,15 @@ function el(doc, tag, cls, text) {
   return e;
 }
 
-/** The badge shows "connecting", "connected" or "reconnecting" (also as data-state). */
+/** The badge shows "connecting", "connected", "stale" or "reconnecting" (also as data-state). */
 export function renderConnState(badge, detail, state, info = {}) {
   badge.textContent = state;
   badge.dataset.state = state;
   if (!detail) return;
   if (state === 'reconnecting' && Number.isFinite(info.delayMs)) {
     detail.textContent = `retry in ${Math.round(info.delayMs / 1000)} s`;
+  } else if (state === 'stale') {
+    detail.textContent = 'no data from the server';
   } else {
     detail.textContent = '';
   }
