@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,10 +21,6 @@ func TestDashboardInBrowser(t *testing.T) {
 	chromium := need(t, "BULWARK_TEST_CHROMIUM")
 	need(t, "BULWARK_TEST_GEOIP_DB") // the attacker needs a country for the map
 	root := repoRoot(t)
-	node, err := exec.LookPath("node")
-	require.NoError(t, err, "node is needed for the browser test")
-	_, err = os.Stat(filepath.Join(root, "web", "node_modules", "playwright-core"))
-	require.NoError(t, err, "run `npm ci` in web/ first (make test does)")
 
 	const token = "e2e-admin-token-0123456789"
 	st := startStack(t,
@@ -34,13 +31,42 @@ func TestDashboardInBrowser(t *testing.T) {
 	)
 
 	out := filepath.Join(root, "var", "browser")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, filepath.Join(root, "web", "e2e", "dashboard.spec.mjs"),
-		"http://"+st.dashboard+"/", "http://"+st.gateway, out, token)
-	cmd.Dir = filepath.Join(root, "web")
-	cmd.Env = append(os.Environ(), "BULWARK_TEST_CHROMIUM="+chromium)
-	b, err := cmd.CombinedOutput()
+	b, err := spec(t, root, chromium, "dashboard.spec.mjs", "http://"+st.dashboard+"/", "http://"+st.gateway, out, token)
 	t.Logf("browser test:\n%s", b)
 	require.NoError(t, err, "the browser test failed; screenshots in %s", out)
+}
+
+// TestDashboardLoginInBrowser checks the optional login in Chromium: the
+// page and its websocket work with the right basic-auth login only.
+func TestDashboardLoginInBrowser(t *testing.T) {
+	chromium := need(t, "BULWARK_TEST_CHROMIUM")
+	redisURL := need(t, "BULWARK_TEST_REDIS_URL")
+	mongoURI := need(t, "BULWARK_TEST_MONGO_URI")
+	root := repoRoot(t)
+	bins := build(t, root, t.TempDir())
+	ns := fmt.Sprintf("login%d", time.Now().UnixNano())
+	dash := freeAddr(t)
+	start(t, "dashboard", bins["dashboard"], dash,
+		"BULWARK_REDIS_URL="+redisURL, "BULWARK_REDIS_PREFIX="+ns+":",
+		"BULWARK_MONGO_URI="+mongoURI, "BULWARK_MONGO_DB="+ns,
+		"BULWARK_DASHBOARD_USER=ops", "BULWARK_DASHBOARD_PASSWORD=correct horse battery")
+
+	b, err := spec(t, root, chromium, "login.spec.mjs", "http://"+dash+"/", "ops", "correct horse battery")
+	t.Logf("browser test:\n%s", b)
+	require.NoError(t, err, "the login browser test failed")
+}
+
+// spec runs one of web/e2e's node scripts with Chromium and returns its
+// output.
+func spec(t *testing.T, root, chromium, script string, args ...string) ([]byte, error) {
+	node, err := exec.LookPath("node")
+	require.NoError(t, err, "node is needed for the browser tests")
+	_, err = os.Stat(filepath.Join(root, "web", "node_modules", "playwright-core"))
+	require.NoError(t, err, "run `npm ci` in web/ first (make test does)")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, append([]string{filepath.Join(root, "web", "e2e", script)}, args...)...)
+	cmd.Dir = filepath.Join(root, "web")
+	cmd.Env = append(os.Environ(), "BULWARK_TEST_CHROMIUM="+chromium)
+	return cmd.CombinedOutput()
 }
