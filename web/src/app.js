@@ -23,6 +23,7 @@ import {
   renderChartAttrs,
   renderConnState,
   renderDetail,
+  renderEventHeads,
   renderFeed,
   renderHistogram,
   renderHistory,
@@ -74,6 +75,7 @@ export function startApp(doc, deps = {}) {
     status: $('detail-status'),
   };
 
+  renderEventHeads(doc);
   let chart = deps.createChart ? deps.createChart(chartEl) : null;
   const map = deps.createMap ? deps.createMap($('origin-map')) : null;
   const rowCache = new Map();

@@ -110,7 +110,19 @@ export function typeClass(type) {
   return EVENT_TYPES.includes(type) ? `type-${type}` : 'type-other';
 }
 
-/** One live-feed row for a normalised event. */
+/** The columns of an event row (eventRow), for the tables' headers. */
+export const EVENT_COLUMNS = Object.freeze(['Time', 'Type', 'IP', 'Country', 'Request', 'Score', 'Reasons']);
+
+/** Fill every `thead[data-columns="events"]` in doc with the event columns. */
+export function renderEventHeads(doc) {
+  for (const thead of doc.querySelectorAll('thead[data-columns="events"]')) {
+    const tr = el(doc, 'tr');
+    for (const name of EVENT_COLUMNS) tr.append(el(doc, 'th', name === 'Score' ? 'num' : '', name));
+    thead.replaceChildren(tr);
+  }
+}
+
+/** One live-feed row for a normalised event, in EVENT_COLUMNS order. */
 export function eventRow(doc, e) {
   const tr = el(doc, 'tr');
   tr.dataset.eventId = e.id;

@@ -1,7 +1,17 @@
 // @vitest-environment happy-dom
 import { beforeEach, describe, expect, it } from 'vitest';
-import { mergeEvents, normalizeOffenders } from './frames.js';
-import { eventRow, renderChartAttrs, renderConnState, renderFeed, renderOffenders, renderTotals, typeClass } from './render.js';
+import { mergeEvents, normalizeEvent, normalizeOffenders } from './frames.js';
+import {
+  EVENT_COLUMNS,
+  eventRow,
+  renderChartAttrs,
+  renderConnState,
+  renderEventHeads,
+  renderFeed,
+  renderOffenders,
+  renderTotals,
+  typeClass,
+} from './render.js';
 
 const ev = (id, ts, extra = {}) => ({
   id,
@@ -99,6 +109,15 @@ describe('render', () => {
     renderFeed(tbody, mergeEvents([], [ev('a', '2026-11-23T18:00:01Z', { score: 0.95 })]), cache);
     expect(tbody.querySelectorAll('tr')).toHaveLength(1);
     expect(tbody.querySelector('.score').textContent).toBe('0.95');
+  });
+
+  it('gives every event table the columns eventRow fills', () => {
+    document.body.innerHTML = '<table><thead data-columns="events"></thead></table><table><thead data-columns="events"></thead></table>';
+    renderEventHeads(document);
+    const heads = [...document.querySelectorAll('thead')].map((h) => [...h.querySelectorAll('th')].map((th) => th.textContent));
+    expect(heads).toEqual([EVENT_COLUMNS, EVENT_COLUMNS]);
+    const row = eventRow(document, normalizeEvent({ id: 'x', type: 'ban', ip: '192.0.2.1' }));
+    expect(row.children).toHaveLength(EVENT_COLUMNS.length);
   });
 
   it('renders top offenders', () => {
