@@ -19,9 +19,20 @@ if ! command -v redis-server >/dev/null; then
     exit 1
   fi
 fi
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "chromium is missing: install Debian's chromium package (the dashboard's browser test drives it)" >&2
+    exit 1
+  fi
+fi
 redis-server --version
 go version
 node --version
+# The dashboard's browser test (deploy/e2e/browser_test.go) runs web/e2e with it.
+export BULWARK_TEST_CHROMIUM=$(command -v chromium)
+chromium --version 2>/dev/null || true
 
 step "web UI: npm ci, build, unit tests"
 (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent && npm test --silent)
@@ -31,7 +42,7 @@ step "mongosh (npm) for the README's query tests"
 export BULWARK_TEST_MONGOSH=$root/deploy/mongosh/node_modules/.bin/mongosh
 "$BULWARK_TEST_MONGOSH" --version
 
-mkdir -p var/geoip var/test bin
+mkdir -p var/geoip var/test var/browser bin
 step "demo GeoIP databases"
 go run ./deploy/cmd/geoipgen -out var/geoip/demo-city.mmdb -asn-out var/geoip/demo-asn.mmdb
 export BULWARK_TEST_GEOIP_DB=$root/var/geoip/demo-city.mmdb

@@ -139,7 +139,17 @@ func start(t *testing.T, name, bin, addr string, env ...string) {
 	}
 }
 
-func TestStackBlocksABurstEndToEnd(t *testing.T) {
+// stack is the whole system running as processes on free ports.
+type stack struct {
+	gateway, dashboard string // host:port
+	events             *mongo.Collection
+}
+
+// startStack builds and starts shop, scorer (with the demo GeoIP database
+// when there is one), gateway and dashboard against the test Redis and
+// MongoDB under a fresh namespace; extra variables go to the gateway and
+// the dashboard.
+func startStack(t *testing.T, gatewayEnv, dashboardEnv []string) stack {
 	redisURL := need(t, "BULWARK_TEST_REDIS_URL")
 	mongoURI := need(t, "BULWARK_TEST_MONGO_URI")
 	root := repoRoot(t)
@@ -157,19 +167,24 @@ func TestStackBlocksABurstEndToEnd(t *testing.T) {
 		geo = append(geo, "BULWARK_GEOIP_DB="+db)
 	}
 	start(t, "scorer", bins["scorer"], scorer, geo...)
-	start(t, "gateway", bins["gateway"], gw, append(shared,
-		"BULWARK_UPSTREAM_URL=http://"+shop, "BULWARK_SCORER_URL=http://"+scorer, "BULWARK_GATEWAY_ID=e2e-gw")...)
-	start(t, "dashboard", bins["dashboard"], dash, shared...)
+	start(t, "gateway", bins["gateway"], gw, append(append(shared,
+		"BULWARK_UPSTREAM_URL=http://"+shop, "BULWARK_SCORER_URL=http://"+scorer, "BULWARK_GATEWAY_ID=e2e-gw"), gatewayEnv...)...)
+	start(t, "dashboard", bins["dashboard"], dash, append(shared, dashboardEnv...)...)
 
 	mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI))
 	require.NoError(t, err)
-	events := mc.Database(ns).Collection("events")
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = mc.Database(ns).Drop(ctx)
 		_ = mc.Disconnect(ctx)
 	})
+	return stack{gateway: gw, dashboard: dash, events: mc.Database(ns).Collection("events")}
+}
+
+func TestStackBlocksABurstEndToEnd(t *testing.T) {
+	st := startStack(t, nil, nil)
+	gw, dash, events := st.gateway, st.dashboard, st.events
 
 	// A browser on the dashboard.
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+dash+"/ws", nil)

@@ -49,7 +49,7 @@ func TestReadmeQueries(t *testing.T) {
 	mongosh := need(t, "BULWARK_TEST_MONGOSH")
 	root := repoRoot(t)
 	queries := readmeQueries(t, root)
-	require.Len(t, queries, 3)
+	require.Len(t, queries, 6, "every README query is run and checked here")
 
 	db := "readme" + time.Now().Format("150405.000000")
 	db = strings.ReplaceAll(db, ".", "")
@@ -62,11 +62,15 @@ func TestReadmeQueries(t *testing.T) {
 		_ = mc.Disconnect(context.Background())
 	})
 	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	gb, de := &wire.Geo{Country: "GB", City: "London"}, &wire.Geo{Country: "DE"}
 	_, err = mc.Database(db).Collection("events").InsertMany(ctx, []wire.Event{
-		{ID: "1", TS: t0, Type: wire.EventThrottle, IP: "203.0.113.7", Path: "/api/checkout", Score: 0.6},
-		{ID: "2", TS: t0.Add(time.Second), Type: wire.EventBan, IP: "203.0.113.7", Path: "/api/checkout", Score: 0.93,
+		{ID: "1", TS: t0, Type: wire.EventThrottle, IP: "203.0.113.7", Path: "/api/checkout", Score: 0.6, Geo: gb},
+		{ID: "2", TS: t0.Add(time.Second), Type: wire.EventBan, IP: "203.0.113.7", Path: "/api/checkout", Score: 0.93, Geo: gb,
 			Reasons: []wire.Reason{{Feature: "burst", Value: 40, Contribution: 0.93}}},
-		{ID: "3", TS: t0.Add(2 * time.Second), Type: wire.EventBan, IP: "198.51.100.9", Path: "/", Score: 0.85},
+		{ID: "3", TS: t0.Add(2 * time.Second), Type: wire.EventBan, IP: "198.51.100.9", Path: "/", Score: 0.85, Geo: de},
+		// Before the README's time range.
+		{ID: "4", TS: t0.Add(-time.Hour), Type: wire.EventThrottle, IP: "198.51.100.9", Path: "/", Score: 0.55, Geo: de},
+		{ID: "5", TS: t0.Add(-2 * time.Hour), Type: wire.EventThrottle, IP: "198.51.100.9", Path: "/", Score: 0.52, Geo: de},
 	})
 	require.NoError(t, err)
 
@@ -91,5 +95,19 @@ func TestReadmeQueries(t *testing.T) {
 
 	byType := run(queries[2])
 	assert.Regexp(t, `_id: 'ban',\s+n: 2`, byType)
-	assert.Regexp(t, `_id: 'throttle',\s+n: 1`, byType)
+	assert.Regexp(t, `_id: 'throttle',\s+n: 3`, byType)
+
+	fromGB := run(queries[3])
+	assert.Contains(t, fromGB, "203.0.113.7")
+	assert.Contains(t, fromGB, "London")
+	assert.NotContains(t, fromGB, "198.51.100.9")
+
+	top := run(queries[4])
+	assert.Regexp(t, `_id: '203.0.113.7',\s+n: 2`, top)
+	assert.Regexp(t, `_id: '198.51.100.9',\s+n: 1`, top, "only events inside the time range count")
+	assert.Less(t, strings.Index(top, "203.0.113.7"), strings.Index(top, "198.51.100.9"), "most events first")
+
+	byCountry := run(queries[5])
+	assert.Regexp(t, `_id: 'DE',\s+n: 3`, byCountry)
+	assert.Regexp(t, `_id: 'GB',\s+n: 2`, byCountry)
 }

@@ -12,6 +12,9 @@ import "strconv"
 //     are summed over every gateway with HINCRBY; it expires after
 //     StatsRetentionSeconds.
 //   - StatsTotalKey: the same fields, summed over all time.
+//   - BanKey(ip): a client's ban; the value says why, the TTL how long.
+//   - WindowKey(ip): a hash of a client's requests per Unix second over the
+//     last minute (field = second, value = requests).
 
 // StreamField is the stream entry field that holds the Event JSON.
 const StreamField = "event"
@@ -38,3 +41,10 @@ func StatsKey(prefix string, sec int64) string {
 
 // StatsTotalKey names the all-time stats hash.
 func StatsTotalKey(prefix string) string { return prefix + "stats:total" }
+
+// BanKey names a client's ban. The IP is hash-tagged so that every key of
+// one client lives on one Redis Cluster slot.
+func BanKey(prefix, ip string) string { return prefix + "{" + ip + "}:ban" }
+
+// WindowKey names a client's per-second request counts.
+func WindowKey(prefix, ip string) string { return prefix + "{" + ip + "}:w" }

@@ -4,7 +4,8 @@ package wire
 type StatsFrame struct {
 	// TS is the Unix second the frame describes.
 	TS int64 `json:"ts"`
-	// Totals since the dashboard started counting (its history window).
+	// Totals are all-time counts, summed over every gateway
+	// (StatsTotalKey).
 	Totals Totals `json:"totals"`
 	// Series holds one point per second, oldest first. The first frame a
 	// browser receives carries the whole history window; later frames carry
@@ -16,6 +17,39 @@ type StatsFrame struct {
 	TopOffenders []Offender `json:"top_offenders"`
 	// CostSaved is blocked requests × the configured backend cost per request.
 	CostSaved float64 `json:"cost_saved"`
+	// CostPerRequest is the configured backend cost of one request.
+	CostPerRequest float64 `json:"cost_per_request,omitempty"`
+	// ScoreHistogram counts the scores of the events in the history window
+	// in ScoreBuckets equal buckets over [0, 1] (the last one includes 1).
+	ScoreHistogram []int64 `json:"score_histogram,omitempty"`
+	// Origins are the countries the history window's events came from.
+	Origins []Origin `json:"origins,omitempty"`
+	// Bans are the bans active now, the longest-lasting first.
+	Bans []Ban `json:"bans,omitempty"`
+}
+
+// ScoreBuckets is the number of buckets in StatsFrame.ScoreHistogram.
+const ScoreBuckets = 10
+
+// Origin is one country events came from: where to draw its marker and how
+// many events it stands for.
+type Origin struct {
+	Country string  `json:"country"`
+	Lat     float64 `json:"lat"`
+	Lon     float64 `json:"lon"`
+	Events  int64   `json:"events"`
+	Blocks  int64   `json:"blocks"`
+}
+
+// Ban is one active ban.
+type Ban struct {
+	IP string `json:"ip"`
+	// TTLSeconds is the time left; -1 for a ban without expiry.
+	TTLSeconds int64 `json:"ttl_seconds"`
+	// Reason is what the gateway stored with the ban (e.g. "score 0.93").
+	Reason  string  `json:"reason,omitempty"`
+	Country string  `json:"country,omitempty"`
+	Score   float64 `json:"score,omitempty"`
 }
 
 // Totals are running counts.
@@ -42,4 +76,6 @@ type Offender struct {
 	Country string  `json:"country,omitempty"`
 	Blocks  int64   `json:"blocks"`
 	Score   float64 `json:"score"`
+	// Reasons of the latest score, largest contribution first (at most 3).
+	Reasons []Reason `json:"reasons,omitempty"`
 }

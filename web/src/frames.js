@@ -244,6 +244,7 @@ export function normalizeOffenders(list) {
       country: str(o.country),
       blocks: Math.max(0, num(o.blocks)),
       score: o.score === null || o.score === undefined ? null : num(o.score, NaN),
+      reasons: Array.isArray(o.reasons) ? o.reasons : [],
     }))
     .map((o) => (Number.isNaN(o.score) ? { ...o, score: null } : o));
 }
@@ -270,6 +271,10 @@ export function parseFrame(data) {
     events: Array.isArray(obj.events) ? obj.events : [],
     top_offenders: undefined,
     cost_saved: undefined,
+    cost_per_request: undefined,
+    histogram: undefined,
+    origins: undefined,
+    bans: undefined,
   };
   if (!Number.isFinite(frame.ts)) frame.ts = undefined;
   if (obj.totals && typeof obj.totals === 'object') {
@@ -281,7 +286,147 @@ export function parseFrame(data) {
     const c = num(obj.cost_saved, NaN);
     if (Number.isFinite(c)) frame.cost_saved = c;
   }
+  const cpr = num(obj.cost_per_request, NaN);
+  if (Number.isFinite(cpr) && cpr >= 0) frame.cost_per_request = cpr;
+  // A frame always carries the histogram, origins and bans of its moment;
+  // the server leaves empty ones out.
+  frame.histogram = normalizeHistogram(obj.score_histogram);
+  frame.origins = normalizeOrigins(obj.origins);
+  frame.bans = normalizeBans(obj.bans);
   return frame;
+}
+
+/** Number of score buckets over [0, 1]. */
+export const SCORE_BUCKETS = 10;
+
+/** The score histogram as exactly SCORE_BUCKETS non-negative counts (missing → 0). */
+export function normalizeHistogram(h) {
+  const src = Array.isArray(h) ? h : [];
+  return Array.from({ length: SCORE_BUCKETS }, (_, i) => Math.max(0, Math.floor(num(src[i]))));
+}
+
+/**
+ * Bars for the histogram: one per bucket with its label ("0.0–0.1"), count, and
+ * height as a fraction of the tallest bar (0 when all are empty).
+ */
+export function histogramBars(counts) {
+  const h = normalizeHistogram(counts);
+  const peak = Math.max(0, ...h);
+  return h.map((n, i) => ({
+    bucket: i,
+    label: `${(i / SCORE_BUCKETS).toFixed(1)}–${((i + 1) / SCORE_BUCKETS).toFixed(1)}`,
+    count: n,
+    frac: peak > 0 ? n / peak : 0,
+    high: i / SCORE_BUCKETS >= HIGH_SCORE - 1e-9,
+  }));
+}
+
+/** Origins with a country and finite coordinates in range, most events first. */
+export function normalizeOrigins(list) {
+  if (!Array.isArray(list)) return [];
+  return list
+    .filter((o) => o && typeof o === 'object' && str(o.country) !== '')
+    .map((o) => ({
+      country: str(o.country),
+      lat: num(o.lat, NaN),
+      lon: num(o.lon, NaN),
+      events: Math.max(0, num(o.events)),
+      blocks: Math.max(0, num(o.blocks)),
+    }))
+    .filter((o) => Math.abs(o.lat) <= 90 && Math.abs(o.lon) <= 180)
+    .sort((a, b) => b.events - a.events || a.country.localeCompare(b.country));
+}
+
+/**
+ * Marker radius in px for `events` out of the busiest origin's `peak`: the
+ * area grows with the volume, from minR (any events at all) to maxR (the peak).
+ */
+export function markerRadius(events, peak, minR = 3, maxR = 18) {
+  const e = Math.max(0, num(events));
+  const p = Math.max(e, num(peak));
+  if (e <= 0 || p <= 0) return 0;
+  return minR + (maxR - minR) * Math.sqrt(e / p);
+}
+
+/** Active bans: ip, time left in seconds (-1: no expiry), reason, country, score. */
+export function normalizeBans(list) {
+  if (!Array.isArray(list)) return [];
+  return list
+    .filter((b) => b && typeof b === 'object' && str(b.ip) !== '')
+    .map((b) => ({
+      ip: str(b.ip),
+      ttl: Math.floor(num(b.ttl_seconds, -1)),
+      reason: str(b.reason),
+      country: str(b.country),
+      score: b.score === null || b.score === undefined ? null : num(b.score, NaN),
+    }))
+    .map((b) => (Number.isNaN(b.score) ? { ...b, score: null } : b))
+    .filter((b) => b.ttl !== 0);
+}
+
+/** A duration in seconds as "1h 02m", "9m 05s", "42s"; "∞" for a negative one (no expiry). */
+export function formatDuration(seconds) {
+  const s = Math.floor(num(seconds, NaN));
+  if (!Number.isFinite(s)) return '—';
+  if (s < 0) return '∞';
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  const pad = (n) => String(n).padStart(2, '0');
+  if (h > 0) return `${h}h ${pad(m)}m`;
+  if (m > 0) return `${m}m ${pad(sec)}s`;
+  return `${sec}s`;
+}
+
+/**
+ * Stacked chart columns: [xs, allowed+throttled+blocked, allowed+throttled, allowed],
+ * drawn in that order so each fill covers the band of the series below it, and the
+ * raw per-series values [allowed, throttled, blocked] for the legend.
+ */
+export function stackedChartData(series) {
+  const [xs, allowed, blocked, throttled] = toChartData(series);
+  const at = allowed.map((a, i) => a + throttled[i]);
+  const all = at.map((v, i) => v + blocked[i]);
+  return { data: [xs, all, at, allowed], raw: { allowed, throttled, blocked } };
+}
+
+/**
+ * What GET api/ip/{ip} says, shaped for the detail view: geo, ban, the latest
+ * score's reasons (largest contribution first, all of them), requests per second,
+ * counts by type and events (newest first, normalised).
+ */
+export function normalizeClient(body) {
+  const b = body && typeof body === 'object' ? body : {};
+  const geo = b.geo && typeof b.geo === 'object' ? b.geo : {};
+  const latest = b.latest && typeof b.latest === 'object' ? normalizeEvent(b.latest) : null;
+  const reasons = latest
+    ? latest.reasons
+        .filter((r) => r && typeof r === 'object' && str(r.feature) !== '')
+        .map((r) => ({ feature: str(r.feature), value: num(r.value), contribution: num(r.contribution) }))
+        .sort((x, y) => y.contribution - x.contribution)
+    : [];
+  return {
+    ip: str(b.ip),
+    geo: {
+      country: str(geo.country),
+      city: str(geo.city),
+      lat: num(geo.lat, NaN),
+      lon: num(geo.lon, NaN),
+      asn: num(geo.asn, 0),
+      org: str(geo.org),
+    },
+    banned: b.banned === true,
+    banTTL: Math.floor(num(b.ban_ttl_seconds, 0)),
+    banReason: str(b.ban_reason),
+    latest,
+    reasons,
+    requests: (Array.isArray(b.requests) ? b.requests : []).map(normalizePoint).filter(Boolean),
+    byType: (Array.isArray(b.by_type) ? b.by_type : [])
+      .filter((c) => c && typeof c === 'object')
+      .map((c) => ({ type: str(c.key) || 'unknown', n: Math.max(0, num(c.n)) })),
+    events: mergeEvents([], (Array.isArray(b.events) ? b.events : []).slice().reverse(), Infinity),
+    unavailable: (Array.isArray(b.unavailable) ? b.unavailable : []).map(str).filter(Boolean),
+  };
 }
 
 /**
@@ -299,12 +444,27 @@ export function applyFrame(state, frame, first, maxSeconds = WINDOW_SECONDS, cap
     events: frame.events.length ? mergeEvents(state.events, frame.events, cap) : state.events,
     offenders: frame.top_offenders ?? state.offenders,
     costSaved: frame.cost_saved ?? state.costSaved,
+    costPerRequest: frame.cost_per_request ?? state.costPerRequest,
+    histogram: frame.histogram ?? state.histogram,
+    origins: frame.origins ?? state.origins,
+    bans: frame.bans ?? state.bans,
   };
 }
 
 /** The empty dashboard state. */
 export function initialState() {
-  return { ts: undefined, totals: undefined, series: [], events: [], offenders: [], costSaved: undefined };
+  return {
+    ts: undefined,
+    totals: undefined,
+    series: [],
+    events: [],
+    offenders: [],
+    costSaved: undefined,
+    costPerRequest: undefined,
+    histogram: normalizeHistogram([]),
+    origins: [],
+    bans: [],
+  };
 }
 
 /** Reconnect delay in ms for the n-th consecutive failed attempt (0-based): 1 s, 2 s, 4 s, … max 15 s. */
@@ -323,4 +483,50 @@ export function wsURL(href) {
   u.hash = '';
   u.search = '';
   return u.toString();
+}
+
+/**
+ * What GET api/stats says, for the history panel: totals by type, by country
+ * (events without a country as "unknown") and the top IPs, each most first.
+ */
+export function normalizeStats(body) {
+  const b = body && typeof body === 'object' ? body : {};
+  const counts = (list) =>
+    (Array.isArray(list) ? list : [])
+      .filter((c) => c && typeof c === 'object')
+      .map((c) => ({ key: str(c.key) || 'unknown', n: Math.max(0, num(c.n)) }))
+      .sort((x, y) => y.n - x.n);
+  return {
+    total: Math.max(0, num(b.total)),
+    byType: counts(b.by_type),
+    byCountry: counts(b.by_country),
+    topIPs: (Array.isArray(b.top_ips) ? b.top_ips : [])
+      .filter((t) => t && typeof t === 'object' && str(t.ip) !== '')
+      .map((t) => ({ ip: str(t.ip), country: str(t.country), n: Math.max(0, num(t.n)) }))
+      .sort((x, y) => y.n - x.n),
+  };
+}
+
+/** The filters the history search sends, in the API's names. */
+export const SEARCH_FIELDS = Object.freeze(['type', 'ip', 'country', 'route', 'min_score', 'from', 'to']);
+
+/**
+ * The GET api/events URL for the history search: the non-empty filters (trimmed;
+ * datetime-local values "YYYY-MM-DDTHH:MM" are taken as local time and sent as
+ * RFC 3339 UTC), the page size, and the cursor of the page to continue after.
+ */
+export function searchURL(filters, limit = 50, cursor = '') {
+  const q = new URLSearchParams();
+  for (const f of SEARCH_FIELDS) {
+    let v = str(filters?.[f]).trim();
+    if (v === '') continue;
+    if ((f === 'from' || f === 'to') && /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(v)) {
+      const d = new Date(v); // no zone: local time
+      if (!Number.isNaN(d.getTime())) v = d.toISOString();
+    }
+    q.set(f, v);
+  }
+  q.set('limit', String(limit));
+  if (cursor) q.set('cursor', cursor);
+  return `api/events?${q.toString()}`;
 }

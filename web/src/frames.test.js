@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
+  SCORE_BUCKETS,
+  formatDuration,
+  histogramBars,
+  markerRadius,
+  normalizeBans,
+  normalizeClient,
+  normalizeHistogram,
+  normalizeOrigins,
+  normalizeStats,
+  searchURL,
+  stackedChartData,
   applyFrame,
   backoffDelay,
   blockedStats,
@@ -303,7 +314,7 @@ describe('parseFrame and applyFrame', () => {
     const f = parseFrame(JSON.stringify(frame1));
     expect(f.ts).toBe(400);
     expect(f.totals).toEqual({ requests: 10, allowed: 7, throttled: 1, blocked: 2, bans: 1 });
-    expect(f.top_offenders).toEqual([{ ip: '203.0.113.9', country: 'DE', blocks: 12, score: 0.93 }]);
+    expect(f.top_offenders).toEqual([{ ip: '203.0.113.9', country: 'DE', blocks: 12, score: 0.93, reasons: [] }]);
     expect(f.cost_saved).toBe(5.4);
   });
 
@@ -365,5 +376,181 @@ describe('wsURL', () => {
   it('resolves relative to the page and drops query and hash', () => {
     expect(wsURL('https://gw.example.test/ui/?x=1#top')).toBe('wss://gw.example.test/ui/ws');
     expect(wsURL('http://h/index.html')).toBe('ws://h/ws');
+  });
+});
+
+describe('panel shaping', () => {
+  it('normalises the score histogram to ten non-negative buckets', () => {
+    expect(normalizeHistogram([1, '2', -3, null, 4.7])).toEqual([1, 2, 0, 0, 4, 0, 0, 0, 0, 0]);
+    expect(normalizeHistogram(undefined)).toHaveLength(SCORE_BUCKETS);
+  });
+
+  it('turns counts into bars scaled to the tallest, marking the danger buckets', () => {
+    const bars = histogramBars([0, 0, 0, 0, 0, 2, 0, 0, 1, 4]);
+    expect(bars.map((b) => b.frac)).toEqual([0, 0, 0, 0, 0, 0.5, 0, 0, 0.25, 1]);
+    expect(bars[9].label).toBe('0.9–1.0');
+    expect(bars.filter((b) => b.high).map((b) => b.bucket)).toEqual([8, 9]);
+    expect(histogramBars([]).every((b) => b.frac === 0)).toBe(true);
+  });
+
+  it('keeps origins with a country and valid coordinates, busiest first', () => {
+    const o = normalizeOrigins([
+      { country: 'FR', lat: 48.8, lon: 2.3, events: 2 },
+      { country: 'GB', lat: '51.5', lon: -0.1, events: 9, blocks: 3 },
+      { country: '', lat: 1, lon: 1, events: 100 },
+      { country: 'XX', lat: 95, lon: 0, events: 100 },
+      { country: 'YY', lon: 0, events: 100 },
+      null,
+    ]);
+    expect(o.map((x) => x.country)).toEqual(['GB', 'FR']);
+    expect(o[0]).toEqual({ country: 'GB', lat: 51.5, lon: -0.1, events: 9, blocks: 3 });
+    expect(normalizeOrigins('nope')).toEqual([]);
+  });
+
+  it('sizes markers by area between the minimum and maximum radius', () => {
+    expect(markerRadius(0, 10)).toBe(0);
+    expect(markerRadius(10, 10)).toBe(18);
+    expect(markerRadius(1, 1e9)).toBeGreaterThanOrEqual(3);
+    expect(markerRadius(25, 100)).toBeCloseTo(3 + 15 * 0.5);
+    expect(markerRadius(50, 10)).toBe(18); // never above the peak's size
+  });
+
+  it('normalises bans and drops expired ones', () => {
+    expect(
+      normalizeBans([
+        { ip: '1.2.3.4', ttl_seconds: 600, reason: 'score 0.93', country: 'GB', score: 0.93 },
+        { ip: '5.6.7.8', ttl_seconds: -1 },
+        { ip: '9.9.9.9', ttl_seconds: 0 },
+        { ttl_seconds: 5 },
+      ]),
+    ).toEqual([
+      { ip: '1.2.3.4', ttl: 600, reason: 'score 0.93', country: 'GB', score: 0.93 },
+      { ip: '5.6.7.8', ttl: -1, reason: '', country: '', score: null },
+    ]);
+  });
+
+  it('formats time left', () => {
+    expect(formatDuration(42)).toBe('42s');
+    expect(formatDuration(545)).toBe('9m 05s');
+    expect(formatDuration(3720)).toBe('1h 02m');
+    expect(formatDuration(-1)).toBe('∞');
+    expect(formatDuration('x')).toBe('—');
+  });
+
+  it('stacks the chart series: allowed, then throttled, then blocked on top', () => {
+    const { data, raw } = stackedChartData([
+      { ts: 2, allowed: 5, throttled: 1, blocked: 3 },
+      { ts: 1, allowed: 2, throttled: 0, blocked: 0 },
+    ]);
+    expect(data).toEqual([
+      [1, 2],
+      [2, 9],
+      [2, 6],
+      [2, 5],
+    ]);
+    expect(raw).toEqual({ allowed: [2, 5], throttled: [0, 1], blocked: [0, 3] });
+  });
+
+  it('carries histogram, origins, bans and cost per request through frames', () => {
+    const f = parseFrame({
+      ts: 10,
+      score_histogram: [0, 0, 0, 0, 0, 0, 0, 0, 0, 3],
+      origins: [{ country: 'GB', lat: 51.5, lon: -0.1, events: 3 }],
+      bans: [{ ip: '81.2.69.142', ttl_seconds: 590 }],
+      cost_per_request: 0.45,
+    });
+    const s = applyFrame(initialState(), f, true);
+    expect(s.histogram[9]).toBe(3);
+    expect(s.origins[0].country).toBe('GB');
+    expect(s.bans[0].ip).toBe('81.2.69.142');
+    expect(s.costPerRequest).toBe(0.45);
+    // A frame without bans means there are none now.
+    const s2 = applyFrame(s, parseFrame({ ts: 11 }), false);
+    expect(s2.bans).toEqual([]);
+    expect(s2.costPerRequest).toBe(0.45);
+  });
+
+  it('shapes the client detail: reasons largest first, events newest first', () => {
+    const c = normalizeClient({
+      ip: '81.2.69.142',
+      banned: true,
+      ban_ttl_seconds: 590,
+      ban_reason: 'score 0.93',
+      geo: { country: 'GB', city: 'London', lat: 51.5, lon: -0.1 },
+      latest: {
+        id: 'b',
+        ts: '2026-11-23T12:00:01Z',
+        type: 'ban',
+        score: 0.93,
+        reasons: [
+          { feature: 'rate', value: 30, contribution: 0.1 },
+          { feature: 'burst', value: 40, contribution: 0.8 },
+          { value: 1 },
+        ],
+      },
+      requests: [{ ts: 1, requests: 4 }, { ts: 'x' }],
+      by_type: [{ key: 'ban', n: 1 }, { key: null, n: 2 }],
+      events: [
+        { id: 'b', ts: '2026-11-23T12:00:01Z', type: 'ban' },
+        { id: 'a', ts: '2026-11-23T12:00:00Z', type: 'throttle' },
+      ],
+    });
+    expect(c.reasons.map((r) => r.feature)).toEqual(['burst', 'rate']);
+    expect(c.geo.city).toBe('London');
+    expect(c.banned).toBe(true);
+    expect(c.banTTL).toBe(590);
+    expect(c.requests).toHaveLength(1);
+    expect(c.byType).toEqual([
+      { type: 'ban', n: 1 },
+      { type: 'unknown', n: 2 },
+    ]);
+    expect(c.events.map((e) => e.id)).toEqual(['b', 'a']);
+    expect(c.unavailable).toEqual([]);
+    expect(normalizeClient(null).events).toEqual([]);
+    expect(normalizeClient({ unavailable: ['event history', 3, ''] }).unavailable).toEqual(['event history', '3']);
+  });
+});
+
+describe('history stats', () => {
+  it('shapes GET api/stats, most first, unknown countries named', () => {
+    expect(
+      normalizeStats({
+        total: 6,
+        by_type: [{ key: 'ban', n: 2 }, { key: 'throttle', n: 4 }],
+        by_country: [{ key: '', n: 1 }, { key: 'GB', n: 5 }],
+        top_ips: [{ ip: '81.2.69.142', country: 'GB', n: 5 }, { n: 3 }, { ip: '192.0.2.1', n: 1 }],
+      }),
+    ).toEqual({
+      total: 6,
+      byType: [
+        { key: 'throttle', n: 4 },
+        { key: 'ban', n: 2 },
+      ],
+      byCountry: [
+        { key: 'GB', n: 5 },
+        { key: 'unknown', n: 1 },
+      ],
+      topIPs: [
+        { ip: '81.2.69.142', country: 'GB', n: 5 },
+        { ip: '192.0.2.1', country: '', n: 1 },
+      ],
+    });
+    expect(normalizeStats(null)).toEqual({ total: 0, byType: [], byCountry: [], topIPs: [] });
+  });
+});
+
+describe('history search', () => {
+  it('sends only the filters that are set, with the page size and cursor', () => {
+    expect(searchURL({ type: 'ban', ip: ' 81.2.69.142 ', country: '', min_score: '0.8' })).toBe(
+      'api/events?type=ban&ip=81.2.69.142&min_score=0.8&limit=50',
+    );
+    expect(searchURL({}, 20, 'abc_-')).toBe('api/events?limit=20&cursor=abc_-');
+    expect(searchURL({ route: '/api/x&y' })).toBe('api/events?route=%2Fapi%2Fx%26y&limit=50');
+  });
+
+  it('sends datetime-local times as RFC 3339 UTC and passes other forms through', () => {
+    const local = '2026-11-23T12:30';
+    expect(searchURL({ from: local })).toBe(`api/events?from=${encodeURIComponent(new Date(local).toISOString())}&limit=50`);
+    expect(searchURL({ to: '1795435200' })).toBe('api/events?to=1795435200&limit=50');
   });
 });

@@ -5,6 +5,8 @@
 import {
   EVENT_TYPES,
   blockedStats,
+  formatDuration,
+  histogramBars,
   formatCount,
   formatMoney,
   formatReasons,
@@ -21,13 +23,15 @@ function el(doc, tag, cls, text) {
   return e;
 }
 
-/** The badge shows "connecting", "connected" or "reconnecting" (also as data-state). */
+/** The badge shows "connecting", "connected", "stale" or "reconnecting" (also as data-state). */
 export function renderConnState(badge, detail, state, info = {}) {
   badge.textContent = state;
   badge.dataset.state = state;
   if (!detail) return;
   if (state === 'reconnecting' && Number.isFinite(info.delayMs)) {
     detail.textContent = `retry in ${Math.round(info.delayMs / 1000)} s`;
+  } else if (state === 'stale') {
+    detail.textContent = 'no data from the server';
   } else {
     detail.textContent = '';
   }
@@ -64,17 +68,36 @@ function scoreCell(doc, score) {
   return td;
 }
 
-/** Top offenders table body. */
+/** An IP that opens the client's detail view when clicked (app.js listens for data-detail). */
+function ipCell(doc, ip) {
+  const td = el(doc, 'td', 'ip mono');
+  if (!ip) {
+    td.textContent = '—';
+    return td;
+  }
+  const b = el(doc, 'button', 'link ip-link', ip);
+  b.type = 'button';
+  b.dataset.detail = ip;
+  b.title = `Why was ${ip} blocked?`;
+  td.append(b);
+  return td;
+}
+
+/** Top offenders table body: IP, country, blocks, score and the top reasons. */
 export function renderOffenders(tbody, offenders, emptyNote) {
   const doc = tbody.ownerDocument;
   const rows = (offenders ?? []).map((o) => {
     const tr = el(doc, 'tr');
     tr.dataset.ip = o.ip;
+    const reasons = el(doc, 'td', 'reasons', formatReasons(o.reasons, 2) || '—');
+    const all = formatReasons(o.reasons, Infinity);
+    if (all) reasons.title = all;
     tr.append(
-      el(doc, 'td', 'ip mono', o.ip),
+      ipCell(doc, o.ip),
       el(doc, 'td', 'country', o.country || '—'),
       el(doc, 'td', 'num', formatCount(o.blocks)),
       scoreCell(doc, o.score),
+      reasons,
     );
     return tr;
   });
@@ -87,7 +110,19 @@ export function typeClass(type) {
   return EVENT_TYPES.includes(type) ? `type-${type}` : 'type-other';
 }
 
-/** One live-feed row for a normalised event. */
+/** The columns of an event row (eventRow), for the tables' headers. */
+export const EVENT_COLUMNS = Object.freeze(['Time', 'Type', 'IP', 'Country', 'Request', 'Score', 'Reasons']);
+
+/** Fill every `thead[data-columns="events"]` in doc with the event columns. */
+export function renderEventHeads(doc) {
+  for (const thead of doc.querySelectorAll('thead[data-columns="events"]')) {
+    const tr = el(doc, 'tr');
+    for (const name of EVENT_COLUMNS) tr.append(el(doc, 'th', name === 'Score' ? 'num' : '', name));
+    thead.replaceChildren(tr);
+  }
+}
+
+/** One live-feed row for a normalised event, in EVENT_COLUMNS order. */
 export function eventRow(doc, e) {
   const tr = el(doc, 'tr');
   tr.dataset.eventId = e.id;
@@ -115,7 +150,7 @@ export function eventRow(doc, e) {
   const all = formatReasons(e.reasons, Infinity);
   if (all) reasons.title = all;
 
-  tr.append(time, typeTd, el(doc, 'td', 'ip mono', e.ip || '—'), country, req, scoreCell(doc, e.score), reasons);
+  tr.append(time, typeTd, ipCell(doc, e.ip), country, req, scoreCell(doc, e.score), reasons);
   return tr;
 }
 
@@ -158,4 +193,192 @@ export function renderFeed(tbody, events, cache, emptyNote) {
     ref = next;
   }
   if (emptyNote) emptyNote.hidden = rows.length > 0;
+}
+
+/**
+ * The score histogram: one bar per bucket (`[data-bucket]`, `data-count`), its
+ * height relative to the tallest. Bars are created once and then resized.
+ */
+export function renderHistogram(container, counts) {
+  const doc = container.ownerDocument;
+  const bars = histogramBars(counts);
+  if (container.children.length !== bars.length) {
+    container.replaceChildren(
+      ...bars.map((b) => {
+        const col = el(doc, 'div', b.high ? 'hbar high' : 'hbar');
+        col.dataset.bucket = String(b.bucket);
+        col.append(el(doc, 'span', 'hbar-n'), el(doc, 'div', 'hbar-fill'), el(doc, 'span', 'hbar-label', b.label.slice(0, 3)));
+        return col;
+      }),
+    );
+  }
+  let total = 0;
+  bars.forEach((b, i) => {
+    const col = container.children[i];
+    col.dataset.count = String(b.count);
+    col.title = `score ${b.label}: ${formatCount(b.count)}`;
+    col.querySelector('.hbar-n').textContent = b.count ? formatCount(b.count) : '';
+    col.querySelector('.hbar-fill').style.height = `${(b.frac * 100).toFixed(1)}%`;
+    total += b.count;
+  });
+  container.dataset.total = String(total);
+}
+
+/** Active bans with time left; an unban button on each when `admin`. */
+export function renderBans(tbody, bans, admin, emptyNote) {
+  const doc = tbody.ownerDocument;
+  const rows = (bans ?? []).map((b) => {
+    const tr = el(doc, 'tr');
+    tr.dataset.ip = b.ip;
+    const action = el(doc, 'td', 'action');
+    if (admin) {
+      const btn = el(doc, 'button', 'unban', 'Unban');
+      btn.type = 'button';
+      btn.dataset.unban = b.ip;
+      action.append(btn);
+    }
+    const why = el(doc, 'td', 'reasons', b.reason || '—');
+    tr.append(
+      ipCell(doc, b.ip),
+      el(doc, 'td', 'country', b.country || '—'),
+      el(doc, 'td', 'num ttl mono', formatDuration(b.ttl)),
+      why,
+      action,
+    );
+    return tr;
+  });
+  tbody.replaceChildren(...rows);
+  if (emptyNote) emptyNote.hidden = rows.length > 0;
+}
+
+function dl(doc, pairs) {
+  const list = el(doc, 'dl', 'facts');
+  for (const [k, v] of pairs) list.append(el(doc, 'dt', '', k), el(doc, 'dd', '', v));
+  return list;
+}
+
+/**
+ * Fill the detail view for a normalised client (frames.normalizeClient):
+ * `parts` holds the elements #detail-title, #detail-summary, #detail-requests,
+ * #detail-reasons (tbody), #detail-events (tbody), #detail-actions.
+ */
+export function renderDetail(parts, c, admin) {
+  const doc = parts.summary.ownerDocument;
+  parts.title.textContent = c.ip;
+  const place = [c.geo.city, c.geo.country].filter(Boolean).join(', ') || 'unknown';
+  const coords = Number.isFinite(c.geo.lat) && Number.isFinite(c.geo.lon) ? `${c.geo.lat.toFixed(2)}, ${c.geo.lon.toFixed(2)}` : '—';
+  const network = c.geo.asn ? `AS${c.geo.asn} ${c.geo.org}`.trim() : c.geo.org || '—';
+  const ban = c.banned ? `banned, ${formatDuration(c.banTTL)} left${c.banReason ? ` (${c.banReason})` : ''}` : 'not banned';
+  const counts = c.byType.map((t) => `${t.type} ${formatCount(t.n)}`).join(' · ') || 'no events';
+  const last = c.latest ? `${formatScore(c.latest.score)} (${c.latest.type}, ${formatTime(c.latest.ts)})` : '—';
+  parts.summary.replaceChildren(
+    dl(doc, [
+      ['Location', place],
+      ['Coordinates', coords],
+      ['Network', network],
+      ['Status', ban],
+      ['Latest score', last],
+      ['History', counts],
+    ]),
+  );
+  parts.summary.dataset.country = c.geo.country;
+  parts.summary.dataset.banned = String(c.banned);
+
+  // Requests per second over the last minute.
+  const peak = c.requests.reduce((m, p) => Math.max(m, p.requests), 0);
+  parts.requests.replaceChildren(
+    ...c.requests.map((p) => {
+      const bar = el(doc, 'div', 'rbar');
+      bar.style.height = `${peak ? ((p.requests / peak) * 100).toFixed(1) : 0}%`;
+      bar.title = `${formatTime(p.ts)}: ${formatCount(p.requests)} requests`;
+      return bar;
+    }),
+  );
+  parts.requests.dataset.sum = String(c.requests.reduce((s, p) => s + p.requests, 0));
+
+  parts.reasons.replaceChildren(
+    ...c.reasons.map((r) => {
+      const tr = el(doc, 'tr');
+      tr.dataset.feature = r.feature;
+      const meter = el(doc, 'td', 'contrib');
+      const fill = el(doc, 'span', 'contrib-bar');
+      fill.style.width = `${Math.max(0, Math.min(1, r.contribution)) * 100}%`;
+      meter.append(fill, el(doc, 'span', 'contrib-n mono', r.contribution.toFixed(2)));
+      tr.append(el(doc, 'td', 'feature', r.feature), el(doc, 'td', 'num mono', String(Number(r.value.toFixed(3)))), meter);
+      return tr;
+    }),
+  );
+  parts.reasonsEmpty.hidden = c.reasons.length > 0;
+
+  parts.events.replaceChildren(
+    ...c.events.map((e) => {
+      const tr = el(doc, 'tr');
+      tr.dataset.eventId = e.id;
+      tr.dataset.type = e.type;
+      const typeTd = el(doc, 'td', 'type');
+      typeTd.append(el(doc, 'span', `badge ${typeClass(e.type)}`, e.type.replace(/_/g, ' ')));
+      const when = el(doc, 'td', 'time mono', formatTime(e.ts));
+      if (e.ts) when.title = e.ts;
+      tr.append(
+        when,
+        typeTd,
+        el(doc, 'td', 'req mono', [e.method, e.path].filter(Boolean).join(' ') || '—'),
+        el(doc, 'td', 'num', e.status ? String(e.status) : '—'),
+        scoreCell(doc, e.score),
+        el(doc, 'td', 'reasons', formatReasons(e.reasons, 3)),
+      );
+      return tr;
+    }),
+  );
+  parts.eventsEmpty.hidden = c.events.length > 0;
+
+  parts.actions.replaceChildren();
+  if (admin && c.banned) {
+    const btn = el(doc, 'button', 'unban', 'Unban');
+    btn.type = 'button';
+    btn.dataset.unban = c.ip;
+    parts.actions.append(btn);
+  }
+}
+
+/** A ranked list of (label, n) as rows with a proportional bar; `cell` renders the label. */
+function rankRows(doc, items, cell) {
+  const peak = items.reduce((m, x) => Math.max(m, x.n), 0);
+  return items.map((x) => {
+    const tr = el(doc, 'tr');
+    const bar = el(doc, 'td', 'rank');
+    const fill = el(doc, 'span', 'rank-bar');
+    fill.style.width = `${peak ? ((x.n / peak) * 100).toFixed(1) : 0}%`;
+    bar.append(fill);
+    tr.append(cell(x), el(doc, 'td', 'num', formatCount(x.n)), bar);
+    return tr;
+  });
+}
+
+/**
+ * The history panel from normalised stats (frames.normalizeStats): `parts` holds
+ * #hist-total, #hist-types, #hist-countries and #hist-top-ips (tbodies).
+ */
+export function renderHistory(parts, st) {
+  const doc = parts.types.ownerDocument;
+  parts.total.textContent = formatCount(st.total);
+  parts.types.replaceChildren(
+    ...rankRows(doc, st.byType.slice(0, 6), (x) => {
+      const td = el(doc, 'td');
+      td.append(el(doc, 'span', `badge ${typeClass(x.key)}`, x.key.replace(/_/g, ' ')));
+      return td;
+    }),
+  );
+  parts.countries.replaceChildren(
+    ...rankRows(doc, st.byCountry.slice(0, 6), (x) => el(doc, 'td', 'country', x.key)),
+  );
+  for (const [i, tr] of [...parts.countries.children].entries()) tr.dataset.country = st.byCountry[i].key;
+  parts.ips.replaceChildren(
+    ...rankRows(doc, st.topIPs.slice(0, 6), (x) => {
+      const td = ipCell(doc, x.ip);
+      if (x.country) td.append(el(doc, 'span', 'muted small', ` ${x.country}`));
+      return td;
+    }),
+  );
+  for (const [i, tr] of [...parts.ips.children].entries()) tr.dataset.ip = st.topIPs[i].ip;
 }

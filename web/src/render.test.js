@@ -1,7 +1,17 @@
 // @vitest-environment happy-dom
 import { beforeEach, describe, expect, it } from 'vitest';
-import { mergeEvents, normalizeOffenders } from './frames.js';
-import { eventRow, renderChartAttrs, renderConnState, renderFeed, renderOffenders, renderTotals, typeClass } from './render.js';
+import { mergeEvents, normalizeEvent, normalizeOffenders } from './frames.js';
+import {
+  EVENT_COLUMNS,
+  eventRow,
+  renderChartAttrs,
+  renderConnState,
+  renderEventHeads,
+  renderFeed,
+  renderOffenders,
+  renderTotals,
+  typeClass,
+} from './render.js';
 
 const ev = (id, ts, extra = {}) => ({
   id,
@@ -101,13 +111,30 @@ describe('render', () => {
     expect(tbody.querySelector('.score').textContent).toBe('0.95');
   });
 
+  it('gives every event table the columns eventRow fills', () => {
+    document.body.innerHTML = '<table><thead data-columns="events"></thead></table><table><thead data-columns="events"></thead></table>';
+    renderEventHeads(document);
+    const heads = [...document.querySelectorAll('thead')].map((h) => [...h.querySelectorAll('th')].map((th) => th.textContent));
+    expect(heads).toEqual([EVENT_COLUMNS, EVENT_COLUMNS]);
+    const row = eventRow(document, normalizeEvent({ id: 'x', type: 'ban', ip: '192.0.2.1' }));
+    expect(row.children).toHaveLength(EVENT_COLUMNS.length);
+  });
+
   it('renders top offenders', () => {
     const tbody = document.createElement('tbody');
     const empty = document.createElement('p');
-    renderOffenders(tbody, normalizeOffenders([{ ip: '203.0.113.9', country: 'DE', blocks: 1200, score: 0.93 }, { ip: '198.51.100.1', blocks: 3, score: 0.5 }]), empty);
+    renderOffenders(
+      tbody,
+      normalizeOffenders([
+        { ip: '203.0.113.9', country: 'DE', blocks: 1200, score: 0.93, reasons: [{ feature: 'burst', contribution: 0.8 }] },
+        { ip: '198.51.100.1', blocks: 3, score: 0.5 },
+      ]),
+      empty,
+    );
     const rows = [...tbody.querySelectorAll('tr[data-ip]')];
     expect(rows.map((r) => r.dataset.ip)).toEqual(['203.0.113.9', '198.51.100.1']);
-    expect([...rows[0].children].map((c) => c.textContent)).toEqual(['203.0.113.9', 'DE', '1,200', '0.93']);
+    expect([...rows[0].children].map((c) => c.textContent)).toEqual(['203.0.113.9', 'DE', '1,200', '0.93', 'burst (0.80)']);
+    expect(rows[0].querySelector('button[data-detail]').dataset.detail).toBe('203.0.113.9');
     expect(rows[1].children[1].textContent).toBe('—');
     expect(rows[0].querySelector('.high')).not.toBeNull();
     expect(rows[1].querySelector('.high')).toBeNull();

@@ -14,9 +14,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -30,6 +32,7 @@ import (
 	"github.com/bulwarkgw/bulwark/dashboard/internal/hub"
 	"github.com/bulwarkgw/bulwark/dashboard/internal/live"
 	"github.com/bulwarkgw/bulwark/dashboard/internal/server"
+	"github.com/bulwarkgw/bulwark/dashboard/internal/traffic"
 	"github.com/bulwarkgw/bulwark/web"
 )
 
@@ -45,6 +48,8 @@ func main() {
 type settings struct {
 	listen, redisURL, prefix, mongoURI, mongoDB string
 	cost                                        float64
+	adminToken, user, password, id              string
+	origins                                     []string
 }
 
 func load(args []string, getenv func(string) string) (settings, error) {
@@ -61,6 +66,15 @@ func load(args []string, getenv func(string) string) (settings, error) {
 		mongoURI: or("BULWARK_MONGO_URI", "mongodb://127.0.0.1:27017"),
 		mongoDB:  or("BULWARK_MONGO_DB", "bulwark"),
 	}
+	host, _ := os.Hostname()
+	s.id = or("BULWARK_DASHBOARD_ID", "dashboard-"+host)
+	s.adminToken = getenv("BULWARK_DASHBOARD_ADMIN_TOKEN")
+	s.user, s.password = getenv("BULWARK_DASHBOARD_USER"), getenv("BULWARK_DASHBOARD_PASSWORD")
+	for _, o := range strings.Split(getenv("BULWARK_DASHBOARD_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			s.origins = append(s.origins, o)
+		}
+	}
 	costStr := or("BULWARK_COST_PER_REQUEST", "0.45")
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.StringVar(&s.listen, "listen", s.listen, "listen address (env BULWARK_LISTEN)")
@@ -76,11 +90,25 @@ func load(args []string, getenv func(string) string) (settings, error) {
 	if s.prefix == "" {
 		errs = append(errs, errors.New("BULWARK_REDIS_PREFIX: must not be empty"))
 	}
+	if (s.user == "") != (s.password == "") {
+		errs = append(errs, errors.New("BULWARK_DASHBOARD_USER, BULWARK_DASHBOARD_PASSWORD: set both for a login, or neither"))
+	}
+	if s.adminToken != "" && len(s.adminToken) < 16 {
+		errs = append(errs, errors.New("BULWARK_DASHBOARD_ADMIN_TOKEN: must be at least 16 characters"))
+	}
+	for _, o := range s.origins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, fmt.Errorf("BULWARK_DASHBOARD_ORIGINS: %q is not an origin like https://host:port", o))
+		}
+	}
 	if _, err := redis.ParseURL(s.redisURL); err != nil {
 		errs = append(errs, fmt.Errorf("BULWARK_REDIS_URL: %w", err))
 	}
 	return s, errors.Join(errs...)
 }
+
+// banRefresh is how often the active bans are listed.
+const banRefresh = 3 * time.Second
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	s, err := load(args, getenv)
@@ -102,7 +130,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer cancel()
 		_ = mc.Disconnect(dctx)
 	}()
-	store, err := history.New(mc.Database(s.mongoDB).Collection("events"))
+	coll := mc.Database(s.mongoDB).Collection("events")
+	store, err := history.New(coll)
+	if err != nil {
+		return err
+	}
+	clients, err := traffic.New(rdb, s.prefix, coll, s.id)
 	if err != nil {
 		return err
 	}
@@ -118,8 +151,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	snapshot.Store(&empty)
 
 	e, err := server.New(server.Deps{
-		Hub: h, Events: store, UI: web.FS(), Log: log,
-		Snapshot: func() []byte { return *snapshot.Load() },
+		Hub: h, Events: store, Summaries: store, Clients: clients, UI: web.FS(), Log: log,
+		Snapshot:       func() []byte { return *snapshot.Load() },
+		AllowedOrigins: s.origins, AdminToken: s.adminToken, User: s.user, Password: s.password,
+		Unbanned: agg.DropBan,
 	})
 	if err != nil {
 		return err
@@ -135,14 +170,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Websockets are hijacked: Shutdown does not wait for them, the hub
 	// closes them.
 	srv.RegisterOnShutdown(h.Close)
-	log.Info("listening", "addr", ln.Addr().String(), "ui_built", web.Built())
+	log.Info("listening", "addr", ln.Addr().String(), "ui_built", web.Built(),
+		"read_only", s.adminToken == "", "login", s.user != "")
+
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := agg.Load(lctx, time.Now()); err != nil {
+		log.Warn("live history not loaded", "err", err)
+	}
+	cancel()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return agg.Follow(gctx) })
 	g.Go(func() error {
-		if err := agg.Load(gctx, time.Now()); err != nil {
-			log.Warn("stats history not loaded", "err", err)
+		// Bans are listed with SCAN: every few seconds, not every tick.
+		refresh := func() {
+			bctx, cancel := context.WithTimeout(gctx, 2*time.Second)
+			defer cancel()
+			now := time.Now()
+			bans, err := clients.List(bctx)
+			if err != nil {
+				log.Warn("bans not listed", "err", err)
+				return
+			}
+			agg.SetBans(bans, now)
 		}
+		refresh()
+		t := time.NewTicker(banRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				refresh()
+			}
+		}
+	})
+	g.Go(func() error {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
 		for {

@@ -1,49 +1,90 @@
 // Package server assembles the dashboard's HTTP surface: health, the live
-// websocket, the event history API and the embedded UI.
+// websocket, the history API over MongoDB, the per-client detail, the admin
+// unban and the embedded UI, behind an optional basic-auth login. The
+// dashboard is read-only unless an admin token is configured; the token is
+// never sent to the browser (the operator types it).
 package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulwarkgw/bulwark/dashboard/internal/history"
 	"github.com/bulwarkgw/bulwark/dashboard/internal/hub"
+	"github.com/bulwarkgw/bulwark/dashboard/internal/traffic"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
-// Events answers history queries.
+// Events pages through the event history.
 type Events interface {
-	Events(ctx context.Context, q history.Query) ([]wire.Event, error)
+	Events(ctx context.Context, q history.Query) (history.Page, error)
 }
+
+// Summaries sums the history up: over a time range, or for one client.
+type Summaries interface {
+	Stats(ctx context.Context, from, to time.Time, top int) (history.Stats, error)
+	Client(ctx context.Context, ip string, limit int) (history.Client, error)
+}
+
+// Clients reads and lifts bans in Redis.
+type Clients interface {
+	Client(ctx context.Context, ip string, now time.Time) (traffic.Client, error)
+	Unban(ctx context.Context, ip string, now time.Time) (wire.Event, error)
+}
+
+var (
+	_ Events    = (*history.Store)(nil)
+	_ Summaries = (*history.Store)(nil)
+	_ Clients   = (*traffic.Store)(nil)
+)
 
 // Snapshot returns the encoded frame a newly connected browser receives.
 type Snapshot func() []byte
 
-// Deps are the dashboard's collaborators.
+// Deps are the dashboard's collaborators and its security settings.
 type Deps struct {
-	Hub      *hub.Hub
-	Snapshot Snapshot
-	Events   Events
-	UI       fs.FS
-	Log      *slog.Logger
+	Hub       *hub.Hub
+	Snapshot  Snapshot
+	Events    Events
+	Summaries Summaries
+	Clients   Clients
+	UI        fs.FS
+	Log       *slog.Logger
+	Now       func() time.Time
 	// AllowedOrigins lists extra websocket origins (scheme://host[:port])
 	// besides the dashboard's own host.
 	AllowedOrigins []string
+	// AdminToken, when set, allows unbanning with "Authorization: Bearer
+	// <token>". Empty: the dashboard is read-only.
+	AdminToken string
+	// User and Password, when set, require HTTP basic auth for everything
+	// but /healthz.
+	User, Password string
+	// Unbanned, when set, is told of every ban lifted here.
+	Unbanned func(ip string)
 }
 
 // New returns the dashboard's handler.
 func New(d Deps) (*echo.Echo, error) {
-	if d.Hub == nil || d.Snapshot == nil || d.Events == nil || d.UI == nil || d.Log == nil {
+	if d.Hub == nil || d.Snapshot == nil || d.Events == nil || d.Summaries == nil || d.Clients == nil || d.UI == nil || d.Log == nil {
 		return nil, errors.New("server: missing dependency")
+	}
+	if (d.User == "") != (d.Password == "") {
+		return nil, errors.New("server: login needs both a user and a password")
+	}
+	if d.Now == nil {
+		d.Now = time.Now
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -68,10 +109,16 @@ func New(d Deps) (*echo.Echo, error) {
 	// The dashboard reads no forwarding headers: nothing here depends on
 	// the client address, and echo's default would trust them blindly.
 	e.IPExtractor = echo.ExtractIPDirect()
+	e.Use(securityHeaders)
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
+
+	if d.User != "" {
+		e.Use(basicAuth(d.User, d.Password))
+	}
+	a := &api{d: d}
 	up := websocket.Upgrader{
 		ReadBufferSize: 1024, WriteBufferSize: 16 << 10,
 		CheckOrigin: func(r *http.Request) bool { return originAllowed(r, d.AllowedOrigins) },
@@ -84,24 +131,67 @@ func New(d Deps) (*echo.Echo, error) {
 		_ = d.Hub.Join(conn, d.Snapshot())
 		return nil
 	})
-	e.GET("/api/events", func(c echo.Context) error {
-		q := history.Query{Type: wire.EventType(c.QueryParam("type")), IP: c.QueryParam("ip"), Limit: 50}
-		if s := c.QueryParam("limit"); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil || n < 1 || n > history.MaxLimit {
-				return echo.NewHTTPError(http.StatusBadRequest, "limit must be an integer in [1, "+strconv.Itoa(history.MaxLimit)+"]")
-			}
-			q.Limit = n
-		}
-		evs, err := d.Events.Events(c.Request().Context(), q)
-		if err != nil {
-			d.Log.Warn("event history unavailable", "err", err)
-			return echo.NewHTTPError(http.StatusServiceUnavailable, "event history unavailable")
-		}
-		return c.JSON(http.StatusOK, map[string]any{"events": evs})
+	e.GET("/api/config", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]bool{"admin": d.AdminToken != ""})
 	})
+	e.GET("/api/events", a.events)
+	e.GET("/api/stats", a.stats)
+	e.GET("/api/ip/:ip", a.client)
+	e.POST("/api/bans/:ip/unban", a.unban, adminOnly(d.AdminToken))
 	e.GET("/*", echo.WrapHandler(http.FileServerFS(d.UI)))
 	return e, nil
+}
+
+// securityHeaders keeps the UI out of frames and its data out of other
+// sites' hands.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		return next(c)
+	}
+}
+
+// equal compares secrets in constant time, whatever their lengths.
+func equal(a, b string) bool {
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+}
+
+func basicAuth(user, password string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if c.Path() == "/healthz" {
+				return next(c)
+			}
+			u, p, ok := c.Request().BasicAuth()
+			// Evaluate both comparisons: no early exit on the user name.
+			okUser, okPass := equal(u, user), equal(p, password)
+			if !ok || !okUser || !okPass {
+				c.Response().Header().Set("WWW-Authenticate", `Basic realm="Bulwark dashboard", charset="UTF-8"`)
+				return echo.NewHTTPError(http.StatusUnauthorized, "login required")
+			}
+			return next(c)
+		}
+	}
+}
+
+func adminOnly(token string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if token == "" {
+				return echo.NewHTTPError(http.StatusForbidden, "the dashboard is read-only: no admin token is configured")
+			}
+			got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+			if !ok || !equal(strings.TrimSpace(got), token) {
+				return echo.NewHTTPError(http.StatusUnauthorized, "admin token required")
+			}
+			return next(c)
+		}
+	}
 }
 
 // originAllowed accepts requests without an Origin (not a browser), from

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulwarkgw/bulwark/dashboard/internal/testenv"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	s, err := load([]string{"dashboard"}, env(map[string]string{
+		"BULWARK_DASHBOARD_ADMIN_TOKEN": "0123456789abcdef",
+		"BULWARK_DASHBOARD_USER":        "ops", "BULWARK_DASHBOARD_PASSWORD": "pw",
+		"BULWARK_DASHBOARD_ORIGINS": " https://ops.example , http://localhost:5173",
+		"BULWARK_COST_PER_REQUEST":  "0.02",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"https://ops.example", "http://localhost:5173"}, s.origins)
+	assert.Equal(t, 0.02, s.cost)
+	assert.Equal(t, ":8082", s.listen)
+
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"short admin token", map[string]string{"BULWARK_DASHBOARD_ADMIN_TOKEN": "short"}, "BULWARK_DASHBOARD_ADMIN_TOKEN"},
+		{"user without password", map[string]string{"BULWARK_DASHBOARD_USER": "ops"}, "BULWARK_DASHBOARD_PASSWORD"},
+		{"origin with a path", map[string]string{"BULWARK_DASHBOARD_ORIGINS": "https://ops.example/x"}, "BULWARK_DASHBOARD_ORIGINS"},
+		{"origin without a scheme", map[string]string{"BULWARK_DASHBOARD_ORIGINS": "ops.example"}, "BULWARK_DASHBOARD_ORIGINS"},
+		{"negative cost", map[string]string{"BULWARK_COST_PER_REQUEST": "-1"}, "BULWARK_COST_PER_REQUEST"},
+		{"empty prefix", map[string]string{"BULWARK_REDIS_PREFIX": ""}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load([]string{"dashboard"}, env(tc.env))
+			if tc.want == "" {
+				assert.NoError(t, err, "an empty variable means the default")
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestRunServesAndStops starts the whole dashboard against the test servers
+// and stops it by cancelling its context.
+func TestRunServesAndStops(t *testing.T) {
+	t.Parallel()
+	redisURL, mongoURI := testenv.RedisURL(t), testenv.MongoURI(t)
+	ns := testenv.Namespace(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &syncBuf{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dashboard", "-listen", addr}, env(map[string]string{
+			"BULWARK_REDIS_URL": redisURL, "BULWARK_REDIS_PREFIX": ns + ":",
+			"BULWARK_MONGO_URI": mongoURI, "BULWARK_MONGO_DB": ns,
+		}), out)
+	}()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond, "not healthy:\n%s", out)
+
+	resp, err := http.Post("http://"+addr+"/api/bans/203.0.113.1/unban", "application/json", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "read-only without an admin token")
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	assert.True(t, strings.Contains(out.String(), `"read_only":true`), out.String())
+}
