@@ -45,6 +45,8 @@ var optionalEnv = map[string]map[string]string{
 		"BULWARK_TRUSTED_PROXIES": "trusted_proxies comes from the config file (empty in compose)",
 		"BULWARK_ADMIN_TOKEN":     "the admin API stays off until an operator sets a token (README: admin API)",
 		"BULWARK_ADMIN_LISTEN":    "defaults to loopback 127.0.0.1:9090; never published by compose",
+		"BULWARK_REDIS_TIMEOUT":   "the 100ms default suits a Redis on the same network",
+		"BULWARK_SCORER_TIMEOUT":  "scorer.timeout comes from the config file",
 	},
 	"scorer": {
 		"BULWARK_LISTEN":    "defaults to :8081",

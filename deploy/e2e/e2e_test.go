@@ -168,7 +168,10 @@ func startStack(t *testing.T, gatewayEnv, dashboardEnv []string) stack {
 	}
 	start(t, "scorer", bins["scorer"], scorer, geo...)
 	start(t, "gateway", bins["gateway"], gw, append(append(shared,
-		"BULWARK_UPSTREAM_URL=http://"+shop, "BULWARK_SCORER_URL=http://"+scorer, "BULWARK_GATEWAY_ID=e2e-gw"), gatewayEnv...)...)
+		"BULWARK_UPSTREAM_URL=http://"+shop, "BULWARK_SCORER_URL=http://"+scorer, "BULWARK_GATEWAY_ID=e2e-gw",
+		// These tests check behaviour, not latency: a loaded test machine
+		// must not turn a slow reply into a fail-open.
+		"BULWARK_REDIS_TIMEOUT=3s", "BULWARK_SCORER_TIMEOUT=3s"), gatewayEnv...)...)
 	start(t, "dashboard", bins["dashboard"], dash, append(shared, dashboardEnv...)...)
 
 	mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI))

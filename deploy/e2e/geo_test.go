@@ -28,7 +28,7 @@ func TestS32GeoLookup(t *testing.T) {
 	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
 routes: [{path: /, upstream: "http://%s"}]
 trusted_proxies: [127.0.0.2/32]
-scorer: {url: "http://%s", timeout: 500ms}
+scorer: {url: "http://%s", timeout: 3s}
 admin: {listen: "%s", username: admin, password: s3cret}
 audit: {requests: true}
 `, shop, scorer, admin)), 0o600))
@@ -36,7 +36,8 @@ audit: {requests: true}
 	start(t, "shop", bins["shop"], shop)
 	start(t, "scorer", bins["scorer"], scorer, "BULWARK_GEOIP_DB="+geoDB)
 	start(t, "gateway", bins["gateway"], gw, "BULWARK_CONFIG="+cfg,
-		"BULWARK_REDIS_URL="+redisURL, "BULWARK_REDIS_PREFIX="+ns+":", "BULWARK_MONGO_URI="+mongoURI, "BULWARK_MONGO_DB="+ns)
+		"BULWARK_REDIS_URL="+redisURL, "BULWARK_REDIS_PREFIX="+ns+":", "BULWARK_MONGO_URI="+mongoURI, "BULWARK_MONGO_DB="+ns,
+		"BULWARK_REDIS_TIMEOUT=3s")
 
 	proxy := clientFrom(t, "127.0.0.2") // the trusted proxy
 	for _, xff := range []string{"81.2.69.142", "185.0.0.9"} {

@@ -124,6 +124,9 @@ func startStack(t *testing.T, cfg string, env ...string) *stack {
 		"BULWARK_REDIS_URL": testenv.RedisURL(t), "BULWARK_REDIS_PREFIX": prefix,
 		"BULWARK_MONGO_URI": mongoURI, "BULWARK_MONGO_DB": testenv.Namespace(t),
 		"BULWARK_LISTEN": s.gw, "BULWARK_ADMIN_LISTEN": s.admin, "BULWARK_GATEWAY_ID": "scenario",
+		// The scenarios test behaviour, not latency: a loaded test machine
+		// must not turn a slow Redis reply into a fail-open.
+		"BULWARK_REDIS_TIMEOUT": "3s",
 	}
 	for i := 0; i+1 < len(env); i += 2 {
 		s.env[env[i]] = env[i+1]

@@ -348,6 +348,8 @@ const (
 	EnvGatewayID      = "BULWARK_GATEWAY_ID"
 	EnvAdminListen    = "BULWARK_ADMIN_LISTEN"
 	EnvAdminToken     = "BULWARK_ADMIN_TOKEN"
+	EnvRedisTimeout   = "BULWARK_REDIS_TIMEOUT"
+	EnvScorerTimeout  = "BULWARK_SCORER_TIMEOUT"
 )
 
 // Load reads the file at path (none when path is empty), applies the
@@ -393,6 +395,8 @@ func applyEnv(f *file, getenv func(string) string) {
 	set(&f.Listen, EnvListen)
 	set(&f.Redis.URL, EnvRedisURL)
 	set(&f.Redis.Prefix, EnvRedisPrefix)
+	set(&f.Redis.Timeout, EnvRedisTimeout)
+	set(&f.Scorer.Timeout, EnvScorerTimeout)
 	set(&f.Mongo.URI, EnvMongoURI)
 	set(&f.Mongo.Database, EnvMongoDB)
 	set(&f.Scorer.URL, EnvScorerURL)
