@@ -27,6 +27,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
 	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
+	"github.com/bulwarkgw/bulwark/gateway/internal/scorecache"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
@@ -80,7 +81,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	scorer, err := scoreclient.New(cfg.Scorer.URL, cfg.Scorer.Timeout)
+	client, err := scoreclient.New(cfg.Scorer.URL, cfg.Scorer.Timeout)
+	if err != nil {
+		return err
+	}
+	// A client's score is reused briefly while its counts hold steady.
+	scorer, err := scorecache.New(client, cfg.Scoring.CacheTTL, cfg.Scoring.CacheTolerance, time.Now)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
+	"github.com/bulwarkgw/bulwark/gateway/internal/fallback"
+	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 	"github.com/bulwarkgw/bulwark/shared/wire"
@@ -72,7 +76,7 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			return echo.NewHTTPError(http.StatusBadRequest, "unknown client address")
 		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), p.cfg.Redis.Timeout)
-		obs, err := p.d.Traffic.Observe(ctx, v.ip, now)
+		obs, err := p.d.Traffic.Observe(ctx, v.ip, now, traffic.Describe(c.Request().URL.Path, p.cfg.Scoring.SensitivePaths, p.cfg.Scoring.VisitWindow))
 		cancel()
 		switch {
 		case err != nil:
@@ -95,22 +99,36 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// score asks the scorer; a failure degrades as configured.
+// score asks the scorer (through the score cache) with everything the
+// traffic store observed. When the scorer fails, fail_mode closed answers
+// 503; open scores locally with the same documented rule on the counts the
+// gateway has (package fallback) and marks the request degraded.
 func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		v := verdictOf(c)
 		r := c.Request()
-		res, err := p.d.Scorer.Score(r.Context(), wire.ScoreRequest{
-			IP: v.ip.String(), Count1s: v.obs.Count1s, Count10s: v.obs.Count10s, Count60s: v.obs.Count60s,
+		o := &v.obs
+		req := wire.ScoreRequest{
+			IP: v.ip.String(), Count1s: o.Count1s, Count10s: o.Count10s, Count60s: o.Count60s,
 			Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent(),
-		})
+			Visits: o.Visits, Sensitive: o.Sensitive, SensitiveHits: o.SensitiveHits,
+			AuthFailures: o.AuthFailures, Errors4xx: o.Errors4xx,
+			DistinctPaths: o.DistinctPaths, SequentialIDs: o.SequentialIDs,
+			Intervals: o.Intervals, IntervalCV: o.IntervalCV,
+		}
+		res, err := p.d.Scorer.Score(r.Context(), req)
 		if err != nil {
-			p.d.Log.Warn("scorer unavailable", "err", err, "fail_mode", p.cfg.Scorer.FailMode)
+			level := slog.LevelWarn
+			if errors.Is(err, scoreclient.ErrCircuitOpen) {
+				level = slog.LevelDebug // the breaker opening was logged already
+			}
+			p.d.Log.Log(r.Context(), level, "scorer unavailable", "err", err, "fail_mode", p.cfg.Scorer.FailMode)
 			if p.cfg.Scorer.FailMode == config.FailClosed {
 				p.d.Stats.Request(p.d.Now(), stats.Blocked)
 				return echo.NewHTTPError(http.StatusServiceUnavailable, msgDegraded)
 			}
 			v.degraded = true
+			res = fallback.Score(req, p.cfg.BlockAt, p.cfg.ThrottleAt)
 		}
 		v.score = res
 		return next(c)

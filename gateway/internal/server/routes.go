@@ -44,6 +44,7 @@ func New(cfg *config.Config, d Deps) (*echo.Echo, error) {
 		p.observe,   // 3. bans, then one Redis round trip for the counts
 		p.score,     // 4. the scorer's verdict (or the fail-mode fallback)
 		p.enforce,   // 5. block and ban / throttle / pass (shadow mode only records)
+		p.outcome,   // 7. after the proxy: upstream 4xx, 401/403 → per-IP counters
 	)
 	protected.Any("/*", echo.WrapHandler(d.Proxy)) // 6. route and forward
 	protected.Any("", echo.WrapHandler(d.Proxy))

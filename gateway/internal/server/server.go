@@ -22,7 +22,7 @@ import (
 
 // Traffic counts requests and holds bans in shared state.
 type Traffic interface {
-	Observe(ctx context.Context, ip netip.Addr, now time.Time) (traffic.Observation, error)
+	Observe(ctx context.Context, ip netip.Addr, now time.Time, req traffic.Request) (traffic.Observation, error)
 	Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reason string) error
 }
 
