@@ -46,7 +46,7 @@ var ramps = [...]ramp{
 	{"auth_failures", 2, 8, 0.9},
 	{"error_ratio", 0.25, 0.75, 0.6},
 	{"path_diversity", 30, 100, 0.5},
-	{"enumeration", 1, 4, 0.9},
+	{"enumeration", 2, 5, 0.9},
 	{"user_agent", 0, 1, 0.45},
 }
 

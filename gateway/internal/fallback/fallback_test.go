@@ -25,7 +25,7 @@ func TestScore(t *testing.T) {
 		// risk of 0.6, 30 sensitive hits 1 × 0.5.
 		{"50 rps checkout at its 30th request", wire.ScoreRequest{Count1s: 30, Count10s: 30, Count60s: 30, SensitiveHits: 30, UserAgent: chrome}, 0.8, "block"},
 		{"burst alone", wire.ScoreRequest{Count1s: 40, Count10s: 40, Count60s: 40, UserAgent: chrome}, 1, "block"},
-		{"enumeration", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, SequentialIDs: 3, UserAgent: chrome}, 0.6, "throttle"},
+		{"enumeration", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, SequentialIDs: 4, UserAgent: chrome}, 0.6, "throttle"},
 		{"error ratio", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, 0.6, "throttle"},
 		{"metronome", wire.ScoreRequest{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0, UserAgent: chrome}, 0.6, "throttle"},
 	}

@@ -131,7 +131,26 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 			res = fallback.Score(req, p.cfg.BlockAt, p.cfg.ThrottleAt)
 		}
 		v.score = res
-		return next(c)
+		err = next(c)
+		p.countRefusal(c, v, err)
+		return err
+	}
+}
+
+// countRefusal records the gateway's own 429 or 403 to the client as a 4xx
+// answer: a client that keeps coming while refused raises its error ratio
+// (and so its score) instead of diluting it.
+func (p *pipeline) countRefusal(c echo.Context, v *verdict, err error) {
+	var he *echo.HTTPError
+	rec, ok := p.d.Traffic.(ResponseRecorder)
+	if !ok || v.degraded || !errors.As(err, &he) || he.Code != http.StatusTooManyRequests && he.Code != http.StatusForbidden {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), p.cfg.Redis.Timeout)
+	defer cancel()
+	// Recorded as 429 either way: a refusal is not an auth failure.
+	if rerr := rec.RecordResponse(ctx, v.ip, p.d.Now(), http.StatusTooManyRequests); rerr != nil {
+		p.d.Log.Warn("refusal not recorded", "ip", v.ip, "err", rerr)
 	}
 }
 

@@ -120,9 +120,10 @@ func TestScoreRequestCarriesTheFeatures(t *testing.T) {
 	assert.Equal(t, 6, last.Intervals)
 }
 
-// TestGatewayRefusalsAreNotCountedAsUpstreamErrors: a throttled request
-// (the gateway's own 429) is not an upstream 4xx.
-func TestGatewayRefusalsAreNotCountedAsUpstreamErrors(t *testing.T) {
+// TestRefusalsCountAsErrors: the gateway's own 429s count toward the
+// client's 4xx answers (never toward auth failures), so a client that keeps
+// coming while throttled raises its error ratio.
+func TestRefusalsCountAsErrors(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var last wire.ScoreRequest
@@ -139,7 +140,8 @@ func TestGatewayRefusalsAreNotCountedAsUpstreamErrors(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	assert.Zero(t, last.Errors4xx)
+	assert.Equal(t, int64(2), last.Errors4xx, "the two refusals before the last request")
+	assert.Zero(t, last.AuthFailures)
 }
 
 // TestFallbackScoreWhenTheScorerIsDown: fail-open scores locally with the

@@ -34,7 +34,8 @@ type Observation struct {
 	// DistinctPaths in 60 s (at most MaxPaths).
 	DistinctPaths int64
 	// SequentialIDs is the length of the client's current run of
-	// neighbouring ids (a step of 1 or 2) on one path pattern.
+	// neighbouring ids on one path pattern: steps of +1 (or of -1), always
+	// the same way.
 	SequentialIDs int64
 	// Intervals gaps between the client's last requests (at most
 	// Timestamps-1) and their coefficient of variation.
@@ -86,7 +87,8 @@ func (s *Store) key(ip netip.Addr, kind string) string {
 //
 // Beside the counts it keeps: the last Timestamps request times (a list),
 // the paths of the last 60 s (a sorted set by time, at most MaxPaths), the
-// current run of neighbouring ids (a hash: pattern, id, run), and seed 002's
+// current run of neighbouring ids (a hash: pattern, id, run, direction),
+// and seed 002's
 // visit counter (INCR with an expiry set atomically on the first visit: a
 // fixed window anchored at the first request).
 //
@@ -143,13 +145,19 @@ local paths = redis.call('ZCARD', KEYS[7])
 local run = 0
 if ARGV[4] ~= '' then
   local id = tonumber(ARGV[5])
-  local prev = redis.call('HMGET', KEYS[8], 'p', 'i', 'r')
+  local prev = redis.call('HMGET', KEYS[8], 'p', 'i', 'r', 'd')
+  local dir = 0
   if prev[1] == ARGV[4] and prev[2] then
     local d = id - tonumber(prev[2])
     local r = tonumber(prev[3] or '0')
-    if d == 0 then run = r elseif d >= -2 and d <= 2 then run = r + 1 end
+    local pd = tonumber(prev[4] or '0')
+    if d == 0 then
+      run, dir = r, pd
+    elseif (d == 1 or d == -1) and (pd == 0 or pd == d) then
+      run, dir = r + 1, d
+    end
   end
-  redis.call('HSET', KEYS[8], 'p', ARGV[4], 'i', ARGV[5], 'r', run)
+  redis.call('HSET', KEYS[8], 'p', ARGV[4], 'i', ARGV[5], 'r', run, 'd', dir)
   redis.call('PEXPIRE', KEYS[8], 60000)
 else
   run = tonumber(redis.call('HGET', KEYS[8], 'r') or '0')
