@@ -32,6 +32,7 @@ var requiredEnv = map[string][]string{
 	"scorer":    {"BULWARK_GEOIP_DB", "BULWARK_GEOIP_ASN_DB"},
 	"dashboard": {"BULWARK_REDIS_URL", "BULWARK_MONGO_URI"},
 	"shop":      {},
+	"simulator": {"BULWARK_TARGET"},
 }
 
 // optionalEnv are variables a service reads that compose may leave unset,
@@ -42,11 +43,12 @@ var optionalEnv = map[string]map[string]string{
 		"BULWARK_GATEWAY_ID":      "defaults to the host name, unique per container",
 		"BULWARK_REDIS_PREFIX":    "default key prefix, the same in the dashboard",
 		"BULWARK_MONGO_DB":        "defaults to bulwark, the database deploy/mongo/init.js creates",
-		"BULWARK_TRUSTED_PROXIES": "trusted_proxies comes from the config file (empty in compose)",
+		"BULWARK_TRUSTED_PROXIES": "set to the simulator's fixed address",
 	},
 	"scorer": {
 		"BULWARK_LISTEN":    "defaults to :8081",
 		"BULWARK_CONFIG":    "built-in weights and thresholds",
+		"BULWARK_PROFILE":   "the built-in default profile",
 		"BULWARK_LOG_LEVEL": "defaults to info",
 	},
 	"dashboard": {
@@ -58,6 +60,7 @@ var optionalEnv = map[string]map[string]string{
 	"shop": {
 		"BULWARK_LISTEN": "defaults to :9000",
 	},
+	"simulator": {},
 }
 
 // envReadByCode returns every BULWARK_* variable the service's main package

@@ -27,7 +27,7 @@ func DefaultConfig() Config {
 	c.Curves[AuthFailures] = Ramp(2, 8, 0.9)
 	c.Curves[ErrorRatio] = Ramp(0.25, 0.75, 0.6)
 	c.Curves[PathDiversity] = Ramp(30, 100, 0.5)
-	c.Curves[Enumeration] = Ramp(1, 4, 0.9)
+	c.Curves[Enumeration] = Ramp(2, 5, 0.9)
 	c.Curves[UserAgent] = Ramp(0, 1, 0.45)
 	c.Curves[Geo] = Ramp(0, 1, 0.5)
 	c.Curves[Hosting] = Ramp(0, 1, 0.45)

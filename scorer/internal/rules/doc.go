@@ -22,7 +22,7 @@
 //	error_ratio       4xx answers / requests in 60 s (0 below MinRequests)
 //	path_diversity    distinct paths in 60 s
 //	enumeration       length of the current run of neighbouring numeric ids
-//	                  (/products/41, /products/42, ...)
+//	                  (/products/41, /products/42, ... one way, step 1)
 //	user_agent        1 for an empty user agent or a tool's (curl, python,
 //	                  headless browsers, scanners), BotUARisk for a
 //	                  self-declared crawler, else 0
@@ -71,7 +71,7 @@
 //	auth_failures    2      8      0.9
 //	error_ratio      0.25   0.75   0.6    (at least 4 requests)
 //	path_diversity   30     100    0.5
-//	enumeration      1      4      0.9
+//	enumeration      2      5      0.9
 //	user_agent       0      1      0.45
 //	geo              0      1      0.5    (country risk map empty)
 //	hosting          0      1      0.45

@@ -175,7 +175,7 @@ func TestDefaultCalibration(t *testing.T) {
 		{"hosting on a login", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, Sensitive: true, SensitiveHits: 1, UserAgent: chrome, ASN: 14061}, rules.LevelThrottle},
 		{"50 rps at its 30th request", rules.Features{Count1s: 30, Count10s: 30, Count60s: 30, UserAgent: chrome}, rules.LevelThrottle},
 		{"50 rps checkout at its 30th request", rules.Features{Count1s: 30, Count10s: 30, Count60s: 30, Sensitive: true, SensitiveHits: 30, UserAgent: chrome}, rules.LevelBlock},
-		{"enumerating ids", rules.Features{Count1s: 4, Count10s: 5, Count60s: 5, SequentialIDs: 4, UserAgent: chrome}, rules.LevelBlock},
+		{"enumerating ids", rules.Features{Count1s: 4, Count10s: 5, Count60s: 5, SequentialIDs: 4, UserAgent: chrome}, rules.LevelThrottle},
 		{"scanning: three 404s in four", rules.Features{Count1s: 3, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, rules.LevelThrottle},
 		{"scanning with a tool", rules.Features{Count1s: 3, Count10s: 6, Count60s: 6, Errors4xx: 6, UserAgent: "python-requests/2"}, rules.LevelThrottle},
 		{"a metronome", rules.Features{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0.03, UserAgent: chrome}, rules.LevelThrottle},

@@ -334,3 +334,22 @@ func TestNew(t *testing.T) {
 	assert.Equal(t, 1.0, got.Score)
 	assert.Nil(t, got.Geo, "no locator: no geo")
 }
+
+// BenchmarkScoreHTTP is one POST /v1/score through the whole handler:
+// JSON in, geo lookup (a fake), rules, JSON out.
+func BenchmarkScoreHTTP(b *testing.B) {
+	p := profile.Default()
+	h, err := server.New(server.Config{Profile: p, Locator: locatorFunc(fakeGeo), Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(b, err)
+	body := []byte(`{"ip":"81.2.69.142","count_1s":12,"count_10s":40,"count_60s":150,"sensitive":true,"sensitive_hits":3,"auth_failures":1,"errors_4xx":2,"distinct_paths":14,"sequential_ids":1,"intervals":11,"interval_cv":0.8,"user_agent":"` + chrome + `"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/score", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code, rec.Body.String())
+		}
+	}
+}
