@@ -155,3 +155,26 @@ func TestRecordResponseIgnoresOtherStatuses(t *testing.T) {
 	assert.Zero(t, o.Errors4xx)
 	assert.Zero(t, o.AuthFailures)
 }
+
+// TestSequentialRunsGoOneWay: a run grows by steps of +1 (or -1), always
+// the same way; back-and-forth browsing among neighbours does not.
+func TestSequentialRunsGoOneWay(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	ip := netip.MustParseAddr("203.0.113.10")
+	t0 := time.Unix(1_800_000_000, 0)
+	run := func(ids ...string) []int64 {
+		var out []int64
+		for i, id := range ids {
+			o, err := s.Observe(ctx, ip, t0.Add(time.Duration(i)*time.Second), traffic.Describe("/p/"+id, nil, time.Minute))
+			require.NoError(t, err)
+			out = append(out, o.SequentialIDs)
+		}
+		return out
+	}
+	assert.Equal(t, []int64{0, 1, 2, 3}, run("10", "11", "12", "13"))
+	assert.Equal(t, []int64{0, 1, 1, 2}, run("12", "11", "11", "10"), "a jump back resets; the same id again keeps the run")
+	assert.Equal(t, []int64{3, 0, 1, 0}, run("9", "10", "9", "10"), "9 goes on down; then back and forth")
+	assert.Equal(t, []int64{0, 0}, run("12", "14"), "steps of 2 are not a run")
+}
