@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -352,4 +353,60 @@ func BenchmarkScoreHTTP(b *testing.B) {
 			b.Fatal(rec.Code, rec.Body.String())
 		}
 	}
+}
+
+// TestHostingAndCrawlerOnTheDemoDatabases scores through the generated
+// demo databases: hosting networks carry the hosting risk, people's do
+// not, and Googlebot is verified only from Google's network.
+func TestHostingAndCrawlerOnTheDemoDatabases(t *testing.T) {
+	need := func(name string) string {
+		v := os.Getenv(name)
+		if v == "" {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not set: run the tests with `make test`", name)
+			}
+			t.Skipf("%s is not set: run the tests with `make test`", name)
+		}
+		return v
+	}
+	city, err := geo.OpenCity(need("BULWARK_TEST_GEOIP_DB"))
+	require.NoError(t, err)
+	asn, err := geo.OpenASN(need("BULWARK_TEST_GEOIP_ASN_DB"))
+	require.NoError(t, err)
+	l := geo.NewLocator(city, asn)
+	t.Cleanup(func() { _ = l.Close() })
+	h, err := server.New(server.Config{Profile: profile.Default(), Locator: l, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+
+	score := func(ip, ua string) wire.ScoreResponse {
+		rec := do(h, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"`+ip+`","count_1s":1,"count_10s":1,"count_60s":1,"user_agent":"`+ua+`"}`))
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		var got wire.ScoreResponse
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+		return got
+	}
+	hostingValue := func(r wire.ScoreResponse) float64 {
+		for _, rs := range r.Reasons {
+			if rs.Feature == "hosting" {
+				return rs.Value
+			}
+		}
+		t.Fatal("no hosting reason")
+		return 0
+	}
+	for _, ip := range []string{"45.0.0.7", "45.1.2.3", "45.2.0.9", "45.3.1.1", "45.4.0.1"} {
+		r := score(ip, chrome)
+		assert.Equal(t, 1.0, hostingValue(r), ip)
+		assert.Equal(t, 0.45, r.Score, "%s: hosting alone does not throttle", ip)
+	}
+	for _, ip := range []string{"24.0.0.7", "90.0.1.2", "49.0.0.3", "203.0.113.5", "81.2.69.142"} {
+		r := score(ip, chrome)
+		assert.Zero(t, hostingValue(r), ip)
+		assert.Zero(t, r.Score, ip)
+	}
+	const googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+	assert.Equal(t, "googlebot", score("66.249.66.1", googlebot).Allow)
+	fake := score("45.2.0.9", googlebot)
+	assert.Empty(t, fake.Allow)
+	assert.Equal(t, "throttle", fake.Level, "a crawler's user agent from a hosting network: bot claim plus hosting")
 }
