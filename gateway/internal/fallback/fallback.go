@@ -41,7 +41,7 @@ var ramps = [...]ramp{
 	{"burst", 15, 40, 1.0},
 	{"rate", 5, 15, 0.9},
 	{"rate_60s", 3, 8, 0.6},
-	{"sensitive_hits", 0, 5, 0.5},
+	{"sensitive_hits", 0, 4, 0.45},
 	{"regularity", 0.6, 0.85, 0.6},
 	{"auth_failures", 2, 8, 0.9},
 	{"error_ratio", 0.25, 0.75, 0.6},

@@ -21,9 +21,9 @@ func TestScore(t *testing.T) {
 	}{
 		{"idle browser", wire.ScoreRequest{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: chrome}, 0, "allow"},
 		{"tool", wire.ScoreRequest{Count1s: 1, UserAgent: "curl/8"}, 0.45, "allow"},
-		// The same numbers as the scorer's default profile: burst 30 is a
-		// risk of 0.6, 30 sensitive hits 1 × 0.5.
-		{"50 rps checkout at its 30th request", wire.ScoreRequest{Count1s: 30, Count10s: 30, Count60s: 30, SensitiveHits: 30, UserAgent: chrome}, 0.8, "block"},
+		// The same numbers as the scorer's default profile: burst 32 is a
+		// risk of 0.68, 32 sensitive hits 1 × 0.45: 1 − 0.32 · 0.55.
+		{"50 rps checkout at its 32nd request", wire.ScoreRequest{Count1s: 32, Count10s: 32, Count60s: 32, SensitiveHits: 32, UserAgent: chrome}, 0.824, "block"},
 		{"burst alone", wire.ScoreRequest{Count1s: 40, Count10s: 40, Count60s: 40, UserAgent: chrome}, 1, "block"},
 		{"enumeration", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, SequentialIDs: 4, UserAgent: chrome}, 0.6, "throttle"},
 		{"error ratio", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, 0.6, "throttle"},

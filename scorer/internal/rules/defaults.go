@@ -22,7 +22,7 @@ func DefaultConfig() Config {
 	c.Curves[Rate60s] = Ramp(3, 8, 0.6)
 	c.Curves[Visits] = Ramp(0, 1, 0)
 	c.Curves[SensitiveVisits] = Ramp(0, 1, 0)
-	c.Curves[SensitiveHits] = Ramp(0, 5, 0.5)
+	c.Curves[SensitiveHits] = Ramp(0, 4, 0.45)
 	c.Curves[Regularity] = Ramp(0.6, 0.85, 0.6)
 	c.Curves[AuthFailures] = Ramp(2, 8, 0.9)
 	c.Curves[ErrorRatio] = Ramp(0.25, 0.75, 0.6)

@@ -66,7 +66,7 @@
 //	burst            15     40     1.0
 //	rate             5      15     0.9
 //	rate_60s         3      8      0.6
-//	sensitive_hits   0      5      0.5
+//	sensitive_hits   0      4      0.45
 //	regularity       0.6    0.85   0.6    (at least 8 gaps)
 //	auth_failures    2      8      0.9
 //	error_ratio      0.25   0.75   0.6    (at least 4 requests)
@@ -78,11 +78,13 @@
 //	visits, sensitive_visits              0 (off)
 //
 // and block 0.8, throttle 0.5. Where they come from: the ramps start where
-// the simulator's humans (pages with their assets, think time of seconds,
+// the simulator's people (pages with their assets, think time of seconds,
 // logins that mostly succeed) stop, and the weights were raised until every
-// bot scenario reached throttle after its first second; no single
-// circumstantial feature (tool user agent, hosting network) reaches the
-// throttle threshold alone, but any two do, and a datacenter client on a
-// login or checkout path is throttled from its first request. A 50 rps
-// client on checkout is blocked at its 30th request in a second.
+// bot scenario reached throttle after its first second (make detect; the
+// README has the table). No single circumstantial feature (a tool's user
+// agent, a hosting network, login pressure) reaches the throttle threshold
+// alone, but any two do, so a datacenter client on a login or checkout path
+// is throttled from its first request. A 50 rps client on checkout is
+// blocked by its 32nd request in a second, by about its 20th when its
+// requests are evenly spaced.
 package rules

@@ -123,10 +123,10 @@ func TestScore(t *testing.T) {
 		{
 			name: "unknown address and IPv6, every new feature",
 			body: `{"ip":"2001:4860::8888","count_1s":2,"count_10s":4,"count_60s":8,"sensitive":true,"sensitive_hits":3,"auth_failures":5,"errors_4xx":5,"distinct_paths":4,"sequential_ids":0,"intervals":9,"interval_cv":0.9,"user_agent":"` + chrome + `"}`,
-			// auth_failures and error_ratio weigh 0.45 each, sensitive_hits 0.3:
-			// 1 − 0.55 · 0.55 · 0.7; the tie is broken by name.
-			score: 0.7883, level: "throttle",
-			top: wire.Reason{Feature: "auth_failures", Value: 5, Contribution: 0.2956},
+			// auth_failures and error_ratio weigh 0.45 each, sensitive_hits
+			// 0.3375: 1 − 0.55 · 0.55 · 0.6625; the tie is broken by name.
+			score: 0.7996, level: "throttle",
+			top: wire.Reason{Feature: "auth_failures", Value: 5, Contribution: 0.2908},
 		},
 		{
 			name:  "geo failure scores without geo",
