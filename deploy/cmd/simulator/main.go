@@ -173,10 +173,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return nil
 }
 
-// clientsApart spaces the scenarios' client numbers so that no two
-// clients get the same address (see address).
-const clientsApart = 100
-
 // simulate runs every client of the mix for the duration and returns the
 // report.
 func simulate(ctx context.Context, o options) *Report {
@@ -194,15 +190,14 @@ func simulate(ctx context.Context, o options) *Report {
 	defer cancel()
 
 	var wg sync.WaitGroup
+	addrs := addresses(o.mix, o.seed)
 	for si, sc := range Scenarios {
 		n := o.mix[sc.Name]
 		rec.declare(sc, n)
 		for i := range n {
 			c := &client{
 				scenario: sc.Name, target: o.target, http: hc, rate: o.rate,
-				// Scenarios sharing a pool draw from apart: no two
-				// clients share an address.
-				ip:  address(sc.Pool, si*clientsApart+i, o.seed),
+				ip:  addrs[sc.Name][i],
 				rng: newRand(o.seed, si, i), rec: rec,
 			}
 			wg.Go(func() { sc.Run(ctx, c) })

@@ -214,6 +214,23 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// addresses gives every client of the mix its address: the scenarios take
+// turns, in order, on one counter per pool, so clients of scenarios that
+// share a pool never share an address (within a pool's capacity: 254
+// clients per /24 in it).
+func addresses(mix map[string]int, seed uint64) map[string][]netip.Addr {
+	next := map[*netip.Prefix]int{}
+	out := map[string][]netip.Addr{}
+	for _, sc := range Scenarios {
+		key := &sc.Pool[0] // scenarios sharing a pool share its backing array
+		for range mix[sc.Name] {
+			out[sc.Name] = append(out[sc.Name], address(sc.Pool, next[key], seed))
+			next[key]++
+		}
+	}
+	return out
+}
+
 // address returns the n-th address of a pool, spread over its ranges and
 // offset by the seed, skipping network and broadcast-like host parts.
 func address(pool []netip.Prefix, n int, seed uint64) netip.Addr {
