@@ -32,6 +32,11 @@ type ScoreRequest struct {
 	// IntervalCV their coefficient of variation (stddev / mean).
 	Intervals  int     `json:"intervals,omitempty"`
 	IntervalCV float64 `json:"interval_cv,omitempty"`
+	// PrevIP is the other address the request's principal (an API key)
+	// was last seen from, PrevSeconds how long ago; empty when the
+	// principal is new or was last seen from this address.
+	PrevIP      string  `json:"prev_ip,omitempty"`
+	PrevSeconds float64 `json:"prev_seconds,omitempty"`
 }
 
 // Score levels: what the gateway should do.

@@ -127,7 +127,7 @@ func TestRunServesAndStops(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, 1.0, sr.Score)
 	assert.Equal(t, "block", sr.Level)
-	assert.Len(t, sr.Reasons, 14)
+	assert.Len(t, sr.Reasons, 15)
 	if dbPath != "" {
 		require.NotNil(t, sr.Geo)
 		assert.Equal(t, "GB", sr.Geo.Country)

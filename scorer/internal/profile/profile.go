@@ -23,6 +23,7 @@
 //	  user_agent: {weight: 0.45, automation: [curl/, ...], bots: [bot, ...], bot_risk: 0.5}
 //	  geo:      {weight: 0.5, country_risk: {KP: 1.0, RU: 0.4}}
 //	  hosting:  {weight: 0.45, asns: [14618, 16509]}
+//	  travel:   {low: 1000, high: 5000, weight: 0.9, min_km: 500, min_seconds: 60}   # km/h
 //	allow:
 //	  - {name: googlebot, user_agent: Googlebot, networks: [66.249.64.0/19]}
 //	thresholds: {block: 0.8, throttle: 0.5}
@@ -89,6 +90,13 @@ type Geo struct {
 	CountryRisk map[string]float64 `yaml:"country_risk" json:"country_risk"`
 }
 
+// Travel is the impossible-travel feature: the curve is over km/h.
+type Travel struct {
+	Curve      `yaml:",inline"`
+	MinKm      float64 `yaml:"min_km" json:"min_km"`
+	MinSeconds float64 `yaml:"min_seconds" json:"min_seconds"`
+}
+
 // Hosting is the hosting/datacenter ASN feature.
 type Hosting struct {
 	Curve `yaml:",inline"`
@@ -111,6 +119,7 @@ type Features struct {
 	UserAgent       UserAgent  `yaml:"user_agent" json:"user_agent"`
 	Geo             Geo        `yaml:"geo" json:"geo"`
 	Hosting         Hosting    `yaml:"hosting" json:"hosting"`
+	Travel          Travel     `yaml:"travel" json:"travel"`
 }
 
 // curves returns a pointer to every feature's curve, indexed by
@@ -123,6 +132,7 @@ func (f *Features) curves() [rules.NumFeatures]*Curve {
 		rules.AuthFailures: &f.AuthFailures, rules.ErrorRatio: &f.ErrorRatio.Curve,
 		rules.PathDiversity: &f.PathDiversity, rules.Enumeration: &f.Enumeration,
 		rules.UserAgent: &f.UserAgent.Curve, rules.Geo: &f.Geo.Curve, rules.Hosting: &f.Hosting.Curve,
+		rules.Travel: &f.Travel.Curve,
 	}
 }
 
@@ -171,6 +181,7 @@ func Default() *Profile {
 	}
 	p.Features.Regularity.MinIntervals = c.MinIntervals
 	p.Features.ErrorRatio.MinRequests = int(c.MinRequests)
+	p.Features.Travel.MinKm, p.Features.Travel.MinSeconds = c.MinTravelKm, c.MinTravelSeconds
 	p.Features.UserAgent.Automation = slices.Clone(c.AutomationUA)
 	p.Features.UserAgent.Bots = slices.Clone(c.BotUA)
 	p.Features.UserAgent.BotRisk = c.BotUARisk
@@ -213,6 +224,7 @@ func (p *Profile) Rules() rules.Config {
 	}
 	c.MinIntervals = p.Features.Regularity.MinIntervals
 	c.MinRequests = int64(p.Features.ErrorRatio.MinRequests)
+	c.MinTravelKm, c.MinTravelSeconds = p.Features.Travel.MinKm, p.Features.Travel.MinSeconds
 	c.CountryRisk = maps.Clone(p.Features.Geo.CountryRisk)
 	c.HostingASNs = make(map[uint32]bool, len(p.Features.Hosting.ASNs))
 	for _, a := range p.Features.Hosting.ASNs {
@@ -331,6 +343,12 @@ func (p *Profile) validate() []error {
 		fail("features.error_ratio.min_requests", "must be at least 1, got %d", p.Features.ErrorRatio.MinRequests)
 	}
 	unit(fail, "features.user_agent.bot_risk", p.Features.UserAgent.BotRisk)
+	if tr := p.Features.Travel; !finite(tr.MinKm) || tr.MinKm < 0 {
+		fail("features.travel.min_km", "must be a number >= 0, got %v", tr.MinKm)
+	}
+	if tr := p.Features.Travel; !finite(tr.MinSeconds) || tr.MinSeconds < 1 {
+		fail("features.travel.min_seconds", "must be at least 1, got %v", tr.MinSeconds)
+	}
 	for i, s := range p.Features.UserAgent.Automation {
 		if strings.TrimSpace(s) == "" {
 			fail(fmt.Sprintf("features.user_agent.automation[%d]", i), "must not be empty")

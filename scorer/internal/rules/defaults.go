@@ -31,8 +31,11 @@ func DefaultConfig() Config {
 	c.Curves[UserAgent] = Ramp(0, 1, 0.45)
 	c.Curves[Geo] = Ramp(0, 1, 0.5)
 	c.Curves[Hosting] = Ramp(0, 1, 0.45)
+	c.Curves[Travel] = Ramp(1000, 5000, 0.9)
 	c.MinIntervals = 8
 	c.MinRequests = 4
+	c.MinTravelKm = 500
+	c.MinTravelSeconds = 60
 	c.CountryRisk = map[string]float64{}
 	c.HostingASNs = make(map[uint32]bool, len(DefaultHostingASNs))
 	for _, a := range DefaultHostingASNs {

@@ -28,6 +28,10 @@
 //	                  self-declared crawler, else 0
 //	geo               the configured risk of the client's country
 //	hosting           1 when the client's ASN is a hosting/datacenter one
+//	travel            impossible travel: the speed (km/h) at which the
+//	                  request's principal (an API key) would have moved from
+//	                  where it was last seen, when that is at least
+//	                  MinTravelKm away (time floored at MinTravelSeconds)
 //
 // A curve is either a ramp (risk 0 at or below Low, 1 at or above High,
 // linear between) or a step function (the risk of the highest step whose
@@ -75,6 +79,7 @@
 //	user_agent       0      1      0.45
 //	geo              0      1      0.5    (country risk map empty)
 //	hosting          0      1      0.45
+//	travel           1000   5000   0.9    (km/h; at least 500 km, 60 s)
 //	visits, sensitive_visits              0 (off)
 //
 // and block 0.8, throttle 0.5. Where they come from: the ramps start where

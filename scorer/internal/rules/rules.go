@@ -24,6 +24,7 @@ const (
 	FeatureUserAgent       = "user_agent"
 	FeatureGeo             = "geo"
 	FeatureHosting         = "hosting"
+	FeatureTravel          = "travel"
 )
 
 // Feature indexes a feature in Config.Curves and in the order of
@@ -46,6 +47,7 @@ const (
 	UserAgent
 	Geo
 	Hosting
+	Travel
 	NumFeatures
 )
 
@@ -54,6 +56,7 @@ var FeatureNames = [NumFeatures]string{
 	FeatureBurst, FeatureRate, FeatureRate60s, FeatureVisits, FeatureSensitiveVisits,
 	FeatureSensitiveHits, FeatureRegularity, FeatureAuthFailures, FeatureErrorRatio,
 	FeaturePathDiversity, FeatureEnumeration, FeatureUserAgent, FeatureGeo, FeatureHosting,
+	FeatureTravel,
 }
 
 // Combine names a combination rule.
@@ -134,6 +137,11 @@ type Config struct {
 	MinIntervals int
 	// MinRequests is how many requests in 60 s error_ratio needs.
 	MinRequests int64
+	// MinTravelKm is the shortest move travel considers: closer places
+	// are within the databases' accuracy. MinTravelSeconds floors the
+	// time between them.
+	MinTravelKm      float64
+	MinTravelSeconds float64
 	// CountryRisk maps upper-case ISO 3166-1 alpha-2 codes to a risk in
 	// [0, 1]; countries not listed carry none.
 	CountryRisk map[string]float64
@@ -177,6 +185,9 @@ type Features struct {
 	Addr    netip.Addr
 	Country string
 	ASN     uint32
+	// TravelKm is the distance between where the request's principal (an
+	// API key) is now and where it was TravelSeconds ago; 0 when unknown.
+	TravelKm, TravelSeconds float64
 }
 
 // Result is a score in [0, 1], its level, and one Reason per feature sorted
@@ -215,6 +226,9 @@ func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
 	}
 	if f.ASN != 0 && cfg.HostingASNs[f.ASN] {
 		v[Hosting] = 1
+	}
+	if f.TravelKm >= cfg.MinTravelKm && f.TravelKm > 0 {
+		v[Travel] = f.TravelKm / max(f.TravelSeconds, cfg.MinTravelSeconds, 1) * 3600
 	}
 	return v
 }

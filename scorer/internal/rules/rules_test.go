@@ -60,9 +60,13 @@ func TestFeatureValues(t *testing.T) {
 		{"geo: unknown country", rules.Features{Country: "GB"}, rules.Geo, 0},
 		{"hosting", rules.Features{ASN: 16509}, rules.Hosting, 1},
 		{"not hosting", rules.Features{ASN: 3320}, rules.Hosting, 0},
+		{"travel: London to Tokyo in an hour", rules.Features{TravelKm: 9560, TravelSeconds: 3600}, rules.Travel, 9560},
+		{"travel: time floored at a minute", rules.Features{TravelKm: 1000, TravelSeconds: 2}, rules.Travel, 60000},
+		{"travel: nearby places are noise", rules.Features{TravelKm: 300, TravelSeconds: 1}, rules.Travel, 0},
+		{"travel: a day's flight", rules.Features{TravelKm: 9560, TravelSeconds: 86400}, rules.Travel, 9560.0 / 24},
 	}
 	for _, tt := range tests {
-		assert.InDelta(t, tt.want, value(tt.in, tt.feature), 1e-12, tt.name)
+		assert.InDelta(t, tt.want, value(tt.in, tt.feature), 1e-9*max(1, tt.want), tt.name)
 	}
 }
 
@@ -181,6 +185,9 @@ func TestDefaultCalibration(t *testing.T) {
 		{"scanning: three 404s in four", rules.Features{Count1s: 3, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, rules.LevelThrottle},
 		{"scanning with a tool", rules.Features{Count1s: 3, Count10s: 6, Count60s: 6, Errors4xx: 6, UserAgent: "python-requests/2"}, rules.LevelThrottle},
 		{"a metronome", rules.Features{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0.03, UserAgent: chrome}, rules.LevelThrottle},
+		{"an API key in Berlin, then London 2 hours later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 930, TravelSeconds: 7200, UserAgent: chrome}, rules.LevelAllow},
+		{"an API key in Berlin, then London 10 minutes later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 930, TravelSeconds: 600, UserAgent: chrome}, rules.LevelBlock},
+		{"an API key in London, then Tokyo 5 minutes later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 9560, TravelSeconds: 300, UserAgent: chrome}, rules.LevelBlock},
 		{"credential stuffing", rules.Features{Count1s: 5, Count10s: 20, Count60s: 20, SensitiveHits: 20, AuthFailures: 8, UserAgent: chrome}, rules.LevelBlock},
 	}
 	for _, tt := range tests {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/scorer/internal/geo"
 	"github.com/bulwarkgw/bulwark/scorer/internal/profile"
 	"github.com/bulwarkgw/bulwark/scorer/internal/rules"
 	"github.com/bulwarkgw/bulwark/shared/wire"
@@ -163,20 +164,16 @@ func (s *server) scoreBatch(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// scoreOne looks the client up and applies the rules.
+// scoreOne looks the client (and, for impossible travel, where its
+// principal was last seen) up and applies the rules.
 func (s *server) scoreOne(a *active, req *wire.ScoreRequest, addr netip.Addr) wire.ScoreResponse {
 	start := time.Now()
-	var g *wire.Geo
-	if s.locator != nil {
-		var err error
-		g, err = s.locator.Lookup(addr)
-		if err != nil {
-			// Score without geo rather than fail the gateway's request.
-			s.logger.Warn("geo lookup failed", "ip", req.IP, "err", err)
-			g = nil
-		}
+	g := s.lookup(addr)
+	var prev *wire.Geo
+	if p, err := netip.ParseAddr(req.PrevIP); err == nil && g != nil && !g.Local {
+		prev = s.lookup(p)
 	}
-	f := Features(req, addr, g)
+	f := Features(req, addr, g, prev)
 	res := rules.Score(&a.rules, f)
 	s.latency.Observe(time.Since(start).Seconds())
 	s.scores.WithLabelValues(res.Level).Inc()
@@ -186,9 +183,23 @@ func (s *server) scoreOne(a *active, req *wire.ScoreRequest, addr netip.Addr) wi
 	}
 }
 
-// Features maps a score request and the client's geo to the rules'
-// features.
-func Features(req *wire.ScoreRequest, addr netip.Addr, g *wire.Geo) rules.Features {
+// lookup returns addr's geo, or nil when unknown or the lookup failed:
+// scoring without geo beats failing the gateway's request.
+func (s *server) lookup(addr netip.Addr) *wire.Geo {
+	if s.locator == nil {
+		return nil
+	}
+	g, err := s.locator.Lookup(addr)
+	if err != nil {
+		s.logger.Warn("geo lookup failed", "ip", addr.String(), "err", err)
+		return nil
+	}
+	return g
+}
+
+// Features maps a score request, the client's geo and the geo of the
+// address its principal was last seen from to the rules' features.
+func Features(req *wire.ScoreRequest, addr netip.Addr, g, prev *wire.Geo) rules.Features {
 	f := rules.Features{
 		Count1s: req.Count1s, Count10s: req.Count10s, Count60s: req.Count60s,
 		Visits: req.Visits, Sensitive: req.Sensitive, SensitiveHits: req.SensitiveHits,
@@ -199,6 +210,9 @@ func Features(req *wire.ScoreRequest, addr netip.Addr, g *wire.Geo) rules.Featur
 	}
 	if g != nil && !g.Local {
 		f.Country, f.ASN = g.Country, uint32(g.ASN) // AS numbers are 32-bit
+	}
+	if km, ok := geo.DistanceKm(prev, g); ok {
+		f.TravelKm, f.TravelSeconds = km, req.PrevSeconds
 	}
 	return f
 }
@@ -227,6 +241,14 @@ func validate(req *wire.ScoreRequest) (netip.Addr, error) {
 		if c.n < 0 {
 			return netip.Addr{}, badRequest(fmt.Sprintf("%s must not be negative, got %d", c.name, c.n))
 		}
+	}
+	if req.PrevIP != "" {
+		if _, err := netip.ParseAddr(req.PrevIP); err != nil {
+			return netip.Addr{}, badRequest(fmt.Sprintf("prev_ip %q is not an IP address", req.PrevIP))
+		}
+	}
+	if req.PrevSeconds < 0 || req.PrevSeconds != req.PrevSeconds {
+		return netip.Addr{}, badRequest(fmt.Sprintf("prev_seconds must be a number >= 0, got %v", req.PrevSeconds))
 	}
 	if req.IntervalCV < 0 || req.IntervalCV != req.IntervalCV {
 		return netip.Addr{}, badRequest(fmt.Sprintf("interval_cv must be a number >= 0, got %v", req.IntervalCV))

@@ -145,11 +145,38 @@ func TestScore(t *testing.T) {
 			assert.Equal(t, tt.score, got.Score)
 			assert.Equal(t, tt.level, got.Level)
 			assert.Equal(t, "default", got.Profile)
-			require.Len(t, got.Reasons, 14)
+			require.Len(t, got.Reasons, 15)
 			assert.Equal(t, tt.top, got.Reasons[0], "%+v", got.Reasons)
 			assert.Equal(t, tt.geo, got.Geo)
 		})
 	}
+}
+
+// TestImpossibleTravel: an API key last seen in Pyongyang a minute ago is
+// now used from London.
+func TestImpossibleTravel(t *testing.T) {
+	e, _ := newServer(t, slog.LevelInfo)
+	score := func(body string) wire.ScoreResponse {
+		rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(body))
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		var got wire.ScoreResponse
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+		return got
+	}
+	got := score(`{"ip":"81.2.69.142","prev_ip":"175.45.176.1","prev_seconds":60,"user_agent":"` + chrome + `"}`)
+	assert.Equal(t, "block", got.Level)
+	assert.Equal(t, "travel", got.Reasons[0].Feature)
+	assert.InDelta(t, 8660*60, got.Reasons[0].Value, 8660*60*0.01, "km/h")
+
+	// A day later it is a plausible flight; from a local or unknown
+	// address there is nothing to measure.
+	assert.Equal(t, "allow", score(`{"ip":"81.2.69.142","prev_ip":"175.45.176.1","prev_seconds":86400,"user_agent":"`+chrome+`"}`).Level)
+	assert.Equal(t, "allow", score(`{"ip":"81.2.69.142","prev_ip":"10.0.0.1","prev_seconds":1,"user_agent":"`+chrome+`"}`).Level)
+	assert.Equal(t, "allow", score(`{"ip":"81.2.69.142","prev_ip":"8.8.4.4","prev_seconds":1,"user_agent":"`+chrome+`"}`).Level)
+
+	rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"81.2.69.142","prev_ip":"nope"}`))
+	assert.Equal(t, http.StatusBadRequest, rec.Code)
+	assert.Contains(t, rec.Body.String(), "prev_ip")
 }
 
 func TestScoreBatch(t *testing.T) {
