@@ -2,7 +2,8 @@
 // that a busy client is not scored on every request. A cached score is
 // reused only while it is fresh (younger than the TTL) and the client's
 // observations have not moved: every count within a tolerance of the one
-// it was scored with, the same user agent and sensitivity. When a count
+// it was scored with, the same user agent, sensitivity and principal's last
+// other address. When a count
 // moves (a burst building up, auth failures arriving) the client is scored
 // again at once, so caching delays a decision by at most the tolerance.
 package scorecache
@@ -122,7 +123,7 @@ func (c *Cache) evict(sh *shard, now time.Time) {
 // moved reports whether the client's observations differ enough from the
 // ones its cached score was computed from.
 func (c *Cache) moved(old, cur *wire.ScoreRequest) bool {
-	if old.Sensitive != cur.Sensitive || old.UserAgent != cur.UserAgent {
+	if old.Sensitive != cur.Sensitive || old.UserAgent != cur.UserAgent || old.PrevIP != cur.PrevIP {
 		return true
 	}
 	pairs := [...][2]int64{

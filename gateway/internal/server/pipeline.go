@@ -76,7 +76,7 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			return echo.NewHTTPError(http.StatusBadRequest, "unknown client address")
 		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), p.cfg.Redis.Timeout)
-		obs, err := p.d.Traffic.Observe(ctx, v.ip, now, traffic.Describe(c.Request().URL.Path, p.cfg.Scoring.SensitivePaths, p.cfg.Scoring.VisitWindow))
+		obs, err := p.d.Traffic.Observe(ctx, v.ip, now, traffic.DescribeRequest(c.Request(), p.cfg.Scoring.SensitivePaths, p.cfg.Scoring.VisitWindow))
 		cancel()
 		switch {
 		case err != nil:
@@ -115,6 +115,9 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 			AuthFailures: o.AuthFailures, Errors4xx: o.Errors4xx,
 			DistinctPaths: o.DistinctPaths, SequentialIDs: o.SequentialIDs,
 			Intervals: o.Intervals, IntervalCV: o.IntervalCV,
+		}
+		if o.PrevIP.IsValid() {
+			req.PrevIP, req.PrevSeconds = o.PrevIP.String(), o.PrevAge.Seconds()
 		}
 		res, err := p.d.Scorer.Score(r.Context(), req)
 		if err != nil {

@@ -174,3 +174,29 @@ func TestFallbackScoreWhenTheScorerIsDown(t *testing.T) {
 	assert.True(t, ban.Degraded)
 	assert.Equal(t, "burst", ban.Reasons[0].Feature)
 }
+
+// TestPrincipalsLastAddressReachesTheScorer: the same API key from a
+// second address carries the first one, for impossible travel.
+func TestPrincipalsLastAddressReachesTheScorer(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var seen []wire.ScoreRequest
+	capture := scoreFunc(func(r wire.ScoreRequest) (wire.ScoreResponse, error) {
+		mu.Lock()
+		seen = append(seen, r)
+		mu.Unlock()
+		return wire.ScoreResponse{}, nil
+	})
+	h, _ := scoringGateway(t, capture, nil)
+	assert.Equal(t, 200, send(h, "GET", "/api/orders", "", "X-Forwarded-For", "81.2.69.142", "X-API-Key", "k-1"))
+	assert.Equal(t, 200, send(h, "GET", "/api/orders", "", "X-Forwarded-For", "192.0.2.1", "X-API-Key", "k-1"))
+	assert.Equal(t, 200, send(h, "GET", "/api/orders", "", "X-Forwarded-For", "192.0.2.1", "X-API-Key", "k-2"))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, seen, 3)
+	assert.Empty(t, seen[0].PrevIP)
+	assert.Equal(t, "81.2.69.142", seen[1].PrevIP)
+	assert.GreaterOrEqual(t, seen[1].PrevSeconds, 0.0)
+	assert.Less(t, seen[1].PrevSeconds, 5.0)
+	assert.Empty(t, seen[2].PrevIP, "another key")
+}

@@ -2,6 +2,8 @@ package traffic_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
@@ -177,4 +179,60 @@ func TestSequentialRunsGoOneWay(t *testing.T) {
 	assert.Equal(t, []int64{0, 1, 1, 2}, run("12", "11", "11", "10"), "a jump back resets; the same id again keeps the run")
 	assert.Equal(t, []int64{3, 0, 1, 0}, run("9", "10", "9", "10"), "9 goes on down; then back and forth")
 	assert.Equal(t, []int64{0, 0}, run("12", "14"), "steps of 2 are not a run")
+}
+
+func TestPrincipalOf(t *testing.T) {
+	req := func(hdr, val, query string) *http.Request {
+		r := httptest.NewRequest("GET", "/api/x"+query, nil)
+		if hdr != "" {
+			r.Header.Set(hdr, val)
+		}
+		return r
+	}
+	k := traffic.PrincipalOf(req("X-API-Key", "secret-1", ""))
+	assert.Regexp(t, `^key:[0-9a-f]{16}$`, k)
+	assert.NotContains(t, k, "secret")
+	assert.Equal(t, k, traffic.PrincipalOf(req("Authorization", "Bearer secret-1", "")))
+	assert.Equal(t, k, traffic.PrincipalOf(req("", "", "?KEY=secret-1")))
+	assert.NotEqual(t, k, traffic.PrincipalOf(req("X-API-Key", "secret-2", "")))
+	assert.Empty(t, traffic.PrincipalOf(req("", "", "")))
+	assert.Empty(t, traffic.PrincipalOf(req("Authorization", "Basic YTpi", "")))
+
+	d := traffic.DescribeRequest(req("X-API-Key", "secret-1", ""), nil, time.Minute)
+	assert.Equal(t, k, d.Principal)
+	assert.Equal(t, "/api/x", d.Path)
+}
+
+// TestObservePrincipalTravel: a principal's last other address and its
+// age come back with the observation, from any client address.
+func TestObservePrincipalTravel(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	t0 := time.Unix(1_800_000_000, 0)
+	london, tokyo := netip.MustParseAddr("81.2.69.142"), netip.MustParseAddr("192.0.2.1")
+	req := traffic.Describe("/api/orders", nil, time.Minute)
+	req.Principal = "key:0123456789abcdef"
+
+	o, err := s.Observe(ctx, london, t0, req)
+	require.NoError(t, err)
+	assert.False(t, o.PrevIP.IsValid(), "a new principal")
+	assert.Equal(t, [3]int64{1, 1, 1}, counts(o), "counted as usual")
+
+	o, err = s.Observe(ctx, london, t0.Add(time.Second), req)
+	require.NoError(t, err)
+	assert.False(t, o.PrevIP.IsValid(), "the same address")
+
+	o, err = s.Observe(ctx, tokyo, t0.Add(90*time.Second), req)
+	require.NoError(t, err)
+	assert.Equal(t, london, o.PrevIP)
+	assert.Equal(t, 89*time.Second, o.PrevAge)
+	assert.Equal(t, [3]int64{1, 1, 1}, counts(o), "counts stay per client address")
+
+	// Another principal is tracked apart.
+	other := req
+	other.Principal = "key:fedcba9876543210"
+	o, err = s.Observe(ctx, tokyo, t0.Add(91*time.Second), other)
+	require.NoError(t, err)
+	assert.False(t, o.PrevIP.IsValid())
 }

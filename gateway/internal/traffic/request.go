@@ -1,6 +1,9 @@
 package traffic
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +23,37 @@ type Request struct {
 	ID      int64
 	// VisitWindow is the fixed window of the visit counter; 0 means 60 s.
 	VisitWindow time.Duration
+	// Principal identifies the credential the request carried (PrincipalOf),
+	// "" for none; its last address feeds impossible travel.
+	Principal string
+}
+
+// DescribeRequest is Describe for r's path, with r's principal.
+func DescribeRequest(r *http.Request, sensitive map[string]bool, window time.Duration) Request {
+	req := Describe(r.URL.Path, sensitive, window)
+	req.Principal = PrincipalOf(r)
+	return req
+}
+
+// PrincipalOf returns "key:" and the first 16 hex digits of the SHA-256 of
+// the API key r carries (X-API-Key, Authorization: Bearer, or the KEY query
+// parameter, in that order), or "" when it carries none. The key itself is
+// never stored.
+func PrincipalOf(r *http.Request) string {
+	key := r.Header.Get("X-API-Key")
+	if key == "" {
+		if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+			key = strings.TrimSpace(a[7:])
+		}
+	}
+	if key == "" {
+		key = r.URL.Query().Get("KEY")
+	}
+	if key == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "key:" + hex.EncodeToString(sum[:8])
 }
 
 // NormalizePath lower-cases p and drops trailing slashes, so that

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -41,6 +42,10 @@ type Observation struct {
 	// Timestamps-1) and their coefficient of variation.
 	Intervals  int
 	IntervalCV float64
+	// PrevIP is the other address the request's principal was last seen
+	// from, PrevAge how long ago; PrevIP is invalid when there is none.
+	PrevIP  netip.Addr
+	PrevAge time.Duration
 	// Banned is true when an active ban stopped the request before counting;
 	// BanTTL is then the ban's remaining time.
 	Banned bool
@@ -177,6 +182,23 @@ return out
 // reply.
 const fixedFields = 9
 
+// travel remembers where a principal was last seen: it stores this
+// address and time and returns the previous ones when the address differs.
+// The key is tagged by the principal, not the IP, so on Redis Cluster it
+// may live on another node: it goes in the same pipeline as observe, one
+// round trip on a single node.
+//
+// KEYS: the principal's key; ARGV: ip, now_ms
+var travel = redis.NewScript(`
+local prev = redis.call('HMGET', KEYS[1], 'ip', 't')
+redis.call('HSET', KEYS[1], 'ip', ARGV[1], 't', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], 86400000)
+if prev[1] and prev[1] ~= ARGV[1] then
+  return {prev[1], prev[2]}
+end
+return {}
+`)
+
 // Observe records one request from ip at now and returns its counts and
 // features, or reports that ip is banned.
 func (s *Store) Observe(ctx context.Context, ip netip.Addr, now time.Time, req Request) (Observation, error) {
@@ -192,8 +214,15 @@ func (s *Store) Observe(ctx context.Context, ip netip.Addr, now time.Time, req R
 		s.key(ip, "w"), s.key(ip, "ban"), s.key(ip, "s"), s.key(ip, "x4"), s.key(ip, "xa"),
 		s.key(ip, "t"), s.key(ip, "p"), s.key(ip, "q"), s.key(ip, "v"),
 	}
-	res, err := observe.Run(ctx, s.rdb, keys,
-		now.UnixMilli(), req.Path, sensitive, req.Pattern, req.ID, window.Milliseconds()).Int64Slice()
+	args := []any{now.UnixMilli(), req.Path, sensitive, req.Pattern, req.ID, window.Milliseconds()}
+	var res []int64
+	var prev []any
+	var err error
+	if req.Principal == "" {
+		res, err = observe.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	} else {
+		res, prev, err = s.observeWithPrincipal(ctx, keys, args, ip, now, req.Principal)
+	}
 	if err != nil {
 		return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
 	}
@@ -213,8 +242,45 @@ func (s *Store) Observe(ctx context.Context, ip netip.Addr, now time.Time, req R
 		DistinctPaths: res[7], SequentialIDs: res[8],
 	}
 	o.Intervals, o.IntervalCV = Regularity(res[fixedFields:])
+	if len(prev) == 2 {
+		pip, _ := prev[0].(string)
+		pt, _ := prev[1].(string)
+		ms, perr := strconv.ParseInt(pt, 10, 64)
+		if a, aerr := netip.ParseAddr(pip); aerr == nil && perr == nil {
+			o.PrevIP, o.PrevAge = a, max(now.Sub(time.UnixMilli(ms)), 0)
+		}
+	}
 	return o, nil
 }
+
+// observeWithPrincipal runs observe and travel in one pipeline. Scripts
+// are sent by hash; one the server does not have yet (first use, or after
+// a Redis restart: NOSCRIPT) is sent again in full, on its own.
+func (s *Store) observeWithPrincipal(ctx context.Context, keys []string, args []any, ip netip.Addr, now time.Time, principal string) ([]int64, []any, error) {
+	trKeys := []string{s.prefix + "{" + principal + "}:loc"}
+	trArgs := []any{ip.String(), now.UnixMilli()}
+	pipe := s.rdb.Pipeline()
+	obs := observe.EvalSha(ctx, pipe, keys, args...)
+	tr := travel.EvalSha(ctx, pipe, trKeys, trArgs...)
+	_, _ = pipe.Exec(ctx) // every command carries its own error
+	if noScript(obs.Err()) {
+		obs = observe.Run(ctx, s.rdb, keys, args...)
+	}
+	if noScript(tr.Err()) {
+		tr = travel.Run(ctx, s.rdb, trKeys, trArgs...)
+	}
+	res, err := obs.Int64Slice()
+	if err != nil {
+		return nil, nil, err
+	}
+	prev, err := tr.Slice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, err
+	}
+	return res, prev, nil
+}
+
+func noScript(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // Regularity returns the number of gaps between the times (Unix ms, newest
 // first, as the list keeps them) and the gaps' coefficient of variation
