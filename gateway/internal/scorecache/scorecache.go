@@ -6,6 +6,11 @@
 // other address. When a count
 // moves (a burst building up, auth failures arriving) the client is scored
 // again at once, so caching delays a decision by at most the tolerance.
+//
+// One verdict outlives a failure of the scorer: a client that matched an
+// allow rule (a verified crawler: its user agent and its network) keeps
+// that verdict for up to AllowGrace while the scorer cannot be reached, as
+// long as it sends the same user agent; the rule depends on nothing else.
 package scorecache
 
 import (
@@ -36,6 +41,10 @@ type Cache struct {
 }
 
 var _ Scorer = (*Cache)(nil)
+
+// AllowGrace is how long an allow-rule verdict stands in for a scorer that
+// fails.
+const AllowGrace = 10 * time.Minute
 
 const (
 	shards = 64
@@ -92,6 +101,9 @@ func (c *Cache) Score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreRes
 	}
 	res, err := c.next.Score(ctx, req)
 	if err != nil {
+		if ok && e.res.Allow != "" && e.req.UserAgent == req.UserAgent && now.Sub(e.at) < AllowGrace {
+			return e.res, nil
+		}
 		return res, err
 	}
 	sh.mu.Lock()

@@ -127,3 +127,46 @@ func TestNewRejectsBadArguments(t *testing.T) {
 	_, err = scorecache.New(&counting{}, time.Second, 2, nil)
 	assert.Error(t, err)
 }
+
+// TestAllowVerdictOutlivesAScorerFailure: a verified crawler stays verified
+// while the scorer is down, for the same user agent only.
+func TestAllowVerdictOutlivesAScorerFailure(t *testing.T) {
+	calls := 0
+	var fail bool
+	inner := scoreFn(func(r wire.ScoreRequest) (wire.ScoreResponse, error) {
+		calls++
+		if fail {
+			return wire.ScoreResponse{}, errors.New("timeout")
+		}
+		return wire.ScoreResponse{Score: 0, Level: "allow", Allow: "googlebot"}, nil
+	})
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	c, err := scorecache.New(inner, time.Second, 0.2, clk.now)
+	require.NoError(t, err)
+	req := wire.ScoreRequest{IP: "66.249.66.1", Count1s: 1, UserAgent: "Googlebot/2.1"}
+	_, err = c.Score(context.Background(), req)
+	require.NoError(t, err)
+
+	fail = true
+	clk.t = clk.t.Add(5 * time.Minute)
+	req.Count1s = 9
+	r, err := c.Score(context.Background(), req)
+	require.NoError(t, err)
+	assert.Equal(t, "googlebot", r.Allow)
+	assert.Equal(t, 2, calls, "the scorer was asked first")
+
+	req.UserAgent = "curl/8"
+	_, err = c.Score(context.Background(), req)
+	assert.Error(t, err, "another user agent is not the verified crawler")
+
+	req.UserAgent = "Googlebot/2.1"
+	clk.t = clk.t.Add(scorecache.AllowGrace)
+	_, err = c.Score(context.Background(), req)
+	assert.Error(t, err, "not forever")
+}
+
+type scoreFn func(wire.ScoreRequest) (wire.ScoreResponse, error)
+
+func (f scoreFn) Score(_ context.Context, r wire.ScoreRequest) (wire.ScoreResponse, error) {
+	return f(r)
+}
