@@ -66,6 +66,24 @@ func scoringGateway(t *testing.T, scorer server.Scorer, mutate func(*config.Conf
 	return h, rec
 }
 
+// capturing is a scorer double that answers score and records every
+// request it is asked about; requests returns them so far.
+func capturing(score float64) (server.Scorer, func() []wire.ScoreRequest) {
+	var mu sync.Mutex
+	var seen []wire.ScoreRequest
+	f := scoreFunc(func(r wire.ScoreRequest) (wire.ScoreResponse, error) {
+		mu.Lock()
+		seen = append(seen, r)
+		mu.Unlock()
+		return wire.ScoreResponse{Score: score}, nil
+	})
+	return f, func() []wire.ScoreRequest {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]wire.ScoreRequest(nil), seen...)
+	}
+}
+
 func send(h http.Handler, method, path, body string, hdr ...string) int {
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	r.RemoteAddr = "127.0.0.2:1"
@@ -81,14 +99,7 @@ func send(h http.Handler, method, path, body string, hdr ...string) int {
 // round trip and from the upstream's answers reaches the scorer.
 func TestScoreRequestCarriesTheFeatures(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var seen []wire.ScoreRequest
-	capture := scoreFunc(func(r wire.ScoreRequest) (wire.ScoreResponse, error) {
-		mu.Lock()
-		seen = append(seen, r)
-		mu.Unlock()
-		return wire.ScoreResponse{Score: 0}, nil
-	})
+	capture, requests := capturing(0)
 	h, _ := scoringGateway(t, capture, nil)
 	xff := []string{"X-Forwarded-For", "203.0.113.50", "User-Agent", "test-agent"}
 
@@ -100,8 +111,7 @@ func TestScoreRequestCarriesTheFeatures(t *testing.T) {
 		assert.Equal(t, 200, send(h, "GET", "/api/products/"+id, "", xff...))
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
+	seen := requests()
 	require.Len(t, seen, 7)
 	first, auth3, last := seen[0], seen[2], seen[6]
 	assert.Equal(t, "203.0.113.50", first.IP)
@@ -125,21 +135,14 @@ func TestScoreRequestCarriesTheFeatures(t *testing.T) {
 // coming while throttled raises its error ratio.
 func TestRefusalsCountAsErrors(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var last wire.ScoreRequest
-	throttle := scoreFunc(func(r wire.ScoreRequest) (wire.ScoreResponse, error) {
-		mu.Lock()
-		last = r
-		mu.Unlock()
-		return wire.ScoreResponse{Score: 0.6}, nil
-	})
+	throttle, requests := capturing(0.6)
 	h, _ := scoringGateway(t, throttle, nil)
 	xff := []string{"X-Forwarded-For", "203.0.113.51"}
 	for range 3 {
 		assert.Equal(t, 429, send(h, "GET", "/", "", xff...))
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	seen := requests()
+	last := seen[len(seen)-1]
 	assert.Equal(t, int64(2), last.Errors4xx, "the two refusals before the last request")
 	assert.Zero(t, last.AuthFailures)
 }
@@ -179,20 +182,12 @@ func TestFallbackScoreWhenTheScorerIsDown(t *testing.T) {
 // second address carries the first one, for impossible travel.
 func TestPrincipalsLastAddressReachesTheScorer(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	var seen []wire.ScoreRequest
-	capture := scoreFunc(func(r wire.ScoreRequest) (wire.ScoreResponse, error) {
-		mu.Lock()
-		seen = append(seen, r)
-		mu.Unlock()
-		return wire.ScoreResponse{}, nil
-	})
+	capture, requests := capturing(0)
 	h, _ := scoringGateway(t, capture, nil)
 	assert.Equal(t, 200, send(h, "GET", "/api/orders", "", "X-Forwarded-For", "81.2.69.142", "X-API-Key", "k-1"))
 	assert.Equal(t, 200, send(h, "GET", "/api/orders", "", "X-Forwarded-For", "192.0.2.1", "X-API-Key", "k-1"))
 	assert.Equal(t, 200, send(h, "GET", "/api/orders", "", "X-Forwarded-For", "192.0.2.1", "X-API-Key", "k-2"))
-	mu.Lock()
-	defer mu.Unlock()
+	seen := requests()
 	require.Len(t, seen, 3)
 	assert.Empty(t, seen[0].PrevIP)
 	assert.Equal(t, "81.2.69.142", seen[1].PrevIP)
