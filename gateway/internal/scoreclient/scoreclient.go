@@ -34,6 +34,7 @@ var ErrCircuitOpen = errors.New("scorer circuit open")
 
 // Client calls POST {base}/v1/score.
 type Client struct {
+	base    string
 	url     string
 	timeout time.Duration
 	http    *http.Client
@@ -99,7 +100,7 @@ func New(baseURL string, timeout time.Duration) (*Client, error) {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	return &Client{
-		url: baseURL + "/v1/score", timeout: timeout, http: &http.Client{Transport: tr},
+		base: baseURL, url: baseURL + "/v1/score", timeout: timeout, http: &http.Client{Transport: tr},
 		breaker: breaker{now: time.Now},
 	}, nil
 }
@@ -151,4 +152,35 @@ func (c *Client) score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreRe
 		return wire.ScoreResponse{}, fmt.Errorf("score %s: score %v outside [0, 1]", req.IP, out.Score)
 	}
 	return out, nil
+}
+
+// Profile is what the gateway needs of the scorer's active profile.
+type Profile struct {
+	Name       string `json:"name"`
+	Thresholds struct {
+		Block    float64 `json:"block"`
+		Throttle float64 `json:"throttle"`
+	} `json:"thresholds"`
+}
+
+// Profile fetches the scorer's active profile (GET /v1/profile), so that
+// the gateway can check its thresholds against the profile's.
+func (c *Client) Profile(ctx context.Context) (Profile, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/profile", nil)
+	if err != nil {
+		return Profile{}, fmt.Errorf("profile: %w", err)
+	}
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		return Profile{}, fmt.Errorf("profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Profile{}, fmt.Errorf("profile: scorer answered %s", resp.Status)
+	}
+	var p Profile
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&p); err != nil {
+		return Profile{}, fmt.Errorf("profile: decode: %w", err)
+	}
+	return p, nil
 }

@@ -109,3 +109,26 @@ func TestCircuitBreaker(t *testing.T) {
 	_, err = c.Score(ctx, req)
 	assert.NoError(t, err)
 }
+
+func TestProfile(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/profile" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(`{"name":"seed-002","combine":"capped_sum","thresholds":{"block":0.7,"throttle":0.7}}`))
+	}))
+	defer srv.Close()
+	c, err := scoreclient.New(srv.URL, time.Second)
+	require.NoError(t, err)
+	p, err := c.Profile(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "seed-002", p.Name)
+	assert.Equal(t, 0.7, p.Thresholds.Block)
+	assert.Equal(t, 0.7, p.Thresholds.Throttle)
+
+	bad, err := scoreclient.New(srv.URL+"/nope", time.Second)
+	require.NoError(t, err)
+	_, err = bad.Profile(context.Background())
+	assert.ErrorContains(t, err, "404")
+}
