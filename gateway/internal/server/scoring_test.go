@@ -23,6 +23,10 @@ import (
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
+// The outcome middleware finds the recorder by a type assertion, which a
+// changed signature would silently defeat: the store must stay one.
+var _ server.ResponseRecorder = (*traffic.Store)(nil)
+
 // shop answers /auth with 401 unless the body says "good", and 404 for
 // /missing; everything else 200.
 func shop(w http.ResponseWriter, r *http.Request) {
