@@ -21,7 +21,7 @@ web: ## build the dashboard UI into web/dist/app (embedded by the dashboard)
 
 .PHONY: build
 build: web ## build every binary into bin/
-	go build -o bin/ ./gateway/cmd/gateway ./scorer/cmd/scorer ./dashboard/cmd/dashboard ./deploy/cmd/shop ./deploy/cmd/geoipgen
+	go build -o bin/ ./gateway/cmd/gateway ./scorer/cmd/scorer ./dashboard/cmd/dashboard ./deploy/cmd/shop ./deploy/cmd/geoipgen ./deploy/cmd/simulator
 	go build -o bin/devstack ./deploy/devstack
 
 .PHONY: lint
@@ -32,3 +32,15 @@ lint: ## gofmt and go vet over every module
 .PHONY: up
 up: ## docker compose up --build (needs a Docker engine)
 	docker compose up --build
+
+.PHONY: attack
+attack: ## the stack plus the traffic simulator (docker compose --profile attack)
+	docker compose --profile attack up --build
+
+.PHONY: detect
+detect: ## measure detection: simulate every scenario against a local stack (DURATION=60s)
+	@bash deploy/detect.sh
+
+.PHONY: bench
+bench: ## benchmark the scorer's rules and HTTP handler
+	cd scorer && go test -run '^$$' -bench . -benchmem ./internal/rules/ ./internal/server/

@@ -16,7 +16,7 @@
 set -euo pipefail
 
 usage() {
-	echo "usage: $0 SERVICE OUTDIR (SERVICE: gateway, scorer, dashboard, shop)" >&2
+	echo "usage: $0 SERVICE OUTDIR (SERVICE: gateway, scorer, dashboard, shop, simulator)" >&2
 	exit 2
 }
 
@@ -31,6 +31,7 @@ gateway) module=gateway pkg=./cmd/gateway ;;
 scorer) module=scorer pkg=./cmd/scorer ;;
 dashboard) module=dashboard pkg=./cmd/dashboard ;;
 shop) module=deploy pkg=./cmd/shop ;;
+simulator) module=deploy pkg=./cmd/simulator ;;
 *)
 	echo "build.sh: unknown service \"$service\"" >&2
 	usage

@@ -19,7 +19,7 @@ import (
 type goService struct {
 	module string // module directory, relative to the repo root
 	main   string // main package, relative to the module
-	port   string // default listen port (BULWARK_LISTEN)
+	port   string // default listen port (BULWARK_LISTEN); "" for a job
 }
 
 // goServices are the services built by deploy/Dockerfile (and deploy/build.sh).
@@ -28,6 +28,8 @@ var goServices = map[string]goService{
 	"scorer":    {module: "scorer", main: "cmd/scorer", port: "8081"},
 	"dashboard": {module: "dashboard", main: "cmd/dashboard", port: "8082"},
 	"shop":      {module: "deploy", main: "cmd/shop", port: "9000"},
+	// The traffic simulator: a job under the "attack" profile, no server.
+	"simulator": {module: "deploy", main: "cmd/simulator"},
 }
 
 // goServiceNames returns the keys of goServices, sorted, so subtests run in a
@@ -68,6 +70,7 @@ func loadProject(t *testing.T) (*types.Project, string) {
 		cli.WithWorkingDirectory(root),
 		cli.WithName("bulwark"),
 		cli.WithEnv(nil),
+		cli.WithProfiles([]string{"attack"}), // every service, the simulator too
 	)
 	require.NoError(t, err)
 	project, err := cli.ProjectFromOptions(t.Context(), opts)
@@ -91,12 +94,16 @@ func env(svc types.ServiceConfig) map[string]string {
 func TestComposeServices(t *testing.T) {
 	project, _ := loadProject(t)
 	assert.ElementsMatch(t,
-		[]string{"redis", "mongo", "scorer", "gateway", "dashboard", "shop"},
+		[]string{"redis", "mongo", "scorer", "gateway", "dashboard", "shop", "simulator"},
 		project.ServiceNames())
 
 	for _, name := range project.ServiceNames() {
 		svc := project.Services[name]
-		assert.Equal(t, "unless-stopped", svc.Restart, "%s: restart", name)
+		want := "unless-stopped"
+		if goServices[name].port == "" && goServices[name].module != "" {
+			want = "no" // a job runs once
+		}
+		assert.Equal(t, want, svc.Restart, "%s: restart", name)
 	}
 	assert.Equal(t, "redis:7-alpine", project.Services["redis"].Image)
 	assert.Equal(t, "mongo:7", project.Services["mongo"].Image)
@@ -207,6 +214,11 @@ func TestComposeHealthchecks(t *testing.T) {
 	for _, name := range project.ServiceNames() {
 		t.Run(name, func(t *testing.T) {
 			svc := project.Services[name]
+			if gs, ok := goServices[name]; ok && gs.port == "" {
+				require.NotNil(t, svc.HealthCheck)
+				assert.True(t, svc.HealthCheck.Disable, "a job has no server to probe")
+				return
+			}
 			require.NotNil(t, svc.HealthCheck, "no healthcheck")
 			assert.False(t, svc.HealthCheck.Disable, "healthcheck disabled")
 			require.NotEmpty(t, svc.HealthCheck.Test, "healthcheck has no test")
@@ -232,6 +244,7 @@ func TestComposeDependsOn(t *testing.T) {
 	want := map[string][]string{
 		"gateway":   {"mongo", "redis", "scorer", "shop"},
 		"dashboard": {"mongo", "redis"},
+		"simulator": {"gateway"},
 	}
 	for _, name := range project.ServiceNames() {
 		svc := project.Services[name]
@@ -291,6 +304,24 @@ func TestComposeGatewayConfigFile(t *testing.T) {
 		assert.FileExists(t, v.Source)
 	}
 	assert.True(t, found, "no volume mounts the gateway config at BULWARK_CONFIG")
+}
+
+// TestComposeAttackProfile: the simulator runs only with --profile attack,
+// at the gateway, from the one address the gateway trusts to present
+// clients in X-Forwarded-For.
+func TestComposeAttackProfile(t *testing.T) {
+	project, _ := loadProject(t)
+	sim := project.Services["simulator"]
+	assert.Equal(t, []string{"attack"}, sim.Profiles)
+	assert.Equal(t, "http://gateway:8080", env(sim)["BULWARK_TARGET"])
+	net, ok := sim.Networks["default"]
+	require.True(t, ok && net != nil, "the simulator needs a fixed address on the default network")
+	assert.Equal(t, env(project.Services["gateway"])["BULWARK_TRUSTED_PROXIES"], net.Ipv4Address,
+		"the gateway must trust exactly the simulator's address")
+	require.Contains(t, project.Networks, "default")
+	ipam := project.Networks["default"].Ipam
+	require.Len(t, ipam.Config, 1)
+	assert.Equal(t, "172.28.0.0/24", ipam.Config[0].Subnet)
 }
 
 func TestComposeGeoIP(t *testing.T) {

@@ -32,25 +32,26 @@ var requiredEnv = map[string][]string{
 	"scorer":    {"BULWARK_GEOIP_DB", "BULWARK_GEOIP_ASN_DB"},
 	"dashboard": {"BULWARK_REDIS_URL", "BULWARK_MONGO_URI"},
 	"shop":      {},
+	"simulator": {"BULWARK_TARGET"},
 }
 
 // optionalEnv are variables a service reads that compose may leave unset,
 // because the default in code is right for the stack. Each says why.
 var optionalEnv = map[string]map[string]string{
 	"gateway": {
-		"BULWARK_LISTEN":          "defaults to :8080",
-		"BULWARK_GATEWAY_ID":      "defaults to the host name, unique per container",
-		"BULWARK_REDIS_PREFIX":    "default key prefix, the same in the dashboard",
-		"BULWARK_MONGO_DB":        "defaults to bulwark, the database deploy/mongo/init.js creates",
-		"BULWARK_TRUSTED_PROXIES": "trusted_proxies comes from the config file (empty in compose)",
-		"BULWARK_ADMIN_TOKEN":     "the admin API stays off until an operator sets a token (README: admin API)",
-		"BULWARK_ADMIN_LISTEN":    "defaults to loopback 127.0.0.1:9090; never published by compose",
-		"BULWARK_REDIS_TIMEOUT":   "the 100ms default suits a Redis on the same network",
-		"BULWARK_SCORER_TIMEOUT":  "scorer.timeout comes from the config file",
+		"BULWARK_LISTEN":         "defaults to :8080",
+		"BULWARK_GATEWAY_ID":     "defaults to the host name, unique per container",
+		"BULWARK_REDIS_PREFIX":   "default key prefix, the same in the dashboard",
+		"BULWARK_MONGO_DB":       "defaults to bulwark, the database deploy/mongo/init.js creates",
+		"BULWARK_ADMIN_TOKEN":    "the admin API stays off until an operator sets a token (README: admin API)",
+		"BULWARK_ADMIN_LISTEN":   "defaults to loopback 127.0.0.1:9090; never published by compose",
+		"BULWARK_REDIS_TIMEOUT":  "the 100ms default suits a Redis on the same network",
+		"BULWARK_SCORER_TIMEOUT": "scorer.timeout comes from the config file",
 	},
 	"scorer": {
 		"BULWARK_LISTEN":    "defaults to :8081",
 		"BULWARK_CONFIG":    "built-in weights and thresholds",
+		"BULWARK_PROFILE":   "the built-in default profile",
 		"BULWARK_LOG_LEVEL": "defaults to info",
 	},
 	"dashboard": {
@@ -67,6 +68,7 @@ var optionalEnv = map[string]map[string]string{
 	"shop": {
 		"BULWARK_LISTEN": "defaults to :9000",
 	},
+	"simulator": {},
 }
 
 // envReadByCode returns every BULWARK_* variable the service's main package

@@ -60,6 +60,7 @@ func build(t *testing.T, root, out string) map[string]string {
 	bins := map[string]string{
 		"shop": "./deploy/cmd/shop", "scorer": "./scorer/cmd/scorer",
 		"gateway": "./gateway/cmd/gateway", "dashboard": "./dashboard/cmd/dashboard",
+		"simulator": "./deploy/cmd/simulator",
 	}
 	paths := map[string]string{}
 	args := []string{"build", "-o", out + "/"}

@@ -2,7 +2,7 @@ package wire
 
 // ScoreRequest carries what the gateway observed about one client, gathered
 // from Redis in the request's single round trip. The scorer is stateless:
-// everything it needs is in here.
+// everything it needs is in here. Every count is per client IP.
 type ScoreRequest struct {
 	IP string `json:"ip"`
 	// Requests counted in sliding windows ending now.
@@ -13,7 +13,38 @@ type ScoreRequest struct {
 	Method    string `json:"method,omitempty"`
 	Path      string `json:"path,omitempty"`
 	UserAgent string `json:"user_agent,omitempty"`
+
+	// Visits in the current fixed window (seed 002's counter).
+	Visits int64 `json:"visits,omitempty"`
+	// Sensitive is true when the current path is one of the gateway's
+	// sensitive paths; SensitiveHits counts such requests in 60 s.
+	Sensitive     bool  `json:"sensitive,omitempty"`
+	SensitiveHits int64 `json:"sensitive_hits,omitempty"`
+	// Upstream answers in 60 s: 401/403 (auth failures) and every 4xx.
+	AuthFailures int64 `json:"auth_failures,omitempty"`
+	Errors4xx    int64 `json:"errors_4xx,omitempty"`
+	// DistinctPaths requested in 60 s.
+	DistinctPaths int64 `json:"distinct_paths,omitempty"`
+	// SequentialIDs is the length of the current run of neighbouring
+	// numeric ids on one path pattern (/products/41, /products/42, ...).
+	SequentialIDs int64 `json:"sequential_ids,omitempty"`
+	// Intervals is how many gaps between recent requests were measured and
+	// IntervalCV their coefficient of variation (stddev / mean).
+	Intervals  int     `json:"intervals,omitempty"`
+	IntervalCV float64 `json:"interval_cv,omitempty"`
+	// PrevIP is the other address the request's principal (an API key)
+	// was last seen from, PrevSeconds how long ago; empty when the
+	// principal is new or was last seen from this address.
+	PrevIP      string  `json:"prev_ip,omitempty"`
+	PrevSeconds float64 `json:"prev_seconds,omitempty"`
 }
+
+// Score levels: what the gateway should do.
+const (
+	LevelAllow    = "allow"
+	LevelThrottle = "throttle"
+	LevelBlock    = "block"
+)
 
 // ScoreResponse is the scorer's verdict: a score in [0, 1], every feature's
 // part in it sorted by contribution (largest first), and the client's geo.
@@ -21,4 +52,20 @@ type ScoreResponse struct {
 	Score   float64  `json:"score"`
 	Reasons []Reason `json:"reasons"`
 	Geo     *Geo     `json:"geo,omitempty"`
+	// Level is allow, throttle or block by the profile's thresholds.
+	Level string `json:"level,omitempty"`
+	// Profile names the profile that scored; Allow the allow rule that
+	// matched (a verified crawler), if any.
+	Profile string `json:"profile,omitempty"`
+	Allow   string `json:"allow,omitempty"`
+}
+
+// ScoreBatchRequest scores many clients in one call.
+type ScoreBatchRequest struct {
+	Requests []ScoreRequest `json:"requests"`
+}
+
+// ScoreBatchResponse holds one response per request, in order.
+type ScoreBatchResponse struct {
+	Responses []ScoreResponse `json:"responses"`
 }

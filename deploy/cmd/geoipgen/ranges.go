@@ -24,8 +24,9 @@ type geoRange struct {
 // demoRanges is the whole demo table. The documentation ranges stand for
 // residential clients; the 45.x.0.0/16 ranges stand for hosting providers
 // and carry those providers' real AS numbers and organisation names. Keep it
-// sorted by purpose, not address; later work (the traffic simulator) adds its
-// ranges here.
+// sorted by purpose, not address. The traffic simulator (deploy/cmd/simulator)
+// draws its clients from these ranges: people from the residential ones,
+// the botnet from the hosting ones, the crawler from Google's.
 var demoRanges = []geoRange{
 	// As in MaxMind's own test database.
 	{Network: "81.2.69.0/24", Continent: "EU", Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, TimeZone: "Europe/London", ASN: 20712, Org: "Andrews & Arnold Ltd"},
@@ -42,6 +43,15 @@ var demoRanges = []geoRange{
 	{Network: "45.2.0.0/16", Continent: "NA", Country: "US", City: "Clifton", Lat: 40.8584, Lon: -74.1638, TimeZone: "America/New_York", ASN: 14061, Org: "DigitalOcean, LLC"},
 	{Network: "45.3.0.0/16", Continent: "EU", Country: "FR", City: "Roubaix", Lat: 50.6942, Lon: 3.1746, TimeZone: "Europe/Paris", ASN: 16276, Org: "OVH SAS"},
 	{Network: "45.4.0.0/16", Continent: "EU", Country: "DE", City: "Falkenstein", Lat: 50.4779, Lon: 12.3713, TimeZone: "Europe/Berlin", ASN: 24940, Org: "Hetzner Online GmbH"},
+
+	// Residential networks the traffic simulator draws people from.
+	{Network: "24.0.0.0/16", Continent: "NA", Country: "US", City: "Philadelphia", Lat: 39.9526, Lon: -75.1652, TimeZone: "America/New_York", ASN: 7922, Org: "Comcast Cable Communications, LLC"},
+	{Network: "90.0.0.0/16", Continent: "EU", Country: "FR", City: "Paris", Lat: 48.8566, Lon: 2.3522, TimeZone: "Europe/Paris", ASN: 3215, Org: "Orange S.A."},
+	{Network: "49.0.0.0/16", Continent: "AS", Country: "IN", City: "Mumbai", Lat: 19.0760, Lon: 72.8777, TimeZone: "Asia/Kolkata", ASN: 55836, Org: "Reliance Jio Infocomm Limited"},
+
+	// Google's crawler network (Googlebot's published range), so that the
+	// simulator's verified crawler is located where the real one is.
+	{Network: "66.249.64.0/19", Continent: "NA", Country: "US", City: "Mountain View", Lat: 37.4056, Lon: -122.0775, TimeZone: "America/Los_Angeles", ASN: 15169, Org: "Google LLC"},
 
 	// Other countries.
 	{Network: "5.0.0.0/16", Continent: "EU", Country: "RU", City: "Moscow", Lat: 55.7558, Lon: 37.6173, TimeZone: "Europe/Moscow", ASN: 12389, Org: "PJSC Rostelecom"},
@@ -60,6 +70,7 @@ var countryNames = map[string]string{
 	"DE": "Germany",
 	"FR": "France",
 	"GB": "United Kingdom",
+	"IN": "India",
 	"JP": "Japan",
 	"KP": "North Korea",
 	"NL": "Netherlands",

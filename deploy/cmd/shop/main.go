@@ -99,6 +99,13 @@ func (s *shop) routes() http.Handler {
 		reply(w, 200, map[string]string{"shop": "Bulwark demo shop", "try": "/api/products"})
 	})
 	mux.HandleFunc("POST /auth", s.auth)
+	// Static assets a browser fetches with each page (the simulator's
+	// people do): small, cacheable bodies.
+	mux.HandleFunc("GET /assets/{file...}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("Content-Type", assetType(r.PathValue("file")))
+		_, _ = io.WriteString(w, "/* "+r.PathValue("file")+" */\n")
+	})
 	mux.HandleFunc("GET /api/products", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, s.products) })
 	mux.HandleFunc("GET /api/products/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.Atoi(r.PathValue("id"))
@@ -143,6 +150,22 @@ func (s *shop) auth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(w, 200, map[string]any{"success": true, "role": u.role})
+}
+
+// assetType is the Content-Type for an asset by its extension.
+func assetType(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".css"):
+		return "text/css"
+	case strings.HasSuffix(name, ".js"):
+		return "text/javascript"
+	case strings.HasSuffix(name, ".svg"):
+		return "image/svg+xml"
+	case strings.HasSuffix(name, ".jpg"):
+		return "image/jpeg"
+	default:
+		return "application/octet-stream"
+	}
 }
 
 func reply(w http.ResponseWriter, status int, v any) {

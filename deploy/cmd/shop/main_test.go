@@ -48,4 +48,8 @@ func TestShop(t *testing.T) {
 	assert.Equal(t, 400, code)
 	code, _ = do("GET", "/healthz", "", "")
 	assert.Equal(t, http.StatusOK, code)
+
+	code, body = do("GET", "/assets/img/3.jpg", "", "")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, "img/3.jpg")
 }

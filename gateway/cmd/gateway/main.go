@@ -31,6 +31,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/scorecache"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
@@ -84,7 +85,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	scorer, err := scoreclient.New(cfg.Scorer.URL, cfg.Scorer.Timeout)
+	client, err := scoreclient.New(cfg.Scorer.URL, cfg.Scorer.Timeout)
+	if err != nil {
+		return err
+	}
+	go warnOnThresholds(ctx, client, cfg, log)
+	// A client's score is reused briefly while its counts hold steady.
+	scorer, err := scorecache.New(client, cfg.Scoring.CacheTTL, cfg.Scoring.CacheTolerance, time.Now)
 	if err != nil {
 		return err
 	}
@@ -247,5 +254,22 @@ func sweep(ctx context.Context, coll *mongo.Collection, retention time.Duration,
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// warnOnThresholds logs when the scorer's profile levels clients at other
+// thresholds than the gateway enforces (the gateway's win; see the README).
+func warnOnThresholds(ctx context.Context, client *scoreclient.Client, cfg *config.Config, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	p, err := client.Profile(ctx)
+	if err != nil {
+		log.Warn("scorer profile not checked", "err", err)
+		return
+	}
+	if p.Thresholds.Block != cfg.BlockAt || p.Thresholds.Throttle != cfg.ThrottleAt {
+		log.Warn("scorer profile thresholds differ from the gateway's; the gateway's apply",
+			"profile", p.Name, "profile_block", p.Thresholds.Block, "profile_throttle", p.Thresholds.Throttle,
+			"block", cfg.BlockAt, "throttle", cfg.ThrottleAt)
 	}
 }

@@ -46,7 +46,7 @@ func TestBanIsSeenByTheTrafficScript(t *testing.T) {
 	reason, err := rdb.Get(ctx, prefix+"{203.0.113.7}:ban").Result()
 	require.NoError(t, err)
 	assert.Equal(t, "score 0.97", reason)
-	o, err := tr.Observe(ctx, ip, now)
+	o, err := tr.Observe(ctx, ip, now, traffic.Request{})
 	require.NoError(t, err)
 	assert.True(t, o.Banned)
 	assert.InDelta(t, time.Minute.Seconds(), o.BanTTL.Seconds(), 2)
@@ -54,7 +54,7 @@ func TestBanIsSeenByTheTrafficScript(t *testing.T) {
 	lifted, err := s.Unban(ctx, ip)
 	require.NoError(t, err)
 	assert.True(t, lifted)
-	o, err = tr.Observe(ctx, ip, now)
+	o, err = tr.Observe(ctx, ip, now, traffic.Request{})
 	require.NoError(t, err)
 	assert.False(t, o.Banned)
 

@@ -52,6 +52,7 @@ type Config struct {
 	Edge           Edge
 	AuditRequests  bool    // write every proxied request to the audit log (seed 001)
 	CostPerBlock   float64 // backend cost a blocked request saves (seed 002: $0.45)
+	Scoring        Scoring
 }
 
 // Admin configures the admin API's listener and credentials.
@@ -138,6 +139,22 @@ type CORS struct {
 	MaxAge           time.Duration
 }
 
+// Scoring tunes what the gateway gathers for the scorer and how it caches
+// scores.
+type Scoring struct {
+	// SensitivePaths are normalised paths (lower case, no trailing slash)
+	// whose requests count as sensitive-path pressure; a set.
+	SensitivePaths map[string]bool
+	// VisitWindow is the fixed window of the visit counter (seed 002).
+	VisitWindow time.Duration
+	// CacheTTL is how long a client's score is reused; 0 disables the
+	// cache (every request is scored).
+	CacheTTL time.Duration
+	// CacheTolerance is how far (a fraction) a count may move before a
+	// cached score is recomputed.
+	CacheTolerance float64
+}
+
 // Route sends requests whose cleaned path starts with Path (on a segment
 // boundary) to Upstream.
 type Route struct {
@@ -210,8 +227,14 @@ type file struct {
 		Block    *float64 `yaml:"block"`
 		Throttle *float64 `yaml:"throttle"`
 	} `yaml:"thresholds"`
-	BanTTL string `yaml:"ban_ttl"`
-	Shadow bool   `yaml:"shadow"`
+	BanTTL  string `yaml:"ban_ttl"`
+	Shadow  bool   `yaml:"shadow"`
+	Scoring struct {
+		SensitivePaths []string `yaml:"sensitive_paths"`
+		VisitWindow    string   `yaml:"visit_window"`
+		CacheTTL       string   `yaml:"cache_ttl"`
+		CacheTolerance *float64 `yaml:"cache_tolerance"`
+	} `yaml:"scoring"`
 	Events struct {
 		QueueSize     int    `yaml:"queue_size"`
 		BatchSize     int    `yaml:"batch_size"`
@@ -308,6 +331,9 @@ func defaults() file {
 	f.Scorer.Timeout = "50ms"
 	f.Scorer.FailMode = string(FailOpen)
 	f.BanTTL = "10m"
+	f.Scoring.SensitivePaths = []string{"/auth", "/login", "/api/login", "/api/register", "/checkout", "/api/checkout"}
+	f.Scoring.VisitWindow = "60s"
+	f.Scoring.CacheTTL = "1s"
 	f.Events.QueueSize = 10000
 	f.Events.BatchSize = 200
 	f.Events.FlushInterval = "200ms"
@@ -575,6 +601,26 @@ func (f *file) validate() (*Config, error) {
 	if c.ThrottleAt <= 0 || c.ThrottleAt > c.BlockAt {
 		bad("thresholds.throttle", "must be in (0, thresholds.block], got %v", c.ThrottleAt)
 	}
+	c.Scoring.SensitivePaths = map[string]bool{}
+	for i, p := range f.Scoring.SensitivePaths {
+		if !strings.HasPrefix(p, "/") {
+			bad(fmt.Sprintf("scoring.sensitive_paths[%d]", i), "must start with '/', got %q", p)
+			continue
+		}
+		c.Scoring.SensitivePaths[normalizePath(p)] = true
+	}
+	c.Scoring.VisitWindow = dur("scoring.visit_window", f.Scoring.VisitWindow, time.Second)
+	c.Scoring.CacheTTL = dur("scoring.cache_ttl", f.Scoring.CacheTTL, 0)
+	if c.Scoring.CacheTTL > time.Minute {
+		bad("scoring.cache_ttl", "must be at most 1m, got %s", f.Scoring.CacheTTL)
+	}
+	c.Scoring.CacheTolerance = 0.2
+	if f.Scoring.CacheTolerance != nil {
+		c.Scoring.CacheTolerance = *f.Scoring.CacheTolerance
+	}
+	if c.Scoring.CacheTolerance < 0 || c.Scoring.CacheTolerance > 1 {
+		bad("scoring.cache_tolerance", "must be in [0, 1], got %v", c.Scoring.CacheTolerance)
+	}
 	if c.Events.QueueSize < 1 {
 		bad("events.queue_size", "must be positive, got %d", c.Events.QueueSize)
 	}
@@ -776,6 +822,16 @@ func expandEnv(s string, getenv func(string) string) string {
 		}
 		return getenv(m[2 : len(m)-1])
 	})
+}
+
+// normalizePath lower-cases p and drops trailing slashes, as the traffic
+// package does with request paths.
+func normalizePath(p string) string {
+	p = strings.ToLower(p)
+	for len(p) > 1 && strings.HasSuffix(p, "/") {
+		p = p[:len(p)-1]
+	}
+	return p
 }
 
 // parsePrefix accepts a CIDR or a bare address (a /32 or /128) and returns the

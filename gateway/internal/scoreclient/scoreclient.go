@@ -1,7 +1,10 @@
 // Package scoreclient asks the scorer service for a client's threat score
 // over HTTP/JSON on kept-alive connections. Every call has a hard deadline
 // (tens of milliseconds): a slow scorer costs a request at most the timeout,
-// and the caller falls back as configured.
+// and the caller falls back as configured. A circuit breaker stops calling
+// a scorer that keeps failing: after BreakerFailures failures in a row every
+// call fails at once with ErrCircuitOpen for BreakerCooldown, then one call
+// at a time probes the scorer until one succeeds.
 package scoreclient
 
 import (
@@ -13,16 +16,73 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
+// Breaker settings.
+const (
+	BreakerFailures = 5
+	BreakerCooldown = time.Second
+)
+
+// ErrCircuitOpen is returned without calling the scorer while the breaker
+// is open.
+var ErrCircuitOpen = errors.New("scorer circuit open")
+
 // Client calls POST {base}/v1/score.
 type Client struct {
+	base    string
 	url     string
 	timeout time.Duration
 	http    *http.Client
+	breaker breaker
+}
+
+// breaker is a consecutive-failure circuit breaker.
+type breaker struct {
+	mu        sync.Mutex
+	failures  int
+	openUntil time.Time
+	probing   bool
+	now       func() time.Time
+}
+
+// allow reports whether a call may go ahead; in the half-open state only
+// one probe at a time does.
+func (b *breaker) allow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failures < BreakerFailures {
+		return true
+	}
+	if b.now().Before(b.openUntil) || b.probing {
+		return false
+	}
+	b.probing = true
+	return true
+}
+
+func (b *breaker) release() {
+	b.mu.Lock()
+	b.probing = false
+	b.mu.Unlock()
+}
+
+func (b *breaker) done(err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.probing = false
+	if err == nil {
+		b.failures = 0
+		return
+	}
+	b.failures++
+	if b.failures >= BreakerFailures {
+		b.openUntil = b.now().Add(BreakerCooldown)
+	}
 }
 
 // New returns a client for the scorer at baseURL with a per-call timeout.
@@ -39,11 +99,31 @@ func New(baseURL string, timeout time.Duration) (*Client, error) {
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &Client{url: baseURL + "/v1/score", timeout: timeout, http: &http.Client{Transport: tr}}, nil
+	return &Client{
+		base: baseURL, url: baseURL + "/v1/score", timeout: timeout, http: &http.Client{Transport: tr},
+		breaker: breaker{now: time.Now},
+	}, nil
 }
 
-// Score returns the scorer's verdict for req.
+// SetClock replaces the breaker's clock (tests).
+func (c *Client) SetClock(now func() time.Time) { c.breaker.now = now }
+
+// Score returns the scorer's verdict for req, or ErrCircuitOpen at once
+// while the scorer is considered down.
 func (c *Client) Score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreResponse, error) {
+	if !c.breaker.allow() {
+		return wire.ScoreResponse{}, fmt.Errorf("score %s: %w", req.IP, ErrCircuitOpen)
+	}
+	res, err := c.score(ctx, req)
+	if err != nil && ctx.Err() != nil {
+		c.breaker.release() // a caller that gave up is not the scorer's failure
+	} else {
+		c.breaker.done(err)
+	}
+	return res, err
+}
+
+func (c *Client) score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	body, err := json.Marshal(req)
@@ -72,4 +152,35 @@ func (c *Client) Score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreRe
 		return wire.ScoreResponse{}, fmt.Errorf("score %s: score %v outside [0, 1]", req.IP, out.Score)
 	}
 	return out, nil
+}
+
+// Profile is what the gateway needs of the scorer's active profile.
+type Profile struct {
+	Name       string `json:"name"`
+	Thresholds struct {
+		Block    float64 `json:"block"`
+		Throttle float64 `json:"throttle"`
+	} `json:"thresholds"`
+}
+
+// Profile fetches the scorer's active profile (GET /v1/profile), so that
+// the gateway can check its thresholds against the profile's.
+func (c *Client) Profile(ctx context.Context) (Profile, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/profile", nil)
+	if err != nil {
+		return Profile{}, fmt.Errorf("profile: %w", err)
+	}
+	resp, err := c.http.Do(hr)
+	if err != nil {
+		return Profile{}, fmt.Errorf("profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return Profile{}, fmt.Errorf("profile: scorer answered %s", resp.Status)
+	}
+	var p Profile
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&p); err != nil {
+		return Profile{}, fmt.Errorf("profile: decode: %w", err)
+	}
+	return p, nil
 }

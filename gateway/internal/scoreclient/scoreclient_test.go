@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,4 +61,74 @@ func TestScoreErrors(t *testing.T) {
 			assert.Error(t, err)
 		})
 	}
+}
+
+func TestCircuitBreaker(t *testing.T) {
+	var calls, healthy atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if healthy.Load() == 0 {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(wire.ScoreResponse{Score: 0.1})
+	}))
+	defer srv.Close()
+	c, err := scoreclient.New(srv.URL, time.Second)
+	require.NoError(t, err)
+	now := time.Unix(1_800_000_000, 0)
+	c.SetClock(func() time.Time { return now })
+	ctx := context.Background()
+	req := wire.ScoreRequest{IP: "203.0.113.1"}
+
+	for range scoreclient.BreakerFailures {
+		_, err := c.Score(ctx, req)
+		require.Error(t, err)
+		assert.NotErrorIs(t, err, scoreclient.ErrCircuitOpen)
+	}
+	// Open: no more calls reach the scorer.
+	for range 10 {
+		_, err := c.Score(ctx, req)
+		assert.ErrorIs(t, err, scoreclient.ErrCircuitOpen)
+	}
+	assert.Equal(t, int64(scoreclient.BreakerFailures), calls.Load())
+
+	// After the cooldown one probe goes through; it fails and reopens.
+	now = now.Add(scoreclient.BreakerCooldown)
+	_, err = c.Score(ctx, req)
+	assert.NotErrorIs(t, err, scoreclient.ErrCircuitOpen)
+	_, err = c.Score(ctx, req)
+	assert.ErrorIs(t, err, scoreclient.ErrCircuitOpen)
+
+	// The scorer recovers: the next probe closes the breaker.
+	healthy.Store(1)
+	now = now.Add(scoreclient.BreakerCooldown)
+	res, err := c.Score(ctx, req)
+	require.NoError(t, err)
+	assert.Equal(t, 0.1, res.Score)
+	_, err = c.Score(ctx, req)
+	assert.NoError(t, err)
+}
+
+func TestProfile(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/profile" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(`{"name":"seed-002","combine":"capped_sum","thresholds":{"block":0.7,"throttle":0.7}}`))
+	}))
+	defer srv.Close()
+	c, err := scoreclient.New(srv.URL, time.Second)
+	require.NoError(t, err)
+	p, err := c.Profile(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "seed-002", p.Name)
+	assert.Equal(t, 0.7, p.Thresholds.Block)
+	assert.Equal(t, 0.7, p.Thresholds.Throttle)
+
+	bad, err := scoreclient.New(srv.URL+"/nope", time.Second)
+	require.NoError(t, err)
+	_, err = bad.Profile(context.Background())
+	assert.ErrorContains(t, err, "404")
 }

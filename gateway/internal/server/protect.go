@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -12,8 +14,10 @@ import (
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
+	"github.com/bulwarkgw/bulwark/gateway/internal/fallback"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 	"github.com/bulwarkgw/bulwark/shared/wire"
@@ -141,7 +145,7 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		cfg := v.rt.cfg
 		now := p.d.Now()
 		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
-		obs, err := p.d.Traffic.Observe(ctx, v.id, now)
+		obs, err := p.d.Traffic.Observe(ctx, v.id, now, traffic.DescribeRequest(c.Request(), cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow))
 		cancel()
 		switch {
 		case err != nil:
@@ -237,29 +241,66 @@ func identity(ip netip.Addr) netip.Addr {
 	return ip
 }
 
-// score asks the scorer; a failure degrades as configured.
+// score asks the scorer (through the score cache) with everything the
+// traffic store observed. When the scorer fails, fail_mode closed answers
+// 503; open scores locally with the same documented rule on the counts the
+// gateway has (package fallback) and marks the request degraded.
 func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		v := verdictOf(c)
 		if v.bypass || !v.rt.cfg.Scorer.Enabled {
 			return next(c)
 		}
+		cfg := v.rt.cfg
 		r := c.Request()
-		res, err := p.d.Scorer.Score(r.Context(), wire.ScoreRequest{
-			IP: v.ip.String(), Count1s: v.obs.Count1s, Count10s: v.obs.Count10s, Count60s: v.obs.Count60s,
+		o := &v.obs
+		req := wire.ScoreRequest{
+			IP: v.ip.String(), Count1s: o.Count1s, Count10s: o.Count10s, Count60s: o.Count60s,
 			Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent(),
-		})
+			Visits: o.Visits, Sensitive: o.Sensitive, SensitiveHits: o.SensitiveHits,
+			AuthFailures: o.AuthFailures, Errors4xx: o.Errors4xx,
+			DistinctPaths: o.DistinctPaths, SequentialIDs: o.SequentialIDs,
+			Intervals: o.Intervals, IntervalCV: o.IntervalCV,
+		}
+		if o.PrevIP.IsValid() {
+			req.PrevIP, req.PrevSeconds = o.PrevIP.String(), o.PrevAge.Seconds()
+		}
+		res, err := p.d.Scorer.Score(r.Context(), req)
 		if err != nil {
 			p.d.Metrics.dependencyError("scorer")
-			p.d.Log.Warn("scorer unavailable", "err", err, "fail_mode", v.rt.cfg.Scorer.FailMode)
-			if v.rt.cfg.Scorer.FailMode == config.FailClosed {
+			level := slog.LevelWarn
+			if errors.Is(err, scoreclient.ErrCircuitOpen) {
+				level = slog.LevelDebug // the breaker opening was logged already
+			}
+			p.d.Log.Log(r.Context(), level, "scorer unavailable", "err", err, "fail_mode", cfg.Scorer.FailMode)
+			if cfg.Scorer.FailMode == config.FailClosed {
 				p.d.Stats.Request(p.d.Now(), stats.Blocked)
 				return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
 			}
 			v.degraded = true
+			res = fallback.Score(req, cfg.BlockAt, cfg.ThrottleAt)
 		}
 		v.score = res
-		return next(c)
+		err = next(c)
+		p.countRefusal(c, v, err)
+		return err
+	}
+}
+
+// countRefusal records the gateway's own 429 or 403 to the client as a 4xx
+// answer: a client that keeps coming while refused raises its error ratio
+// (and so its score) instead of diluting it.
+func (p *pipeline) countRefusal(c echo.Context, v *verdict, err error) {
+	var he *echo.HTTPError
+	rec, ok := p.d.Traffic.(ResponseRecorder)
+	if !ok || v.degraded || !errors.As(err, &he) || he.Code != http.StatusTooManyRequests && he.Code != http.StatusForbidden {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
+	defer cancel()
+	// Recorded as 429 either way: a refusal is not an auth failure.
+	if rerr := rec.RecordResponse(ctx, v.id, p.d.Now(), http.StatusTooManyRequests); rerr != nil {
+		p.d.Log.Warn("refusal not recorded", "ip", v.ip, "err", rerr)
 	}
 }
 

@@ -71,8 +71,9 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 		p.apiKey,    // 8. key required on protected routes, RBAC, bad keys → ban
 		p.score,     // 9. the scorer's verdict (or the fail-mode fallback)
 		p.enforce,   // 10. block and ban / throttle / pass (shadow mode only records)
+		p.outcome,   // 11. after the upstream answered: its 4xx and 401/403 feed the client's counters
 	)
-	protected.Any("/*", p.forward) // 11. login, guarded login routes, or the proxy
+	protected.Any("/*", p.forward) // 12. login, guarded login routes, or the proxy
 	protected.Any("", p.forward)
 	// Methods echo's Any leaves out (WebDAV, cache purges) are proxied too.
 	protected.Match(extraMethods, "/*", p.forward)

@@ -23,7 +23,7 @@ import (
 
 // Traffic counts requests in shared state and reports bans.
 type Traffic interface {
-	Observe(ctx context.Context, ip netip.Addr, now time.Time) (traffic.Observation, error)
+	Observe(ctx context.Context, ip netip.Addr, now time.Time, req traffic.Request) (traffic.Observation, error)
 }
 
 // Bans creates bans that every replica enforces.

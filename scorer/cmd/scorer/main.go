@@ -6,11 +6,15 @@
 //	-listen        BULWARK_LISTEN        address to listen on (default ":8081")
 //	-geoip-db      BULWARK_GEOIP_DB      City or Country mmdb file (optional)
 //	-geoip-asn-db  BULWARK_GEOIP_ASN_DB  ASN mmdb file (optional)
-//	-config        BULWARK_CONFIG        scoring profile YAML (optional; defaults in code)
+//	-config        BULWARK_CONFIG        scoring profile YAML (optional)
+//	-profile       BULWARK_PROFILE       built-in profile when no -config: default or seed-002
 //	-log-level     BULWARK_LOG_LEVEL     debug, info, warn or error (default info)
 //
 // A file that is set but unreadable or invalid stops the scorer before it
 // listens, with an error naming the variable (and, for the profile, the key).
+// SIGHUP reloads the profile without a restart: a valid one replaces the
+// active profile for every later request; an invalid one is logged with its
+// keys and the old profile stays.
 // Logs are JSON lines on stdout; the first says where the scorer listens.
 package main
 
@@ -71,6 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	cityPath := fs.String("geoip-db", getenv("BULWARK_GEOIP_DB"), "City or Country mmdb file (BULWARK_GEOIP_DB)")
 	asnPath := fs.String("geoip-asn-db", getenv("BULWARK_GEOIP_ASN_DB"), "ASN mmdb file (BULWARK_GEOIP_ASN_DB)")
 	configPath := fs.String("config", getenv("BULWARK_CONFIG"), "scoring profile YAML (BULWARK_CONFIG)")
+	profileName := fs.String("profile", env("BULWARK_PROFILE", "default"), "built-in profile when no -config: default or seed-002 (BULWARK_PROFILE)")
 	logLevel := fs.String("log-level", env("BULWARK_LOG_LEVEL", "info"), "debug, info, warn or error (BULWARK_LOG_LEVEL)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long to wait for requests in flight on shutdown")
 	if err := fs.Parse(args); err != nil {
@@ -86,13 +91,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level}))
 
-	prof := profile.Default()
-	if *configPath != "" {
-		p, err := profile.Load(*configPath)
-		if err != nil {
-			return fmt.Errorf("BULWARK_CONFIG %s: %w", *configPath, err)
+	loadProfile := func() (*profile.Profile, error) {
+		if *configPath != "" {
+			p, err := profile.Load(*configPath)
+			if err != nil {
+				return nil, fmt.Errorf("BULWARK_CONFIG %s: %w", *configPath, err)
+			}
+			return p, nil
 		}
-		prof = p
+		p, err := profile.Builtin(*profileName)
+		if err != nil {
+			return nil, fmt.Errorf("BULWARK_PROFILE: %w", err)
+		}
+		return p, nil
+	}
+	prof, err := loadProfile()
+	if err != nil {
+		return err
 	}
 
 	locator, err := openGeo(*cityPath, *asnPath)
@@ -124,12 +139,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger.Info("scorer listening",
 		"addr", ln.Addr().String(),
-		"profile", orDefault(*configPath, "(defaults)"),
+		"profile", prof.Name,
+		"profile_file", *configPath,
 		"geoip_db", *cityPath,
 		"geoip_asn_db", *asnPath,
 	)
 
 	g, gctx := errgroup.WithContext(ctx)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				p, err := loadProfile()
+				if err != nil {
+					logger.Error("profile reload refused; keeping the active profile", "err", err)
+					continue
+				}
+				handler.SetProfile(p)
+				logger.Info("profile reloaded", "profile", p.Name)
+			}
+		}
+	})
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
@@ -168,11 +203,4 @@ func openGeo(cityPath, asnPath string) (*geo.Locator, error) {
 		}
 	}
 	return geo.NewLocator(city, asn), nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,14 +119,15 @@ func TestRunServesAndStops(t *testing.T) {
 	assert.JSONEq(t, `{"status":"ok"}`, string(body))
 
 	resp, err = client.Post(base+"/v1/score", "application/json",
-		strings.NewReader(`{"ip":"81.2.69.142","count_1s":26,"count_10s":26,"count_60s":26}`))
+		strings.NewReader(`{"ip":"81.2.69.142","count_1s":40,"count_10s":40,"count_60s":40}`))
 	require.NoError(t, err)
 	var sr wire.ScoreResponse
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&sr))
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, 0.8, sr.Score)
-	assert.Len(t, sr.Reasons, 4)
+	assert.Equal(t, 1.0, sr.Score)
+	assert.Equal(t, "block", sr.Level)
+	assert.Len(t, sr.Reasons, 15)
 	if dbPath != "" {
 		require.NotNil(t, sr.Geo)
 		assert.Equal(t, "GB", sr.Geo.Country)
@@ -172,6 +174,44 @@ func TestRunWithProfile(t *testing.T) {
 	require.NoError(t, stop())
 }
 
+func TestRunBuiltinProfileAndReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "profile.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("name: first\n"), 0o600))
+	base, out, stop := start(t, map[string]string{"BULWARK_CONFIG": path})
+	name := func() string {
+		resp, err := http.Get(base + "/v1/profile")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var p struct{ Name string }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&p))
+		return p.Name
+	}
+	require.Equal(t, "first", name())
+
+	// An invalid file is refused and the active profile stays.
+	require.NoError(t, os.WriteFile(path, []byte("combine: max\n"), 0o600))
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "profile reload refused") }, 5*time.Second, 10*time.Millisecond)
+	assert.Contains(t, out.String(), "combine: must be")
+	assert.Equal(t, "first", name())
+
+	// A valid one replaces it without a restart.
+	require.NoError(t, os.WriteFile(path, []byte("name: second\n"), 0o600))
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.Eventually(t, func() bool { return name() == "second" }, 5*time.Second, 10*time.Millisecond)
+	require.NoError(t, stop())
+
+	base, _, stop = start(t, map[string]string{"BULWARK_PROFILE": "seed-002"})
+	resp, err := http.Post(base+"/v1/score", "application/json", strings.NewReader(`{"ip":"10.0.0.1","visits":4,"sensitive":true}`))
+	require.NoError(t, err)
+	var sr wire.ScoreResponse
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&sr))
+	_ = resp.Body.Close()
+	assert.Equal(t, 0.7, sr.Score)
+	assert.Equal(t, "seed-002", sr.Profile)
+	require.NoError(t, stop())
+}
+
 func TestRunRefusesToStart(t *testing.T) {
 	dir := t.TempDir()
 	badProfile := filepath.Join(dir, "bad.yaml")
@@ -214,6 +254,11 @@ func TestRunRefusesToStart(t *testing.T) {
 			name: "bad listen address",
 			env:  map[string]string{"BULWARK_LISTEN": "127.0.0.1:99999"},
 			want: []string{"BULWARK_LISTEN", "127.0.0.1:99999"},
+		},
+		{
+			name: "unknown built-in profile",
+			env:  map[string]string{"BULWARK_PROFILE": "seed-999"},
+			want: []string{"BULWARK_PROFILE", `no built-in profile "seed-999"`},
 		},
 		{
 			name: "bad log level",

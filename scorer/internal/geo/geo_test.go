@@ -142,6 +142,10 @@ func TestLookupASN(t *testing.T) {
 		{"45.4.0.1", &wire.Geo{Country: "DE", City: "Falkenstein", Lat: 50.4779, Lon: 12.3713, ASN: 24940, Org: "Hetzner Online GmbH"}},
 		{"185.0.0.1", &wire.Geo{Country: "GB"}},
 		{"8.8.8.8", nil},
+		// The simulator's people, and its crawler in Google's network.
+		{"24.0.3.4", &wire.Geo{Country: "US", City: "Philadelphia", Lat: 39.9526, Lon: -75.1652, ASN: 7922, Org: "Comcast Cable Communications, LLC"}},
+		{"49.0.0.9", &wire.Geo{Country: "IN", City: "Mumbai", Lat: 19.076, Lon: 72.8777, ASN: 55836, Org: "Reliance Jio Infocomm Limited"}},
+		{"66.249.66.1", &wire.Geo{Country: "US", City: "Mountain View", Lat: 37.4056, Lon: -122.0775, ASN: 15169, Org: "Google LLC"}},
 	}
 	for _, tt := range tests {
 		g, err := l.Lookup(netip.MustParseAddr(tt.ip))

@@ -10,8 +10,8 @@ import (
 
 // decoder walks a YAML node tree into a Go value by the fields' yaml tags,
 // collecting one *KeyError per problem instead of stopping at the first.
-// It knows only the kinds a Profile uses: structs, maps with string keys,
-// and float64.
+// It knows only the kinds a Profile uses: structs (with inline embedded
+// structs), maps with string keys, lists, strings, integers and float64.
 type decoder struct {
 	errs []error
 }
@@ -46,7 +46,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 				d.fail(kn, path, "unknown key")
 				return
 			}
-			d.decode(val, v.Field(i), path)
+			d.decode(val, v.FieldByIndex(i), path)
 		})
 	case reflect.Map:
 		if null {
@@ -63,6 +63,39 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, key string) {
 			m.SetMapIndex(reflect.ValueOf(kn.Value), elem)
 		})
 		v.Set(m)
+	case reflect.Slice:
+		if null {
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, key, "want a list, got %s", describe(n))
+			return
+		}
+		out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			d.decode(item, out.Index(i), fmt.Sprintf("%s[%d]", key, i))
+		}
+		v.Set(out)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode || null {
+			d.fail(n, key, "want a string, got %s", describe(n))
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Int:
+		var i int64
+		if n.Kind != yaml.ScalarNode || null || n.Decode(&i) != nil {
+			d.fail(n, key, "want an integer, got %s", describe(n))
+			return
+		}
+		v.SetInt(i)
+	case reflect.Uint32:
+		var u uint32
+		if n.Kind != yaml.ScalarNode || null || n.Decode(&u) != nil {
+			d.fail(n, key, "want a number from 0 to 4294967295, got %s", describe(n))
+			return
+		}
+		v.SetUint(uint64(u))
 	case reflect.Float64:
 		var f float64
 		if n.Kind != yaml.ScalarNode || null || n.Decode(&f) != nil {
@@ -100,12 +133,21 @@ func (d *decoder) pairs(n *yaml.Node, key string, fn func(kn, val *yaml.Node, pa
 	}
 }
 
-func fieldsByTag(t reflect.Type) map[string]int {
-	fields := make(map[string]int, t.NumField())
+// fieldsByTag maps each yaml key to its field's index path; the fields of
+// an embedded struct tagged ",inline" count as the outer struct's own.
+func fieldsByTag(t reflect.Type) map[string][]int {
+	fields := make(map[string][]int, t.NumField())
 	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.Anonymous && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			for k, idx := range fieldsByTag(f.Type) {
+				fields[k] = append([]int{i}, idx...)
+			}
+			continue
+		}
 		if name != "" && name != "-" {
-			fields[name] = i
+			fields[name] = []int{i}
 		}
 	}
 	return fields

@@ -168,6 +168,42 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "combine",
+			yaml: "combine: max\n",
+			want: map[string]string{"combine": `must be "noisy_or" or "capped_sum", got "max"`},
+		},
+		{
+			name: "steps must rise",
+			yaml: "features:\n  visits: {weight: 1, steps: [{above: 6, risk: 0.8}, {above: 3, risk: 0.3}]}\n",
+			want: map[string]string{
+				"features.visits.steps[1].above": "must be greater than the previous step's (6), got 3",
+				"features.visits.steps[1].risk":  "must not be below the previous step's (0.8), got 0.3",
+			},
+		},
+		{
+			name: "step risk",
+			yaml: "features:\n  visits: {steps: [{above: 1, risk: 1.5}]}\n",
+			want: map[string]string{"features.visits.steps[0].risk": "must be between 0 and 1, got 1.5"},
+		},
+		{
+			name: "allow rules",
+			yaml: "allow:\n  - {name: g, user_agent: Googlebot}\n  - {name: g, networks: [10.0.0.0/33]}\n",
+			want: map[string]string{
+				"allow[0].networks":    "a user agent alone is never verified",
+				"allow[1].name":        `duplicate allow rule "g"`,
+				"allow[1].networks[0]": "invalid CIDR",
+			},
+		},
+		{
+			name: "lists and integers",
+			yaml: "features:\n  hosting: {asns: [0]}\n  regularity: {min_intervals: 1}\n  user_agent: {automation: curl}\n",
+			want: map[string]string{
+				"features.hosting.asns[0]":          "must be a positive AS number",
+				"features.regularity.min_intervals": "must be at least 2, got 1",
+				"features.user_agent.automation":    `want a list, got "curl"`,
+			},
+		},
+		{
 			name: "every problem together",
 			yaml: "features:\n  burst: {bogus: 1, weight: 2}\n  rate: {low: 9, high: 1}\n  geo: {country_risk: {xx: 0.1}}\n",
 			want: map[string]string{
@@ -219,14 +255,12 @@ func TestLoadMissing(t *testing.T) {
 func TestJSON(t *testing.T) {
 	data, err := json.Marshal(profile.Default())
 	require.NoError(t, err)
-	assert.JSONEq(t, `{
-		"features": {
-			"burst":    {"low": 10, "high": 30, "weight": 1},
-			"rate":     {"low": 3,  "high": 10, "weight": 0.9},
-			"rate_60s": {"low": 2,  "high": 6,  "weight": 0.6},
-			"geo":      {"weight": 0.5, "country_risk": {}}
-		},
-		"thresholds": {"block": 0.8, "throttle": 0.5}
-	}`, string(data))
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(data, &got))
+	assert.Equal(t, "default", got["name"])
+	assert.Equal(t, "noisy_or", got["combine"])
+	burst := got["features"].(map[string]any)["burst"]
+	assert.Equal(t, map[string]any{"low": 15.0, "high": 40.0, "weight": 1.0}, burst)
+	assert.Equal(t, map[string]any{"block": 0.8, "throttle": 0.5}, got["thresholds"])
 	assert.False(t, strings.Contains(string(data), "null"))
 }

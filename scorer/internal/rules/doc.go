@@ -1,50 +1,95 @@
 // Package rules turns what the gateway observed about one client into a
-// score in [0, 1] and the reasons for it. It is pure: no I/O, no clock, no
-// randomness; the same Config and Features always give the same Result.
+// score in [0, 1], a level (allow, throttle, block) and the reasons for it.
+// It is pure: no I/O, no clock, no randomness; the same Config and Features
+// always give the same Result.
 //
 // # Features
 //
-// Each feature has a raw value and a risk in [0, 1]:
+// Each feature has a raw value, computed from the gateway's observations,
+// and a curve that maps the value to a risk in [0, 1]:
 //
-//	feature   value                                   risk
-//	burst     Count1s (requests in the last second)   Ramp
-//	rate      Count10s / 10 (req/s over 10 s)         Ramp
-//	rate_60s  Count60s / 60 (req/s over 60 s)         Ramp
-//	geo       the configured risk of the client's     the value itself
-//	          country (0 when local or unknown)
+//	feature           value
+//	burst             requests in the last second
+//	rate              requests in the last 10 s / 10 (req/s)
+//	rate_60s          requests in the last 60 s / 60 (req/s)
+//	visits            requests in the current fixed window (seed 002's counter)
+//	sensitive_visits  visits, when the current path is sensitive; else 0
+//	sensitive_hits    requests to sensitive paths (login, checkout, ...) in 60 s
+//	regularity        1 − coefficient of variation of the inter-arrival times
+//	                  of the client's recent requests (1 = a metronome), 0 until
+//	                  MinIntervals gaps are known
+//	auth_failures     upstream 401/403 answers to the client in 60 s
+//	error_ratio       4xx answers / requests in 60 s (0 below MinRequests)
+//	path_diversity    distinct paths in 60 s
+//	enumeration       length of the current run of neighbouring numeric ids
+//	                  (/products/41, /products/42, ... one way, step 1)
+//	user_agent        1 for an empty user agent or a tool's (curl, python,
+//	                  headless browsers, scanners), BotUARisk for a
+//	                  self-declared crawler, else 0
+//	geo               the configured risk of the client's country
+//	hosting           1 when the client's ASN is a hosting/datacenter one
+//	travel            impossible travel: the speed (km/h) at which the
+//	                  request's principal (an API key) would have moved from
+//	                  where it was last seen, when that is at least
+//	                  MinTravelKm away (time floored at MinTravelSeconds)
 //
-// A Ramp is linear: risk 0 at or below Low, 1 at or above High, and a
-// straight line between. Negative counts are treated as 0.
+// A curve is either a ramp (risk 0 at or below Low, 1 at or above High,
+// linear between) or a step function (the risk of the highest step whose
+// Above the value strictly exceeds). Both never decrease as the value grows.
+// Local and unknown addresses have no country and no ASN, hence no geo or
+// hosting risk.
 //
-// # Combination (noisy-OR)
+// An allow rule (user agent substring AND network) gives a verified client
+// score 0; a user agent string alone is never enough.
 //
-//	score = 1 − Π (1 − weight_i · risk_i)
+// # Combination
 //
-// clamped to [0, 1] and rounded to 4 decimals. Every weight and risk lies in
-// [0, 1], so the score is bounded and never decreases when any one feature's
-// value grows. Each Reason's Contribution is the feature's proportional
-// share of the score,
+// With w_i the weight and r_i the risk of feature i (both in [0, 1]):
 //
-//	contribution_i = weight_i · risk_i / Σ_j weight_j · risk_j × score
+//	noisy_or:    score = 1 − Π (1 − w_i · r_i)
+//	capped_sum:  score = min(1, Σ w_i · r_i)
+//
+// The score is rounded to 4 decimals. Both rules are bounded to [0, 1] and
+// never decrease when any one risk grows. Each Reason's Contribution is the
+// feature's proportional share of the score,
+//
+//	contribution_i = w_i · r_i / Σ_j w_j · r_j × score
 //
 // (rounded to 4 decimals), so the contributions sum to the score up to
 // rounding. Reasons list every feature, also those contributing nothing,
-// sorted by contribution (largest first) then by feature name. A Reason's
-// Value is the raw observed value (rounded to 4 decimals): 42 for a burst
-// of 42 requests, 3.1 for a 10-second rate of 31 requests.
+// sorted by contribution (largest first) then by feature name; a Reason's
+// Value is the raw value (rounded to 4 decimals).
+//
+// Level: score ≥ Block → block; score ≥ Throttle → throttle; else allow.
 //
 // # Defaults
 //
-// DefaultConfig returns:
+// DefaultConfig (the "default" profile) uses noisy-OR with:
 //
-//	feature   low   high   weight
-//	burst     10    30     1.0
-//	rate      3     10     0.9
-//	rate_60s  2     6      0.6
-//	geo       -     -      0.5    country risk map empty
+//	feature          low    high   weight
+//	burst            15     40     1.0
+//	rate             5      15     0.9
+//	rate_60s         3      8      0.6
+//	sensitive_hits   0      4      0.45
+//	regularity       0.6    0.85   0.6    (at least 8 gaps)
+//	auth_failures    2      8      0.9
+//	error_ratio      0.25   0.75   0.6    (at least 4 requests)
+//	path_diversity   30     100    0.5
+//	enumeration      2      5      0.9
+//	user_agent       0      1      0.45
+//	geo              0      1      0.5    (country risk map empty)
+//	hosting          0      1      0.45
+//	travel           1000   5000   0.9    (km/h; at least 500 km, 60 s)
+//	visits, sensitive_visits              0 (off)
 //
-// With these, a client that sends 100 requests within one second reaches a
-// score of 0.8 (the default block threshold in the scorer's profile) at its
-// 26th request, while a steady client with Count1s 5, Count10s 20 and
-// Count60s 60 scores 0.
+// and block 0.8, throttle 0.5. Where they come from: the ramps start where
+// the simulator's people (pages with their assets, think time of seconds,
+// logins that mostly succeed) stop, and the weights were raised until every
+// bot scenario reached throttle after its first second (make detect; the
+// README has the table). No single circumstantial feature (a tool's user
+// agent, a hosting network, login pressure) reaches the throttle threshold
+// alone, but any two do, so a datacenter client on a login or checkout path
+// is throttled from its first request. A 50 rps client on checkout is
+// blocked by its 32nd request in a second, by about its 20th when its
+// requests are evenly spaced.
 package rules

@@ -2,123 +2,330 @@ package rules
 
 import (
 	"math"
+	"net/netip"
+	"strings"
 
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 // Feature names, as they appear in wire.Reason.Feature.
 const (
-	FeatureBurst   = "burst"
-	FeatureRate    = "rate"
-	FeatureRate60s = "rate_60s"
-	FeatureGeo     = "geo"
+	FeatureBurst           = "burst"
+	FeatureRate            = "rate"
+	FeatureRate60s         = "rate_60s"
+	FeatureVisits          = "visits"
+	FeatureSensitiveVisits = "sensitive_visits"
+	FeatureSensitiveHits   = "sensitive_hits"
+	FeatureRegularity      = "regularity"
+	FeatureAuthFailures    = "auth_failures"
+	FeatureErrorRatio      = "error_ratio"
+	FeaturePathDiversity   = "path_diversity"
+	FeatureEnumeration     = "enumeration"
+	FeatureUserAgent       = "user_agent"
+	FeatureGeo             = "geo"
+	FeatureHosting         = "hosting"
+	FeatureTravel          = "travel"
 )
 
-// FeatureNames lists every feature in a fixed order.
-var FeatureNames = []string{FeatureBurst, FeatureRate, FeatureRate60s, FeatureGeo}
+// Feature indexes a feature in Config.Curves and in the order of
+// FeatureNames.
+type Feature int
 
-// Ramp maps a raw value to a risk: 0 at or below Low, 1 at or above High,
-// linear in between. Weight, in [0, 1], scales the risk in the combination.
-type Ramp struct {
-	Low    float64
-	High   float64
-	Weight float64
+// The features, in the fixed order of FeatureNames.
+const (
+	Burst Feature = iota
+	Rate
+	Rate60s
+	Visits
+	SensitiveVisits
+	SensitiveHits
+	Regularity
+	AuthFailures
+	ErrorRatio
+	PathDiversity
+	Enumeration
+	UserAgent
+	Geo
+	Hosting
+	Travel
+	NumFeatures
+)
+
+// FeatureNames lists every feature's name, indexed by Feature.
+var FeatureNames = [NumFeatures]string{
+	FeatureBurst, FeatureRate, FeatureRate60s, FeatureVisits, FeatureSensitiveVisits,
+	FeatureSensitiveHits, FeatureRegularity, FeatureAuthFailures, FeatureErrorRatio,
+	FeaturePathDiversity, FeatureEnumeration, FeatureUserAgent, FeatureGeo, FeatureHosting,
+	FeatureTravel,
 }
 
-// Risk returns the ramp's risk for value v, in [0, 1].
-func (r Ramp) Risk(v float64) float64 {
+// Combine names a combination rule.
+type Combine string
+
+// The combination rules; see the package comment.
+const (
+	NoisyOR   Combine = "noisy_or"
+	CappedSum Combine = "capped_sum"
+)
+
+// Levels a score maps to.
+const (
+	LevelAllow    = wire.LevelAllow
+	LevelThrottle = wire.LevelThrottle
+	LevelBlock    = wire.LevelBlock
+)
+
+// Step is one rung of a step curve: a value strictly above Above has at
+// least risk Risk.
+type Step struct {
+	Above float64
+	Risk  float64
+}
+
+// Curve maps a feature's raw value to a risk in [0, 1] and weights it. With
+// Steps it is a step function (the risk of the highest step whose Above
+// the value exceeds, 0 below the first); without, a Ramp from Low to High.
+type Curve struct {
+	Low, High float64
+	Steps     []Step
+	Weight    float64
+}
+
+// Ramp returns a linear curve: risk 0 at or below low, 1 at or above high.
+func Ramp(low, high, weight float64) Curve { return Curve{Low: low, High: high, Weight: weight} }
+
+// Risk returns the curve's risk for value v, in [0, 1]. The profile
+// package guarantees Low < High and steps sorted with non-decreasing risk,
+// so Risk never decreases as v grows.
+func (c *Curve) Risk(v float64) float64 {
+	if len(c.Steps) > 0 {
+		r := 0.0
+		for _, s := range c.Steps {
+			if v > s.Above {
+				r = s.Risk
+			}
+		}
+		return clamp01(r)
+	}
 	switch {
-	case v <= r.Low:
+	case v <= c.Low:
 		return 0
-	case v >= r.High:
+	case v >= c.High:
 		return 1
 	default:
-		return (v - r.Low) / (r.High - r.Low)
+		return (v - c.Low) / (c.High - c.Low)
 	}
 }
 
-// Config holds the weights and ramps of every feature. The profile package
-// loads and validates it; Score assumes Low < High and weights in [0, 1].
+// AllowRule lets a verified client through with score 0: its user agent
+// contains UserAgent (case-insensitive; "" matches any) AND its address is
+// inside one of Networks. A user agent alone never qualifies.
+type AllowRule struct {
+	Name      string
+	UserAgent string // lower case
+	Networks  []netip.Prefix
+}
+
+// Config is a compiled profile. The profile package builds and validates
+// it; Score assumes it is valid.
 type Config struct {
-	Burst   Ramp
-	Rate    Ramp
-	Rate60s Ramp
-	// GeoWeight scales the country risk.
-	GeoWeight float64
+	Name    string
+	Combine Combine
+	Curves  [NumFeatures]Curve
+	// MinIntervals is how many inter-arrival gaps regularity needs before
+	// it says anything.
+	MinIntervals int
+	// MinRequests is how many requests in 60 s error_ratio needs.
+	MinRequests int64
+	// MinTravelKm is the shortest move travel considers: closer places
+	// are within the databases' accuracy. MinTravelSeconds floors the
+	// time between them.
+	MinTravelKm      float64
+	MinTravelSeconds float64
 	// CountryRisk maps upper-case ISO 3166-1 alpha-2 codes to a risk in
-	// [0, 1]. Countries not listed carry no risk.
+	// [0, 1]; countries not listed carry none.
 	CountryRisk map[string]float64
+	// HostingASNs are hosting and datacenter autonomous systems.
+	HostingASNs map[uint32]bool
+	// AutomationUA are lower-case substrings of user agents sent by tools,
+	// libraries and headless browsers.
+	AutomationUA []string
+	// BotUA are lower-case substrings of self-declared crawlers; an
+	// unverified one gets BotUARisk.
+	BotUA     []string
+	BotUARisk float64
+	Allow     []AllowRule
+	// Block and Throttle are the level thresholds; Throttle == Block means
+	// there is no throttle band.
+	Block, Throttle float64
 }
 
-// DefaultConfig returns the defaults documented in the package comment.
-func DefaultConfig() Config {
-	return Config{
-		Burst:       Ramp{Low: 10, High: 30, Weight: 1.0},
-		Rate:        Ramp{Low: 3, High: 10, Weight: 0.9},
-		Rate60s:     Ramp{Low: 2, High: 6, Weight: 0.6},
-		GeoWeight:   0.5,
-		CountryRisk: map[string]float64{},
-	}
-}
-
-// Features is what the rules look at for one client.
+// Features is what the rules look at for one client and request.
 type Features struct {
 	// Requests counted in sliding windows ending now.
-	Count1s  int64
-	Count10s int64
-	Count60s int64
-	// Country is the client's upper-case ISO country code; "" when the
-	// address is local or not in the GeoIP database.
+	Count1s, Count10s, Count60s int64
+	// Visits in the current fixed window (seed 002's counter).
+	Visits int64
+	// Sensitive is true when the current path is a sensitive one;
+	// SensitiveHits counts requests to sensitive paths in 60 s.
+	Sensitive     bool
+	SensitiveHits int64
+	// Responses observed in 60 s: upstream 401/403, and all 4xx.
+	AuthFailures, Errors4xx int64
+	// DistinctPaths in 60 s; SequentialIDs is the length of the client's
+	// current run of neighbouring numeric ids on one path pattern.
+	DistinctPaths, SequentialIDs int64
+	// Intervals gaps between the client's recent requests, with
+	// coefficient of variation IntervalCV.
+	Intervals  int
+	IntervalCV float64
+	UserAgent  string
+	// Addr, Country (upper-case ISO code) and ASN of the client; Country
+	// "" and ASN 0 when local or unknown.
+	Addr    netip.Addr
 	Country string
+	ASN     uint32
+	// TravelKm is the distance between where the request's principal (an
+	// API key) is now and where it was TravelSeconds ago; 0 when unknown.
+	TravelKm, TravelSeconds float64
 }
 
-// Result is a score in [0, 1] and one Reason per feature, sorted by
-// contribution (largest first), then by feature name.
+// Result is a score in [0, 1], its level, and one Reason per feature sorted
+// by contribution (largest first), then by feature name. Allow names the
+// allow rule that matched, if any.
 type Result struct {
 	Score   float64
+	Level   string
+	Allow   string
 	Reasons []wire.Reason
 }
 
-// part is one feature's raw value and its weighted risk.
-type part struct {
-	name  string
-	value float64
-	wr    float64 // weight × risk, in [0, 1]
+// Values returns every feature's raw value, indexed by Feature.
+func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
+	var v [NumFeatures]float64
+	v[Burst] = float64(max(f.Count1s, 0))
+	v[Rate] = float64(max(f.Count10s, 0)) / 10
+	v[Rate60s] = float64(max(f.Count60s, 0)) / 60
+	v[Visits] = float64(max(f.Visits, 0))
+	if f.Sensitive {
+		v[SensitiveVisits] = v[Visits]
+	}
+	v[SensitiveHits] = float64(max(f.SensitiveHits, 0))
+	if f.Intervals >= cfg.MinIntervals && f.Intervals > 0 && !math.IsNaN(f.IntervalCV) {
+		v[Regularity] = clamp01(1 - f.IntervalCV)
+	}
+	v[AuthFailures] = float64(max(f.AuthFailures, 0))
+	if f.Count60s >= cfg.MinRequests && f.Count60s > 0 {
+		v[ErrorRatio] = clamp01(float64(max(f.Errors4xx, 0)) / float64(f.Count60s))
+	}
+	v[PathDiversity] = float64(max(f.DistinctPaths, 0))
+	v[Enumeration] = float64(max(f.SequentialIDs, 0))
+	v[UserAgent] = cfg.uaRisk(f.UserAgent)
+	if f.Country != "" {
+		v[Geo] = clamp01(cfg.CountryRisk[f.Country])
+	}
+	if f.ASN != 0 && cfg.HostingASNs[f.ASN] {
+		v[Hosting] = 1
+	}
+	if f.TravelKm >= cfg.MinTravelKm && f.TravelKm > 0 {
+		v[Travel] = f.TravelKm / max(f.TravelSeconds, cfg.MinTravelSeconds, 1) * 3600
+	}
+	return v
 }
 
-// Score combines the features with noisy-OR; see the package comment.
+// uaRisk is 1 for an empty user agent or a tool's, BotUARisk for a
+// self-declared crawler, else 0.
+func (cfg *Config) uaRisk(ua string) float64 {
+	if strings.TrimSpace(ua) == "" {
+		return 1
+	}
+	lower := strings.ToLower(ua)
+	for _, s := range cfg.AutomationUA {
+		if strings.Contains(lower, s) {
+			return 1
+		}
+	}
+	for _, s := range cfg.BotUA {
+		if strings.Contains(lower, s) {
+			return clamp01(cfg.BotUARisk)
+		}
+	}
+	return 0
+}
+
+// allowed returns the name of the first allow rule f satisfies.
+func (cfg *Config) allowed(f *Features) string {
+	if len(cfg.Allow) == 0 || !f.Addr.IsValid() {
+		return ""
+	}
+	addr := f.Addr.Unmap()
+	var lower string
+	for _, r := range cfg.Allow {
+		if r.UserAgent != "" {
+			if lower == "" {
+				lower = strings.ToLower(f.UserAgent)
+			}
+			if !strings.Contains(lower, r.UserAgent) {
+				continue
+			}
+		}
+		for _, n := range r.Networks {
+			if n.Contains(addr) {
+				return r.Name
+			}
+		}
+	}
+	return ""
+}
+
+// Score combines the features by the configured rule; see the package
+// comment.
 func Score(cfg *Config, f Features) Result {
-	burst := float64(max(f.Count1s, 0))
-	rate := float64(max(f.Count10s, 0)) / 10
-	rate60 := float64(max(f.Count60s, 0)) / 60
-	var geo float64
-	if f.Country != "" {
-		geo = clamp01(cfg.CountryRisk[f.Country])
-	}
-	parts := [...]part{
-		{FeatureBurst, burst, clamp01(cfg.Burst.Weight) * cfg.Burst.Risk(burst)},
-		{FeatureRate, rate, clamp01(cfg.Rate.Weight) * cfg.Rate.Risk(rate)},
-		{FeatureRate60s, rate60, clamp01(cfg.Rate60s.Weight) * cfg.Rate60s.Risk(rate60)},
-		{FeatureGeo, geo, clamp01(cfg.GeoWeight) * geo},
-	}
+	return cfg.ScoreValues(cfg.Values(&f), cfg.allowed(&f))
+}
 
+// ScoreValues combines feature values (indexed by Feature) by the
+// configured rule. A non-empty allow (the name of the allow rule the client
+// matched) makes every risk 0.
+func (cfg *Config) ScoreValues(vals [NumFeatures]float64, allow string) Result {
+	var wr [NumFeatures]float64
 	keep, sum := 1.0, 0.0
-	for _, p := range parts {
-		keep *= 1 - p.wr
-		sum += p.wr
+	if allow == "" {
+		for i := range NumFeatures {
+			wr[i] = clamp01(cfg.Curves[i].Weight) * cfg.Curves[i].Risk(vals[i])
+			keep *= 1 - wr[i]
+			sum += wr[i]
+		}
 	}
-	score := round4(clamp01(1 - keep))
+	var score float64
+	if cfg.Combine == CappedSum {
+		score = round4(clamp01(sum))
+	} else {
+		score = round4(clamp01(1 - keep))
+	}
 
-	reasons := make([]wire.Reason, len(parts))
-	for i, p := range parts {
+	reasons := make([]wire.Reason, NumFeatures)
+	for i := range NumFeatures {
 		var c float64
 		if sum > 0 {
-			c = round4(p.wr / sum * score)
+			c = round4(wr[i] / sum * score)
 		}
-		reasons[i] = wire.Reason{Feature: p.name, Value: round4(p.value), Contribution: c}
+		reasons[i] = wire.Reason{Feature: FeatureNames[i], Value: round4(vals[i]), Contribution: c}
 	}
 	sortReasons(reasons)
-	return Result{Score: score, Reasons: reasons}
+	return Result{Score: score, Level: cfg.Level(score), Allow: allow, Reasons: reasons}
+}
+
+// Level maps a score to allow, throttle or block.
+func (cfg *Config) Level(score float64) string {
+	switch {
+	case score >= cfg.Block:
+		return LevelBlock
+	case score >= cfg.Throttle:
+		return LevelThrottle
+	default:
+		return LevelAllow
+	}
 }
 
 // sortReasons orders by contribution descending, then feature name. An

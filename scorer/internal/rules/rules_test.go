@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -11,158 +12,237 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func TestRampRisk(t *testing.T) {
-	r := rules.Ramp{Low: 10, High: 30, Weight: 1}
-	tests := []struct {
-		v, want float64
-	}{
+func TestCurveRisk(t *testing.T) {
+	ramp := rules.Ramp(10, 30, 1)
+	for _, tt := range []struct{ v, want float64 }{
 		{-5, 0}, {0, 0}, {10, 0}, {15, 0.25}, {20, 0.5}, {29, 0.95}, {30, 1}, {1e9, 1},
+	} {
+		assert.InDelta(t, tt.want, ramp.Risk(tt.v), 1e-12, "ramp v=%v", tt.v)
 	}
-	for _, tt := range tests {
-		assert.InDelta(t, tt.want, r.Risk(tt.v), 1e-12, "v=%v", tt.v)
+	steps := rules.Curve{Weight: 1, Steps: []rules.Step{{Above: 3, Risk: 0.3}, {Above: 6, Risk: 0.8}}}
+	for _, tt := range []struct{ v, want float64 }{
+		{0, 0}, {3, 0}, {3.5, 0.3}, {4, 0.3}, {6, 0.3}, {7, 0.8}, {1e9, 0.8},
+	} {
+		assert.Equal(t, tt.want, steps.Risk(tt.v), "steps v=%v", tt.v)
 	}
 }
 
-func TestScoreExamples(t *testing.T) {
+// value returns one feature's value for f under the default config.
+func value(f rules.Features, feature rules.Feature) float64 {
 	cfg := rules.DefaultConfig()
-	cfg.CountryRisk = map[string]float64{"KP": 1.0, "RU": 0.4}
-	reason := func(f string, v, c float64) wire.Reason {
-		return wire.Reason{Feature: f, Value: v, Contribution: c}
-	}
+	return cfg.Values(&f)[feature]
+}
+
+func TestFeatureValues(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      rules.Features
-		score   float64
-		reasons []wire.Reason
+		feature rules.Feature
+		want    float64
 	}{
-		{
-			name:  "idle",
-			in:    rules.Features{},
-			score: 0,
-			reasons: []wire.Reason{
-				reason("burst", 0, 0), reason("geo", 0, 0), reason("rate", 0, 0), reason("rate_60s", 0, 0),
-			},
-		},
-		{
-			name:  "steady human",
-			in:    rules.Features{Count1s: 5, Count10s: 20, Count60s: 60, Country: "GB"},
-			score: 0,
-			reasons: []wire.Reason{
-				reason("burst", 5, 0), reason("geo", 0, 0), reason("rate", 2, 0), reason("rate_60s", 1, 0),
-			},
-		},
-		{
-			name:  "burst only",
-			in:    rules.Features{Count1s: 20, Count10s: 20, Count60s: 20},
-			score: 0.5,
-			reasons: []wire.Reason{
-				reason("burst", 20, 0.5), reason("geo", 0, 0), reason("rate", 2, 0), reason("rate_60s", 0.3333, 0),
-			},
-		},
-		{
-			// burst 0.8, rate 0.9×(4.2−3)/7, rate_60s 0.6×(3.5−2)/4:
-			// 1 − 0.2 × 0.845714… × 0.775 = 0.868914…; shares of Σ 1.179286…
-			name:  "scraper",
-			in:    rules.Features{Count1s: 26, Count10s: 42, Count60s: 210},
-			score: 0.8689,
-			reasons: []wire.Reason{
-				reason("burst", 26, 0.5894), reason("rate_60s", 3.5, 0.1658),
-				reason("rate", 4.2, 0.1137), reason("geo", 0, 0),
-			},
-		},
-		{
-			name:  "risky country alone",
-			in:    rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, Country: "KP"},
-			score: 0.5,
-			reasons: []wire.Reason{
-				reason("geo", 1, 0.5), reason("burst", 1, 0), reason("rate", 0.1, 0), reason("rate_60s", 0.0167, 0),
-			},
-		},
-		{
-			// 1 − (1 − 0.5) × (1 − 0.2) = 0.6; shares 0.5/0.7 and 0.2/0.7.
-			name:  "burst and country",
-			in:    rules.Features{Count1s: 20, Count10s: 20, Count60s: 20, Country: "RU"},
-			score: 0.6,
-			reasons: []wire.Reason{
-				reason("burst", 20, 0.4286), reason("geo", 0.4, 0.1714), reason("rate", 2, 0), reason("rate_60s", 0.3333, 0),
-			},
-		},
-		{
-			name:  "flood saturates",
-			in:    rules.Features{Count1s: 500, Count10s: 5000, Count60s: 30000, Country: "KP"},
-			score: 1,
-			reasons: []wire.Reason{
-				// shares 1/3, 0.9/3, 0.6/3, 0.5/3 of 1
-				reason("burst", 500, 0.3333), reason("rate", 500, 0.3), reason("rate_60s", 500, 0.2), reason("geo", 1, 0.1667),
-			},
-		},
-		{
-			name:  "negative counts are zero",
-			in:    rules.Features{Count1s: -3, Count10s: -30, Count60s: -300},
-			score: 0,
-			reasons: []wire.Reason{
-				reason("burst", 0, 0), reason("geo", 0, 0), reason("rate", 0, 0), reason("rate_60s", 0, 0),
-			},
-		},
+		{"burst", rules.Features{Count1s: 42}, rules.Burst, 42},
+		{"negative burst", rules.Features{Count1s: -3}, rules.Burst, 0},
+		{"rate", rules.Features{Count10s: 31}, rules.Rate, 3.1},
+		{"rate_60s", rules.Features{Count60s: 90}, rules.Rate60s, 1.5},
+		{"visits", rules.Features{Visits: 7}, rules.Visits, 7},
+		{"sensitive visits on a normal path", rules.Features{Visits: 7}, rules.SensitiveVisits, 0},
+		{"sensitive visits", rules.Features{Visits: 7, Sensitive: true}, rules.SensitiveVisits, 7},
+		{"sensitive hits", rules.Features{SensitiveHits: 4}, rules.SensitiveHits, 4},
+		{"regularity: metronome", rules.Features{Intervals: 10, IntervalCV: 0.05}, rules.Regularity, 0.95},
+		{"regularity: human", rules.Features{Intervals: 10, IntervalCV: 1.4}, rules.Regularity, 0},
+		{"regularity: too few gaps", rules.Features{Intervals: 7, IntervalCV: 0}, rules.Regularity, 0},
+		{"auth failures", rules.Features{AuthFailures: 5}, rules.AuthFailures, 5},
+		{"error ratio", rules.Features{Count60s: 10, Errors4xx: 4}, rules.ErrorRatio, 0.4},
+		{"error ratio: too few requests", rules.Features{Count60s: 3, Errors4xx: 3}, rules.ErrorRatio, 0},
+		{"error ratio: capped", rules.Features{Count60s: 4, Errors4xx: 9}, rules.ErrorRatio, 1},
+		{"path diversity", rules.Features{DistinctPaths: 77}, rules.PathDiversity, 77},
+		{"enumeration", rules.Features{SequentialIDs: 6}, rules.Enumeration, 6},
+		{"geo: unknown country", rules.Features{Country: "GB"}, rules.Geo, 0},
+		{"hosting", rules.Features{ASN: 16509}, rules.Hosting, 1},
+		{"not hosting", rules.Features{ASN: 3320}, rules.Hosting, 0},
+		{"travel: London to Tokyo in an hour", rules.Features{TravelKm: 9560, TravelSeconds: 3600}, rules.Travel, 9560},
+		{"travel: time floored at a minute", rules.Features{TravelKm: 1000, TravelSeconds: 2}, rules.Travel, 60000},
+		{"travel: nearby places are noise", rules.Features{TravelKm: 300, TravelSeconds: 1}, rules.Travel, 0},
+		{"travel: a day's flight", rules.Features{TravelKm: 9560, TravelSeconds: 86400}, rules.Travel, 9560.0 / 24},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := rules.Score(&cfg, tt.in)
-			assert.Equal(t, tt.score, got.Score)
-			assert.Equal(t, tt.reasons, got.Reasons)
-		})
+		assert.InDelta(t, tt.want, value(tt.in, tt.feature), 1e-9*max(1, tt.want), tt.name)
 	}
 }
 
-// TestDefaultCalibration pins the consequences of the defaults that the
-// gateway's thresholds rely on.
+func TestUserAgent(t *testing.T) {
+	tests := []struct {
+		ua   string
+		want float64
+	}{
+		{"", 1},
+		{"   ", 1},
+		{"curl/8.5.0", 1},
+		{"python-requests/2.31.0", 1},
+		{"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36", 1},
+		{"Go-http-client/1.1", 1},
+		{"Scrapy/2.11 (+https://scrapy.org)", 1},
+		{"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", 0.5},
+		{"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", 0},
+		{"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1", 0},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, value(rules.Features{UserAgent: tt.ua}, rules.UserAgent), tt.ua)
+	}
+}
+
+func TestGeoAndHosting(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	cfg.CountryRisk = map[string]float64{"KP": 1, "RU": 0.4}
+	v := cfg.Values(&rules.Features{Country: "RU", ASN: 14061})
+	assert.Equal(t, 0.4, v[rules.Geo])
+	assert.Equal(t, 1.0, v[rules.Hosting])
+	// Local and unknown addresses come without country and ASN.
+	v = cfg.Values(&rules.Features{})
+	assert.Zero(t, v[rules.Geo])
+	assert.Zero(t, v[rules.Hosting])
+}
+
+const googlebotUA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+func TestAllowRuleNeedsUserAgentAndNetwork(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	busy := rules.Features{Count1s: 60, Count10s: 300, Count60s: 900, SequentialIDs: 50, UserAgent: googlebotUA}
+
+	verified := busy
+	verified.Addr = netip.MustParseAddr("66.249.66.1")
+	r := rules.Score(&cfg, verified)
+	assert.Equal(t, "googlebot", r.Allow)
+	assert.Zero(t, r.Score)
+	assert.Equal(t, rules.LevelAllow, r.Level)
+	checkResult(t, r)
+
+	// The same claim from elsewhere is only a claim.
+	spoofed := busy
+	spoofed.Addr = netip.MustParseAddr("45.2.0.9")
+	r = rules.Score(&cfg, spoofed)
+	assert.Empty(t, r.Allow)
+	assert.Equal(t, rules.LevelBlock, r.Level)
+
+	// Google's network without the crawler's user agent is not the crawler.
+	other := busy
+	other.UserAgent = "curl/8.0"
+	other.Addr = netip.MustParseAddr("66.249.66.1")
+	assert.Empty(t, rules.Score(&cfg, other).Allow)
+}
+
+func TestCombinationRules(t *testing.T) {
+	var cfg rules.Config
+	cfg.Block, cfg.Throttle = 0.8, 0.5
+	for i := range rules.NumFeatures {
+		cfg.Curves[i] = rules.Ramp(0, 1, 0)
+	}
+	cfg.Curves[rules.Burst] = rules.Ramp(0, 1, 0.5)
+	cfg.Curves[rules.Rate] = rules.Ramp(0, 1, 0.4)
+	var vals [rules.NumFeatures]float64
+	vals[rules.Burst], vals[rules.Rate] = 1, 1
+
+	cfg.Combine = rules.NoisyOR
+	r := cfg.ScoreValues(vals, "")
+	assert.Equal(t, 0.7, r.Score) // 1 − 0.5 · 0.6
+	assert.Equal(t, rules.LevelThrottle, r.Level)
+	assert.Equal(t, wire.Reason{Feature: "burst", Value: 1, Contribution: 0.3889}, r.Reasons[0])
+	assert.Equal(t, wire.Reason{Feature: "rate", Value: 1, Contribution: 0.3111}, r.Reasons[1])
+	checkResult(t, r)
+
+	cfg.Combine = rules.CappedSum
+	r = cfg.ScoreValues(vals, "")
+	assert.Equal(t, 0.9, r.Score)
+	assert.Equal(t, rules.LevelBlock, r.Level)
+	assert.Equal(t, 0.5, r.Reasons[0].Contribution)
+	checkResult(t, r)
+
+	cfg.Curves[rules.Rate].Weight = 0.9
+	r = cfg.ScoreValues(vals, "")
+	assert.Equal(t, 1.0, r.Score, "capped")
+	checkResult(t, r)
+}
+
 func TestDefaultCalibration(t *testing.T) {
 	cfg := rules.DefaultConfig()
+	const chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+	tests := []struct {
+		name  string
+		in    rules.Features
+		level string
+	}{
+		{"human: a page with its assets", rules.Features{Count1s: 8, Count10s: 9, Count60s: 30, DistinctPaths: 14, Intervals: 11, IntervalCV: 1.8, UserAgent: chrome}, rules.LevelAllow},
+		{"human: a login and a checkout", rules.Features{Count1s: 2, Count10s: 10, Count60s: 40, SensitiveHits: 3, AuthFailures: 1, Errors4xx: 1, DistinctPaths: 20, Intervals: 11, IntervalCV: 1.1, UserAgent: chrome}, rules.LevelAllow},
+		{"curl alone", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: "curl/8"}, rules.LevelAllow},
+		{"hosting alone", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: chrome, ASN: 16509}, rules.LevelAllow},
+		{"curl from hosting", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: "curl/8", ASN: 16509}, rules.LevelThrottle},
+		{"hosting on a login", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, Sensitive: true, SensitiveHits: 1, UserAgent: chrome, ASN: 14061}, rules.LevelThrottle},
+		{"50 rps at its 30th request", rules.Features{Count1s: 30, Count10s: 30, Count60s: 30, UserAgent: chrome}, rules.LevelThrottle},
+		{"50 rps checkout at its 30th request", rules.Features{Count1s: 30, Count10s: 30, Count60s: 30, Sensitive: true, SensitiveHits: 30, UserAgent: chrome}, rules.LevelThrottle},
+		{"50 rps checkout at its 32nd request", rules.Features{Count1s: 32, Count10s: 32, Count60s: 32, Sensitive: true, SensitiveHits: 32, UserAgent: chrome}, rules.LevelBlock},
+		{"50 rps checkout, evenly spaced, at its 20th request", rules.Features{Count1s: 20, Count10s: 20, Count60s: 20, Sensitive: true, SensitiveHits: 20, Intervals: 11, IntervalCV: 0.1, UserAgent: chrome}, rules.LevelBlock},
+		{"enumerating ids", rules.Features{Count1s: 4, Count10s: 5, Count60s: 5, SequentialIDs: 4, UserAgent: chrome}, rules.LevelThrottle},
+		{"scanning: three 404s in four", rules.Features{Count1s: 3, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, rules.LevelThrottle},
+		{"scanning with a tool", rules.Features{Count1s: 3, Count10s: 6, Count60s: 6, Errors4xx: 6, UserAgent: "python-requests/2"}, rules.LevelThrottle},
+		{"a metronome", rules.Features{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0.03, UserAgent: chrome}, rules.LevelThrottle},
+		{"an API key in Berlin, then London 2 hours later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 930, TravelSeconds: 7200, UserAgent: chrome}, rules.LevelAllow},
+		{"an API key in Berlin, then London 10 minutes later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 930, TravelSeconds: 600, UserAgent: chrome}, rules.LevelBlock},
+		{"an API key in London, then Tokyo 5 minutes later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 9560, TravelSeconds: 300, UserAgent: chrome}, rules.LevelBlock},
+		{"credential stuffing", rules.Features{Count1s: 5, Count10s: 20, Count60s: 20, SensitiveHits: 20, AuthFailures: 8, UserAgent: chrome}, rules.LevelBlock},
+	}
+	for _, tt := range tests {
+		r := rules.Score(&cfg, tt.in)
+		checkResult(t, r, tt.name)
+		assert.Equal(t, tt.level, r.Level, "%s: score %v %+v", tt.name, r.Score, r.Reasons)
+	}
+}
 
-	// 100 requests within one second: every window holds all of them.
-	first := 0
-	for n := int64(1); n <= 100; n++ {
-		s := rules.Score(&cfg, rules.Features{Count1s: n, Count10s: n, Count60s: n}).Score
-		if s >= 0.8 {
-			first = int(n)
-			break
+// randomConfig returns a valid config: weights in [0, 1], ramps low < high,
+// steps rising.
+func randomConfig(rng *rand.Rand) rules.Config {
+	cfg := rules.DefaultConfig()
+	cfg.Combine = []rules.Combine{rules.NoisyOR, rules.CappedSum}[rng.IntN(2)]
+	for i := range rules.NumFeatures {
+		if rng.IntN(4) == 0 {
+			above, risk := rng.Float64()*5, 0.0
+			var steps []rules.Step
+			for range 1 + rng.IntN(3) {
+				risk = min(1, risk+rng.Float64()/2)
+				steps = append(steps, rules.Step{Above: above, Risk: risk})
+				above += 0.5 + rng.Float64()*5
+			}
+			cfg.Curves[i] = rules.Curve{Steps: steps, Weight: rng.Float64()}
+			continue
+		}
+		low := rng.Float64() * 3
+		cfg.Curves[i] = rules.Ramp(low, low+0.1+rng.Float64()*20, rng.Float64())
+	}
+	cfg.Throttle = rng.Float64()
+	cfg.Block = cfg.Throttle + (1-cfg.Throttle)*rng.Float64()
+	return cfg
+}
+
+func randomValues(rng *rand.Rand) [rules.NumFeatures]float64 {
+	var v [rules.NumFeatures]float64
+	for i := range v {
+		switch rng.IntN(3) {
+		case 0: // zero
+		case 1:
+			v[i] = rng.Float64()
+		default:
+			v[i] = rng.Float64() * 40
 		}
 	}
-	assert.Equal(t, 26, first, "request at which a one-second flood reaches 0.8")
-
-	steady := rules.Score(&cfg, rules.Features{Count1s: 5, Count10s: 20, Count60s: 60})
-	assert.Zero(t, steady.Score)
+	return v
 }
 
-// randomConfig returns a valid config: weights in [0, 1], low < high.
-func randomConfig(rng *rand.Rand) rules.Config {
-	ramp := func() rules.Ramp {
-		low := rng.Float64() * 20
-		return rules.Ramp{Low: low, High: low + 0.5 + rng.Float64()*50, Weight: rng.Float64()}
-	}
-	return rules.Config{
-		Burst: ramp(), Rate: ramp(), Rate60s: ramp(),
-		GeoWeight:   rng.Float64(),
-		CountryRisk: map[string]float64{"AA": rng.Float64(), "BB": 1, "CC": 0},
-	}
-}
-
-func randomFeatures(rng *rand.Rand) rules.Features {
-	countries := []string{"", "AA", "BB", "CC", "ZZ"}
-	return rules.Features{
-		Count1s:  rng.Int64N(120),
-		Count10s: rng.Int64N(600),
-		Count60s: rng.Int64N(2400),
-		Country:  countries[rng.IntN(len(countries))],
-	}
-}
-
-// checkResult asserts the invariants every result must hold.
+// checkResult asserts the invariants every result must hold: bounded,
+// every feature listed once, contributions non-negative, summing to the
+// score (up to rounding), sorted.
 func checkResult(t *testing.T, r rules.Result, ctx ...any) bool {
 	t.Helper()
 	ok := assert.GreaterOrEqual(t, r.Score, 0.0, ctx...) &&
 		assert.LessOrEqual(t, r.Score, 1.0, ctx...)
-
 	names := make([]string, 0, len(r.Reasons))
 	sum := 0.0
 	for _, rs := range r.Reasons {
@@ -171,75 +251,52 @@ func checkResult(t *testing.T, r rules.Result, ctx ...any) bool {
 		ok = assert.GreaterOrEqual(t, rs.Contribution, 0.0, ctx...) && ok
 	}
 	ok = assert.InDelta(t, r.Score, sum, 1e-3, ctx...) && ok
-	ok = assert.ElementsMatch(t, rules.FeatureNames, names, ctx...) && ok
+	ok = assert.ElementsMatch(t, rules.FeatureNames[:], names, ctx...) && ok
 	sorted := slices.IsSortedFunc(r.Reasons, func(a, b wire.Reason) int {
 		switch {
 		case a.Contribution > b.Contribution:
 			return -1
 		case a.Contribution < b.Contribution:
 			return 1
-		default:
-			return cmpString(a.Feature, b.Feature)
+		case a.Feature < b.Feature:
+			return -1
+		case a.Feature > b.Feature:
+			return 1
 		}
+		return 0
 	})
-	ok = assert.True(t, sorted, "reasons sorted: %+v %v", r.Reasons, ctx) && ok
-	return ok
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return assert.True(t, sorted, "reasons sorted: %+v %v", r.Reasons, ctx) && ok
 }
 
 func TestScoreProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	def := rules.DefaultConfig()
-	def.CountryRisk = map[string]float64{"AA": 0.3, "BB": 1}
-
 	for i := range 5000 {
 		cfg := def
 		if i%2 == 1 {
 			cfg = randomConfig(rng)
 		}
-		f := randomFeatures(rng)
-		base := rules.Score(&cfg, f)
-		if !checkResult(t, base, "config", cfg, "features", f) {
+		vals := randomValues(rng)
+		base := cfg.ScoreValues(vals, "")
+		if !checkResult(t, base, "config", cfg, "values", vals) {
 			return
 		}
-
-		// Determinism: the same input gives the same output.
-		require.Equal(t, base, rules.Score(&cfg, f))
-
-		// Monotonicity: growing any one count never lowers the score.
-		step := 1 + rng.Int64N(40)
-		grown := []rules.Features{f, f, f}
-		grown[0].Count1s += step
-		grown[1].Count10s += step
-		grown[2].Count60s += step
-		for j, g := range grown {
-			s := rules.Score(&cfg, g)
-			checkResult(t, s, "features", g)
-			if !assert.GreaterOrEqual(t, s.Score, base.Score, "feature %s grew: %+v → %+v", rules.FeatureNames[j], f, g) {
-				return
-			}
+		require.Equal(t, base, cfg.ScoreValues(vals, ""), "deterministic")
+		switch {
+		case base.Score >= cfg.Block:
+			require.Equal(t, rules.LevelBlock, base.Level)
+		case base.Score >= cfg.Throttle:
+			require.Equal(t, rules.LevelThrottle, base.Level)
+		default:
+			require.Equal(t, rules.LevelAllow, base.Level)
 		}
 
-		// Monotonicity in geo: a riskier country never lowers the score.
-		if f.Country != "" {
-			riskier := cfg
-			riskier.CountryRisk = map[string]float64{}
-			for k, v := range cfg.CountryRisk {
-				riskier.CountryRisk[k] = v
-			}
-			riskier.CountryRisk[f.Country] = min(1, cfg.CountryRisk[f.Country]+rng.Float64())
-			s := rules.Score(&riskier, f)
-			checkResult(t, s)
-			if !assert.GreaterOrEqual(t, s.Score, base.Score, "country %s riskier", f.Country) {
+		// Monotone: growing any one feature's value never lowers the score.
+		for f := range rules.NumFeatures {
+			grown := vals
+			grown[f] += rng.Float64() * 10
+			s := cfg.ScoreValues(grown, "")
+			if !assert.GreaterOrEqual(t, s.Score, base.Score, "feature %s grew: %v → %v", rules.FeatureNames[f], vals[f], grown[f]) {
 				return
 			}
 		}
@@ -247,18 +304,27 @@ func TestScoreProperties(t *testing.T) {
 }
 
 // TestScoreMonotoneSweep walks each count from 0 upwards with the others
-// fixed and checks the score never falls.
+// fixed and checks the default score never falls.
 func TestScoreMonotoneSweep(t *testing.T) {
 	cfg := rules.DefaultConfig()
-	fixed := []rules.Features{{}, {Count1s: 12, Count10s: 40, Count60s: 150}, {Count1s: 50, Count10s: 200, Count60s: 900}}
+	fixed := []rules.Features{
+		{},
+		{Count1s: 12, Count10s: 40, Count60s: 150, SensitiveHits: 2, Errors4xx: 10, DistinctPaths: 20},
+		{Count1s: 50, Count10s: 200, Count60s: 900, Intervals: 11, IntervalCV: 0.3, ASN: 16509},
+	}
+	setters := map[string]func(*rules.Features, int64){
+		"burst":          func(f *rules.Features, n int64) { f.Count1s = n },
+		"rate":           func(f *rules.Features, n int64) { f.Count10s = n },
+		"sensitive_hits": func(f *rules.Features, n int64) { f.SensitiveHits = n },
+		"auth_failures":  func(f *rules.Features, n int64) { f.AuthFailures = n },
+		"errors_4xx":     func(f *rules.Features, n int64) { f.Errors4xx = n },
+		"distinct_paths": func(f *rules.Features, n int64) { f.DistinctPaths = n },
+		"sequential_ids": func(f *rules.Features, n int64) { f.SequentialIDs = n },
+	}
 	for _, f := range fixed {
-		for feature, set := range map[string]func(*rules.Features, int64){
-			"burst":    func(f *rules.Features, n int64) { f.Count1s = n },
-			"rate":     func(f *rules.Features, n int64) { f.Count10s = n },
-			"rate_60s": func(f *rules.Features, n int64) { f.Count60s = n },
-		} {
+		for feature, set := range setters {
 			prev := -1.0
-			for n := int64(0); n <= 1000; n++ {
+			for n := int64(0); n <= 300; n++ {
 				g := f
 				set(&g, n)
 				s := rules.Score(&cfg, g).Score
@@ -266,17 +332,35 @@ func TestScoreMonotoneSweep(t *testing.T) {
 				prev = s
 			}
 		}
+		// Regularity grows as the coefficient of variation falls.
+		prev := -1.0
+		for cv := 2.0; cv >= 0; cv -= 0.01 {
+			g := f
+			g.Intervals, g.IntervalCV = 11, cv
+			s := rules.Score(&cfg, g).Score
+			require.GreaterOrEqual(t, s, prev, "cv=%v", cv)
+			prev = s
+		}
 	}
 }
 
 func BenchmarkScore(b *testing.B) {
 	cfg := rules.DefaultConfig()
 	cfg.CountryRisk = map[string]float64{"KP": 1, "RU": 0.4, "CN": 0.3}
-	inputs := make([]rules.Features, 1024)
 	rng := rand.New(rand.NewPCG(3, 4))
+	uas := []string{"", "curl/8.5.0", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36", googlebotUA}
+	inputs := make([]rules.Features, 1024)
 	for i := range inputs {
-		inputs[i] = randomFeatures(rng)
-		inputs[i].Country = []string{"", "GB", "KP", "RU", "CN"}[i%5]
+		inputs[i] = rules.Features{
+			Count1s: rng.Int64N(120), Count10s: rng.Int64N(600), Count60s: rng.Int64N(2400),
+			SensitiveHits: rng.Int64N(10), AuthFailures: rng.Int64N(10), Errors4xx: rng.Int64N(50),
+			DistinctPaths: rng.Int64N(100), SequentialIDs: rng.Int64N(10),
+			Intervals: 11, IntervalCV: rng.Float64() * 2,
+			UserAgent: uas[i%len(uas)],
+			Addr:      netip.AddrFrom4([4]byte{66, 249, byte(rng.IntN(256)), byte(rng.IntN(256))}),
+			Country:   []string{"", "GB", "KP", "RU", "CN"}[i%5],
+			ASN:       []uint32{0, 3320, 16509}[i%3],
+		}
 	}
 	b.ReportAllocs()
 	var sink float64

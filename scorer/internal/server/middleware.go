@@ -11,7 +11,7 @@ import (
 
 // logRequests renders any error and then writes one line per request; a
 // 5xx line carries the error.
-// /v1/score and /healthz are hot or noisy: they log at debug level unless
+// /v1/score, /v1/score/batch, /healthz and /metrics are hot or noisy: they log at debug level unless
 // they fail with a 5xx.
 func (s *server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -25,7 +25,7 @@ func (s *server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		switch {
 		case status >= http.StatusInternalServerError:
 			level = slog.LevelError
-		case c.Path() == "/v1/score" || c.Path() == "/healthz":
+		case c.Path() == "/v1/score" || c.Path() == "/v1/score/batch" || c.Path() == "/healthz" || c.Path() == "/metrics":
 			level = slog.LevelDebug
 		}
 		ctx := c.Request().Context()

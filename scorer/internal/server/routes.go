@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // routes assembles the handler: the chain a request travels, top to bottom.
@@ -31,6 +32,8 @@ func (s *server) routes() *echo.Echo {
 
 	e.GET("/healthz", s.health)
 	e.GET("/v1/profile", s.showProfile)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})))
 	e.POST("/v1/score", s.score)
+	e.POST("/v1/score/batch", s.scoreBatch)
 	return e
 }

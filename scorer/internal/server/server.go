@@ -1,8 +1,11 @@
 // Package server is the scorer's HTTP API on labstack/echo: POST /v1/score
 // turns a wire.ScoreRequest into a wire.ScoreResponse with the rules
-// package and the geo lookup, GET /v1/profile shows the active profile and
-// GET /healthz answers liveness probes. Every error is rendered as JSON
-// {"error": "..."}.
+// package and the geo lookup, POST /v1/score/batch does the same for many
+// clients, GET /v1/profile shows the active profile, GET /healthz answers
+// liveness probes and GET /metrics serves Prometheus metrics (scores by
+// level, scoring latency). The profile can be swapped at run time
+// (Handler.SetProfile) without dropping a request. Every error is rendered
+// as JSON {"error": "..."}.
 package server
 
 import (
@@ -11,15 +14,22 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
+	"time"
 
+	"github.com/bulwarkgw/bulwark/scorer/internal/geo"
 	"github.com/bulwarkgw/bulwark/scorer/internal/profile"
 	"github.com/bulwarkgw/bulwark/scorer/internal/rules"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MaxBodyBytes bounds a request body; larger bodies get 413.
 const MaxBodyBytes = 64 << 10
+
+// MaxBatch bounds the number of requests in one batch.
+const MaxBatch = 1000
 
 // Locator finds where an address is: Local for local addresses, nil when
 // unknown.
@@ -36,30 +46,74 @@ type Config struct {
 	// Logger receives one line per request at most (/v1/score and /healthz
 	// only at debug level) and the errors the handlers do not return.
 	Logger *slog.Logger
+	// Registry receives the scorer's metrics; nil makes a private one.
+	Registry *prometheus.Registry
+}
+
+// active is a profile and its compiled rules, swapped as one.
+type active struct {
+	profile *profile.Profile
+	rules   rules.Config
 }
 
 type server struct {
-	profile *profile.Profile
-	rules   rules.Config
-	locator Locator
-	logger  *slog.Logger
+	active   atomic.Pointer[active]
+	locator  Locator
+	logger   *slog.Logger
+	registry *prometheus.Registry
+	scores   *prometheus.CounterVec
+	latency  prometheus.Histogram
+}
+
+// Handler is the scorer's HTTP handler.
+type Handler struct {
+	*echo.Echo
+	s *server
+}
+
+// SetProfile makes p (already valid) the active profile for every request
+// that starts after it returns.
+func (h *Handler) SetProfile(p *profile.Profile) {
+	h.s.active.Store(&active{profile: p, rules: p.Rules()})
 }
 
 // New returns the scorer's HTTP handler.
-func New(cfg Config) (*echo.Echo, error) {
+func New(cfg Config) (*Handler, error) {
 	if cfg.Profile == nil {
 		return nil, errors.New("server: no profile")
 	}
 	if cfg.Logger == nil {
 		return nil, errors.New("server: no logger")
 	}
-	s := &server{
-		profile: cfg.Profile,
-		rules:   cfg.Profile.Rules(),
-		locator: cfg.Locator,
-		logger:  cfg.Logger,
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
 	}
-	return s.routes(), nil
+	s := &server{
+		locator:  cfg.Locator,
+		logger:   cfg.Logger,
+		registry: reg,
+		scores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bulwark_scorer_scores_total", Help: "Scores computed, by level.",
+		}, []string{"level"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bulwark_scorer_score_seconds",
+			Help:    "Time to score one client (geo lookup and rules).",
+			Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2},
+		}),
+	}
+	if err := reg.Register(s.scores); err != nil {
+		return nil, fmt.Errorf("server: register metrics: %w", err)
+	}
+	if err := reg.Register(s.latency); err != nil {
+		return nil, fmt.Errorf("server: register metrics: %w", err)
+	}
+	for _, l := range []string{wire.LevelAllow, wire.LevelThrottle, wire.LevelBlock} {
+		s.scores.WithLabelValues(l)
+	}
+	h := &Handler{Echo: s.routes(), s: s}
+	h.SetProfile(cfg.Profile)
+	return h, nil
 }
 
 func (s *server) health(c echo.Context) error {
@@ -67,7 +121,7 @@ func (s *server) health(c echo.Context) error {
 }
 
 func (s *server) showProfile(c echo.Context) error {
-	return c.JSON(http.StatusOK, s.profile)
+	return c.JSON(http.StatusOK, s.active.Load().profile)
 }
 
 func (s *server) score(c echo.Context) error {
@@ -79,22 +133,88 @@ func (s *server) score(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusOK, s.scoreOne(s.active.Load(), &req, addr))
+}
 
-	var g *wire.Geo
-	if s.locator != nil {
-		g, err = s.locator.Lookup(addr)
+func (s *server) scoreBatch(c echo.Context) error {
+	var batch wire.ScoreBatchRequest
+	if err := decodeJSON(c.Request().Body, &batch); err != nil {
+		return err
+	}
+	if len(batch.Requests) > MaxBatch {
+		return badRequest(fmt.Sprintf("at most %d requests per batch, got %d", MaxBatch, len(batch.Requests)))
+	}
+	addrs := make([]netip.Addr, len(batch.Requests))
+	for i := range batch.Requests {
+		addr, err := validate(&batch.Requests[i])
 		if err != nil {
-			// Score without geo rather than fail the gateway's request.
-			s.logger.Warn("geo lookup failed", "ip", req.IP, "err", err)
-			g = nil
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				return badRequest(fmt.Sprintf("requests[%d]: %v", i, he.Message))
+			}
+			return err
 		}
+		addrs[i] = addr
 	}
-	f := rules.Features{Count1s: req.Count1s, Count10s: req.Count10s, Count60s: req.Count60s}
+	a := s.active.Load() // one profile for the whole batch
+	out := wire.ScoreBatchResponse{Responses: make([]wire.ScoreResponse, len(batch.Requests))}
+	for i := range batch.Requests {
+		out.Responses[i] = s.scoreOne(a, &batch.Requests[i], addrs[i])
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// scoreOne looks the client (and, for impossible travel, where its
+// principal was last seen) up and applies the rules.
+func (s *server) scoreOne(a *active, req *wire.ScoreRequest, addr netip.Addr) wire.ScoreResponse {
+	start := time.Now()
+	g := s.lookup(addr)
+	var prev *wire.Geo
+	if p, err := netip.ParseAddr(req.PrevIP); err == nil && g != nil && !g.Local {
+		prev = s.lookup(p)
+	}
+	f := Features(req, addr, g, prev)
+	res := rules.Score(&a.rules, f)
+	s.latency.Observe(time.Since(start).Seconds())
+	s.scores.WithLabelValues(res.Level).Inc()
+	return wire.ScoreResponse{
+		Score: res.Score, Reasons: res.Reasons, Geo: g,
+		Level: res.Level, Profile: a.rules.Name, Allow: res.Allow,
+	}
+}
+
+// lookup returns addr's geo, or nil when unknown or the lookup failed:
+// scoring without geo beats failing the gateway's request.
+func (s *server) lookup(addr netip.Addr) *wire.Geo {
+	if s.locator == nil {
+		return nil
+	}
+	g, err := s.locator.Lookup(addr)
+	if err != nil {
+		s.logger.Warn("geo lookup failed", "ip", addr.String(), "err", err)
+		return nil
+	}
+	return g
+}
+
+// Features maps a score request, the client's geo and the geo of the
+// address its principal was last seen from to the rules' features.
+func Features(req *wire.ScoreRequest, addr netip.Addr, g, prev *wire.Geo) rules.Features {
+	f := rules.Features{
+		Count1s: req.Count1s, Count10s: req.Count10s, Count60s: req.Count60s,
+		Visits: req.Visits, Sensitive: req.Sensitive, SensitiveHits: req.SensitiveHits,
+		AuthFailures: req.AuthFailures, Errors4xx: req.Errors4xx,
+		DistinctPaths: req.DistinctPaths, SequentialIDs: req.SequentialIDs,
+		Intervals: req.Intervals, IntervalCV: req.IntervalCV,
+		UserAgent: req.UserAgent, Addr: addr,
+	}
 	if g != nil && !g.Local {
-		f.Country = g.Country
+		f.Country, f.ASN = g.Country, uint32(g.ASN) // AS numbers are 32-bit
 	}
-	res := rules.Score(&s.rules, f)
-	return c.JSON(http.StatusOK, wire.ScoreResponse{Score: res.Score, Reasons: res.Reasons, Geo: g})
+	if km, ok := geo.DistanceKm(prev, g); ok {
+		f.TravelKm, f.TravelSeconds = km, req.PrevSeconds
+	}
+	return f
 }
 
 // validate checks the request's fields and returns the parsed address.
@@ -112,10 +232,26 @@ func validate(req *wire.ScoreRequest) (netip.Addr, error) {
 	for _, c := range []struct {
 		name string
 		n    int64
-	}{{"count_1s", req.Count1s}, {"count_10s", req.Count10s}, {"count_60s", req.Count60s}} {
+	}{
+		{"count_1s", req.Count1s}, {"count_10s", req.Count10s}, {"count_60s", req.Count60s},
+		{"visits", req.Visits}, {"sensitive_hits", req.SensitiveHits}, {"auth_failures", req.AuthFailures},
+		{"errors_4xx", req.Errors4xx}, {"distinct_paths", req.DistinctPaths},
+		{"sequential_ids", req.SequentialIDs}, {"intervals", int64(req.Intervals)},
+	} {
 		if c.n < 0 {
 			return netip.Addr{}, badRequest(fmt.Sprintf("%s must not be negative, got %d", c.name, c.n))
 		}
+	}
+	if req.PrevIP != "" {
+		if _, err := netip.ParseAddr(req.PrevIP); err != nil {
+			return netip.Addr{}, badRequest(fmt.Sprintf("prev_ip %q is not an IP address", req.PrevIP))
+		}
+	}
+	if req.PrevSeconds < 0 || req.PrevSeconds != req.PrevSeconds {
+		return netip.Addr{}, badRequest(fmt.Sprintf("prev_seconds must be a number >= 0, got %v", req.PrevSeconds))
+	}
+	if req.IntervalCV < 0 || req.IntervalCV != req.IntervalCV {
+		return netip.Addr{}, badRequest(fmt.Sprintf("interval_cv must be a number >= 0, got %v", req.IntervalCV))
 	}
 	return addr, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -64,21 +65,21 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func newServer(t *testing.T, level slog.Level) (*echo.Echo, *syncBuffer) {
+func newServer(t *testing.T, level slog.Level) (*server.Handler, *syncBuffer) {
 	t.Helper()
 	p := profile.Default()
 	p.Features.Geo.CountryRisk = map[string]float64{"KP": 1}
 	logs := &syncBuffer{}
-	e, err := server.New(server.Config{
+	h, err := server.New(server.Config{
 		Profile: p,
 		Locator: locatorFunc(fakeGeo),
 		Logger:  slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: level})),
 	})
 	require.NoError(t, err)
-	return e, logs
+	return h, logs
 }
 
-func do(e *echo.Echo, method, path string, body io.Reader) *httptest.ResponseRecorder {
+func do(e http.Handler, method, path string, body io.Reader) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, path, body)
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
@@ -86,82 +87,52 @@ func do(e *echo.Echo, method, path string, body io.Reader) *httptest.ResponseRec
 	return rec
 }
 
+const chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+
 func TestScore(t *testing.T) {
 	e, _ := newServer(t, slog.LevelInfo)
 	tests := []struct {
-		name string
-		body string
-		want wire.ScoreResponse
+		name  string
+		body  string
+		score float64
+		level string
+		top   wire.Reason
+		geo   *wire.Geo
 	}{
 		{
-			name: "known address",
-			body: `{"ip":"81.2.69.142","count_1s":42,"count_10s":31,"count_60s":31,"method":"GET","path":"/","user_agent":"curl/8"}`,
-			want: wire.ScoreResponse{
-				Score: 1,
-				Reasons: []wire.Reason{
-					// burst saturates; rate is just past its ramp's low end
-					// (0.9 × 0.1/7) and takes its proportional share.
-					{Feature: "burst", Value: 42, Contribution: 0.9873},
-					{Feature: "rate", Value: 3.1, Contribution: 0.0127},
-					{Feature: "geo", Value: 0, Contribution: 0},
-					{Feature: "rate_60s", Value: 0.5167, Contribution: 0},
-				},
-				Geo: &wire.Geo{Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, ASN: 20712, Org: "Andrews & Arnold Ltd"},
-			},
+			name:  "known address, a burst from curl",
+			body:  `{"ip":"81.2.69.142","count_1s":42,"count_10s":31,"count_60s":31,"method":"GET","path":"/","user_agent":"curl/8"}`,
+			score: 1, level: "block",
+			top: wire.Reason{Feature: "burst", Value: 42, Contribution: 0.6897},
+			geo: &wire.Geo{Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, ASN: 20712, Org: "Andrews & Arnold Ltd"},
 		},
 		{
-			name: "risky country",
-			body: `{"ip":"175.45.176.1","count_1s":1,"count_10s":1,"count_60s":1}`,
-			want: wire.ScoreResponse{
-				Score: 0.5,
-				Reasons: []wire.Reason{
-					{Feature: "geo", Value: 1, Contribution: 0.5},
-					{Feature: "burst", Value: 1, Contribution: 0},
-					{Feature: "rate", Value: 0.1, Contribution: 0},
-					{Feature: "rate_60s", Value: 0.0167, Contribution: 0},
-				},
-				Geo: &wire.Geo{Country: "KP", City: "Pyongyang", Lat: 39.0392, Lon: 125.7625},
-			},
+			name:  "risky country",
+			body:  `{"ip":"175.45.176.1","count_1s":1,"count_10s":1,"count_60s":1,"user_agent":"` + chrome + `"}`,
+			score: 0.5, level: "throttle",
+			top: wire.Reason{Feature: "geo", Value: 1, Contribution: 0.5},
+			geo: &wire.Geo{Country: "KP", City: "Pyongyang", Lat: 39.0392, Lon: 125.7625},
 		},
 		{
-			name: "local address",
-			body: `{"ip":"192.168.1.10","count_1s":5,"count_10s":20,"count_60s":60}`,
-			want: wire.ScoreResponse{
-				Score: 0,
-				Reasons: []wire.Reason{
-					{Feature: "burst", Value: 5, Contribution: 0},
-					{Feature: "geo", Value: 0, Contribution: 0},
-					{Feature: "rate", Value: 2, Contribution: 0},
-					{Feature: "rate_60s", Value: 1, Contribution: 0},
-				},
-				Geo: &wire.Geo{Local: true},
-			},
+			name:  "local address",
+			body:  `{"ip":"192.168.1.10","count_1s":5,"count_10s":20,"count_60s":60,"user_agent":"` + chrome + `"}`,
+			score: 0, level: "allow",
+			top: wire.Reason{Feature: "auth_failures", Value: 0, Contribution: 0},
+			geo: &wire.Geo{Local: true},
 		},
 		{
-			name: "unknown address and IPv6",
-			body: `{"ip":"2001:4860::8888","count_1s":20}`,
-			want: wire.ScoreResponse{
-				Score: 0.5,
-				Reasons: []wire.Reason{
-					{Feature: "burst", Value: 20, Contribution: 0.5},
-					{Feature: "geo", Value: 0, Contribution: 0},
-					{Feature: "rate", Value: 0, Contribution: 0},
-					{Feature: "rate_60s", Value: 0, Contribution: 0},
-				},
-			},
+			name: "unknown address and IPv6, every new feature",
+			body: `{"ip":"2001:4860::8888","count_1s":2,"count_10s":4,"count_60s":8,"sensitive":true,"sensitive_hits":3,"auth_failures":5,"errors_4xx":5,"distinct_paths":4,"sequential_ids":0,"intervals":9,"interval_cv":0.9,"user_agent":"` + chrome + `"}`,
+			// auth_failures and error_ratio weigh 0.45 each, sensitive_hits
+			// 0.3375: 1 − 0.55 · 0.55 · 0.6625; the tie is broken by name.
+			score: 0.7996, level: "throttle",
+			top: wire.Reason{Feature: "auth_failures", Value: 5, Contribution: 0.2908},
 		},
 		{
-			name: "geo failure scores without geo",
-			body: `{"ip":"6.6.6.6"}`,
-			want: wire.ScoreResponse{
-				Score: 0,
-				Reasons: []wire.Reason{
-					{Feature: "burst", Value: 0, Contribution: 0},
-					{Feature: "geo", Value: 0, Contribution: 0},
-					{Feature: "rate", Value: 0, Contribution: 0},
-					{Feature: "rate_60s", Value: 0, Contribution: 0},
-				},
-			},
+			name:  "geo failure scores without geo",
+			body:  `{"ip":"6.6.6.6","user_agent":"` + chrome + `"}`,
+			score: 0, level: "allow",
+			top: wire.Reason{Feature: "auth_failures", Value: 0, Contribution: 0},
 		},
 	}
 	for _, tt := range tests {
@@ -171,9 +142,91 @@ func TestScore(t *testing.T) {
 			assert.Contains(t, rec.Header().Get("Content-Type"), "application/json")
 			var got wire.ScoreResponse
 			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
-			assert.Equal(t, tt.want, got)
+			assert.Equal(t, tt.score, got.Score)
+			assert.Equal(t, tt.level, got.Level)
+			assert.Equal(t, "default", got.Profile)
+			require.Len(t, got.Reasons, 15)
+			assert.Equal(t, tt.top, got.Reasons[0], "%+v", got.Reasons)
+			assert.Equal(t, tt.geo, got.Geo)
 		})
 	}
+}
+
+// TestImpossibleTravel: an API key last seen in Pyongyang a minute ago is
+// now used from London.
+func TestImpossibleTravel(t *testing.T) {
+	e, _ := newServer(t, slog.LevelInfo)
+	score := func(body string) wire.ScoreResponse {
+		rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(body))
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		var got wire.ScoreResponse
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+		return got
+	}
+	got := score(`{"ip":"81.2.69.142","prev_ip":"175.45.176.1","prev_seconds":60,"user_agent":"` + chrome + `"}`)
+	assert.Equal(t, "block", got.Level)
+	assert.Equal(t, "travel", got.Reasons[0].Feature)
+	assert.InDelta(t, 8660*60, got.Reasons[0].Value, 8660*60*0.01, "km/h")
+
+	// A day later it is a plausible flight; from a local or unknown
+	// address there is nothing to measure.
+	assert.Equal(t, "allow", score(`{"ip":"81.2.69.142","prev_ip":"175.45.176.1","prev_seconds":86400,"user_agent":"`+chrome+`"}`).Level)
+	assert.Equal(t, "allow", score(`{"ip":"81.2.69.142","prev_ip":"10.0.0.1","prev_seconds":1,"user_agent":"`+chrome+`"}`).Level)
+	assert.Equal(t, "allow", score(`{"ip":"81.2.69.142","prev_ip":"8.8.4.4","prev_seconds":1,"user_agent":"`+chrome+`"}`).Level)
+
+	rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"81.2.69.142","prev_ip":"nope"}`))
+	assert.Equal(t, http.StatusBadRequest, rec.Code)
+	assert.Contains(t, rec.Body.String(), "prev_ip")
+}
+
+func TestScoreBatch(t *testing.T) {
+	e, _ := newServer(t, slog.LevelInfo)
+	body := `{"requests":[{"ip":"175.45.176.1","user_agent":"` + chrome + `"},{"ip":"10.0.0.1","count_1s":100,"user_agent":"` + chrome + `"},{"ip":"10.0.0.2","user_agent":"` + chrome + `"}]}`
+	rec := do(e, http.MethodPost, "/v1/score/batch", strings.NewReader(body))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	var got wire.ScoreBatchResponse
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	require.Len(t, got.Responses, 3)
+	assert.Equal(t, "throttle", got.Responses[0].Level)
+	assert.Equal(t, "block", got.Responses[1].Level)
+	assert.Equal(t, "allow", got.Responses[2].Level)
+	assert.Equal(t, &wire.Geo{Local: true}, got.Responses[2].Geo)
+
+	// One bad request refuses the batch, naming it.
+	rec = do(e, http.MethodPost, "/v1/score/batch", strings.NewReader(`{"requests":[{"ip":"10.0.0.1"},{"ip":"nope"}]}`))
+	assert.Equal(t, http.StatusBadRequest, rec.Code)
+	assert.Contains(t, rec.Body.String(), `requests[1]: ip \"nope\" is not an IP address`)
+
+	many := `{"requests":[` + strings.Repeat(`{"ip":"10.0.0.1"},`, server.MaxBatch) + `{"ip":"10.0.0.1"}]}`
+	rec = do(e, http.MethodPost, "/v1/score/batch", strings.NewReader(many))
+	assert.Equal(t, http.StatusBadRequest, rec.Code)
+}
+
+func TestSetProfileAndMetrics(t *testing.T) {
+	h, _ := newServer(t, slog.LevelInfo)
+	body := `{"ip":"10.0.0.1","visits":7}`
+	var got wire.ScoreResponse
+	rec := do(h, http.MethodPost, "/v1/score", strings.NewReader(body))
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	assert.Equal(t, "default", got.Profile)
+
+	seed, err := profile.Builtin("seed-002")
+	require.NoError(t, err)
+	h.SetProfile(seed)
+	rec = do(h, http.MethodPost, "/v1/score", strings.NewReader(body))
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+	assert.Equal(t, "seed-002", got.Profile)
+	assert.Equal(t, 0.8, got.Score)
+	assert.Equal(t, "block", got.Level)
+
+	rec = do(h, http.MethodGet, "/v1/profile", nil)
+	assert.Contains(t, rec.Body.String(), `"name":"seed-002"`)
+
+	rec = do(h, http.MethodGet, "/metrics", nil)
+	require.Equal(t, http.StatusOK, rec.Code)
+	assert.Contains(t, rec.Body.String(), `bulwark_scorer_scores_total{level="block"} 1`)
+	assert.Contains(t, rec.Body.String(), `bulwark_scorer_scores_total{level="allow"} 1`)
+	assert.Contains(t, rec.Body.String(), "bulwark_scorer_score_seconds_count 2")
 }
 
 func TestScoreBadRequests(t *testing.T) {
@@ -234,15 +287,11 @@ func TestRoutes(t *testing.T) {
 
 	rec = do(e, http.MethodGet, "/v1/profile", nil)
 	assert.Equal(t, http.StatusOK, rec.Code)
-	assert.JSONEq(t, `{
-		"features": {
-			"burst":    {"low": 10, "high": 30, "weight": 1},
-			"rate":     {"low": 3,  "high": 10, "weight": 0.9},
-			"rate_60s": {"low": 2,  "high": 6,  "weight": 0.6},
-			"geo":      {"weight": 0.5, "country_risk": {"KP": 1}}
-		},
-		"thresholds": {"block": 0.8, "throttle": 0.5}
-	}`, rec.Body.String())
+	var prof map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &prof))
+	assert.Equal(t, "default", prof["name"])
+	assert.Equal(t, map[string]any{"low": 15.0, "high": 40.0, "weight": 1.0}, prof["features"].(map[string]any)["burst"])
+	assert.Equal(t, map[string]any{"KP": 1.0}, prof["features"].(map[string]any)["geo"].(map[string]any)["country_risk"])
 
 	rec = do(e, http.MethodGet, "/nope", nil)
 	assert.Equal(t, http.StatusNotFound, rec.Code)
@@ -306,10 +355,85 @@ func TestNew(t *testing.T) {
 	assert.Error(t, err)
 	e, err := server.New(server.Config{Profile: profile.Default(), Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
-	rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"10.0.0.1","count_1s":30}`))
+	rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"10.0.0.1","count_1s":40}`))
 	require.Equal(t, http.StatusOK, rec.Code)
 	var got wire.ScoreResponse
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
 	assert.Equal(t, 1.0, got.Score)
 	assert.Nil(t, got.Geo, "no locator: no geo")
+}
+
+// BenchmarkScoreHTTP is one POST /v1/score through the whole handler:
+// JSON in, geo lookup (a fake), rules, JSON out.
+func BenchmarkScoreHTTP(b *testing.B) {
+	p := profile.Default()
+	h, err := server.New(server.Config{Profile: p, Locator: locatorFunc(fakeGeo), Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(b, err)
+	body := []byte(`{"ip":"81.2.69.142","count_1s":12,"count_10s":40,"count_60s":150,"sensitive":true,"sensitive_hits":3,"auth_failures":1,"errors_4xx":2,"distinct_paths":14,"sequential_ids":1,"intervals":11,"interval_cv":0.8,"user_agent":"` + chrome + `"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/score", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatal(rec.Code, rec.Body.String())
+		}
+	}
+}
+
+// TestHostingAndCrawlerOnTheDemoDatabases scores through the generated
+// demo databases: hosting networks carry the hosting risk, people's do
+// not, and Googlebot is verified only from Google's network.
+func TestHostingAndCrawlerOnTheDemoDatabases(t *testing.T) {
+	need := func(name string) string {
+		v := os.Getenv(name)
+		if v == "" {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is not set: run the tests with `make test`", name)
+			}
+			t.Skipf("%s is not set: run the tests with `make test`", name)
+		}
+		return v
+	}
+	city, err := geo.OpenCity(need("BULWARK_TEST_GEOIP_DB"))
+	require.NoError(t, err)
+	asn, err := geo.OpenASN(need("BULWARK_TEST_GEOIP_ASN_DB"))
+	require.NoError(t, err)
+	l := geo.NewLocator(city, asn)
+	t.Cleanup(func() { _ = l.Close() })
+	h, err := server.New(server.Config{Profile: profile.Default(), Locator: l, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+
+	score := func(ip, ua string) wire.ScoreResponse {
+		rec := do(h, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"`+ip+`","count_1s":1,"count_10s":1,"count_60s":1,"user_agent":"`+ua+`"}`))
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		var got wire.ScoreResponse
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
+		return got
+	}
+	hostingValue := func(r wire.ScoreResponse) float64 {
+		for _, rs := range r.Reasons {
+			if rs.Feature == "hosting" {
+				return rs.Value
+			}
+		}
+		t.Fatal("no hosting reason")
+		return 0
+	}
+	for _, ip := range []string{"45.0.0.7", "45.1.2.3", "45.2.0.9", "45.3.1.1", "45.4.0.1"} {
+		r := score(ip, chrome)
+		assert.Equal(t, 1.0, hostingValue(r), ip)
+		assert.Equal(t, 0.45, r.Score, "%s: hosting alone does not throttle", ip)
+	}
+	for _, ip := range []string{"24.0.0.7", "90.0.1.2", "49.0.0.3", "203.0.113.5", "81.2.69.142"} {
+		r := score(ip, chrome)
+		assert.Zero(t, hostingValue(r), ip)
+		assert.Zero(t, r.Score, ip)
+	}
+	const googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+	assert.Equal(t, "googlebot", score("66.249.66.1", googlebot).Allow)
+	fake := score("45.2.0.9", googlebot)
+	assert.Empty(t, fake.Allow)
+	assert.Equal(t, "throttle", fake.Level, "a crawler's user agent from a hosting network: bot claim plus hosting")
 }

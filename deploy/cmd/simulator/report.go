@@ -1,0 +1,176 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// Detection goals (the issue's): bots caught after their first second,
+// people and verified crawlers left alone, a 50 rps bot blocked within 1 s.
+const (
+	goalBotCaught     = 0.99
+	goalHumanAffected = 0.001
+	goalFastBlock     = time.Second
+)
+
+// ScenarioReport is one scenario's outcome.
+type ScenarioReport struct {
+	Name      string `json:"name"`
+	Label     Label  `json:"label"`
+	Clients   int    `json:"clients"`
+	Sent      int    `json:"sent"`
+	Allowed   int    `json:"allowed"`
+	Throttled int    `json:"throttled"`
+	Blocked   int    `json:"blocked"`
+	Failed    int    `json:"failed"`
+	// AfterFirstSecond counts requests sent at least 1 s after their
+	// client's first; CaughtAfterFirstSecond those of them throttled or
+	// blocked.
+	AfterFirstSecond       int `json:"after_first_second"`
+	CaughtAfterFirstSecond int `json:"caught_after_first_second"`
+	// ClientsBlocked is how many clients got a block; TimeToFirstBlockMS
+	// the longest any of them took from its first request to its first
+	// block (-1 when none was blocked).
+	ClientsBlocked     int   `json:"clients_blocked"`
+	TimeToFirstBlockMS int64 `json:"time_to_first_block_ms"`
+	// Share is the goal's measure: for bots the share of requests after
+	// the first second that were throttled or blocked; for people and
+	// crawlers the share of all requests throttled or blocked.
+	Share float64 `json:"share"`
+	Goal  string  `json:"goal"`
+	Pass  bool    `json:"pass"`
+}
+
+// Report is a whole run.
+type Report struct {
+	DurationS float64          `json:"duration_s"`
+	Seed      uint64           `json:"seed"`
+	Rate      float64          `json:"rate"`
+	Scenarios []ScenarioReport `json:"scenarios"`
+	Pass      bool             `json:"pass"`
+}
+
+// recorder collects outcomes from every client.
+type recorder struct {
+	mu        sync.Mutex
+	start     time.Time
+	order     []string
+	scenarios map[string]*ScenarioReport
+	blocked   map[*client]time.Duration // first block after the client's first request
+}
+
+func newRecorder(start time.Time) *recorder {
+	return &recorder{start: start, scenarios: map[string]*ScenarioReport{}, blocked: map[*client]time.Duration{}}
+}
+
+func (r *recorder) declare(sc Scenario, clients int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.order = append(r.order, sc.Name)
+	r.scenarios[sc.Name] = &ScenarioReport{Name: sc.Name, Label: sc.Label, Clients: clients, TimeToFirstBlockMS: -1}
+}
+
+func (r *recorder) add(c *client, sent, first time.Time, o Outcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.scenarios[c.scenario]
+	s.Sent++
+	switch o {
+	case Allowed:
+		s.Allowed++
+	case Throttled:
+		s.Throttled++
+	case Blocked:
+		s.Blocked++
+		if _, ok := r.blocked[c]; !ok {
+			r.blocked[c] = sent.Sub(first)
+		}
+	case Failed:
+		s.Failed++
+	}
+	if sent.Sub(first) >= time.Second {
+		s.AfterFirstSecond++
+		if o == Throttled || o == Blocked {
+			s.CaughtAfterFirstSecond++
+		}
+	}
+}
+
+// report judges every scenario against its goal.
+func (r *recorder) report(elapsed time.Duration, o options) *Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c, d := range r.blocked {
+		s := r.scenarios[c.scenario]
+		s.ClientsBlocked++
+		s.TimeToFirstBlockMS = max(s.TimeToFirstBlockMS, d.Milliseconds())
+	}
+	rep := &Report{DurationS: elapsed.Seconds(), Seed: o.seed, Rate: o.rate, Pass: true}
+	for _, name := range r.order {
+		s := r.scenarios[name]
+		if s.Clients == 0 {
+			continue
+		}
+		judge(s, o.rate)
+		rep.Pass = rep.Pass && s.Pass
+		rep.Scenarios = append(rep.Scenarios, *s)
+	}
+	return rep
+}
+
+// judge sets a scenario's share, goal and verdict.
+func judge(s *ScenarioReport, rate float64) {
+	switch s.Label {
+	case Bot:
+		if s.AfterFirstSecond > 0 {
+			s.Share = float64(s.CaughtAfterFirstSecond) / float64(s.AfterFirstSecond)
+		}
+		s.Goal = fmt.Sprintf(">= %.0f%% caught after 1st s", goalBotCaught*100)
+		s.Pass = s.AfterFirstSecond > 0 && s.Share >= goalBotCaught
+		if s.Name == "sneaker" && rate >= 1 {
+			s.Goal += ", blocked within 1 s"
+			s.Pass = s.Pass && s.ClientsBlocked == s.Clients &&
+				s.TimeToFirstBlockMS >= 0 && s.TimeToFirstBlockMS <= goalFastBlock.Milliseconds()
+		}
+	default:
+		if s.Sent > 0 {
+			s.Share = float64(s.Throttled+s.Blocked) / float64(s.Sent)
+		}
+		s.Goal = fmt.Sprintf("<= %.1f%% affected", goalHumanAffected*100)
+		s.Pass = s.Sent > 0 && s.Share <= goalHumanAffected
+	}
+	s.Pass = s.Pass && s.Failed == 0
+}
+
+func (rep *Report) writeTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tclients\tsent\tallowed\tthrottled\tblocked\tfailed\tfirst block\tshare\tgoal\t\t")
+	for _, s := range rep.Scenarios {
+		first := "-"
+		if s.TimeToFirstBlockMS >= 0 {
+			first = fmt.Sprintf("%d ms", s.TimeToFirstBlockMS)
+		}
+		verdict := "FAIL"
+		if s.Pass {
+			verdict = "ok"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%.2f%%\t%s\t%s\t\n",
+			s.Name, s.Clients, s.Sent, s.Allowed, s.Throttled, s.Blocked, s.Failed, first, s.Share*100, s.Goal, verdict)
+	}
+	_ = tw.Flush()
+	verdict := "every goal met"
+	if !rep.Pass {
+		verdict = "GOALS MISSED"
+	}
+	fmt.Fprintf(w, "\n%.0f s, seed %d, rate x%g: %s\n", rep.DurationS, rep.Seed, rep.Rate, verdict)
+}
+
+func (rep *Report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}

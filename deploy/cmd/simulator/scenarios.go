@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Label says whether a scenario's traffic should get through.
+type Label string
+
+// Labels.
+const (
+	Human Label = "human"   // people: must not be throttled or blocked
+	Bot   Label = "bot"     // abuse: must be throttled or blocked
+	Good  Label = "goodbot" // a verified crawler: must get through
+)
+
+// Scenario is one kind of simulated client.
+type Scenario struct {
+	Name  string
+	Label Label
+	// Clients is the default number of clients (each with its own address).
+	Clients int
+	// Pool is the address ranges clients are drawn from.
+	Pool []netip.Prefix
+	// Run drives one client until ctx is done.
+	Run func(ctx context.Context, c *client)
+}
+
+// Browser user agents people send.
+var browsers = []string{
+	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+	"Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+	"Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+	"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+}
+
+const googlebotUA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+func prefixes(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+// Address pools, all in the demo GeoIP database (deploy/cmd/geoipgen).
+var (
+	residential = prefixes("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24", "81.2.69.0/24",
+		"24.0.0.0/16", "90.0.0.0/16", "49.0.0.0/16", "177.0.0.0/16")
+	hosting = prefixes("45.0.0.0/16", "45.1.0.0/16", "45.2.0.0/16", "45.3.0.0/16", "45.4.0.0/16")
+	google  = prefixes("66.249.66.0/24")
+	russia  = prefixes("5.0.0.0/16")
+)
+
+// Scenarios lists every scenario, in report order.
+var Scenarios = []Scenario{
+	{Name: "human", Label: Human, Clients: 40, Pool: residential, Run: human},
+	{Name: "sneaker", Label: Bot, Clients: 1, Pool: residential, Run: sneaker},
+	{Name: "stuffing", Label: Bot, Clients: 3, Pool: residential, Run: stuffing},
+	{Name: "scraper", Label: Bot, Clients: 1, Pool: residential, Run: scraper},
+	{Name: "botnet", Label: Bot, Clients: 30, Pool: hosting, Run: botnet},
+	{Name: "keyguess", Label: Bot, Clients: 1, Pool: russia, Run: keyGuesser},
+	{Name: "crawler", Label: Good, Clients: 1, Pool: google, Run: crawler},
+}
+
+// human browses the shop: a page with its assets (fetched together, as a
+// browser does), the product list, product pages with their pictures; now
+// and then a login (mostly right the first time) or a checkout; seconds of
+// think time in between.
+func human(ctx context.Context, c *client) {
+	ua := browsers[c.rng.IntN(len(browsers))]
+	page := func(path string, assets ...string) {
+		c.do(ctx, "GET", path, "", ua)
+		var wg sync.WaitGroup
+		for _, a := range assets {
+			wg.Go(func() { c.do(ctx, "GET", a, "", ua) })
+		}
+		wg.Wait()
+	}
+	page("/", "/assets/app.css", "/assets/app.js", "/assets/logo.svg")
+	c.think(ctx, 0.3, 1.2)
+	c.do(ctx, "GET", "/api/products", "", ua)
+	for ctx.Err() == nil {
+		c.thinkHuman(ctx)
+		switch r := c.rng.Float64(); {
+		case r < 0.1:
+			pass := "wonderland"
+			if c.rng.Float64() < 0.1 { // a typo, then the right one
+				c.do(ctx, "POST", "/auth", `{"username":"alice","password":"wonderlnd"}`, ua)
+				c.think(ctx, 2, 6)
+			}
+			c.do(ctx, "POST", "/auth", `{"username":"alice","password":"`+pass+`"}`, ua)
+		case r < 0.17:
+			c.do(ctx, "POST", "/api/checkout", fmt.Sprintf(`{"product_id":%d,"quantity":1}`, 1+c.rng.IntN(8)), ua)
+		case r < 0.3:
+			page("/", "/assets/app.css", "/assets/app.js", "/assets/logo.svg")
+		default:
+			id := strconv.Itoa(1 + c.rng.IntN(8))
+			page("/api/products/"+id, "/assets/img/"+id+".jpg")
+		}
+	}
+}
+
+// sneaker hammers checkout for a limited drop at 50 requests per second.
+func sneaker(ctx context.Context, c *client) {
+	ua := browsers[0]
+	c.every(ctx, 50, 0, func() {
+		c.do(ctx, "POST", "/api/checkout", `{"product_id":3,"quantity":1}`, ua)
+	})
+}
+
+// stuffing tries leaked credentials against the login, 5 per second.
+func stuffing(ctx context.Context, c *client) {
+	ua := browsers[c.rng.IntN(len(browsers))]
+	c.every(ctx, 5, 0.3, func() {
+		c.do(ctx, "POST", "/auth", fmt.Sprintf(`{"username":"user%d","password":"%x"}`, c.rng.IntN(100000), c.rng.Uint32()), ua)
+	})
+}
+
+// scraper walks the catalogue by id, 4 per second, past its end.
+func scraper(ctx context.Context, c *client) {
+	ua := browsers[0]
+	id := 0
+	c.every(ctx, 4, 0.2, func() {
+		id++
+		c.do(ctx, "GET", "/api/products/"+strconv.Itoa(id), "", ua)
+	})
+}
+
+// botnet is one member of a low-and-slow distributed credential attack
+// from hosting providers: one login every 4 s with a browser's user agent,
+// on a timer.
+func botnet(ctx context.Context, c *client) {
+	ua := browsers[c.rng.IntN(len(browsers))]
+	c.think(ctx, 0, 4) // members start spread out
+	c.every(ctx, 0.25, 0.02, func() {
+		c.do(ctx, "POST", "/auth", fmt.Sprintf(`{"username":"user%d","password":"%x"}`, c.rng.IntN(100000), c.rng.Uint32()), ua)
+	})
+}
+
+// keyGuesser tries random API keys against the API with a script, 3 per
+// second.
+func keyGuesser(ctx context.Context, c *client) {
+	c.every(ctx, 3, 0.2, func() {
+		c.do(ctx, "GET", "/api/orders", "", "python-requests/2.31.0", "X-API-Key", fmt.Sprintf("%016x", c.rng.Uint64()))
+	})
+}
+
+// crawler is Googlebot from Google's network, indexing the catalogue once
+// a second.
+func crawler(ctx context.Context, c *client) {
+	i := 0
+	c.every(ctx, 1, 0.3, func() {
+		path := "/"
+		if i%9 != 0 {
+			path = "/api/products/" + strconv.Itoa(i%9)
+		}
+		i++
+		c.do(ctx, "GET", path, "", googlebotUA)
+	})
+}
+
+// every calls fn rate times a second (scaled by the run's rate factor),
+// each interval varied by ±jitter (a fraction), until ctx is done.
+func (c *client) every(ctx context.Context, rate, jitter float64, fn func()) {
+	interval := time.Duration(float64(time.Second) / (rate * c.rate))
+	next := time.Now()
+	for ctx.Err() == nil {
+		fn()
+		d := interval
+		if jitter > 0 {
+			d = time.Duration(float64(d) * (1 + jitter*(2*c.rng.Float64()-1)))
+		}
+		next = next.Add(d)
+		if !sleep(ctx, time.Until(next)) {
+			return
+		}
+	}
+}
+
+// think pauses between lo and hi seconds, uniformly.
+func (c *client) think(ctx context.Context, lo, hi float64) {
+	sleep(ctx, time.Duration((lo+(hi-lo)*c.rng.Float64())*float64(time.Second)))
+}
+
+// thinkHuman pauses as people read: log-normal, median 6 s, clipped to
+// 1.5–40 s.
+func (c *client) thinkHuman(ctx context.Context) {
+	s := math.Exp(math.Log(6) + 0.7*c.rng.NormFloat64())
+	s = min(max(s, 1.5), 40) / c.rate
+	sleep(ctx, time.Duration(s*float64(time.Second)))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// addresses gives every client of the mix its address: the scenarios take
+// turns, in order, on one counter per pool, so clients of scenarios that
+// share a pool never share an address (within a pool's capacity: 254
+// clients per /24 in it).
+func addresses(mix map[string]int, seed uint64) map[string][]netip.Addr {
+	next := map[*netip.Prefix]int{}
+	out := map[string][]netip.Addr{}
+	for _, sc := range Scenarios {
+		key := &sc.Pool[0] // scenarios sharing a pool share its backing array
+		for range mix[sc.Name] {
+			out[sc.Name] = append(out[sc.Name], address(sc.Pool, next[key], seed))
+			next[key]++
+		}
+	}
+	return out
+}
+
+// address returns the n-th address of a pool, spread over its ranges and
+// offset by the seed, skipping network and broadcast-like host parts.
+func address(pool []netip.Prefix, n int, seed uint64) netip.Addr {
+	p := pool[n%len(pool)]
+	k := uint64(n/len(pool)) + seed*7919
+	a := p.Addr().As4()
+	hostBits := 32 - p.Bits()
+	size := uint64(1) << hostBits
+	host := 1 + k%(size-2)
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v += uint32(host)
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// newRand returns the client's reproducible random source.
+func newRand(seed uint64, scenario, index int) *rand.Rand {
+	return rand.New(rand.NewPCG(seed, uint64(scenario)<<32|uint64(index)))
+}

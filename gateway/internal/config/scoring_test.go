@@ -1,0 +1,55 @@
+package config_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+)
+
+func TestScoringDefaults(t *testing.T) {
+	cfg, err := config.Parse([]byte("routes: [{path: /, upstream: http://u}]\n"), env(nil))
+	require.NoError(t, err)
+	assert.True(t, cfg.Scoring.SensitivePaths["/auth"])
+	assert.True(t, cfg.Scoring.SensitivePaths["/api/checkout"])
+	assert.Equal(t, time.Minute, cfg.Scoring.VisitWindow)
+	assert.Equal(t, time.Second, cfg.Scoring.CacheTTL)
+	assert.Equal(t, 0.2, cfg.Scoring.CacheTolerance)
+}
+
+// TestScoringSeed002 is the scenarios' test config for the seed-002 profile.
+func TestScoringSeed002(t *testing.T) {
+	doc := "routes: [{path: /, upstream: http://u}]\n" +
+		"thresholds: {block: 0.7, throttle: 0.7}\n" +
+		"scoring:\n  sensitive_paths: [/api/login, /api/register, /API/Data/]\n  visit_window: 3s\n  cache_ttl: 0s\n"
+	cfg, err := config.Parse([]byte(doc), env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, map[string]bool{"/api/login": true, "/api/register": true, "/api/data": true}, cfg.Scoring.SensitivePaths)
+	assert.Equal(t, 3*time.Second, cfg.Scoring.VisitWindow)
+	assert.Zero(t, cfg.Scoring.CacheTTL)
+	assert.Equal(t, 0.7, cfg.BlockAt)
+	assert.Equal(t, 0.7, cfg.ThrottleAt)
+}
+
+func TestScoringBad(t *testing.T) {
+	doc := "routes: [{path: /, upstream: http://u}]\n" +
+		"scoring:\n  sensitive_paths: [login]\n  visit_window: 10ms\n  cache_ttl: 2m\n  cache_tolerance: 1.5\n  bogus: 1\n"
+	_, err := config.Parse([]byte(doc), env(nil))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "scoring.bogus: unknown key")
+	doc = "routes: [{path: /, upstream: http://u}]\n" +
+		"scoring:\n  sensitive_paths: [login]\n  visit_window: 10ms\n  cache_ttl: 2m\n  cache_tolerance: 1.5\n"
+	_, err = config.Parse([]byte(doc), env(nil))
+	require.Error(t, err)
+	for _, w := range []string{
+		`scoring.sensitive_paths[0]: must start with '/', got "login"`,
+		"scoring.visit_window: must be at least 1s",
+		"scoring.cache_ttl: must be at most 1m",
+		"scoring.cache_tolerance: must be in [0, 1], got 1.5",
+	} {
+		assert.Contains(t, err.Error(), w)
+	}
+}

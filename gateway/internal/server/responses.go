@@ -1,0 +1,38 @@
+package server
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// ResponseRecorder counts the upstream's answers per client: a Traffic
+// that implements it feeds the error-ratio and auth-failure features.
+type ResponseRecorder interface {
+	RecordResponse(ctx context.Context, ip netip.Addr, now time.Time, status int) error
+}
+
+// outcome runs after the proxy has answered and records the
+// upstream's status for the client: every 4xx toward the error ratio
+// (scanning), 401 and 403 also as auth failures. The gateway's own refusals
+// never get here (they are returned before the proxy), nor do proxy errors
+// (502/504: no penalty for the client when the upstream is down).
+func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
+	rec, _ := p.d.Traffic.(ResponseRecorder)
+	return func(c echo.Context) error {
+		err := next(c)
+		v := verdictOf(c)
+		status := c.Response().Status
+		if rec == nil || err != nil || v == nil || v.bypass || status < 400 || status > 499 {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
+		defer cancel()
+		if rerr := rec.RecordResponse(ctx, v.id, p.d.Now(), status); rerr != nil {
+			p.d.Log.Warn("response not recorded", "ip", v.ip, "status", status, "err", rerr)
+		}
+		return nil
+	}
+}

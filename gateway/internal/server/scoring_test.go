@@ -1,0 +1,197 @@
+package server_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/bans"
+	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/server"
+	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+// The outcome middleware finds the recorder by a type assertion, which a
+// changed signature would silently defeat: the store must stay one.
+var _ server.ResponseRecorder = (*traffic.Store)(nil)
+
+// shop answers /auth with 401 unless the body says "good", and 404 for
+// /missing; everything else 200.
+func shop(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.EqualFold(strings.TrimSuffix(r.URL.Path, "/"), "/auth"):
+		body, _ := io.ReadAll(r.Body)
+		if string(body) != "good" {
+			http.Error(w, `{"success":false}`, http.StatusUnauthorized)
+			return
+		}
+	case strings.HasPrefix(r.URL.Path, "/missing"):
+		http.NotFound(w, r)
+		return
+	}
+	_, _ = w.Write([]byte("ok"))
+}
+
+// scoringGateway is the whole chain in front of shop, with a real traffic
+// store and the given scorer.
+func scoringGateway(t *testing.T, scorer server.Scorer, mutate func(*config.Config)) (http.Handler, *recorder) {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	up := httptest.NewServer(http.HandlerFunc(shop))
+	t.Cleanup(up.Close)
+	cfg, err := config.Parse([]byte("routes: [{path: /, upstream: "+up.URL+"}]\ntrusted_proxies: [127.0.0.2]\nban_ttl: 1m\n"), func(string) string { return "" })
+	require.NoError(t, err)
+	cfg.Redis.Prefix = prefix
+	if mutate != nil {
+		mutate(cfg)
+	}
+	store, err := traffic.New(rdb, prefix)
+	require.NoError(t, err)
+	log := slog.New(slog.DiscardHandler)
+	banStore, err := bans.New(rdb, prefix)
+	require.NoError(t, err)
+	rec := &recorder{}
+	h, err := server.New(cfg, server.Deps{Traffic: store, Bans: banStore, Scorer: scorer, Events: rec, Stats: nopStats{}, Log: log})
+	require.NoError(t, err)
+	return h, rec
+}
+
+// capturing is a scorer double that answers score and records every
+// request it is asked about; requests returns them so far.
+func capturing(score float64) (server.Scorer, func() []wire.ScoreRequest) {
+	var mu sync.Mutex
+	var seen []wire.ScoreRequest
+	f := scoreFunc(func(r wire.ScoreRequest) (wire.ScoreResponse, error) {
+		mu.Lock()
+		seen = append(seen, r)
+		mu.Unlock()
+		return wire.ScoreResponse{Score: score}, nil
+	})
+	return f, func() []wire.ScoreRequest {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]wire.ScoreRequest(nil), seen...)
+	}
+}
+
+func send(h http.Handler, method, path, body string, hdr ...string) int {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	r.RemoteAddr = "127.0.0.2:1"
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Code
+}
+
+// TestScoreRequestCarriesTheFeatures checks what the gateway gathers in its
+// round trip and from the upstream's answers reaches the scorer.
+func TestScoreRequestCarriesTheFeatures(t *testing.T) {
+	t.Parallel()
+	capture, requests := capturing(0)
+	h, _ := scoringGateway(t, capture, nil)
+	xff := []string{"X-Forwarded-For", "203.0.113.50", "User-Agent", "test-agent"}
+
+	assert.Equal(t, 401, send(h, "POST", "/AUTH/", "bad", xff...))
+	assert.Equal(t, 401, send(h, "POST", "/auth", "bad", xff...))
+	assert.Equal(t, 200, send(h, "POST", "/auth", "good", xff...))
+	assert.Equal(t, 404, send(h, "GET", "/missing", "", xff...))
+	for _, id := range []string{"1", "2", "3"} {
+		assert.Equal(t, 200, send(h, "GET", "/api/products/"+id, "", xff...))
+	}
+
+	seen := requests()
+	require.Len(t, seen, 7)
+	first, auth3, last := seen[0], seen[2], seen[6]
+	assert.Equal(t, "203.0.113.50", first.IP)
+	assert.True(t, first.Sensitive, "/AUTH/ is /auth")
+	assert.Equal(t, int64(1), first.SensitiveHits)
+	assert.Equal(t, "test-agent", first.UserAgent)
+	assert.Equal(t, int64(3), auth3.SensitiveHits)
+	assert.Equal(t, int64(2), auth3.AuthFailures, "two 401s from the upstream before the third login")
+	assert.False(t, last.Sensitive)
+	assert.Equal(t, int64(7), last.Count1s)
+	assert.Equal(t, int64(7), last.Visits)
+	assert.Equal(t, int64(3), last.Errors4xx)
+	assert.Equal(t, int64(2), last.AuthFailures)
+	assert.Equal(t, int64(5), last.DistinctPaths) // /auth, /missing, 3 products
+	assert.Equal(t, int64(2), last.SequentialIDs)
+	assert.Equal(t, 6, last.Intervals)
+}
+
+// TestRefusalsCountAsErrors: the gateway's own 429s count toward the
+// client's 4xx answers (never toward auth failures), so a client that keeps
+// coming while throttled raises its error ratio.
+func TestRefusalsCountAsErrors(t *testing.T) {
+	t.Parallel()
+	throttle, requests := capturing(0.6)
+	h, _ := scoringGateway(t, throttle, nil)
+	xff := []string{"X-Forwarded-For", "203.0.113.51"}
+	for range 3 {
+		assert.Equal(t, 429, send(h, "GET", "/", "", xff...))
+	}
+	seen := requests()
+	last := seen[len(seen)-1]
+	assert.Equal(t, int64(2), last.Errors4xx, "the two refusals before the last request")
+	assert.Zero(t, last.AuthFailures)
+}
+
+// TestFallbackScoreWhenTheScorerIsDown: fail-open scores locally with the
+// documented rule, so a burst is still blocked and the events say degraded.
+func TestFallbackScoreWhenTheScorerIsDown(t *testing.T) {
+	t.Parallel()
+	down := scoreFunc(func(wire.ScoreRequest) (wire.ScoreResponse, error) {
+		return wire.ScoreResponse{}, errors.New("connection refused")
+	})
+	h, rec := scoringGateway(t, down, nil)
+	xff := []string{"X-Forwarded-For", "203.0.113.52", "User-Agent", "Mozilla/5.0"}
+	codes := map[int]int{}
+	first403 := 0
+	for i := 1; i <= 60; i++ {
+		c := send(h, "GET", "/", "", xff...)
+		codes[c]++
+		if c == 403 && first403 == 0 {
+			first403 = i
+		}
+	}
+	// burst alone reaches 1.0 at 40 requests (ramp 15 → 40); regularity may
+	// get there first, as requests in a tight loop are evenly spaced.
+	assert.Greater(t, first403, 15, "codes %v", codes)
+	assert.LessOrEqual(t, first403, 40, "codes %v", codes)
+	assert.Greater(t, codes[429], 0, "throttled before the block")
+	evs := rec.all()
+	require.NotEmpty(t, evs)
+	ban := evs[len(evs)-1]
+	assert.Equal(t, wire.EventBan, ban.Type)
+	assert.True(t, ban.Degraded)
+	assert.Equal(t, "burst", ban.Reasons[0].Feature)
+}
+
+// TestPrincipalsLastAddressReachesTheScorer: the same API key from a
+// second address carries the first one, for impossible travel.
+func TestPrincipalsLastAddressReachesTheScorer(t *testing.T) {
+	t.Parallel()
+	capture, requests := capturing(0)
+	h, _ := scoringGateway(t, capture, nil)
+	assert.Equal(t, 200, send(h, "GET", "/api/orders", "", "X-Forwarded-For", "81.2.69.142", "X-API-Key", "k-1"))
+	assert.Equal(t, 200, send(h, "GET", "/api/orders", "", "X-Forwarded-For", "192.0.2.1", "X-API-Key", "k-1"))
+	assert.Equal(t, 200, send(h, "GET", "/api/orders", "", "X-Forwarded-For", "192.0.2.1", "X-API-Key", "k-2"))
+	seen := requests()
+	require.Len(t, seen, 3)
+	assert.Empty(t, seen[0].PrevIP)
+	assert.Equal(t, "81.2.69.142", seen[1].PrevIP)
+	assert.GreaterOrEqual(t, seen[1].PrevSeconds, 0.0)
+	assert.Less(t, seen[1].PrevSeconds, 5.0)
+	assert.Empty(t, seen[2].PrevIP, "another key")
+}

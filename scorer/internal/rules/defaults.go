@@ -1,0 +1,85 @@
+package rules
+
+import "net/netip"
+
+func prefixes(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+// DefaultConfig returns the default ("default") profile: the behavioural
+// one, calibrated on the simulator's labelled traffic (see the package
+// comment and the README's detection table).
+func DefaultConfig() Config {
+	var c Config
+	c.Name = "default"
+	c.Combine = NoisyOR
+	c.Curves[Burst] = Ramp(15, 40, 1.0)
+	c.Curves[Rate] = Ramp(5, 15, 0.9)
+	c.Curves[Rate60s] = Ramp(3, 8, 0.6)
+	c.Curves[Visits] = Ramp(0, 1, 0)
+	c.Curves[SensitiveVisits] = Ramp(0, 1, 0)
+	c.Curves[SensitiveHits] = Ramp(0, 4, 0.45)
+	c.Curves[Regularity] = Ramp(0.6, 0.85, 0.6)
+	c.Curves[AuthFailures] = Ramp(2, 8, 0.9)
+	c.Curves[ErrorRatio] = Ramp(0.25, 0.75, 0.6)
+	c.Curves[PathDiversity] = Ramp(30, 100, 0.5)
+	c.Curves[Enumeration] = Ramp(2, 5, 0.9)
+	c.Curves[UserAgent] = Ramp(0, 1, 0.45)
+	c.Curves[Geo] = Ramp(0, 1, 0.5)
+	c.Curves[Hosting] = Ramp(0, 1, 0.45)
+	c.Curves[Travel] = Ramp(1000, 5000, 0.9)
+	c.MinIntervals = 8
+	c.MinRequests = 4
+	c.MinTravelKm = 500
+	c.MinTravelSeconds = 60
+	c.CountryRisk = map[string]float64{}
+	c.HostingASNs = make(map[uint32]bool, len(DefaultHostingASNs))
+	for _, a := range DefaultHostingASNs {
+		c.HostingASNs[a] = true
+	}
+	c.AutomationUA = append([]string(nil), DefaultAutomationUA...)
+	c.BotUA = append([]string(nil), DefaultBotUA...)
+	c.BotUARisk = 0.5
+	c.Allow = []AllowRule{
+		{Name: "googlebot", UserAgent: "googlebot", Networks: prefixes("66.249.64.0/19")},
+		{Name: "bingbot", UserAgent: "bingbot", Networks: prefixes("157.55.39.0/24", "207.46.13.0/24", "40.77.167.0/24")},
+	}
+	c.Block, c.Throttle = 0.8, 0.5
+	return c
+}
+
+// DefaultHostingASNs are large hosting, cloud and VPS providers: traffic
+// from them is servers, not people at home.
+var DefaultHostingASNs = []uint32{
+	14618, 16509, // Amazon
+	14061,  // DigitalOcean
+	16276,  // OVH
+	24940,  // Hetzner
+	8075,   // Microsoft Azure
+	396982, // Google Cloud
+	63949,  // Akamai Connected Cloud (Linode)
+	20473,  // Vultr (Choopa)
+	45102,  // Alibaba Cloud
+	12876,  // Scaleway
+	51167,  // Contabo
+	9009,   // M247
+	136907, // Huawei Cloud
+}
+
+// DefaultAutomationUA are substrings (lower case) of user agents sent by
+// HTTP libraries, command-line tools, scanners and headless browsers.
+var DefaultAutomationUA = []string{
+	"curl/", "wget/", "python-requests", "python-urllib", "python-httpx", "aiohttp",
+	"go-http-client", "java/", "okhttp", "apache-httpclient", "libwww-perl", "scrapy",
+	"node-fetch", "axios/", "postmanruntime", "headlesschrome", "phantomjs", "selenium",
+	"puppeteer", "playwright", "sqlmap", "nikto", "nmap", "masscan", "zgrab", "httpie",
+}
+
+// DefaultBotUA are substrings (lower case) of self-declared crawlers. Such a
+// user agent is only a claim: a verified crawler is an allow rule (user
+// agent and network), never a free pass by string.
+var DefaultBotUA = []string{"bot", "crawler", "spider", "slurp"}
