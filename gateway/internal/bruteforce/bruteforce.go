@@ -54,6 +54,8 @@ package bruteforce
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -151,6 +153,35 @@ type Guard struct {
 	rdb    redis.UniversalClient
 	prefix string
 	cfg    atomic.Pointer[Config]
+	secret atomic.Pointer[[]byte] // the deployment's HMAC key for passwords, from Redis
+}
+
+// passwordID is the stored form of a password: HMAC-SHA256 under a random
+// secret every replica shares through Redis (created once, SETNX). A plain
+// SHA-256 of a human password, visible in key names to anyone who can SCAN
+// or read a backup, would be cracked by a dictionary in seconds.
+func (g *Guard) passwordID(ctx context.Context, password string) (string, error) {
+	sec := g.secret.Load()
+	if sec == nil {
+		key := g.prefix + "bf:secret"
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("password secret: %w", err)
+		}
+		if err := g.rdb.SetNX(ctx, key, hex.EncodeToString(b[:]), 0).Err(); err != nil {
+			return "", fmt.Errorf("password secret: %w", err)
+		}
+		v, err := g.rdb.Get(ctx, key).Result()
+		if err != nil {
+			return "", fmt.Errorf("password secret: %w", err)
+		}
+		raw := []byte(v)
+		g.secret.Store(&raw)
+		sec = &raw
+	}
+	m := hmac.New(sha256.New, *sec)
+	m.Write([]byte(password))
+	return hex.EncodeToString(m.Sum(nil)), nil
 }
 
 // New returns a Guard whose keys all start with prefix.
@@ -295,10 +326,14 @@ func (g *Guard) Decide(ctx context.Context, login, password string, ip netip.Add
 	if err != nil {
 		return Allowed, fmt.Errorf("check: %w", err)
 	}
+	pw, err := g.passwordID(ctx, password)
+	if err != nil {
+		return Allowed, fmt.Errorf("check: %w", err)
+	}
 	cfg := g.cfg.Load()
 	keys := []string{
 		g.key(kindBucket, entLogin, l),
-		g.key(kindBucket, entPassword, sha256hex(password)),
+		g.key(kindBucket, entPassword, pw),
 		g.key(kindBucket, entIP, a),
 		g.key(kindLock, entLogin, l),
 		g.key(kindLock, entIP, a),
@@ -446,7 +481,10 @@ func (g *Guard) ResetLogin(ctx context.Context, login string) error {
 // ResetPassword clears the password's bucket. It is ErrNotFound if there
 // was none.
 func (g *Guard) ResetPassword(ctx context.Context, password string) error {
-	p := sha256hex(password)
+	p, err := g.passwordID(ctx, password)
+	if err != nil {
+		return fmt.Errorf("reset password: %w", err)
+	}
 	return g.reset(ctx, "password", g.key(kindBucket, entPassword, p))
 }
 

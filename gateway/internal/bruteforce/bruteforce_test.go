@@ -2,6 +2,8 @@ package bruteforce_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -619,6 +621,9 @@ func TestStorage(t *testing.T) {
 	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
 	for iter.Next(ctx) {
 		name := iter.Val()
+		if name == prefix+"bf:secret" {
+			continue // the shared HMAC key: no login, no password, no expiry
+		}
 		dump = append(dump, name)
 		assert.True(t, strings.HasPrefix(name, prefix+"bf:{bf}:"), name)
 		parts := strings.SplitN(strings.TrimPrefix(name, prefix+"bf:{bf}:"), ":", 3)
@@ -652,4 +657,33 @@ func TestStorage(t *testing.T) {
 	assert.NotContains(t, all, "hunter2")
 	assert.NotContains(t, all, "bob")
 	assert.Contains(t, all, "2001:db8::/64", "IPv6 stored by /64")
+}
+
+// Passwords are keyed by an HMAC under a secret the replicas share through
+// Redis: the password bucket is one bucket across replicas, and neither the
+// password nor its plain SHA-256 appears anywhere in Redis.
+func TestPasswordsAreKeyedByASharedSecret(t *testing.T) {
+	t.Parallel()
+	a, rdb, prefix := newGuard(t, testConfig())
+	b, err := bruteforce.New(rdb, prefix, testConfig())
+	require.NoError(t, err)
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 3, 0, byte(i)}) }
+	var got []bool
+	for i, g := range []*bruteforce.Guard{a, a, b, b} {
+		ok, err := g.Check(ctx, fmt.Sprintf("user%d", i), "hunter2", ip(i), now)
+		require.NoError(t, err)
+		got = append(got, ok)
+	}
+	assert.Equal(t, []bool{true, true, true, false}, got, "one password bucket across both replicas")
+
+	sum := sha256.Sum256([]byte("hunter2"))
+	plain := hex.EncodeToString(sum[:])
+	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	require.NoError(t, err)
+	for _, k := range keys {
+		assert.NotContains(t, k, "hunter2")
+		assert.NotContains(t, k, plain, "an unsalted hash is as good as the password")
+	}
 }
