@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,6 +162,27 @@ func TestLockoutAfterFiveFailures(t *testing.T) {
 
 	f.Advance(time.Second)
 	assert.Equal(t, http.StatusOK, do(e, http.MethodGet, "/admin/config", "", attacker, asAdmin).Code, "the window has passed")
+}
+
+// Fifty guesses at once from one address: only five are ever checked; the
+// rest are refused as locked out, never answered 401.
+func TestLockoutHoldsUnderConcurrentGuesses(t *testing.T) {
+	f := admintest.NewFixture()
+	e := newAPI(t, f)
+	attacker := from("127.0.0.40")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for range 50 {
+		wg.Go(func() {
+			rec := do(e, http.MethodGet, "/admin/config", "", attacker, basic("admin", "guess"))
+			mu.Lock()
+			codes[rec.Code]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, map[int]int{http.StatusUnauthorized: 5, http.StatusTooManyRequests: 45}, codes)
 }
 
 func TestLockoutCountsOnlyRecentWrongCredentials(t *testing.T) {

@@ -122,10 +122,28 @@ func newFailures(cfg Lockout) *failures {
 	return &failures{cfg: cfg, byIP: make(map[string]*list.Element), recency: list.New()}
 }
 
-// lockedFor returns how long ip stays locked out, or 0.
-func (f *failures) lockedFor(ip string, now time.Time) time.Duration {
+// attempt runs one authentication for ip at now: if ip is locked out it
+// returns how long for, without checking; otherwise it runs check (which
+// says whether the credentials are right and whether this attempt counts as
+// a guess), records a counted failure or forgets ip on success.
+func (f *failures) attempt(ip string, now time.Time, check func() (ok, counts bool)) (wait time.Duration, ok, counted bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if wait := f.lockedForLocked(ip, now); wait > 0 {
+		return wait, false, false
+	}
+	ok, counts := check()
+	switch {
+	case ok:
+		f.forgetLocked(ip)
+	case counts:
+		f.failLocked(ip, now)
+	}
+	return 0, ok, counts
+}
+
+// lockedForLocked returns how long ip stays locked out, or 0. f.mu is held.
+func (f *failures) lockedForLocked(ip string, now time.Time) time.Duration {
 	el, ok := f.byIP[ip]
 	if !ok {
 		return 0
@@ -138,10 +156,8 @@ func (f *failures) lockedFor(ip string, now time.Time) time.Duration {
 	return rec.times[0].Add(f.cfg.Window).Sub(now)
 }
 
-// fail records a failure from ip at now.
-func (f *failures) fail(ip string, now time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// failLocked records a failure from ip at now. f.mu is held.
+func (f *failures) failLocked(ip string, now time.Time) {
 	el, ok := f.byIP[ip]
 	if !ok {
 		if f.recency.Len() >= f.cfg.MaxClients {
@@ -161,10 +177,8 @@ func (f *failures) fail(ip string, now time.Time) {
 	}
 }
 
-// forget drops ip's record after a successful authentication.
-func (f *failures) forget(ip string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// forgetLocked drops ip's record after a success. f.mu is held.
+func (f *failures) forgetLocked(ip string) {
 	if el, ok := f.byIP[ip]; ok {
 		delete(f.byIP, ip)
 		f.recency.Remove(el)
@@ -185,19 +199,24 @@ func authenticate(c *checker, f *failures, audit AuditSink, now func() time.Time
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(ctx echo.Context) error {
 			ip, t := ctx.RealIP(), now()
-			if wait := f.lockedFor(ip, t); wait > 0 {
+			r := ctx.Request()
+			// The lockout check, the credential check and the count happen
+			// under one lock, so concurrent guesses cannot all slip past
+			// the check before any of them is counted.
+			wait, ok, counted := f.attempt(ip, t, func() (bool, bool) {
+				return c.ok(r), r.Header.Get("Authorization") != ""
+			})
+			if wait > 0 {
 				ctx.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 				return echo.NewHTTPError(http.StatusTooManyRequests, "Too many failed authentication attempts")
 			}
-			r := ctx.Request()
-			if !c.ok(r) {
+			if !ok {
 				// Only wrong credentials count toward the lockout: a client
 				// that has not sent any yet (a browser's first try) has
 				// guessed nothing.
 				details := "Missing credentials"
-				if r.Header.Get("Authorization") != "" {
+				if counted {
 					details = "Invalid credentials"
-					f.fail(ip, t)
 				}
 				audit.Record(ActionAuthFailed, details, r)
 				for _, ch := range c.challenge {
@@ -205,7 +224,6 @@ func authenticate(c *checker, f *failures, audit AuditSink, now func() time.Time
 				}
 				return echo.NewHTTPError(http.StatusUnauthorized, "Unauthorized")
 			}
-			f.forget(ip)
 			return next(ctx)
 		}
 	}
