@@ -36,6 +36,7 @@ type Config struct {
 	GatewayID      string
 	Routes         []Route
 	TrustedProxies []netip.Prefix
+	ClientIPHeader string // the one header trusted proxies name the client in; "" for the default order
 	Redis          Redis
 	Mongo          Mongo
 	Scorer         Scorer
@@ -206,6 +207,7 @@ type file struct {
 	GatewayID      string      `yaml:"gateway_id"`
 	Routes         []fileRoute `yaml:"routes"`
 	TrustedProxies []string    `yaml:"trusted_proxies"`
+	ClientIPHeader string      `yaml:"client_ip_header"`
 	Redis          struct {
 		URL      string `yaml:"url"`
 		Prefix   string `yaml:"prefix"`
@@ -579,6 +581,12 @@ func (f *file) validate() (*Config, error) {
 			c.Routes = append(c.Routes, route)
 		}
 	}
+	switch strings.ToLower(f.ClientIPHeader) {
+	case "", "x-forwarded-for", "forwarded", "x-real-ip":
+		c.ClientIPHeader = f.ClientIPHeader
+	default:
+		bad("client_ip_header", `must be "X-Forwarded-For", "Forwarded" or "X-Real-IP", got %q`, f.ClientIPHeader)
+	}
 	for i, s := range f.TrustedProxies {
 		p, err := parsePrefix(s)
 		if err != nil {
@@ -784,12 +792,12 @@ func (c *Config) Redacted() map[string]any {
 	}
 	return map[string]any{
 		"listen": c.Listen, "gateway_id": c.GatewayID, "routes": routes,
-		"trusted_proxies": c.TrustedProxies,
-		"redis":           map[string]any{"url": redactURL(c.Redis.URL), "prefix": c.Redis.Prefix, "fail_mode": c.Redis.FailMode, "timeout": c.Redis.Timeout.String()},
-		"mongo":           map[string]any{"uri": redactURL(c.Mongo.URI), "database": c.Mongo.Database, "retention": c.Mongo.Retention.String()},
-		"scorer":          map[string]any{"enabled": c.Scorer.Enabled, "url": redactURL(c.Scorer.URL), "timeout": c.Scorer.Timeout.String(), "fail_mode": c.Scorer.FailMode},
-		"thresholds":      map[string]any{"block": c.BlockAt, "throttle": c.ThrottleAt},
-		"ban_ttl":         c.BanTTL.String(), "shadow": c.Shadow,
+		"trusted_proxies": c.TrustedProxies, "client_ip_header": c.ClientIPHeader,
+		"redis":      map[string]any{"url": redactURL(c.Redis.URL), "prefix": c.Redis.Prefix, "fail_mode": c.Redis.FailMode, "timeout": c.Redis.Timeout.String()},
+		"mongo":      map[string]any{"uri": redactURL(c.Mongo.URI), "database": c.Mongo.Database, "retention": c.Mongo.Retention.String()},
+		"scorer":     map[string]any{"enabled": c.Scorer.Enabled, "url": redactURL(c.Scorer.URL), "timeout": c.Scorer.Timeout.String(), "fail_mode": c.Scorer.FailMode},
+		"thresholds": map[string]any{"block": c.BlockAt, "throttle": c.ThrottleAt},
+		"ban_ttl":    c.BanTTL.String(), "shadow": c.Shadow,
 		"admin":      map[string]any{"listen": c.Admin.Listen, "token": secret(c.Admin.Token), "username": c.Admin.Username, "password": secret(c.Admin.Password)},
 		"lists":      map[string]any{"allow": c.Lists.Allow, "deny": c.Lists.Deny},
 		"rate_limit": map[string]any{"requests_per_minute": c.RateLimit.RequestsPerMinute, "per_key": c.RateLimit.PerKey},

@@ -83,6 +83,7 @@ func TestParseBad(t *testing.T) {
 		{"bad route path and scheme", "routes: [{path: api/, upstream: http://u}, {path: /x, upstream: ftp://x}]\n", []string{`routes[0].path: must start with '/'`, "routes[1].upstream: must be an absolute http or https URL"}},
 		{"bad thresholds and fail mode", "routes: [{path: /, upstream: http://u}]\nthresholds: {block: 1.5, throttle: 0}\nredis: {fail_mode: maybe}\n", []string{"thresholds.block", "thresholds.throttle", `redis.fail_mode: must be "open" or "closed"`}},
 		{"not yaml", "routes: [", []string{"config:"}},
+		{"bad client ip header", "routes: [{path: /, upstream: http://u}]\nclient_ip_header: X-Client\n", []string{`client_ip_header: must be`}},
 		{"wrong type", "routes: 7\n", []string{"config:"}},
 	}
 	for _, tt := range tests {

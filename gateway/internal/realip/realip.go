@@ -15,12 +15,30 @@ import (
 // Resolver finds client addresses. The zero value trusts nobody.
 type Resolver struct {
 	trusted []netip.Prefix
+	only    string // canonical header name, or "" for the default order
 }
 
 // New returns a Resolver that believes forwarding headers only from peers
 // inside trusted.
 func New(trusted []netip.Prefix) *Resolver {
 	return &Resolver{trusted: trusted}
+}
+
+// Headers a trusted proxy may name the client in.
+const (
+	HeaderXForwardedFor = "X-Forwarded-For"
+	HeaderForwarded     = "Forwarded"
+	HeaderXRealIP       = "X-Real-IP"
+)
+
+// WithHeader returns a resolver that believes only header from trusted
+// proxies (like nginx's real_ip_header). Use it when the proxy in front sets
+// one header and passes the others through from the client: with
+// X-Real-IP set by the proxy and X-Forwarded-For copied from the client,
+// believing X-Forwarded-For would let the client choose its address.
+// "" believes X-Forwarded-For, then Forwarded, then X-Real-IP.
+func WithHeader(trusted []netip.Prefix, header string) *Resolver {
+	return &Resolver{trusted: trusted, only: http.CanonicalHeaderKey(header)}
 }
 
 // IP returns the client address of r. It never fails: a peer address that
@@ -30,7 +48,8 @@ func (res *Resolver) IP(r *http.Request) netip.Addr {
 	if !res.isTrusted(peer) {
 		return peer
 	}
-	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+	use := func(h string) bool { return res.only == "" || res.only == h }
+	if xff := r.Header.Values(HeaderXForwardedFor); len(xff) > 0 && use(HeaderXForwardedFor) {
 		hops := strings.Split(strings.Join(xff, ","), ",")
 		// Walk from the right: the nearest hop we do not trust is the client.
 		// Anything left of it was written by the client and proves nothing.
@@ -44,13 +63,13 @@ func (res *Resolver) IP(r *http.Request) netip.Addr {
 			}
 		}
 	}
-	if fwd := r.Header.Values("Forwarded"); len(fwd) > 0 {
+	if fwd := r.Header.Values(HeaderForwarded); len(fwd) > 0 && use(HeaderForwarded) {
 		if a, ok := res.fromForwarded(fwd); ok {
 			return a
 		}
 		return peer
 	}
-	if xr := strings.TrimSpace(r.Header.Get("X-Real-IP")); xr != "" {
+	if xr := strings.TrimSpace(r.Header.Get(HeaderXRealIP)); xr != "" && use(http.CanonicalHeaderKey(HeaderXRealIP)) {
 		if a := parseAddr(xr); a.IsValid() {
 			return a
 		}

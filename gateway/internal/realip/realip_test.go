@@ -94,3 +94,16 @@ func FuzzIP(f *testing.F) {
 		}
 	})
 }
+
+func TestOnlyTheConfiguredHeaderIsBelieved(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "127.0.0.2:1"
+	r.Header.Set("X-Forwarded-For", "10.0.0.1") // copied from the client by the proxy
+	r.Header.Set("X-Real-IP", "203.0.113.5")    // set by the proxy
+	assert.Equal(t, "10.0.0.1", realip.New(trusted).IP(r).String(), "the default order prefers X-Forwarded-For")
+	assert.Equal(t, "203.0.113.5", realip.WithHeader(trusted, "x-real-ip").IP(r).String())
+	assert.Equal(t, "127.0.0.2", realip.WithHeader(trusted, "Forwarded").IP(r).String(), "no Forwarded: the peer")
+	r.Header.Set("Forwarded", "for=198.51.100.9")
+	assert.Equal(t, "198.51.100.9", realip.WithHeader(trusted, "Forwarded").IP(r).String())
+}

@@ -26,7 +26,7 @@ func newRuntime(cfg *config.Config, d Deps) (*runtime, error) {
 	for i, r := range cfg.Routes {
 		routes[i] = proxy.Route{Path: r.Path, Upstream: r.Upstream, StripPrefix: r.StripPrefix, Timeout: r.Timeout}
 	}
-	ips := realip.New(cfg.TrustedProxies)
+	ips := realip.WithHeader(cfg.TrustedProxies, cfg.ClientIPHeader)
 	px, err := proxy.New(routes, ips.Extractor, d.Log)
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
