@@ -58,6 +58,19 @@ func OwnCORS(ctx context.Context) context.Context {
 	return context.WithValue(ctx, corsKey{}, true)
 }
 
+// transport is shared by every Proxy, so a reload (which builds a new Proxy)
+// keeps the warm connection pool instead of abandoning it.
+var transport = &http.Transport{
+	Proxy:                 nil,  // never send client traffic through an environment proxy
+	DisableCompression:    true, // pass Content-Encoding through; never decode and re-label
+	DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	MaxIdleConns:          1024,
+	MaxIdleConnsPerHost:   256,
+	IdleConnTimeout:       90 * time.Second,
+	TLSHandshakeTimeout:   5 * time.Second,
+	ExpectContinueTimeout: time.Second,
+}
+
 // New builds a proxy over routes. clientIP must not be nil.
 func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 	if len(routes) == 0 {
@@ -75,19 +88,9 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 	}
 	sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].Path) > len(rs[j].Path) })
 
-	tr := &http.Transport{
-		Proxy:                 nil,  // never send client traffic through an environment proxy
-		DisableCompression:    true, // pass Content-Encoding through; never decode and re-label
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
 	p := &Proxy{routes: rs, clientIP: clientIP}
 	p.rp = &httputil.ReverseProxy{
-		Transport: tr,
+		Transport: transport,
 		Rewrite:   p.rewrite,
 		ModifyResponse: func(resp *http.Response) error {
 			// Headers arrived in time: the body may stream as long as it takes.
