@@ -6,6 +6,7 @@
 package locallimit
 
 import (
+	"container/list"
 	"errors"
 	"sync"
 	"time"
@@ -17,17 +18,23 @@ import (
 type Limiter struct {
 	max int
 
-	mu   sync.Mutex
-	logs map[string][]time.Time // oldest first, at most limit entries
+	mu      sync.Mutex
+	logs    map[string]*list.Element // of *entry
+	recency *list.List               // most recently used at the front
 }
 
-// New remembers at most maxKeys clients; when full, a key whose window has
-// passed is evicted, or else an arbitrary one.
+type entry struct {
+	key string
+	log []time.Time // oldest first, at most limit entries
+}
+
+// New remembers at most maxKeys clients; when full, the least recently
+// seen one is forgotten (in constant time).
 func New(maxKeys int) (*Limiter, error) {
 	if maxKeys < 1 {
 		return nil, errors.New("locallimit: maxKeys must be positive")
 	}
-	return &Limiter{max: maxKeys, logs: map[string][]time.Time{}}, nil
+	return &Limiter{max: maxKeys, logs: map[string]*list.Element{}, recency: list.New()}, nil
 }
 
 // Allow records a request for key at now if fewer than limit requests lie
@@ -35,41 +42,34 @@ func New(maxKeys int) (*Limiter, error) {
 func (l *Limiter) Allow(key string, limit int64, window time.Duration, now time.Time) ratelimit.Result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	log := l.logs[key]
+	el, known := l.logs[key]
+	if !known {
+		if l.recency.Len() >= l.max {
+			oldest := l.recency.Back()
+			delete(l.logs, oldest.Value.(*entry).key)
+			l.recency.Remove(oldest)
+		}
+		el = l.recency.PushFront(&entry{key: key})
+		l.logs[key] = el
+	}
+	l.recency.MoveToFront(el)
+	e := el.Value.(*entry)
 	cut := 0
-	for cut < len(log) && !log[cut].After(now.Add(-window)) {
+	for cut < len(e.log) && !e.log[cut].After(now.Add(-window)) {
 		cut++
 	}
-	log = log[cut:]
+	e.log = e.log[cut:]
 	res := ratelimit.Result{Limit: limit}
-	if int64(len(log)) >= limit {
-		res.RetryAfter = log[0].Add(window).Sub(now)
+	if int64(len(e.log)) >= limit {
+		res.RetryAfter = e.log[0].Add(window).Sub(now)
 		res.Reset = res.RetryAfter
-		l.logs[key] = log
 		return res
 	}
-	if _, known := l.logs[key]; !known && len(l.logs) >= l.max {
-		l.evict(now, window)
-	}
-	log = append(log, now)
-	l.logs[key] = log
+	e.log = append(e.log, now)
 	res.Allowed = true
-	res.Remaining = limit - int64(len(log))
-	res.Reset = log[0].Add(window).Sub(now)
+	res.Remaining = limit - int64(len(e.log))
+	res.Reset = e.log[0].Add(window).Sub(now)
 	return res
-}
-
-// evict drops one idle key, or any key when none is idle. l.mu is held.
-func (l *Limiter) evict(now time.Time, window time.Duration) {
-	var any string
-	for k, log := range l.logs {
-		if len(log) == 0 || !log[len(log)-1].After(now.Add(-window)) {
-			delete(l.logs, k)
-			return
-		}
-		any = k
-	}
-	delete(l.logs, any)
 }
 
 // Len is the number of clients remembered.
