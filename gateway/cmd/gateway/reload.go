@@ -45,14 +45,23 @@ func (r *reloader) reload() (*config.Config, error) {
 		r.log.Warn("config reload refused", "err", err)
 		return nil, err
 	}
-	if err := r.guard.SetConfig(guardConfig(cfg)); err != nil {
+	// Validate every part first, then swap: a failure changes nothing.
+	gc := guardConfig(cfg)
+	if err := gc.Validate(); err != nil {
 		return nil, fmt.Errorf("login_protection: %w", err)
+	}
+	static := lists.Static{Allow: cfg.Lists.Allow, Deny: cfg.Lists.Deny}
+	if err := static.Validate(); err != nil {
+		return nil, fmt.Errorf("lists: %w", err)
 	}
 	if err := r.gw.Reload(cfg); err != nil {
 		return nil, err
 	}
-	if err := r.lists.SetStatic(lists.Static{Allow: cfg.Lists.Allow, Deny: cfg.Lists.Deny}); err != nil {
-		return nil, fmt.Errorf("lists: %w", err)
+	if err := r.guard.SetConfig(gc); err != nil {
+		r.log.Error("login protection not reloaded after validation", "err", err)
+	}
+	if err := r.lists.SetStatic(static); err != nil {
+		r.log.Error("lists not reloaded after validation", "err", err)
 	}
 	r.log.Info("config reloaded", "routes", len(cfg.Routes))
 	return cfg, nil
