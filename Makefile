@@ -42,5 +42,5 @@ detect: ## measure detection: simulate every scenario against a local stack (DUR
 	@bash deploy/detect.sh
 
 .PHONY: bench
-bench: ## benchmark the scorer's rules and HTTP handler
-	cd scorer && go test -run '^$$' -bench . -benchmem ./internal/rules/ ./internal/server/
+bench: ## benchmarks: the scorer, and the gateway's chain against plain proxying in the same run (needs redis-server)
+	@bash deploy/bench.sh

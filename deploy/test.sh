@@ -49,25 +49,8 @@ export BULWARK_TEST_GEOIP_DB=$root/var/geoip/demo-city.mmdb
 export BULWARK_TEST_GEOIP_ASN_DB=$root/var/geoip/demo-asn.mmdb
 
 step "dev stack: private redis-server and FerretDB on free ports"
-go build -o bin/devstack ./deploy/devstack
-envfile=$root/var/test/stack.env
-rm -f "$envfile"
-bin/devstack -env-file "$envfile" >var/test/devstack.log 2>&1 &
-stack=$!
-cleanup() {
-  kill -INT "$stack" 2>/dev/null || true
-  wait "$stack" 2>/dev/null || true
-}
-trap cleanup EXIT
-for _ in $(seq 600); do
-  [ -s "$envfile" ] && break
-  kill -0 "$stack" 2>/dev/null || { cat var/test/devstack.log; echo "dev stack failed to start" >&2; exit 1; }
-  sleep 0.2
-done
-[ -s "$envfile" ] || { cat var/test/devstack.log; echo "dev stack not ready in 120s" >&2; exit 1; }
-set -a; . "$envfile"; set +a
-echo "redis: $BULWARK_TEST_REDIS_URL"
-echo "mongo: $BULWARK_TEST_MONGO_URI"
+. deploy/devstack.sh
+start_devstack "$root/var/test"
 
 modules=$(go list -m -f '{{.Dir}}/...')
 step "gofmt"
