@@ -32,7 +32,7 @@ type ScoreRequest struct {
 	// IntervalCV their coefficient of variation (stddev / mean).
 	Intervals  int     `json:"intervals,omitempty"`
 	IntervalCV float64 `json:"interval_cv,omitempty"`
-	// PrevIP is the other address the request's principal (an API key)
+	// PrevIP is the other address the request's principal (an API key or a login)
 	// was last seen from, PrevSeconds how long ago; empty when the
 	// principal is new or was last seen from this address.
 	PrevIP      string  `json:"prev_ip,omitempty"`

@@ -85,6 +85,11 @@ func newShop() *shop {
 		"bob":   {"builder", "user"},
 		"admin": {"admin-pass", "admin"},
 	}}
+	// Demo customers for the traffic simulator's people, each with an
+	// account of their own: customer001 / pw-001 ... customer500 / pw-500.
+	for i := 1; i <= 500; i++ {
+		s.users[fmt.Sprintf("customer%03d", i)] = user{fmt.Sprintf("pw-%03d", i), "user"}
+	}
 	names := []string{"Trail runner", "Court classic", "Limited drop", "Canvas low", "Retro high", "Sandal", "Hiking boot", "Slip-on"}
 	for i, n := range names {
 		s.products = append(s.products, product{ID: i + 1, Name: n, Price: float64(49 + 10*i), Stock: 100 - 7*i})

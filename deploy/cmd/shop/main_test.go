@@ -49,6 +49,10 @@ func TestShop(t *testing.T) {
 	code, _ = do("GET", "/healthz", "", "")
 	assert.Equal(t, http.StatusOK, code)
 
+	code, body = do("POST", "/auth", "application/json", `{"username":"customer042","password":"pw-042"}`)
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"success":true,"role":"user"}`, body)
+
 	code, body = do("GET", "/assets/img/3.jpg", "", "")
 	assert.Equal(t, 200, code)
 	assert.Contains(t, body, "img/3.jpg")

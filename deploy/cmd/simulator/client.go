@@ -14,6 +14,7 @@ import (
 
 // client is one simulated client: one address, one random source.
 type client struct {
+	n        int // the client's number within its scenario
 	scenario string
 	target   string
 	http     *http.Client

@@ -196,7 +196,7 @@ func simulate(ctx context.Context, o options) *Report {
 		rec.declare(sc, n)
 		for i := range n {
 			c := &client{
-				scenario: sc.Name, target: o.target, http: hc, rate: o.rate,
+				n: i, scenario: sc.Name, target: o.target, http: hc, rate: o.rate,
 				ip:  addrs[sc.Name][i],
 				rng: newRand(o.seed, si, i), rec: rec,
 			}

@@ -74,8 +74,8 @@ var Scenarios = []Scenario{
 
 // human browses the shop: a page with its assets (fetched together, as a
 // browser does), the product list, product pages with their pictures; now
-// and then a login (mostly right the first time) or a checkout; seconds of
-// think time in between.
+// and then a login to their own account (mostly right the first time) or a
+// checkout; seconds of think time in between.
 func human(ctx context.Context, c *client) {
 	ua := browsers[c.rng.IntN(len(browsers))]
 	page := func(path string, assets ...string) {
@@ -93,12 +93,13 @@ func human(ctx context.Context, c *client) {
 		c.thinkHuman(ctx)
 		switch r := c.rng.Float64(); {
 		case r < 0.1:
-			pass := "wonderland"
+			// Their own account on the demo shop.
+			login := fmt.Sprintf(`{"username":"customer%03d","password":"pw-%03d`, c.n%500+1, c.n%500+1)
 			if c.rng.Float64() < 0.1 { // a typo, then the right one
-				c.do(ctx, "POST", "/auth", `{"username":"alice","password":"wonderlnd"}`, ua)
+				c.do(ctx, "POST", "/auth", login+`x"}`, ua)
 				c.think(ctx, 2, 6)
 			}
-			c.do(ctx, "POST", "/auth", `{"username":"alice","password":"`+pass+`"}`, ua)
+			c.do(ctx, "POST", "/auth", login+`"}`, ua)
 		case r < 0.17:
 			c.do(ctx, "POST", "/api/checkout", fmt.Sprintf(`{"product_id":%d,"quantity":1}`, 1+c.rng.IntN(8)), ua)
 		case r < 0.3:

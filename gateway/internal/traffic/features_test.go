@@ -2,9 +2,11 @@ package traffic_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,4 +237,39 @@ func TestObservePrincipalTravel(t *testing.T) {
 	o, err = s.Observe(ctx, tokyo, t0.Add(91*time.Second), other)
 	require.NoError(t, err)
 	assert.False(t, o.PrevIP.IsValid())
+}
+
+func TestLoginOf(t *testing.T) {
+	post := func(ct, body string) *http.Request {
+		r := httptest.NewRequest("POST", "/auth", strings.NewReader(body))
+		r.Header.Set("Content-Type", ct)
+		return r
+	}
+	r := post("application/json", `{"username":"Alice","password":"wonderland"}`)
+	alice := traffic.LoginOf(r)
+	assert.Regexp(t, `^login:[0-9a-f]{16}$`, alice)
+	rest, err := io.ReadAll(r.Body)
+	require.NoError(t, err)
+	assert.Equal(t, `{"username":"Alice","password":"wonderland"}`, string(rest), "the upstream still gets the whole body")
+
+	assert.Equal(t, alice, traffic.LoginOf(post("application/x-www-form-urlencoded", "username=alice&password=x")), "case-insensitive, form or JSON")
+	assert.Equal(t, alice, traffic.LoginOf(post("application/json", `{"email":" ALICE "}`)))
+	assert.NotEqual(t, alice, traffic.LoginOf(post("application/json", `{"username":"bob"}`)))
+	for _, body := range []string{`{"password":"x"}`, `not json`, `{"username":7}`, ``} {
+		assert.Empty(t, traffic.LoginOf(post("application/json", body)), body)
+	}
+	big := `{"username":"alice","pad":"` + strings.Repeat("x", traffic.MaxLoginBody) + `"}`
+	r = post("application/json", big)
+	assert.Empty(t, traffic.LoginOf(r), "too large to be a login")
+	rest, _ = io.ReadAll(r.Body)
+	assert.Equal(t, big, string(rest))
+
+	// DescribeRequest reads logins only from POSTs to sensitive paths, and
+	// prefers an API key.
+	sensitive := map[string]bool{"/auth": true}
+	assert.Equal(t, alice, traffic.DescribeRequest(post("application/json", `{"username":"alice"}`), sensitive, time.Minute).Principal)
+	assert.Empty(t, traffic.DescribeRequest(post("application/json", `{"username":"alice"}`), nil, time.Minute).Principal)
+	withKey := post("application/json", `{"username":"alice"}`)
+	withKey.Header.Set("X-API-Key", "k")
+	assert.Regexp(t, `^key:`, traffic.DescribeRequest(withKey, sensitive, time.Minute).Principal)
 }

@@ -1,9 +1,13 @@
 package traffic
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -23,16 +27,76 @@ type Request struct {
 	ID      int64
 	// VisitWindow is the fixed window of the visit counter; 0 means 60 s.
 	VisitWindow time.Duration
-	// Principal identifies the credential the request carried (PrincipalOf),
-	// "" for none; its last address feeds impossible travel.
+	// Principal identifies the credential the request carried (PrincipalOf,
+	// LoginOf), "" for none; its last address feeds impossible travel.
 	Principal string
 }
 
-// DescribeRequest is Describe for r's path, with r's principal.
+// DescribeRequest is Describe for r's path, with r's principal: its API
+// key, or, for a POST to a sensitive path (a login), the login it names.
 func DescribeRequest(r *http.Request, sensitive map[string]bool, window time.Duration) Request {
 	req := Describe(r.URL.Path, sensitive, window)
 	req.Principal = PrincipalOf(r)
+	if req.Principal == "" && req.Sensitive && r.Method == http.MethodPost {
+		req.Principal = LoginOf(r)
+	}
 	return req
+}
+
+// MaxLoginBody bounds how much of a login request's body LoginOf reads.
+const MaxLoginBody = 16 << 10
+
+// loginFields are the body fields that name a login, in order of
+// preference.
+var loginFields = []string{"username", "login", "email", "user"}
+
+// LoginOf returns "login:" and the first 16 hex digits of the SHA-256 of
+// the (lower-cased) login a JSON or form body names in one of loginFields,
+// or "" for none. It reads at most MaxLoginBody bytes and puts them back in
+// front of the rest of the body, so the upstream still gets all of it.
+func LoginOf(r *http.Request) string {
+	if r.Body == nil || r.Body == http.NoBody {
+		return ""
+	}
+	head, err := io.ReadAll(io.LimitReader(r.Body, MaxLoginBody))
+	r.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
+	if err != nil || len(head) == MaxLoginBody {
+		return "" // unreadable or too large to be a login form
+	}
+	var login string
+	ct := r.Header.Get("Content-Type")
+	switch {
+	case strings.HasPrefix(ct, "application/x-www-form-urlencoded"):
+		vals, err := url.ParseQuery(string(head))
+		if err != nil {
+			return ""
+		}
+		for _, f := range loginFields {
+			if login = vals.Get(f); login != "" {
+				break
+			}
+		}
+	default:
+		var body map[string]any
+		if json.Unmarshal(head, &body) != nil {
+			return ""
+		}
+		for _, f := range loginFields {
+			if s, ok := body[f].(string); ok && s != "" {
+				login = s
+				break
+			}
+		}
+	}
+	login = strings.ToLower(strings.TrimSpace(login))
+	if login == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(login))
+	return "login:" + hex.EncodeToString(sum[:8])
 }
 
 // PrincipalOf returns "key:" and the first 16 hex digits of the SHA-256 of

@@ -29,7 +29,7 @@
 //	geo               the configured risk of the client's country
 //	hosting           1 when the client's ASN is a hosting/datacenter one
 //	travel            impossible travel: the speed (km/h) at which the
-//	                  request's principal (an API key) would have moved from
+//	                  request's principal (API key or login) would have moved from
 //	                  where it was last seen, when that is at least
 //	                  MinTravelKm away (time floored at MinTravelSeconds)
 //

@@ -186,7 +186,7 @@ type Features struct {
 	Country string
 	ASN     uint32
 	// TravelKm is the distance between where the request's principal (an
-	// API key) is now and where it was TravelSeconds ago; 0 when unknown.
+	// API key or a login) is now and where it was TravelSeconds ago; 0 when unknown.
 	TravelKm, TravelSeconds float64
 }
 
