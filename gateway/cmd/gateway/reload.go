@@ -118,6 +118,8 @@ func restartOnly(old, next *config.Config) error {
 	check("scorer.url", old.Scorer.URL != next.Scorer.URL)
 	check("scorer.timeout", old.Scorer.Timeout != next.Scorer.Timeout)
 	check("api_key.key_ttl", old.APIKey.KeyTTL != next.APIKey.KeyTTL)
+	check("scoring.cache_ttl", old.Scoring.CacheTTL != next.Scoring.CacheTTL)
+	check("scoring.cache_tolerance", old.Scoring.CacheTolerance != next.Scoring.CacheTolerance)
 	check("events", old.Events != next.Events)
 	check("max_header_bytes", old.Edge.MaxHeaderBytes != next.Edge.MaxHeaderBytes)
 	check("read_header_timeout", old.Edge.ReadHeaderTimeout != next.Edge.ReadHeaderTimeout)

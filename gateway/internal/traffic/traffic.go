@@ -337,20 +337,3 @@ func (s *Store) RecordResponse(ctx context.Context, ip netip.Addr, now time.Time
 	}
 	return nil
 }
-
-// Ban stops ip for ttl on every gateway sharing this Redis.
-func (s *Store) Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reason string) error {
-	if err := s.rdb.Set(ctx, s.key(ip, "ban"), reason, ttl).Err(); err != nil {
-		return fmt.Errorf("ban %s: %w", ip, err)
-	}
-	return nil
-}
-
-// Unban lifts a ban. It reports whether there was one.
-func (s *Store) Unban(ctx context.Context, ip netip.Addr) (bool, error) {
-	n, err := s.rdb.Del(ctx, s.key(ip, "ban")).Result()
-	if err != nil {
-		return false, fmt.Errorf("unban %s: %w", ip, err)
-	}
-	return n > 0, nil
-}
