@@ -3,7 +3,6 @@ package server_test
 import (
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/bulwarkgw/bulwark/gateway/internal/bans"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
@@ -49,20 +47,7 @@ func scoringGateway(t *testing.T, scorer server.Scorer, mutate func(*config.Conf
 	rdb, prefix := testenv.Redis(t)
 	up := httptest.NewServer(http.HandlerFunc(shop))
 	t.Cleanup(up.Close)
-	cfg, err := config.Parse([]byte("routes: [{path: /, upstream: "+up.URL+"}]\ntrusted_proxies: [127.0.0.2]\nban_ttl: 1m\n"), func(string) string { return "" })
-	require.NoError(t, err)
-	cfg.Redis.Prefix = prefix
-	if mutate != nil {
-		mutate(cfg)
-	}
-	store, err := traffic.New(rdb, prefix)
-	require.NoError(t, err)
-	log := slog.New(slog.DiscardHandler)
-	banStore, err := bans.New(rdb, prefix)
-	require.NoError(t, err)
-	rec := &recorder{}
-	h, err := server.New(cfg, server.Deps{Traffic: store, Bans: banStore, Scorer: scorer, Events: rec, Stats: nopStats{}, Log: log})
-	require.NoError(t, err)
+	h, rec := newGateway(t, up.URL, mutate, scorer, rdb, prefix)
 	return h, rec
 }
 

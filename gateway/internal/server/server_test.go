@@ -76,6 +76,27 @@ type fixture struct {
 	upstream *url.URL
 }
 
+// newGateway is the whole chain in front of upstream, on a real traffic
+// store and ban store under prefix, with the given scorer; mutate may
+// adjust the config first.
+func newGateway(t *testing.T, upstream string, mutate func(*config.Config), scorer server.Scorer, rdb *redis.Client, prefix string) (*server.Gateway, *recorder) {
+	t.Helper()
+	cfg, err := config.Parse([]byte("routes: [{path: /, upstream: "+upstream+"}]\ntrusted_proxies: [127.0.0.2]\nban_ttl: 1m\n"), func(string) string { return "" })
+	require.NoError(t, err)
+	cfg.Redis.Prefix = prefix
+	if mutate != nil {
+		mutate(cfg)
+	}
+	store, err := traffic.New(rdb, prefix)
+	require.NoError(t, err)
+	banStore, err := bans.New(rdb, prefix)
+	require.NoError(t, err)
+	rec := &recorder{}
+	g, err := server.New(cfg, server.Deps{Traffic: store, Bans: banStore, Scorer: scorer, Events: rec, Stats: nopStats{}, Log: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	return g, rec
+}
+
 func newFixture(t *testing.T, mutate func(*config.Config), scorer server.Scorer, rdb *redis.Client, prefix string) *fixture {
 	t.Helper()
 	var mu sync.Mutex
@@ -89,20 +110,7 @@ func newFixture(t *testing.T, mutate func(*config.Config), scorer server.Scorer,
 	}))
 	t.Cleanup(up.Close)
 	u, _ := url.Parse(up.URL)
-	cfg, err := config.Parse([]byte("routes: [{path: /, upstream: "+up.URL+"}]\ntrusted_proxies: [127.0.0.2]\nban_ttl: 1m\n"), func(string) string { return "" })
-	require.NoError(t, err)
-	cfg.Redis.Prefix = prefix
-	if mutate != nil {
-		mutate(cfg)
-	}
-	store, err := traffic.New(rdb, prefix)
-	require.NoError(t, err)
-	log := slog.New(slog.DiscardHandler)
-	banStore, err := bans.New(rdb, prefix)
-	require.NoError(t, err)
-	rec := &recorder{}
-	e, err := server.New(cfg, server.Deps{Traffic: store, Bans: banStore, Scorer: scorer, Events: rec, Stats: nopStats{}, Log: log})
-	require.NoError(t, err)
+	e, rec := newGateway(t, up.URL, mutate, scorer, rdb, prefix)
 	return &fixture{h: e, events: rec, redis: rdb, prefix: prefix, upstream: u,
 		hits:    func() int { mu.Lock(); defer mu.Unlock(); return hits },
 		lastXFF: func() string { mu.Lock(); defer mu.Unlock(); return xff },
