@@ -143,6 +143,9 @@ func (a *api) events(c echo.Context) error {
 	return c.JSON(http.StatusOK, body)
 }
 
+// maxStatsSpan bounds one /api/stats range.
+const maxStatsSpan = 31 * 24 * time.Hour
+
 // stats: GET /api/stats?from&to&top (default: the last 24 hours, top 10)
 func (a *api) stats(c echo.Context) error {
 	from, err := timeParam(c, "from")
@@ -161,6 +164,11 @@ func (a *api) stats(c echo.Context) error {
 	}
 	if !from.Before(to) {
 		return badParam("from", "must be before to")
+	}
+	if to.Sub(from) > maxStatsSpan {
+		// Four aggregations over the whole collection on every call would
+		// be an easy way to load MongoDB from an open dashboard.
+		return badParam("from", "the range may span at most 31 days")
 	}
 	top, err := intParam(c, "top", defaultTop, 1, history.MaxLimit)
 	if err != nil {

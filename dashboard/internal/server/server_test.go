@@ -173,6 +173,9 @@ func TestStatsDefaults(t *testing.T) {
 	assert.Equal(t, 5, ev.stats, "the cache expires")
 	rec = do(h, "GET", "/api/stats?top=0")
 	assert.Equal(t, 400, rec.Code)
+	rec = do(h, "GET", "/api/stats?from=2020-01-01T00:00:00Z")
+	assert.Equal(t, 400, rec.Code, "a range over 31 days is refused")
+	assert.Equal(t, 5, ev.stats, "without touching MongoDB")
 	assert.Contains(t, rec.Body.String(), "top:")
 }
 
@@ -282,8 +285,14 @@ func TestLogin(t *testing.T) {
 		}
 	}
 
-	_, err := server.New(server.Deps{User: "only"})
-	assert.Error(t, err)
+	ev := &fakeEvents{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	_, err := server.New(server.Deps{
+		Hub: hub.New(log), Snapshot: func() []byte { return nil }, Events: ev, Summaries: ev, Clients: &fakeClients{},
+		UI: fstest.MapFS{}, Log: log, User: "only",
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "both a user and a password", "a user without a password is refused for that reason")
 }
 
 func TestWebsocketOrigin(t *testing.T) {

@@ -161,7 +161,20 @@ type Client struct {
 }
 
 // Client returns ip's ban and request window as of now.
+// identity is the address the gateway keeps a client's window and ban
+// under: the address itself for IPv4, the first address of its /64 for
+// IPv6 (the gateway counts and bans IPv6 clients by their /64).
+func identity(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Unmap().Is6() {
+		return ip
+	}
+	p, _ := a.Prefix(64)
+	return p.Addr().String()
+}
+
 func (s *Store) Client(ctx context.Context, ip string, now time.Time) (Client, error) {
+	ip = identity(ip)
 	var win *redis.MapStringStringCmd
 	var ttl *redis.DurationCmd
 	var reason *redis.StringCmd
@@ -203,7 +216,7 @@ var ErrNotBanned = errors.New("traffic: not banned")
 // Unban lifts ip's ban on every gateway and records an unban event on the
 // live stream and in MongoDB. It returns ErrNotBanned when there was no ban.
 func (s *Store) Unban(ctx context.Context, ip string, now time.Time) (wire.Event, error) {
-	key := wire.BanKey(s.prefix, ip)
+	key := wire.BanKey(s.prefix, identity(ip))
 	n, err := s.rdb.Del(ctx, key).Result()
 	if err != nil {
 		return wire.Event{}, fmt.Errorf("unban %s: %w", ip, err)

@@ -178,3 +178,22 @@ func TestGatewayOwnsCORS(t *testing.T) {
 	r = s.from("127.0.0.106").get("/api/x", "Origin", "https://evil.example")
 	assert.Empty(t, r.Header.Values("Access-Control-Allow-Origin"))
 }
+
+// Impossible travel may only ever be fed by verified principals: a key the
+// gateway accepted is remembered with the address it came from; a key it
+// refused is not.
+func TestVerifiedKeysAreRememberedForTravel(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, keysConfig)
+	loginAs(s.u1, "alice", "pw", "user")
+	key := mintKey(t, s, "127.0.0.107")
+	require.Equal(t, http.StatusOK, s.from("127.0.0.107").get("/app/hello", "X-API-Key", key).Code)
+	require.Equal(t, http.StatusUnauthorized, s.from("127.0.0.108").get("/app/hello", "X-API-Key", strings.Repeat("0", 64)).Code)
+
+	locs, err := s.rdb.Keys(t.Context(), s.prefix+"{key:*}:loc").Result()
+	require.NoError(t, err)
+	require.Len(t, locs, 1, "only the accepted key")
+	ip, err := s.rdb.HGet(t.Context(), locs[0], "ip").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.107", ip)
+}

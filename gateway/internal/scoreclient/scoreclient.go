@@ -115,13 +115,22 @@ func (c *Client) Score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreRe
 		return wire.ScoreResponse{}, fmt.Errorf("score %s: %w", req.IP, ErrCircuitOpen)
 	}
 	res, err := c.score(ctx, req)
-	if err != nil && ctx.Err() != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
 		c.breaker.release() // a caller that gave up is not the scorer's failure
-	} else {
+	case errors.Is(err, ErrRejected):
+		// The scorer is up and refused this one request (a 4xx): one odd
+		// client must not open the circuit for everyone.
+		c.breaker.done(nil)
+	default:
 		c.breaker.done(err)
 	}
 	return res, err
 }
+
+// ErrRejected is a 4xx from the scorer: the request, not the scorer, was
+// at fault.
+var ErrRejected = errors.New("scorer rejected the request")
 
 func (c *Client) score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
@@ -140,6 +149,10 @@ func (c *Client) score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreRe
 		return wire.ScoreResponse{}, fmt.Errorf("score %s: %w", req.IP, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return wire.ScoreResponse{}, fmt.Errorf("score %s: %w: %s", req.IP, ErrRejected, resp.Status)
+	}
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 		return wire.ScoreResponse{}, fmt.Errorf("score %s: scorer answered %s", req.IP, resp.Status)

@@ -132,3 +132,21 @@ func TestProfile(t *testing.T) {
 	_, err = bad.Profile(context.Background())
 	assert.ErrorContains(t, err, "404")
 }
+
+// A scorer that refuses one request (a 4xx: too large, malformed) is up:
+// many such refusals must not open the circuit for every other client.
+func TestRejectedRequestsDoNotOpenTheCircuit(t *testing.T) {
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		http.Error(w, `{"error":"too large"}`, http.StatusRequestEntityTooLarge)
+	}))
+	defer srv.Close()
+	c, err := scoreclient.New(srv.URL, time.Second)
+	require.NoError(t, err)
+	for range scoreclient.BreakerFailures + 3 {
+		_, err := c.Score(context.Background(), wire.ScoreRequest{IP: "1.2.3.4"})
+		require.ErrorIs(t, err, scoreclient.ErrRejected)
+	}
+	assert.Equal(t, scoreclient.BreakerFailures+3, calls, "every request reached the scorer: the circuit stayed closed")
+}

@@ -73,6 +73,7 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 			return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
 		}
 		v.keyID, v.role = sess.ID, sess.Role
+		p.remember(c, v, "key")
 		if !permitted(v.rt.cfg.APIKey.Permissions, v.route.Path, r, sess.Role) {
 			return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 		}
@@ -320,6 +321,7 @@ func (p *pipeline) login(c echo.Context) error {
 		return stop(v, decisionUnauthorized, http.StatusUnauthorized, msgBadLogin)
 	}
 	p.recordLogin(c, v, login, true)
+	p.remember(c, v, "login")
 	role := ""
 	if ak.RoleAttribute != "" {
 		if s, ok := reply[ak.RoleAttribute].(string); ok {
@@ -368,6 +370,7 @@ func (p *pipeline) forward(c echo.Context) error {
 	switch status := c.Response().Status; {
 	case status >= 200 && status < 300:
 		p.recordLogin(c, v, login, true)
+		p.remember(c, v, "login")
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		p.recordLogin(c, v, login, false)
 	}

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -67,6 +69,7 @@ type verdict struct {
 	degraded  bool
 	keyID     string
 	role      string
+	principal string // the API key or login the request names, unverified
 	decision  string
 }
 
@@ -145,7 +148,9 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		cfg := v.rt.cfg
 		now := p.d.Now()
 		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
-		obs, err := p.d.Traffic.Observe(ctx, v.id, now, traffic.DescribeRequest(c.Request(), cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow))
+		desc := traffic.DescribeRequest(c.Request(), cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow)
+		v.principal = desc.Principal
+		obs, err := p.d.Traffic.Observe(ctx, v.id, now, desc)
 		cancel()
 		switch {
 		case err != nil:
@@ -256,7 +261,7 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 		o := &v.obs
 		req := wire.ScoreRequest{
 			IP: v.ip.String(), Count1s: o.Count1s, Count10s: o.Count10s, Count60s: o.Count60s,
-			Method: r.Method, Path: r.URL.Path, UserAgent: r.UserAgent(),
+			Method: r.Method, Path: truncate(r.URL.Path, maxPathBytes), UserAgent: truncate(r.UserAgent(), maxUABytes),
 			Visits: o.Visits, Sensitive: o.Sensitive, SensitiveHits: o.SensitiveHits,
 			AuthFailures: o.AuthFailures, Errors4xx: o.Errors4xx,
 			DistinctPaths: o.DistinctPaths, SequentialIDs: o.SequentialIDs,
@@ -285,6 +290,38 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 		p.countRefusal(c, v, err)
 		return err
 	}
+}
+
+// remember records a principal once it is verified (the key accepted, the
+// login confirmed by the upstream), for impossible travel.
+func (p *pipeline) remember(c echo.Context, v *verdict, kind string) {
+	rec, ok := p.d.Traffic.(PrincipalRecorder)
+	if !ok || !strings.HasPrefix(v.principal, kind+":") {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
+	defer cancel()
+	if err := rec.Remember(ctx, v.principal, v.ip, p.d.Now()); err != nil {
+		p.d.Log.Warn("principal not remembered", "err", err)
+	}
+}
+
+// What the scorer, the event history and the live stream get of a client's
+// free-form fields: enough to read, never a lever to make a message huge.
+const (
+	maxPathBytes = 512
+	maxUABytes   = 256
+)
+
+// truncate cuts s to at most n bytes on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // countRefusal records the gateway's own 429 or 403 to the client as a 4xx
@@ -351,9 +388,9 @@ func (p *pipeline) publish(c echo.Context, v *verdict, typ wire.EventType, statu
 	p.d.Events.Publish(wire.Event{
 		ID: events.NewID(now), TS: now.UTC(), Type: typ,
 		IP: v.ip.String(), Geo: v.score.Geo,
-		Method: r.Method, Host: r.Host, Path: r.URL.Path, Route: v.routePath, Status: status,
-		Score: v.score.Score, Reasons: v.score.Reasons, KeyID: v.keyID, Login: login,
-		UserAgent: r.UserAgent(), Gateway: v.rt.cfg.GatewayID,
+		Method: r.Method, Host: truncate(r.Host, maxUABytes), Path: truncate(r.URL.Path, maxPathBytes), Route: v.routePath, Status: status,
+		Score: v.score.Score, Reasons: v.score.Reasons, KeyID: v.keyID, Login: truncate(login, maxUABytes),
+		UserAgent: truncate(r.UserAgent(), maxUABytes), Gateway: v.rt.cfg.GatewayID,
 		RequestID: r.Header.Get(echo.HeaderXRequestID),
 		Shadow:    v.rt.cfg.Shadow, Degraded: v.degraded,
 	})

@@ -14,6 +14,12 @@ type ResponseRecorder interface {
 	RecordResponse(ctx context.Context, ip netip.Addr, now time.Time, status int) error
 }
 
+// PrincipalRecorder remembers where a verified principal was last used: a
+// Traffic that implements it feeds impossible travel.
+type PrincipalRecorder interface {
+	Remember(ctx context.Context, principal string, ip netip.Addr, now time.Time) error
+}
+
 // outcome runs after the proxy has answered and records the
 // upstream's status for the client: every 4xx toward the error ratio
 // (scanning), 401 and 403 also as auth failures. The gateway's own refusals

@@ -205,8 +205,9 @@ func TestPrincipalOf(t *testing.T) {
 	assert.Equal(t, "/api/x", d.Path)
 }
 
-// TestObservePrincipalTravel: a principal's last other address and its
-// age come back with the observation, from any client address.
+// TestObservePrincipalTravel: a verified principal's last other address
+// and its age come back with the observation, from any client address; a
+// principal that was only observed, never remembered, moves nothing.
 func TestObservePrincipalTravel(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
@@ -220,7 +221,11 @@ func TestObservePrincipalTravel(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, o.PrevIP.IsValid(), "a new principal")
 	assert.Equal(t, [3]int64{1, 1, 1}, counts(o), "counted as usual")
+	o, err = s.Observe(ctx, tokyo, t0.Add(time.Second), req)
+	require.NoError(t, err)
+	assert.False(t, o.PrevIP.IsValid(), "observing a principal never records it")
 
+	require.NoError(t, s.Remember(ctx, req.Principal, london, t0))
 	o, err = s.Observe(ctx, london, t0.Add(time.Second), req)
 	require.NoError(t, err)
 	assert.False(t, o.PrevIP.IsValid(), "the same address")
@@ -228,7 +233,7 @@ func TestObservePrincipalTravel(t *testing.T) {
 	o, err = s.Observe(ctx, tokyo, t0.Add(90*time.Second), req)
 	require.NoError(t, err)
 	assert.Equal(t, london, o.PrevIP)
-	assert.Equal(t, 89*time.Second, o.PrevAge)
+	assert.Equal(t, 90*time.Second, o.PrevAge)
 	assert.Equal(t, [3]int64{1, 1, 1}, counts(o), "counts stay per client address")
 
 	// Another principal is tracked apart.

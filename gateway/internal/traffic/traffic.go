@@ -10,6 +10,8 @@ package traffic
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -182,22 +184,57 @@ return out
 // reply.
 const fixedFields = 9
 
-// travel remembers where a principal was last seen: it stores this
-// address and time and returns the previous ones when the address differs.
-// The key is tagged by the principal, not the IP, so on Redis Cluster it
-// may live on another node: it goes in the same pipeline as observe, one
-// round trip on a single node.
+// travel reads where a principal was last seen (Remember writes it, only
+// once the principal is verified): the address and time, when the address
+// differs from this one. The key is tagged by the principal, not the IP,
+// so on Redis Cluster it may live on another node: it goes in the same
+// pipeline as observe, one round trip on a single node. Reading never
+// writes: an unverified name in a request body must not move anyone.
 //
-// KEYS: the principal's key; ARGV: ip, now_ms
+// KEYS: the principal's key; ARGV: ip
 var travel = redis.NewScript(`
 local prev = redis.call('HMGET', KEYS[1], 'ip', 't')
-redis.call('HSET', KEYS[1], 'ip', ARGV[1], 't', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], 86400000)
 if prev[1] and prev[1] ~= ARGV[1] then
   return {prev[1], prev[2]}
 end
 return {}
 `)
+
+// pathDigest is what the distinct-paths set stores: 8 bytes of the path's
+// SHA-256, so a client sending long paths cannot grow its Redis memory
+// (only the number of distinct paths is ever read).
+func pathDigest(path string) string {
+	sum := sha256.Sum256([]byte(path))
+	return hex.EncodeToString(sum[:8])
+}
+
+// truncated bounds the enumeration pattern kept per client.
+func truncated(s string) string {
+	if len(s) > 256 {
+		return s[:256]
+	}
+	return s
+}
+
+// Remember records that a verified principal (an API key the gateway
+// accepted, a login the upstream confirmed) was just used from ip, for
+// impossible travel. Names merely sent in a request are never remembered:
+// anyone could send them from anywhere.
+func (s *Store) Remember(ctx context.Context, principal string, ip netip.Addr, now time.Time) error {
+	if principal == "" {
+		return nil
+	}
+	key := s.prefix + "{" + principal + "}:loc"
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "ip", ip.String(), "t", now.UnixMilli())
+		p.PExpire(ctx, key, 24*time.Hour)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remember %s: %w", principal, err)
+	}
+	return nil
+}
 
 // Observe records one request from ip at now and returns its counts and
 // features, or reports that ip is banned.
@@ -214,7 +251,7 @@ func (s *Store) Observe(ctx context.Context, ip netip.Addr, now time.Time, req R
 		s.key(ip, "w"), s.key(ip, "ban"), s.key(ip, "s"), s.key(ip, "x4"), s.key(ip, "xa"),
 		s.key(ip, "t"), s.key(ip, "p"), s.key(ip, "q"), s.key(ip, "v"),
 	}
-	args := []any{now.UnixMilli(), req.Path, sensitive, req.Pattern, req.ID, window.Milliseconds()}
+	args := []any{now.UnixMilli(), pathDigest(req.Path), sensitive, truncated(req.Pattern), req.ID, window.Milliseconds()}
 	var res []int64
 	var prev []any
 	var err error
@@ -258,7 +295,7 @@ func (s *Store) Observe(ctx context.Context, ip netip.Addr, now time.Time, req R
 // a Redis restart: NOSCRIPT) is sent again in full, on its own.
 func (s *Store) observeWithPrincipal(ctx context.Context, keys []string, args []any, ip netip.Addr, now time.Time, principal string) ([]int64, []any, error) {
 	trKeys := []string{s.prefix + "{" + principal + "}:loc"}
-	trArgs := []any{ip.String(), now.UnixMilli()}
+	trArgs := []any{ip.String()}
 	pipe := s.rdb.Pipeline()
 	obs := observe.EvalSha(ctx, pipe, keys, args...)
 	tr := travel.EvalSha(ctx, pipe, trKeys, trArgs...)
