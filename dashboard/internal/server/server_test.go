@@ -173,10 +173,11 @@ func TestStatsDefaults(t *testing.T) {
 	assert.Equal(t, 5, ev.stats, "the cache expires")
 	rec = do(h, "GET", "/api/stats?top=0")
 	assert.Equal(t, 400, rec.Code)
+	assert.Contains(t, rec.Body.String(), "top:")
 	rec = do(h, "GET", "/api/stats?from=2020-01-01T00:00:00Z")
 	assert.Equal(t, 400, rec.Code, "a range over 31 days is refused")
+	assert.Contains(t, rec.Body.String(), "from:")
 	assert.Equal(t, 5, ev.stats, "without touching MongoDB")
-	assert.Contains(t, rec.Body.String(), "top:")
 }
 
 func TestClientView(t *testing.T) {
