@@ -97,6 +97,50 @@ func check(limit int64, window time.Duration) error {
 	return nil
 }
 
+// Queue adds the check of Allow to pipe and returns a function that reads
+// its result once pipe has been executed (a script Redis has not cached yet
+// is then run on its own). It lets a caller put its limits in the same
+// round trip as other work.
+//
+// The returned function takes its own context: the pipeline's may be over
+// by the time the result is read, and a script Redis has forgotten (after
+// a restart) is then run again with it.
+func (l *Limiter) Queue(ctx context.Context, pipe redis.Pipeliner, key string, limit int64, window time.Duration, now time.Time) func(context.Context) (Result, error) {
+	if err := check(limit, window); err != nil {
+		return func(context.Context) (Result, error) { return Result{}, fmt.Errorf("rate limit %s: %w", key, err) }
+	}
+	member := strconv.FormatInt(now.UnixMicro(), 10) + "-" + randomSuffix()
+	keys, args := []string{l.key(key)}, []any{now.UnixMilli(), window.Milliseconds(), limit, member}
+	cmd := allow.EvalSha(ctx, pipe, keys, args...)
+	return func(ctx context.Context) (Result, error) {
+		c := cmd
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			c = allow.Run(ctx, l.rdb, keys, args...)
+		}
+		res, err := c.Int64Slice()
+		if err != nil {
+			return Result{}, fmt.Errorf("rate limit %s: %w", key, err)
+		}
+		return decode(res, key, limit)
+	}
+}
+
+func decode(res []int64, key string, limit int64) (Result, error) {
+	if len(res) != 3 {
+		return Result{}, fmt.Errorf("rate limit %s: unexpected reply %v", key, res)
+	}
+	r := Result{
+		Allowed:   res[0] == 1,
+		Limit:     limit,
+		Remaining: max(limit-res[1], 0),
+		Reset:     time.Duration(res[2]) * time.Millisecond,
+	}
+	if !r.Allowed {
+		r.RetryAfter = max(r.Reset, time.Millisecond)
+	}
+	return r, nil
+}
+
 // Allow records a request for key at now if fewer than limit requests were
 // allowed in (now-window, now], and reports the outcome. Times have
 // millisecond resolution.
@@ -115,19 +159,7 @@ func (l *Limiter) Allow(ctx context.Context, key string, limit int64, window tim
 	if err != nil {
 		return Result{}, fmt.Errorf("rate limit %s: %w", key, err)
 	}
-	if len(res) != 3 {
-		return Result{}, fmt.Errorf("rate limit %s: unexpected reply %v", key, res)
-	}
-	r := Result{
-		Allowed:   res[0] == 1,
-		Limit:     limit,
-		Remaining: max(limit-res[1], 0),
-		Reset:     time.Duration(res[2]) * time.Millisecond,
-	}
-	if !r.Allowed {
-		r.RetryAfter = max(r.Reset, time.Millisecond)
-	}
-	return r, nil
+	return decode(res, key, limit)
 }
 
 func randomSuffix() string {

@@ -238,3 +238,28 @@ func TestHeaders(t *testing.T) {
 		})
 	}
 }
+
+// Queue puts the check in a caller's pipeline: one round trip for several
+// limits, with the same answers as Allow.
+func TestQueueInOnePipeline(t *testing.T) {
+	t.Parallel()
+	l, rdb, _ := newLimiter(t)
+	ctx := context.Background()
+	now := time.Unix(1_800_000_000, 0)
+	for i := range 3 {
+		pipe := rdb.Pipeline()
+		a := l.Queue(ctx, pipe, "ip:{q1}", 2, time.Minute, now.Add(time.Duration(i)*time.Millisecond))
+		b := l.Queue(ctx, pipe, "route:x:{q1}", 5, time.Minute, now.Add(time.Duration(i)*time.Millisecond))
+		_, _ = pipe.Exec(ctx)
+		ra, err := a(ctx)
+		require.NoError(t, err)
+		rb, err := b(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, i < 2, ra.Allowed, "request %d against the limit of 2", i+1)
+		assert.True(t, rb.Allowed)
+		assert.Equal(t, int64(5-(i+1)), rb.Remaining)
+	}
+	bad := l.Queue(ctx, rdb.Pipeline(), "k", 0, time.Minute, now)
+	_, err := bad(ctx)
+	assert.ErrorIs(t, err, ratelimit.ErrInvalid)
+}

@@ -78,7 +78,7 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 			return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 		}
 		if l := v.rt.cfg.RateLimit.PerKey; l.Requests > 0 && p.d.Limiter != nil && !v.bypass {
-			if err := p.limit(c, v, "key:{"+sess.ID+"}", l.Requests, l.Window); err != nil {
+			if err := p.limit(c, v, queuedLimit{key: "key:{" + sess.ID + "}", n: l.Requests, window: l.Window}); err != nil {
 				return err
 			}
 		}

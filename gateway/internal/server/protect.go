@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
@@ -71,6 +72,16 @@ type verdict struct {
 	role      string
 	principal string // the API key or login the request names, unverified
 	decision  string
+	limits    []queuedLimit // rate limits already sent with the observe round trip
+}
+
+// queuedLimit is a rate limit checked in the observe pipeline, read in the
+// rate-limit step.
+type queuedLimit struct {
+	key    string
+	n      int64
+	window time.Duration
+	result func(context.Context) (ratelimit.Result, error)
 }
 
 type verdictKey struct{}
@@ -150,7 +161,7 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
 		desc := traffic.DescribeRequest(c.Request(), cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow)
 		v.principal = desc.Principal
-		obs, err := p.d.Traffic.Observe(ctx, v.id, now, desc)
+		obs, err := p.observeAndQueueLimits(ctx, c, v, now, desc)
 		cancel()
 		switch {
 		case err != nil:
@@ -173,6 +184,63 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// pipelinedObserver and queuingLimiter let observe send the client's rate
+// limits in its own round trip; both are optional.
+type pipelinedObserver interface {
+	ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, req traffic.Request, extra func(redis.Pipeliner)) (traffic.Observation, error)
+}
+
+type queuingLimiter interface {
+	Queue(ctx context.Context, pipe redis.Pipeliner, key string, limit int64, window time.Duration, now time.Time) func(context.Context) (ratelimit.Result, error)
+}
+
+// observeAndQueueLimits counts the request and, in the same Redis round
+// trip, checks the client's rate limits (per client and per route; the
+// route is matched here for its limit). The rate-limit step reads the
+// results. Without pipelining support it only observes, and the rate-limit
+// step asks Redis itself.
+func (p *pipeline) observeAndQueueLimits(ctx context.Context, c echo.Context, v *verdict, now time.Time, desc traffic.Request) (traffic.Observation, error) {
+	po, ok1 := p.d.Traffic.(pipelinedObserver)
+	ql, ok2 := p.d.Limiter.(queuingLimiter)
+	wanted := p.limitsFor(c, v)
+	if !ok1 || !ok2 || len(wanted) == 0 {
+		return p.d.Traffic.Observe(ctx, v.id, now, desc)
+	}
+	obs, err := po.ObserveWith(ctx, v.id, now, desc, func(pipe redis.Pipeliner) {
+		for _, l := range wanted {
+			l.result = ql.Queue(ctx, pipe, l.key, l.n, l.window, now)
+			v.limits = append(v.limits, l)
+		}
+	})
+	if err != nil {
+		v.limits = nil // the rate-limit step falls back on its own
+	}
+	return obs, err
+}
+
+// limitsFor lists the rate limits that apply to the request. A request
+// that matches no route is answered 404 before the limits and does not
+// count toward them.
+func (p *pipeline) limitsFor(c echo.Context, v *verdict) []queuedLimit {
+	if p.d.Limiter == nil {
+		return nil
+	}
+	r, routed := v.rt.route(c.Request().URL.Path)
+	if !routed && !p.isLogin(c, v.rt) {
+		return nil
+	}
+	cfg := v.rt.cfg
+	who := ClientKey(v.ip)
+	var out []queuedLimit
+	if n := cfg.RateLimit.RequestsPerMinute; n > 0 {
+		out = append(out, queuedLimit{key: "ip:{" + who + "}", n: n, window: cfg.RateLimit.Window})
+	}
+	if routed && r.RateLimit.Requests > 0 {
+		out = append(out, queuedLimit{key: "route:" + r.Path + ":{" + who + "}", n: r.RateLimit.Requests, window: r.RateLimit.Window})
+	}
+	return out
+}
+
 // rateLimit applies the per-client limit over all routes and the route's
 // own limit. IPv6 clients are limited by their /64, so rotating addresses
 // inside one prefix does not escape. Refused requests are not counted.
@@ -182,15 +250,12 @@ func (p *pipeline) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if v.bypass || p.d.Limiter == nil {
 			return next(c)
 		}
-		cfg := v.rt.cfg
-		who := ClientKey(v.ip)
-		if n := cfg.RateLimit.RequestsPerMinute; n > 0 {
-			if err := p.limit(c, v, "ip:{"+who+"}", n, cfg.RateLimit.Window); err != nil {
-				return err
-			}
+		limits := v.limits
+		if limits == nil {
+			limits = p.limitsFor(c, v)
 		}
-		if l := v.route.RateLimit; l.Requests > 0 {
-			if err := p.limit(c, v, "route:"+v.routePath+":{"+who+"}", l.Requests, l.Window); err != nil {
+		for _, l := range limits {
+			if err := p.limit(c, v, l); err != nil {
 				return err
 			}
 		}
@@ -199,11 +264,18 @@ func (p *pipeline) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // limit checks one sliding window and sets the RateLimit headers.
-func (p *pipeline) limit(c echo.Context, v *verdict, key string, n int64, window time.Duration) error {
+func (p *pipeline) limit(c echo.Context, v *verdict, l queuedLimit) error {
+	key, n, window := l.key, l.n, l.window
 	cfg := v.rt.cfg
 	now := p.d.Now()
+	var res ratelimit.Result
+	var err error
 	ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
-	res, err := p.d.Limiter.Allow(ctx, key, n, window, now)
+	if l.result != nil {
+		res, err = l.result(ctx)
+	} else {
+		res, err = p.d.Limiter.Allow(ctx, key, n, window, now)
+	}
 	cancel()
 	if err != nil {
 		p.d.Metrics.dependencyError("redis")

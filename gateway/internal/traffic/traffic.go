@@ -239,6 +239,14 @@ func (s *Store) Remember(ctx context.Context, principal string, ip netip.Addr, n
 // Observe records one request from ip at now and returns its counts and
 // features, or reports that ip is banned.
 func (s *Store) Observe(ctx context.Context, ip netip.Addr, now time.Time, req Request) (Observation, error) {
+	return s.ObserveWith(ctx, ip, now, req, nil)
+}
+
+// ObserveWith is Observe with more commands in the same pipeline: extra,
+// when not nil, queues them (a rate limit's script, say) so the request
+// still costs one round trip. Their results are read from their own
+// commands after ObserveWith returns.
+func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, req Request, extra func(redis.Pipeliner)) (Observation, error) {
 	window := req.VisitWindow
 	if window <= 0 {
 		window = time.Minute
@@ -255,10 +263,10 @@ func (s *Store) Observe(ctx context.Context, ip netip.Addr, now time.Time, req R
 	var res []int64
 	var prev []any
 	var err error
-	if req.Principal == "" {
+	if req.Principal == "" && extra == nil {
 		res, err = observe.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	} else {
-		res, prev, err = s.observeWithPrincipal(ctx, keys, args, ip, now, req.Principal)
+		res, prev, err = s.observePipelined(ctx, keys, args, ip, req.Principal, extra)
 	}
 	if err != nil {
 		return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
@@ -293,22 +301,34 @@ func (s *Store) Observe(ctx context.Context, ip netip.Addr, now time.Time, req R
 // observeWithPrincipal runs observe and travel in one pipeline. Scripts
 // are sent by hash; one the server does not have yet (first use, or after
 // a Redis restart: NOSCRIPT) is sent again in full, on its own.
-func (s *Store) observeWithPrincipal(ctx context.Context, keys []string, args []any, ip netip.Addr, now time.Time, principal string) ([]int64, []any, error) {
+// observePipelined sends observe, the principal's travel lookup (when there
+// is a principal) and extra in one pipeline. A script Redis has not cached
+// yet (NOSCRIPT, after a restart) is sent again on its own.
+func (s *Store) observePipelined(ctx context.Context, keys []string, args []any, ip netip.Addr, principal string, extra func(redis.Pipeliner)) ([]int64, []any, error) {
 	trKeys := []string{s.prefix + "{" + principal + "}:loc"}
 	trArgs := []any{ip.String()}
 	pipe := s.rdb.Pipeline()
 	obs := observe.EvalSha(ctx, pipe, keys, args...)
-	tr := travel.EvalSha(ctx, pipe, trKeys, trArgs...)
+	var tr *redis.Cmd
+	if principal != "" {
+		tr = travel.EvalSha(ctx, pipe, trKeys, trArgs...)
+	}
+	if extra != nil {
+		extra(pipe)
+	}
 	_, _ = pipe.Exec(ctx) // every command carries its own error
 	if noScript(obs.Err()) {
 		obs = observe.Run(ctx, s.rdb, keys, args...)
 	}
-	if noScript(tr.Err()) {
-		tr = travel.Run(ctx, s.rdb, trKeys, trArgs...)
-	}
 	res, err := obs.Int64Slice()
 	if err != nil {
 		return nil, nil, err
+	}
+	if tr == nil {
+		return res, nil, nil
+	}
+	if noScript(tr.Err()) {
+		tr = travel.Run(ctx, s.rdb, trKeys, trArgs...)
 	}
 	prev, err := tr.Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
