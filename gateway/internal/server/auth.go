@@ -348,7 +348,7 @@ func (p *pipeline) forward(c echo.Context) error {
 		// would make the gateway a tunnel.
 		return stop(v, decisionForbidden, http.StatusMethodNotAllowed, "Method not allowed")
 	}
-	if p.isLogin(c, v.rt) && p.d.Keys != nil {
+	if v.login && p.d.Keys != nil {
 		return p.login(c)
 	}
 	lr, guarded := v.rt.loginPaths[loginKey(r.URL.Path)]

@@ -44,6 +44,12 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 
 		v := &verdict{start: start, rt: rt, decision: decisionForwarded, ip: rt.ips.IP(req)}
 		v.id = identity(v.ip)
+		// Routing is decided once, here; later steps read it from v.
+		if r, ok := rt.route(req.URL.Path); ok {
+			v.route, v.routePath = r, r.Path
+		}
+		ak := rt.cfg.APIKey
+		v.login = ak.AuthUpstream != nil && ak.AuthPath != "" && req.Method == http.MethodPost && loginKey(req.URL.Path) == rt.authPath
 		c.SetRequest(req.WithContext(withVerdict(req.Context(), v)))
 
 		if err := next(c); err != nil {

@@ -64,6 +64,7 @@ type verdict struct {
 	id        netip.Addr // whom counts, bans and failures are kept for: ip, or its /64 for IPv6
 	route     config.Route
 	routePath string // "" when no route matched
+	login     bool   // a POST to api_key.auth_path, answered by the gateway
 	bypass    bool   // allow-listed: no protection layer applies
 	obs       traffic.Observation
 	score     wire.ScoreResponse
@@ -106,7 +107,8 @@ func stop(v *verdict, decision string, code int, msg string) error {
 	return echo.NewHTTPError(code, msg)
 }
 
-// route finds the route on the cleaned path. The login path needs no route:
+// route answers 404 when the request matched no route (edge matched it on
+// the cleaned path, once). The login path needs no route:
 // the gateway answers it itself.
 func (p *pipeline) route(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -114,18 +116,11 @@ func (p *pipeline) route(next echo.HandlerFunc) echo.HandlerFunc {
 		if !v.ip.IsValid() {
 			return stop(v, decisionForbidden, http.StatusBadRequest, "unknown client address")
 		}
-		if r, ok := v.rt.route(c.Request().URL.Path); ok {
-			v.route, v.routePath = r, r.Path
-		} else if !p.isLogin(c, v.rt) {
+		if v.routePath == "" && !v.login {
 			return stop(v, decisionNotFound, http.StatusNotFound, msgNoRoute)
 		}
 		return next(c)
 	}
-}
-
-func (p *pipeline) isLogin(c echo.Context, rt *runtime) bool {
-	ak := rt.cfg.APIKey
-	return ak.AuthUpstream != nil && ak.AuthPath != "" && c.Request().Method == http.MethodPost && loginKey(c.Request().URL.Path) == rt.authPath
 }
 
 // lists refuses deny-listed clients on every route and lets allow-listed
@@ -225,8 +220,8 @@ func (p *pipeline) limitsFor(c echo.Context, v *verdict) []queuedLimit {
 	if p.d.Limiter == nil {
 		return nil
 	}
-	r, routed := v.rt.route(c.Request().URL.Path)
-	if !routed && !p.isLogin(c, v.rt) {
+	routed := v.routePath != ""
+	if !routed && !v.login {
 		return nil
 	}
 	cfg := v.rt.cfg
@@ -235,7 +230,7 @@ func (p *pipeline) limitsFor(c echo.Context, v *verdict) []queuedLimit {
 	if n := cfg.RateLimit.RequestsPerMinute; n > 0 {
 		out = append(out, queuedLimit{key: "ip:{" + who + "}", n: n, window: cfg.RateLimit.Window})
 	}
-	if routed && r.RateLimit.Requests > 0 {
+	if r := v.route; routed && r.RateLimit.Requests > 0 {
 		out = append(out, queuedLimit{key: "route:" + r.Path + ":{" + who + "}", n: r.RateLimit.Requests, window: r.RateLimit.Window})
 	}
 	return out

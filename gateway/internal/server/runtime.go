@@ -19,6 +19,7 @@ type runtime struct {
 	proxy      *proxy.Proxy
 	loginPaths map[string]config.LoginRoute // by loginKey
 	authPath   string                       // loginKey of api_key.auth_path
+	routes     map[string]config.Route      // by path, for proxy matches
 }
 
 func newRuntime(cfg *config.Config, d Deps) (*runtime, error) {
@@ -31,7 +32,11 @@ func newRuntime(cfg *config.Config, d Deps) (*runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
 	}
-	rt := &runtime{cfg: cfg, ips: ips, proxy: px, loginPaths: map[string]config.LoginRoute{}, authPath: loginKey(cfg.APIKey.AuthPath)}
+	rt := &runtime{cfg: cfg, ips: ips, proxy: px, loginPaths: map[string]config.LoginRoute{},
+		authPath: loginKey(cfg.APIKey.AuthPath), routes: map[string]config.Route{}}
+	for _, r := range cfg.Routes {
+		rt.routes[r.Path] = r
+	}
 	for _, lr := range cfg.Login.Routes {
 		rt.loginPaths[loginKey(lr.Path)] = lr
 	}
@@ -56,12 +61,8 @@ func (rt *runtime) route(path string) (config.Route, bool) {
 	if !ok {
 		return config.Route{}, false
 	}
-	for _, r := range rt.cfg.Routes {
-		if r.Path == pr.Path {
-			return r, true
-		}
-	}
-	return config.Route{}, false
+	r, ok := rt.routes[pr.Path]
+	return r, ok
 }
 
 // holder swaps runtimes atomically.
