@@ -473,3 +473,14 @@ func TestUnexpectedErrorsAreOpaque500s(t *testing.T) {
 type revokeFunc func(id string) error
 
 func (f revokeFunc) Revoke(_ context.Context, id string) error { return f(id) }
+
+func TestProfilesAreBehindAuth(t *testing.T) {
+	e := newAPI(t, admintest.NewFixture())
+	assert.Equal(t, 401, do(e, http.MethodGet, "/debug/pprof/heap", "").Code)
+	rec := do(e, http.MethodGet, "/debug/pprof/heap?debug=1", "", asAdmin)
+	assert.Equal(t, 200, rec.Code)
+	assert.Contains(t, rec.Body.String(), "heap profile")
+	rec = do(e, http.MethodGet, "/debug/pprof/", "", asAdmin)
+	assert.Equal(t, 200, rec.Code)
+	assert.Contains(t, rec.Body.String(), "goroutine")
+}

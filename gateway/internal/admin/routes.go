@@ -3,6 +3,8 @@ package admin
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -66,6 +68,11 @@ func New(d Deps) (*echo.Echo, error) {
 		e.GET("/metrics", echo.WrapHandler(d.Metrics))
 	}
 
+	// Profiles of the live gateway (go tool pprof), behind the same
+	// authentication as everything here: a profile shows paths and timing.
+	e.GET("/debug/pprof/", echo.WrapHandler(http.HandlerFunc(pprofHandler)))
+	e.GET("/debug/pprof/:profile", echo.WrapHandler(http.HandlerFunc(pprofHandler)))
+
 	// Seed 001 (FastProxy) aliases, with its response shapes.
 	e.POST("/admin/reload", h.reload)
 	e.GET("/admin/routes", h.routes)
@@ -100,5 +107,24 @@ func recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}()
 		return next(c)
+	}
+}
+
+// pprofHandler serves net/http/pprof's index, profiles and traces under
+// /debug/pprof/ without registering them on http.DefaultServeMux.
+func pprofHandler(w http.ResponseWriter, r *http.Request) {
+	switch name := strings.TrimPrefix(r.URL.Path, "/debug/pprof/"); name {
+	case "":
+		pprof.Index(w, r)
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Handler(name).ServeHTTP(w, r)
 	}
 }
