@@ -13,8 +13,7 @@ import "strconv"
 //     StatsRetentionSeconds.
 //   - StatsTotalKey: the same fields, summed over all time.
 //   - BanKey(ip): a client's ban; the value says why, the TTL how long.
-//   - WindowKey(ip): a hash of a client's requests per Unix second over the
-//     last minute (field = second, value = requests).
+//   - ClientKey(ip): a client's traffic state, one string (ClientState).
 
 // StreamField is the stream entry field that holds the Event JSON.
 const StreamField = "event"
@@ -45,6 +44,3 @@ func StatsTotalKey(prefix string) string { return prefix + "stats:total" }
 // BanKey names a client's ban. The IP is hash-tagged so that every key of
 // one client lives on one Redis Cluster slot.
 func BanKey(prefix, ip string) string { return prefix + "{" + ip + "}:ban" }
-
-// WindowKey names a client's per-second request counts.
-func WindowKey(prefix, ip string) string { return prefix + "{" + ip + "}:w" }

@@ -155,8 +155,9 @@ type Client struct {
 	// BanTTLSeconds is the ban's time left (-1: no expiry); 0 when not banned.
 	BanTTLSeconds int64  `json:"ban_ttl_seconds,omitempty"`
 	BanReason     string `json:"ban_reason,omitempty"`
-	// Requests per second over the last minute, oldest first, zeros
-	// included (a banned client's refused requests are not counted).
+	// Requests per 10 s over the last minute (6 buckets, each stamped
+	// with its start), oldest first, zeros included (a banned client's
+	// refused requests are not counted).
 	Requests []wire.Point `json:"requests"`
 }
 
@@ -175,11 +176,11 @@ func identity(ip string) string {
 
 func (s *Store) Client(ctx context.Context, ip string, now time.Time) (Client, error) {
 	ip = identity(ip)
-	var win *redis.MapStringStringCmd
+	var state *redis.StringCmd
 	var ttl *redis.DurationCmd
 	var reason *redis.StringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		win = p.HGetAll(ctx, wire.WindowKey(s.prefix, ip))
+		state = p.Get(ctx, wire.ClientKey(s.prefix, ip))
 		ttl = p.PTTL(ctx, wire.BanKey(s.prefix, ip))
 		reason = p.Get(ctx, wire.BanKey(s.prefix, ip))
 		return nil
@@ -194,19 +195,13 @@ func (s *Store) Client(ctx context.Context, ip string, now time.Time) (Client, e
 			c.BanTTLSeconds = int64((d + time.Second - 1) / time.Second)
 		}
 	}
-	sec := now.Unix()
-	counts := map[int64]int64{}
-	for k, v := range win.Val() {
-		ts, err1 := strconv.ParseInt(k, 10, 64)
-		n, err2 := strconv.ParseInt(v, 10, 64)
-		if err1 == nil && err2 == nil {
-			counts[ts] = n
-		}
+	// The gateways keep a minute of requests in 10 s buckets; a state
+	// this dashboard cannot read (a newer layout) shows none.
+	var st wire.ClientState
+	if raw, err := state.Bytes(); err == nil {
+		st, _ = wire.DecodeClientState(raw)
 	}
-	c.Requests = make([]wire.Point, 0, 60)
-	for ts := sec - 59; ts <= sec; ts++ {
-		c.Requests = append(c.Requests, wire.Point{TS: ts, Requests: counts[ts]})
-	}
+	c.Requests = st.Requests10s(now.UnixMilli())
 	return c, nil
 }
 

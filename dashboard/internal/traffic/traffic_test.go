@@ -3,7 +3,6 @@ package traffic_test
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"testing"
 	"time"
 
@@ -25,7 +24,7 @@ func TestListBans(t *testing.T) {
 	require.NoError(t, rdb.Set(ctx, wire.BanKey(prefix, "2001:db8::1"), "admin", time.Minute).Err())
 	require.NoError(t, rdb.Set(ctx, wire.BanKey(prefix, "198.51.100.2"), "forever", 0).Err())
 	require.NoError(t, rdb.Set(ctx, wire.BanKey(other, "192.0.2.1"), "not ours", time.Minute).Err())
-	require.NoError(t, rdb.Set(ctx, prefix+"{192.0.2.2}:w", "1", time.Minute).Err())
+	require.NoError(t, rdb.Set(ctx, wire.ClientKey(prefix, "192.0.2.2"), "1", time.Minute).Err())
 	t.Cleanup(func() { rdb.Del(context.Background(), wire.BanKey(other, "192.0.2.1")) })
 
 	s, err := traffic.New(rdb, prefix, testenv.Mongo(t).Collection("events"), "dash")
@@ -46,9 +45,14 @@ func TestClient(t *testing.T) {
 	rdb, prefix := testenv.Redis(t)
 	ctx := context.Background()
 	now := time.Unix(1_800_000_000, 0)
-	sec := now.Unix()
-	require.NoError(t, rdb.HSet(ctx, wire.WindowKey(prefix, "203.0.113.1"),
-		strconv.FormatInt(sec, 10), 7, strconv.FormatInt(sec-2, 10), 3, strconv.FormatInt(sec-90, 10), 99).Err())
+	// A gateway's state: 7 requests in the current 10 s bucket, 3 in the
+	// one before, 99 in a bucket that has left the minute's ring.
+	st := wire.ClientState{LastMs: float64(now.UnixMilli())}
+	cur := now.UnixMilli() / wire.Ring60sWidthMs
+	st.R60s[cur%wire.Ring60sBuckets] = 7
+	st.R60s[(cur-1)%wire.Ring60sBuckets] = 3
+	st.R60s[(cur-6)%wire.Ring60sBuckets] = 99 // the oldest bucket is out of the last minute's 6
+	require.NoError(t, rdb.Set(ctx, wire.ClientKey(prefix, "203.0.113.1"), st.Encode(), time.Minute).Err())
 	require.NoError(t, rdb.Set(ctx, wire.BanKey(prefix, "203.0.113.1"), "score 0.90", 5*time.Minute).Err())
 	s, err := traffic.New(rdb, prefix, testenv.Mongo(t).Collection("events"), "dash")
 	require.NoError(t, err)
@@ -58,21 +62,20 @@ func TestClient(t *testing.T) {
 	assert.True(t, c.Banned)
 	assert.Equal(t, "score 0.90", c.BanReason)
 	assert.InDelta(t, 300, c.BanTTLSeconds, 5)
-	require.Len(t, c.Requests, 60)
-	assert.Equal(t, sec-59, c.Requests[0].TS)
-	assert.Equal(t, wire.Point{TS: sec, Requests: 7}, c.Requests[59])
-	assert.Equal(t, int64(3), c.Requests[57].Requests)
+	require.Len(t, c.Requests, 6, "a minute in 10 s buckets")
+	assert.Equal(t, wire.Point{TS: cur * 10, Requests: 7}, c.Requests[5])
+	assert.Equal(t, int64(3), c.Requests[4].Requests)
 	var sum int64
 	for _, p := range c.Requests {
 		sum += p.Requests
 	}
-	assert.Equal(t, int64(10), sum, "seconds outside the minute are left out")
+	assert.Equal(t, int64(10), sum, "buckets outside the minute are left out")
 
 	c, err = s.Client(ctx, "192.0.2.1", now)
 	require.NoError(t, err)
 	assert.False(t, c.Banned)
 	assert.Zero(t, c.BanTTLSeconds)
-	assert.Len(t, c.Requests, 60)
+	assert.Len(t, c.Requests, 6)
 }
 
 func TestUnban(t *testing.T) {

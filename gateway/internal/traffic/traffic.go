@@ -10,8 +10,6 @@ package traffic
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -20,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 // Observation is what Observe learned about a client.
@@ -79,109 +79,150 @@ func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 	return &Store{rdb: rdb, prefix: prefix}, nil
 }
 
-func (s *Store) key(ip netip.Addr, kind string) string {
-	return s.prefix + "{" + ip.String() + "}:" + kind
-}
+func (s *Store) stateKey(ip netip.Addr) string { return wire.ClientKey(s.prefix, ip.String()) }
 
-// observe counts requests in one hash per client: field = Unix second,
-// value = requests in that second. A window of W seconds is the sum of the
-// W most recent whole seconds plus the older edge second weighted by the part
-// of it still inside the window (the sliding-window counter). Old fields are
-// deleted as they age out and the key expires when the client goes quiet, so
-// memory per client is bounded by 61 fields whatever its rate. Sensitive
-// hits and the upstream's 4xx and 401/403 answers are counted the same way
-// in their own hashes (60 s window only).
+// The client's whole traffic state is one Redis string (wire.ClientState,
+// 132 bytes) read and written by one script per request: a ring of
+// 100 ms buckets for the 1 s window, 2 s buckets for the 10 s window and
+// 10 s buckets for the 60 s window (each window the sum of its newest
+// buckets plus the oldest one weighted by the part still inside it), 20 s
+// rings for sensitive hits, 4xx and 401/403 answers, the last 11
+// inter-arrival gaps, a 128-bit linear-counting bitmap of the minute's
+// paths, the current run of sequential ids, and seed 002's fixed-window
+// visit counter. One GET and one SET per request, whatever the client
+// does: no per-second hashes walked, no per-feature keys.
 //
-// Beside the counts it keeps: the last Timestamps request times (a list),
-// the paths of the last 60 s (a sorted set by time, at most MaxPaths), the
-// current run of neighbouring ids (a hash: pattern, id, run, direction),
-// and seed 002's
-// visit counter (INCR with an expiry set atomically on the first visit: a
-// fixed window anchored at the first request).
+// stateLua is shared by observe and recordResponse: it unpacks the state
+// into f (or starts an empty one) and defines the ring helpers.
+var stateLua = `
+local FMT = '<BdI4BBBBBBBBBBBHHHHHHHHHHHHHBBBBHHHHBBBBBHHHHHHHHHHHi4i4i4i4BHI4dBbHd'
+local R1, R10, R60, RS, RE, RA, NG, GAP, BM, ONES, PREV, SP, SI, SR, SD, VC, VS = 4, 15, 21, 28, 32, 36, 40, 41, 52, 56, 57, 58, 59, 60, 61, 62, 63
+local raw = redis.call('GET', KEYS[1])
+local f
+if raw and #raw == ` + fmt.Sprint(wire.ClientStateSize) + ` and string.byte(raw, 1) == ` + fmt.Sprint(wire.ClientStateVersion) + ` then
+  f = {struct.unpack(FMT, raw)}
+else
+  f = {` + fmt.Sprint(wire.ClientStateVersion) + `}
+  for i = 2, 63 do f[i] = 0 end
+end
+-- advance zeroes the buckets of a ring (offset o, n buckets of width w)
+-- that lie after time a up to time b.
+local function advance(o, n, w, a, b)
+  local ka, kb = math.floor(a / w), math.floor(b / w)
+  if kb - ka >= n then
+    for j = 0, n - 1 do f[o + j] = 0 end
+  else
+    for k = ka + 1, kb do f[o + k % n] = 0 end
+  end
+end
+-- total is the sliding window of (n-1)*w ending at t.
+local function total(o, n, w, t)
+  local k = math.floor(t / w)
+  local s = 0
+  for j = 0, n - 2 do s = s + f[o + (k - j) % n] end
+  return s + f[o + (k - n + 1) % n] * (1 - (t % w) / w)
+end
+local function add(o, n, w, t, cap)
+  local i = o + math.floor(t / w) % n
+  if f[i] < cap then f[i] = f[i] + 1 end
+end
+-- The aux rings (sensitive, 4xx, auth) move on whole seconds.
+local function aux(sec)
+  local t = math.max(sec, f[3])
+  advance(RS, 4, 20, f[3], t)
+  advance(RE, 4, 20, f[3], t)
+  advance(RA, 4, 20, f[3], t)
+  f[3] = t
+  return t
+end
+`
+
+// observe counts one request and returns the client's features, or the
+// ban's PTTL when an active ban stops it before anything is counted.
 //
-// A banned client is answered before anything is counted.
-//
-// KEYS: w, ban, s, x4, xa, t, p, q, v
-// ARGV: now_ms, path, sensitive (0/1), pattern, id, visit_window_ms
-var observe = redis.NewScript(`
+// KEYS: state, ban
+// ARGV: now_ms, path bit (0..127), sensitive (0/1), pattern hash (0: none),
+// id, visit_window_ms
+var observe = redis.NewScript(observeSrc)
+
+var observeSrc = `
 local ban = redis.call('PTTL', KEYS[2])
 if ban > 0 or ban == -1 then
   return {-1, ban}
 end
+` + stateLua + `
 local now = tonumber(ARGV[1])
-local sec = math.floor(now / 1000)
-local rest = 1 - (now % 1000) / 1000
-local function windows(key)
-  local all = redis.call('HGETALL', key)
-  local c1, c10, c60 = 0, 0, 0
-  for i = 1, #all, 2 do
-    local age = sec - tonumber(all[i])
-    local n = tonumber(all[i + 1])
-    if age > 60 or age < -60 then
-      redis.call('HDEL', key, all[i])
-    else
-      if age < 1 then c1 = c1 + n elseif age == 1 then c1 = c1 + n * rest end
-      if age < 10 then c10 = c10 + n elseif age == 10 then c10 = c10 + n * rest end
-      if age < 60 then c60 = c60 + n elseif age == 60 then c60 = c60 + n * rest end
-    end
-  end
-  return math.floor(c1 + 0.5), math.floor(c10 + 0.5), math.floor(c60 + 0.5)
+local t = math.max(now, f[2])
+local had = f[2] > 0
+advance(R1, 11, 100, f[2], t)
+advance(R10, 6, 2000, f[2], t)
+advance(R60, 7, 10000, f[2], t)
+add(R1, 11, 100, t, 255)
+add(R10, 6, 2000, t, 65535)
+add(R60, 7, 10000, t, 65535)
+local c1, c10, c60 = total(R1, 11, 100, t), total(R10, 6, 2000, t), total(R60, 7, 10000, t)
+
+local sec = aux(math.floor(t / 1000))
+if ARGV[3] == '1' then add(RS, 4, 20, sec, 255) end
+local sens, e4, ea = total(RS, 4, 20, sec), total(RE, 4, 20, sec), total(RA, 4, 20, sec)
+
+if had then
+  for j = 10, 1, -1 do f[GAP + j] = f[GAP + j - 1] end
+  f[GAP] = math.min(t - f[2], 65535)
+  f[NG] = math.min(f[NG] + 1, 11)
 end
-redis.call('HINCRBY', KEYS[1], sec, 1)
-redis.call('PEXPIRE', KEYS[1], 62000)
-local c1, c10, c60 = windows(KEYS[1])
-if ARGV[3] == '1' then
-  redis.call('HINCRBY', KEYS[3], sec, 1)
-  redis.call('PEXPIRE', KEYS[3], 62000)
+
+-- Distinct paths: linear counting over this minute's bitmap (ONES bits
+-- set); the last minute's estimate fades out as this one fills.
+local function est(ones)
+  if ones >= 128 then return 621 end
+  return -128 * math.log(1 - ones / 128)
 end
-local _, _, sens = windows(KEYS[3])
-local _, _, e4 = windows(KEYS[4])
-local _, _, ea = windows(KEYS[5])
+local e0, e1 = math.floor(f[2] / 60000), math.floor(t / 60000)
+if e1 ~= e0 then
+  if e1 == e0 + 1 then f[PREV] = math.min(math.floor(est(f[ONES]) + 0.5), 65535) else f[PREV] = 0 end
+  f[BM], f[BM + 1], f[BM + 2], f[BM + 3], f[ONES] = 0, 0, 0, 0, 0
+end
+local b = tonumber(ARGV[2])
+local w, m = BM + math.floor(b / 32), bit.lshift(1, b % 32)
+if bit.band(f[w], m) == 0 then
+  f[w], f[ONES] = bit.bor(f[w], m), f[ONES] + 1
+end
+local paths = math.max(math.floor(est(f[ONES]) + 0.5), math.floor(f[PREV] * (1 - (t % 60000) / 60000) + 0.5))
 
-redis.call('LPUSH', KEYS[6], ARGV[1])
-redis.call('LTRIM', KEYS[6], 0, ` + fmt.Sprint(Timestamps-1) + `)
-redis.call('PEXPIRE', KEYS[6], 62000)
-local ts = redis.call('LRANGE', KEYS[6], 0, -1)
-
-redis.call('ZADD', KEYS[7], ARGV[1], ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - 60000)
-redis.call('ZREMRANGEBYRANK', KEYS[7], 0, -` + fmt.Sprint(MaxPaths+1) + `)
-redis.call('PEXPIRE', KEYS[7], 62000)
-local paths = redis.call('ZCARD', KEYS[7])
-
-local run = 0
-if ARGV[4] ~= '' then
+local run = f[SR]
+local pat = tonumber(ARGV[4])
+if pat ~= 0 then
   local id = tonumber(ARGV[5])
-  local prev = redis.call('HMGET', KEYS[8], 'p', 'i', 'r', 'd')
   local dir = 0
-  if prev[1] == ARGV[4] and prev[2] then
-    local d = id - tonumber(prev[2])
-    local r = tonumber(prev[3] or '0')
-    local pd = tonumber(prev[4] or '0')
+  run = 0
+  if f[SP] == pat and had then
+    local d = id - f[SI]
     if d == 0 then
-      run, dir = r, pd
-    elseif (d == 1 or d == -1) and (pd == 0 or pd == d) then
-      run, dir = r + 1, d
+      run, dir = f[SR], f[SD]
+    elseif (d == 1 or d == -1) and (f[SD] == 0 or f[SD] == d) then
+      run, dir = math.min(f[SR] + 1, 255), d
     end
   end
-  redis.call('HSET', KEYS[8], 'p', ARGV[4], 'i', ARGV[5], 'r', run, 'd', dir)
-  redis.call('PEXPIRE', KEYS[8], 60000)
-else
-  run = tonumber(redis.call('HGET', KEYS[8], 'r') or '0')
+  f[SP], f[SI], f[SR], f[SD] = pat, id, run, dir
 end
 
-local visits = redis.call('INCR', KEYS[9])
-if visits == 1 then
-  redis.call('PEXPIRE', KEYS[9], tonumber(ARGV[6]))
+local window = tonumber(ARGV[6])
+if f[VS] == 0 or f[VS] + window <= t then
+  f[VC], f[VS] = 0, t
 end
+f[VC] = math.min(f[VC] + 1, 65535)
 
-local out = {c1, c10, c60, visits, sens, e4, ea, paths, run}
-for i = 1, #ts do out[#out + 1] = tonumber(ts[i]) end
+f[2] = t
+local ttl = math.max(62000, f[VS] + window - t)
+redis.call('SET', KEYS[1], struct.pack(FMT, unpack(f, 1, 63)), 'PX', math.ceil(ttl))
+local out = {math.floor(c1 + 0.5), math.floor(c10 + 0.5), math.floor(c60 + 0.5), f[VC],
+  math.floor(sens + 0.5), math.floor(e4 + 0.5), math.floor(ea + 0.5), paths, run}
+for j = 0, f[NG] - 1 do out[#out + 1] = f[GAP + j] end
 return out
-`)
+`
 
-// fixedFields is the number of counts before the timestamps in observe's
-// reply.
+// fixedFields is the number of counts before the gaps in observe's reply.
 const fixedFields = 9
 
 // travel reads where a principal was last seen (Remember writes it, only
@@ -200,20 +241,25 @@ end
 return {}
 `)
 
-// pathDigest is what the distinct-paths set stores: 8 bytes of the path's
-// SHA-256, so a client sending long paths cannot grow its Redis memory
-// (only the number of distinct paths is ever read).
-func pathDigest(path string) string {
-	sum := sha256.Sum256([]byte(path))
-	return hex.EncodeToString(sum[:8])
+// pathBit is the bit of the distinct-paths bitmap a path sets: the path's
+// FNV-1a hash modulo the bitmap's size.
+func pathBit(path string) uint32 { return fnv32(path) % wire.PathBits }
+
+// patternHash names an enumeration pattern in the state (0 is "none").
+func patternHash(pattern string) uint32 {
+	if pattern == "" {
+		return 0
+	}
+	return max(fnv32(pattern), 1)
 }
 
-// truncated bounds the enumeration pattern kept per client.
-func truncated(s string) string {
-	if len(s) > 256 {
-		return s[:256]
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
 	}
-	return s
+	return h
 }
 
 // Remember records that a verified principal (an API key the gateway
@@ -255,11 +301,9 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 	if req.Sensitive {
 		sensitive = "1"
 	}
-	keys := []string{
-		s.key(ip, "w"), s.key(ip, "ban"), s.key(ip, "s"), s.key(ip, "x4"), s.key(ip, "xa"),
-		s.key(ip, "t"), s.key(ip, "p"), s.key(ip, "q"), s.key(ip, "v"),
-	}
-	args := []any{now.UnixMilli(), pathDigest(req.Path), sensitive, truncated(req.Pattern), req.ID, window.Milliseconds()}
+	who := ip.String()
+	keys := []string{wire.ClientKey(s.prefix, who), wire.BanKey(s.prefix, who)}
+	args := []any{now.UnixMilli(), pathBit(req.Path), sensitive, patternHash(req.Pattern), req.ID, window.Milliseconds()}
 	var res []int64
 	var prev []any
 	var err error
@@ -286,7 +330,7 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 		Sensitive: req.Sensitive, SensitiveHits: res[4], Errors4xx: res[5], AuthFailures: res[6],
 		DistinctPaths: res[7], SequentialIDs: res[8],
 	}
-	o.Intervals, o.IntervalCV = Regularity(res[fixedFields:])
+	o.Intervals, o.IntervalCV = regularityOfGaps(res[fixedFields:])
 	if len(prev) == 2 {
 		pip, _ := prev[0].(string)
 		pt, _ := prev[1].(string)
@@ -365,14 +409,42 @@ func Regularity(times []int64) (int, float64) {
 	return n, math.Sqrt(sq/float64(n)) / mean
 }
 
-// recordResponse counts one upstream answer: every 4xx, and 401/403 also
-// as an auth failure. KEYS: x4, xa; ARGV: sec, auth (0/1).
-var recordResponse = redis.NewScript(`
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('PEXPIRE', KEYS[1], 62000)
-if ARGV[2] == '1' then
-  redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-  redis.call('PEXPIRE', KEYS[2], 62000)
+// regularityOfGaps is Regularity for gaps already taken.
+func regularityOfGaps(gaps []int64) (int, float64) {
+	n := len(gaps)
+	if n < 1 {
+		return 0, 0
+	}
+	var sum float64
+	for _, g := range gaps {
+		sum += float64(g)
+	}
+	mean := sum / float64(n)
+	if mean == 0 {
+		return n, 0
+	}
+	var sq float64
+	for _, g := range gaps {
+		sq += (float64(g) - mean) * (float64(g) - mean)
+	}
+	return n, math.Sqrt(sq/float64(n)) / mean
+}
+
+// recordResponse counts one upstream answer in the client's state: every
+// 4xx, and 401/403 also as an auth failure. A state that has expired is
+// started again with only this answer in it.
+//
+// KEYS: state; ARGV: now_ms, auth (0/1).
+var recordResponse = redis.NewScript(stateLua + `
+local fresh = f[2] == 0 and f[3] == 0
+local sec = aux(math.floor(tonumber(ARGV[1]) / 1000))
+add(RE, 4, 20, sec, 65535)
+if ARGV[2] == '1' then add(RA, 4, 20, sec, 255) end
+local packed = struct.pack(FMT, unpack(f, 1, 63))
+if fresh then
+  redis.call('SET', KEYS[1], packed, 'PX', 62000)
+else
+  redis.call('SET', KEYS[1], packed, 'KEEPTTL')
 end
 return 1
 `)
@@ -388,7 +460,7 @@ func (s *Store) RecordResponse(ctx context.Context, ip netip.Addr, now time.Time
 	if status == 401 || status == 403 {
 		auth = "1"
 	}
-	err := recordResponse.Run(ctx, s.rdb, []string{s.key(ip, "x4"), s.key(ip, "xa")}, now.Unix(), auth).Err()
+	err := recordResponse.Run(ctx, s.rdb, []string{s.stateKey(ip)}, now.UnixMilli(), auth).Err()
 	if err != nil {
 		return fmt.Errorf("record response %s: %w", ip, err)
 	}

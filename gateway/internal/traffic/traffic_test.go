@@ -13,6 +13,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/bans"
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 // root is a plain request to "/".
@@ -44,11 +45,12 @@ func TestObserveSlidingWindows(t *testing.T) {
 	}
 	assert.Equal(t, [3]int64{10, 10, 10}, counts(o))
 
-	// Half a second into the next second, half of the previous second still
-	// counts toward the 1 s window.
-	o, err = s.Observe(ctx, ip, t0.Add(1500*time.Millisecond), root)
+	// The 1 s window slides in 100 ms steps: at 1.25 s it covers
+	// (0.25 s, 1.25 s], so the requests at 0.3–0.45 s count, the bucket
+	// holding 0.2 and 0.25 s counts half, and 0–0.15 s no longer do.
+	o, err = s.Observe(ctx, ip, t0.Add(1250*time.Millisecond), root)
 	require.NoError(t, err)
-	assert.Equal(t, int64(6), o.Count1s) // 1 + 10*0.5
+	assert.Equal(t, int64(6), o.Count1s) // 4 + 2*0.5 + this one
 	assert.Equal(t, int64(11), o.Count10s)
 
 	// 30 s later the burst is gone from the 1 s and 10 s windows only.
@@ -56,10 +58,31 @@ func TestObserveSlidingWindows(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, [3]int64{1, 1, 12}, counts(o))
 
-	// After more than a minute everything has aged out.
-	o, err = s.Observe(ctx, ip, t0.Add(95*time.Second), root)
+	// More than a minute after the last request (and clear of the 10 s
+	// bucket it sits in) everything has aged out.
+	o, err = s.Observe(ctx, ip, t0.Add(101*time.Second), root)
 	require.NoError(t, err)
 	assert.Equal(t, [3]int64{1, 1, 1}, counts(o))
+}
+
+// TestBurstReadsWithinOne is the windows' precision: a burst of n requests
+// spread over less than a second reads n ± 1 in the 1 s window however it
+// falls across second boundaries.
+func TestBurstReadsWithinOne(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	for i, offset := range []time.Duration{0, 130 * time.Millisecond, 470 * time.Millisecond, 999 * time.Millisecond} {
+		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i + 1)})
+		start := time.Unix(1_800_000_500, 0).Add(offset)
+		var o traffic.Observation
+		for j := range 33 {
+			var err error
+			o, err = s.Observe(ctx, ip, start.Add(time.Duration(j)*28*time.Millisecond), root) // 33 in 0.9 s
+			require.NoError(t, err)
+		}
+		assert.InDelta(t, 33, o.Count1s, 1, "offset %v", offset)
+	}
 }
 
 func TestObserveIsAtomicUnderConcurrency(t *testing.T) {
@@ -115,4 +138,43 @@ func TestBanStopsCounting(t *testing.T) {
 	lifted, err = b.Unban(ctx, ip)
 	require.NoError(t, err)
 	assert.False(t, lifted)
+}
+
+// TestStateIsTheWireRecord checks the one key a client costs against the
+// layout the dashboard decodes (shared/wire.ClientState), and that the
+// gaps kept stop at MaxGaps.
+func TestStateIsTheWireRecord(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	s, err := traffic.New(rdb, prefix)
+	require.NoError(t, err)
+	ctx := context.Background()
+	ip := netip.MustParseAddr("192.0.2.77")
+	t0 := time.Unix(1_800_000_700, 0)
+	var o traffic.Observation
+	for i := range 20 {
+		o, err = s.Observe(ctx, ip, t0.Add(time.Duration(i)*300*time.Millisecond), root)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, wire.MaxGaps, o.Intervals)
+
+	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	require.NoError(t, err)
+	assert.Equal(t, []string{wire.ClientKey(prefix, "192.0.2.77")}, keys, "one key per client")
+	raw, err := rdb.Get(ctx, keys[0]).Bytes()
+	require.NoError(t, err)
+	st, err := wire.DecodeClientState(raw)
+	require.NoError(t, err)
+	assert.Equal(t, float64(t0.Add(19*300*time.Millisecond).UnixMilli()), st.LastMs)
+	assert.Equal(t, wire.MaxGaps, st.Gaps)
+	assert.Equal(t, uint16(300), st.GapMs[0])
+	pts := st.Requests10s(t0.Add(6 * time.Second).UnixMilli())
+	var sum int64
+	for _, p := range pts {
+		sum += p.Requests
+	}
+	assert.Equal(t, int64(20), sum)
+	ttl, err := rdb.PTTL(ctx, keys[0]).Result()
+	require.NoError(t, err)
+	assert.InDelta(t, 62*time.Second, ttl, float64(time.Second))
 }
