@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 root=$PWD
 . deploy/devstack.sh
 start_devstack "$root/var/bench"
-(cd scorer && go test -run '^$' -bench . -benchmem ./internal/rules/ ./internal/server/)
+(cd scorer && go test -run '^$' -bench . -benchmem ./rules/ ./internal/server/)
 (cd gateway && go test -run '^$' -bench . -benchmem ./internal/server/ ./internal/lists/ ./internal/realip/)

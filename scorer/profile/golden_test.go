@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/bulwarkgw/bulwark/scorer/internal/profile"
-	"github.com/bulwarkgw/bulwark/scorer/internal/rules"
+	"github.com/bulwarkgw/bulwark/scorer/profile"
+	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

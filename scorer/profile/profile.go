@@ -45,7 +45,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bulwarkgw/bulwark/scorer/internal/rules"
+	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"gopkg.in/yaml.v3"
 )
 

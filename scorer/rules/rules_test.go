@@ -6,7 +6,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/bulwarkgw/bulwark/scorer/internal/rules"
+	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

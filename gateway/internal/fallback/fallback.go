@@ -1,6 +1,6 @@
 // Package fallback scores a client inside the gateway when the scorer
 // cannot: it applies the scorer's documented rule (noisy-OR of weighted
-// ramps, see scorer/internal/rules) with the default profile's ramps and
+// ramps, see scorer/rules) with the default profile's ramps and
 // weights to the features the gateway has without the scorer: the Redis
 // counts and the user agent (no geo, no ASN, no allow rules). Its scores
 // are therefore never higher than the scorer's default profile would give
@@ -35,7 +35,7 @@ func (r ramp) risk(v float64) float64 {
 	}
 }
 
-// The default profile's ramps (scorer/internal/profile/profiles/default.yaml)
+// The default profile's ramps (scorer/profile/profiles/default.yaml)
 // for the features the gateway can compute itself.
 var ramps = [...]ramp{
 	{"burst", 15, 40, 1.0},

@@ -33,7 +33,7 @@ import (
 	"time"
 
 	"github.com/bulwarkgw/bulwark/scorer/internal/geo"
-	"github.com/bulwarkgw/bulwark/scorer/internal/profile"
+	"github.com/bulwarkgw/bulwark/scorer/profile"
 	"github.com/bulwarkgw/bulwark/scorer/internal/server"
 	"golang.org/x/sync/errgroup"
 )

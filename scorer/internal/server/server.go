@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/bulwarkgw/bulwark/scorer/internal/geo"
-	"github.com/bulwarkgw/bulwark/scorer/internal/profile"
-	"github.com/bulwarkgw/bulwark/scorer/internal/rules"
+	"github.com/bulwarkgw/bulwark/scorer/profile"
+	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
