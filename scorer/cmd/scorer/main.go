@@ -33,8 +33,8 @@ import (
 	"time"
 
 	"github.com/bulwarkgw/bulwark/scorer/internal/geo"
-	"github.com/bulwarkgw/bulwark/scorer/profile"
 	"github.com/bulwarkgw/bulwark/scorer/internal/server"
+	"github.com/bulwarkgw/bulwark/scorer/profile"
 	"golang.org/x/sync/errgroup"
 )
 

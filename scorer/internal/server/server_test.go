@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/bulwarkgw/bulwark/scorer/internal/geo"
-	"github.com/bulwarkgw/bulwark/scorer/profile"
 	"github.com/bulwarkgw/bulwark/scorer/internal/server"
+	"github.com/bulwarkgw/bulwark/scorer/profile"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
