@@ -3,6 +3,7 @@ module github.com/bulwarkgw/bulwark/gateway
 go 1.26.0
 
 require (
+	github.com/bulwarkgw/bulwark/scorer v0.0.0
 	github.com/bulwarkgw/bulwark/shared v0.0.0
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/prometheus/client_golang v1.25.0
@@ -34,9 +35,11 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/net v0.59.0 // indirect
-	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 replace github.com/bulwarkgw/bulwark/shared => ../shared
+
+replace github.com/bulwarkgw/bulwark/scorer => ../scorer

@@ -30,6 +30,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
+	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scorecache"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
@@ -90,6 +91,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	go warnOnThresholds(ctx, client, cfg, log)
+	// The scorer's own rules, in the gateway: the fast path's bound and the
+	// fallback score.
+	local, err := localscore.New(client.RawProfile, log)
+	if err != nil {
+		return err
+	}
+	go func() { _ = local.Run(ctx, localscore.SyncInterval) }()
 	// A client's score is reused briefly while its counts hold steady.
 	scorer, err := scorecache.New(client, cfg.Scoring.CacheTTL, cfg.Scoring.CacheTolerance, time.Now)
 	if err != nil {
@@ -135,7 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	metrics := server.NewMetrics()
 	gw, err := server.New(cfg, server.Deps{
 		Traffic: store, Bans: banStore, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
-		Scorer: scorer, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,
+		Scorer: scorer, Local: local, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,
 		Ready: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})
 	if err != nil {

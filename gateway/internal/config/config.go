@@ -154,6 +154,10 @@ type Scoring struct {
 	// CacheTolerance is how far (a fraction) a count may move before a
 	// cached score is recomputed.
 	CacheTolerance float64
+	// FastPath forwards a request without waiting for the scorer when the
+	// scorer's own rules, with geo at its worst, cannot reach the throttle
+	// threshold (package localscore).
+	FastPath bool
 }
 
 // Route sends requests whose cleaned path starts with Path (on a segment
@@ -236,6 +240,7 @@ type file struct {
 		VisitWindow    string   `yaml:"visit_window"`
 		CacheTTL       string   `yaml:"cache_ttl"`
 		CacheTolerance *float64 `yaml:"cache_tolerance"`
+		FastPath       *bool    `yaml:"fast_path"`
 	} `yaml:"scoring"`
 	Events struct {
 		QueueSize     int    `yaml:"queue_size"`
@@ -629,6 +634,7 @@ func (f *file) validate() (*Config, error) {
 	if c.Scoring.CacheTolerance < 0 || c.Scoring.CacheTolerance > 1 {
 		bad("scoring.cache_tolerance", "must be in [0, 1], got %v", c.Scoring.CacheTolerance)
 	}
+	c.Scoring.FastPath = f.Scoring.FastPath == nil || *f.Scoring.FastPath
 	if c.Events.QueueSize < 1 {
 		bad("events.queue_size", "must be positive, got %d", c.Events.QueueSize)
 	}

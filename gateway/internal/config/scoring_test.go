@@ -18,6 +18,7 @@ func TestScoringDefaults(t *testing.T) {
 	assert.Equal(t, time.Minute, cfg.Scoring.VisitWindow)
 	assert.Equal(t, time.Second, cfg.Scoring.CacheTTL)
 	assert.Equal(t, 0.2, cfg.Scoring.CacheTolerance)
+	assert.True(t, cfg.Scoring.FastPath)
 }
 
 // TestScoringSeed002 is the scenarios' test config for the seed-002 profile.

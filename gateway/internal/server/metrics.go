@@ -16,6 +16,7 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	depErrs  *prometheus.CounterVec
+	scoring  *prometheus.CounterVec
 }
 
 // NewMetrics registers the gateway's metrics in a registry of their own.
@@ -33,7 +34,11 @@ func NewMetrics() *Metrics {
 			Name: "bulwark_gateway_dependency_errors_total", Help: "Failed calls to Redis, the scorer or an upstream; each one degraded a request.",
 		}, []string{"dependency"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.depErrs,
+	m.scoring = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulwark_gateway_scoring_total",
+		Help: "How scored requests were scored: bound (under the throttle threshold whatever the scorer says, not sent), scorer (asked, through the score cache), fallback (the scorer could not answer).",
+	}, []string{"path"})
+	m.reg.MustRegister(m.requests, m.latency, m.depErrs, m.scoring,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -59,4 +64,11 @@ func (m *Metrics) dependencyError(dep string) {
 		return
 	}
 	m.depErrs.WithLabelValues(dep).Inc()
+}
+
+func (m *Metrics) scored(path string) {
+	if m == nil {
+		return
+	}
+	m.scoring.WithLabelValues(path).Inc()
 }

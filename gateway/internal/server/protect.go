@@ -17,7 +17,6 @@ import (
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
-	"github.com/bulwarkgw/bulwark/gateway/internal/fallback"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
@@ -97,8 +96,9 @@ func verdictOf(c echo.Context) *verdict {
 }
 
 type pipeline struct {
-	g *Gateway
-	d Deps
+	g     *Gateway
+	d     Deps
+	local LocalScorer
 }
 
 // stop records why the chain ended here and returns the error to render.
@@ -314,9 +314,13 @@ func identity(ip netip.Addr) netip.Addr {
 }
 
 // score asks the scorer (through the score cache) with everything the
-// traffic store observed. When the scorer fails, fail_mode closed answers
-// 503; open scores locally with the same documented rule on the counts the
-// gateway has (package fallback) and marks the request degraded.
+// traffic store observed, unless the request cannot reach the throttle
+// threshold whatever the scorer finds: the gateway evaluates the scorer's
+// own rules with geo, hosting and travel at their worst (package
+// localscore) and forwards a request whose bound is under the threshold
+// without waiting. When the scorer fails, fail_mode closed answers 503;
+// open scores locally with the same rules on what the gateway has and marks
+// the request degraded.
 func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		v := verdictOf(c)
@@ -337,6 +341,13 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 		if o.PrevIP.IsValid() {
 			req.PrevIP, req.PrevSeconds = o.PrevIP.String(), o.PrevAge.Seconds()
 		}
+		if cfg.Scoring.FastPath {
+			if b, ok := p.local.Bound(&req, v.ip); ok && b < cfg.ThrottleAt && b < cfg.BlockAt {
+				p.d.Metrics.scored("bound")
+				v.score = p.local.Estimate(req, v.ip, cfg.BlockAt, cfg.ThrottleAt)
+				return next(c)
+			}
+		}
 		res, err := p.d.Scorer.Score(r.Context(), req)
 		if err != nil {
 			p.d.Metrics.dependencyError("scorer")
@@ -350,7 +361,10 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 				return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
 			}
 			v.degraded = true
-			res = fallback.Score(req, cfg.BlockAt, cfg.ThrottleAt)
+			p.d.Metrics.scored("fallback")
+			res = p.local.Fallback(req, v.ip, cfg.BlockAt, cfg.ThrottleAt)
+		} else {
+			p.d.Metrics.scored("scorer")
 		}
 		v.score = res
 		err = next(c)

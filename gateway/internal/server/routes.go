@@ -10,6 +10,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/jsonerr"
 	"github.com/bulwarkgw/bulwark/gateway/internal/locallimit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
 )
 
 // Gateway is the gateway's HTTP handler plus its reloadable runtime.
@@ -59,7 +60,14 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
 
-	p := &pipeline{g: g, d: d}
+	p := &pipeline{g: g, d: d, local: d.Local}
+	if p.local == nil {
+		// No profile from the scorer: no fast path, the default profile's
+		// fallback.
+		if p.local, err = localscore.New(localscore.NoProfile, d.Log); err != nil {
+			return nil, err
+		}
+	}
 	protected := e.Group("",
 		p.edge,      // 1. X-Request-ID, timing headers, access log, metrics, audit
 		p.cors,      // 2. CORS from config, strict by default; preflights end here
@@ -69,7 +77,7 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 		p.rateLimit, // 6. per-client and per-route sliding windows → 429
 		p.bodyLimit, // 7. 413 over max_body_size (chunked bodies too), only for clients let this far
 		p.apiKey,    // 8. key required on protected routes, RBAC, bad keys → ban
-		p.score,     // 9. the scorer's verdict (or the fail-mode fallback)
+		p.score,     // 9. the scorer's verdict, unless the bound says it cannot throttle (or the fail-mode fallback)
 		p.enforce,   // 10. block and ban / throttle / pass (shadow mode only records)
 		p.outcome,   // 11. after the upstream answered: its 4xx and 401/403 feed the client's counters
 	)

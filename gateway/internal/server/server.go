@@ -61,6 +61,15 @@ type Scorer interface {
 	Score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreResponse, error)
 }
 
+// LocalScorer runs the scorer's rules in the gateway: the bound that
+// decides whether the scorer must be waited for, and the scores made
+// without it (package localscore).
+type LocalScorer interface {
+	Bound(req *wire.ScoreRequest, addr netip.Addr) (float64, bool)
+	Fallback(req wire.ScoreRequest, addr netip.Addr, block, throttle float64) wire.ScoreResponse
+	Estimate(req wire.ScoreRequest, addr netip.Addr, block, throttle float64) wire.ScoreResponse
+}
+
 // Publisher takes events off the request path.
 type Publisher interface {
 	Publish(wire.Event)
@@ -90,6 +99,7 @@ type Deps struct {
 	Keys    Keys
 	Guard   Guard
 	Scorer  Scorer
+	Local   LocalScorer // nil: no fast path, and the default profile's fallback
 	Events  Publisher
 	Stats   Stats
 	Audit   Auditor // nil: no request audit

@@ -1,0 +1,141 @@
+package localscore_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
+	"github.com/bulwarkgw/bulwark/scorer/profile"
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+const chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+
+var (
+	quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+	home  = netip.MustParseAddr("203.0.113.10")
+)
+
+// served returns a Fetch answering what the scorer's GET /v1/profile
+// answers for the built-in profile name: the profile as JSON.
+func served(t *testing.T, name string) localscore.Fetch {
+	p, err := profile.Builtin(name)
+	require.NoError(t, err)
+	b, err := json.Marshal(p)
+	require.NoError(t, err)
+	return func(context.Context) ([]byte, error) { return b, nil }
+}
+
+func TestFallback(t *testing.T) {
+	r, err := localscore.New(localscore.NoProfile, quiet)
+	require.NoError(t, err)
+	tests := []struct {
+		name  string
+		req   wire.ScoreRequest
+		score float64
+		level string
+	}{
+		{"idle browser", wire.ScoreRequest{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: chrome}, 0, "allow"},
+		{"tool", wire.ScoreRequest{Count1s: 1, UserAgent: "curl/8"}, 0.45, "allow"},
+		// The scorer's default profile: burst 32 is a risk of 0.68, 32
+		// sensitive hits 1 × 0.45: 1 − 0.32 · 0.55.
+		{"50 rps checkout at its 32nd request", wire.ScoreRequest{Count1s: 32, Count10s: 32, Count60s: 32, SensitiveHits: 32, UserAgent: chrome}, 0.824, "block"},
+		{"burst alone", wire.ScoreRequest{Count1s: 40, Count10s: 40, Count60s: 40, UserAgent: chrome}, 1, "block"},
+		{"enumeration", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, SequentialIDs: 4, UserAgent: chrome}, 0.6, "throttle"},
+		{"error ratio", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, 0.6, "throttle"},
+		{"metronome", wire.ScoreRequest{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0, UserAgent: chrome}, 0.6, "throttle"},
+	}
+	for _, tt := range tests {
+		res := r.Fallback(tt.req, home, 0.8, 0.5)
+		assert.Equal(t, tt.score, res.Score, tt.name)
+		assert.Equal(t, tt.level, res.Level, tt.name)
+		assert.Equal(t, localscore.Profile, res.Profile)
+		sum := 0.0
+		for _, rs := range res.Reasons {
+			sum += rs.Contribution
+		}
+		assert.InDelta(t, res.Score, sum, 1e-3, tt.name)
+	}
+	// A verified crawler keeps its allow rule without the scorer.
+	bot := r.Fallback(wire.ScoreRequest{Count1s: 1, UserAgent: "Googlebot/2.1"}, netip.MustParseAddr("66.249.66.1"), 0.8, 0.5)
+	assert.Equal(t, "googlebot", bot.Allow)
+	assert.Zero(t, bot.Score)
+}
+
+func TestNoBoundUntilTheProfileIsKnown(t *testing.T) {
+	fail := func(context.Context) ([]byte, error) { return nil, errors.New("scorer down") }
+	r, err := localscore.New(fail, quiet)
+	require.NoError(t, err)
+	req := wire.ScoreRequest{Count1s: 1, UserAgent: chrome}
+	_, ok := r.Bound(&req, home)
+	assert.False(t, ok, "without the scorer's profile every request is scored")
+	require.Error(t, r.Sync(context.Background()))
+	_, ok = r.Bound(&req, home)
+	assert.False(t, ok)
+
+	bad := func(context.Context) ([]byte, error) { return []byte(`{"combine": "median"}`), nil }
+	r, err = localscore.New(bad, quiet)
+	require.NoError(t, err)
+	require.Error(t, r.Sync(context.Background()), "an invalid profile is refused")
+}
+
+// TestBoundFollowsTheScorersProfile: the same request is under the
+// threshold with the default profile and over it with seed 002's (a capped
+// sum where 4 visits already add 0.3 and a sensitive path 0.4).
+func TestBoundFollowsTheScorersProfile(t *testing.T) {
+	req := wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, Visits: 4, Sensitive: true, UserAgent: chrome}
+	def, err := localscore.New(served(t, "default"), quiet)
+	require.NoError(t, err)
+	require.NoError(t, def.Sync(context.Background()))
+	b, ok := def.Bound(&req, home)
+	require.True(t, ok)
+	assert.Less(t, b, 0.5)
+
+	seed, err := localscore.New(served(t, "seed-002"), quiet)
+	require.NoError(t, err)
+	require.NoError(t, seed.Sync(context.Background()))
+	b, ok = seed.Bound(&req, home)
+	require.True(t, ok)
+	assert.GreaterOrEqual(t, b, 0.7)
+}
+
+func TestFallbackBoundedAndMonotone(t *testing.T) {
+	r, err := localscore.New(localscore.NoProfile, quiet)
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 3000 {
+		req := wire.ScoreRequest{
+			Count1s: rng.Int64N(80), Count10s: rng.Int64N(300), Count60s: rng.Int64N(900),
+			SensitiveHits: rng.Int64N(10), AuthFailures: rng.Int64N(12), Errors4xx: rng.Int64N(50),
+			DistinctPaths: rng.Int64N(150), SequentialIDs: rng.Int64N(8),
+			Intervals: rng.IntN(12), IntervalCV: rng.Float64() * 2, UserAgent: chrome,
+		}
+		base := r.Fallback(req, home, 0.8, 0.5)
+		assert.GreaterOrEqual(t, base.Score, 0.0)
+		assert.LessOrEqual(t, base.Score, 1.0)
+		if b, ok := r.Bound(&req, home); ok {
+			assert.GreaterOrEqual(t, b, base.Score)
+		}
+		grown := []wire.ScoreRequest{req, req, req, req, req, req}
+		grown[0].Count1s += 5
+		grown[1].Count10s += 5
+		grown[2].SensitiveHits++
+		grown[3].AuthFailures++
+		grown[4].SequentialIDs++
+		grown[5].DistinctPaths += 10
+		for _, g := range grown {
+			if !assert.GreaterOrEqual(t, r.Fallback(g, home, 0.8, 0.5).Score, base.Score, "%+v → %+v", req, g) {
+				return
+			}
+		}
+	}
+}
