@@ -62,7 +62,12 @@ fi
 [ "$BENCH_LOAD" != 0 ] || exit 0
 
 echo; echo "== load: building and starting the targets"
-go build -o $out/bin/ ./gateway/cmd/gateway ./scorer/cmd/scorer
+# Names of their own (the kernel's 15-character comm is "bulwark-bench-g"),
+# so that someone's `pkill gateway` or `pkill -f bin/scorer` for another
+# stack on the same machine leaves this one alone.
+gateway=$out/bin/bulwark-bench-gateway scorer=$out/bin/bulwark-bench-scorer
+go build -o $gateway ./gateway/cmd/gateway
+go build -o $scorer ./scorer/cmd/scorer
 go run ./deploy/cmd/geoipgen -out $out/demo-city.mmdb -asn-out $out/demo-asn.mmdb >/dev/null
 logs=$out/logs
 rm -rf "$logs"; mkdir -p "$logs"
@@ -121,7 +126,7 @@ EOF
 nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" >$logs/nginx.log 2>&1 & pids+=($!); nginx_pid=$!
 
 BULWARK_LISTEN=127.0.0.1:$scorer_port BULWARK_GEOIP_DB=$root/$out/demo-city.mmdb BULWARK_GEOIP_ASN_DB=$root/$out/demo-asn.mmdb \
-  BULWARK_CONFIG= BULWARK_PROFILE=default $out/bin/scorer >$logs/scorer.log 2>&1 & pids+=($!); scorer_pid=$!
+  BULWARK_CONFIG= BULWARK_PROFILE=default $scorer >$logs/scorer.log 2>&1 & pids+=($!); scorer_pid=$!
 # The gateway with its defaults (no config file): every protection on,
 # enforcing, default log level. It trusts the generators' address as a proxy,
 # so each simulated client is the one named in X-Forwarded-For.
@@ -131,7 +136,7 @@ BULWARK_CONFIG= BULWARK_LISTEN=127.0.0.1:$gw_port BULWARK_UPSTREAM_URL=http://12
   BULWARK_REDIS_URL=$BULWARK_TEST_REDIS_URL BULWARK_MONGO_URI=$BULWARK_TEST_MONGO_URI \
   BULWARK_TRUSTED_PROXIES=127.0.0.1/32 \
   BULWARK_ADMIN_LISTEN=127.0.0.1:$admin_port BULWARK_ADMIN_TOKEN=$admin_token \
-  $out/bin/gateway >$logs/gateway.log 2>&1 & pids+=($!); gw_pid=$!
+  $gateway >$logs/gateway.log 2>&1 & pids+=($!); gw_pid=$!
 
 for url in http://127.0.0.1:$up_port/ http://127.0.0.1:$proxy_port/ http://127.0.0.1:$nginx_port/ \
   http://127.0.0.1:$scorer_port/healthz http://127.0.0.1:$gw_port/healthz; do

@@ -334,6 +334,9 @@ func (b *bench) measure(ctx context.Context, mode, load, target string, rate int
 		if err != nil {
 			return nil, err
 		}
+		if o.Requests == 0 {
+			return nil, fmt.Errorf("%s %s %s: no answers (socket errors %v): is the target still up?", mode, load, target, o.Errors)
+		}
 		r.Requests, r.Seconds, r.Codes = o.Requests, float64(o.DurationUS)/1e6, o.Codes
 		r.Errors = o.Errors["connect"] + o.Errors["read"] + o.Errors["write"] + o.Errors["timeout"]
 		l := o.LatencyUS
@@ -395,6 +398,14 @@ func (b *bench) measure(ctx context.Context, mode, load, target string, rate int
 
 func (b *bench) snapshot(ctx context.Context, bulwark, settle bool) (*snapshot, error) {
 	s := &snapshot{cpu: map[string]float64{}}
+	// First, so that a target that died says so rather than failing a probe.
+	for name, pid := range b.pids {
+		v, err := cpuSeconds(pid)
+		if err != nil {
+			return nil, fmt.Errorf("%s (pid %d) stopped: see its log in %s/logs: %w", name, pid, b.dir, err)
+		}
+		s.cpu[name] = v
+	}
 	if bulwark {
 		if b.events != nil {
 			var err error
@@ -428,13 +439,6 @@ func (b *bench) snapshot(ctx context.Context, bulwark, settle bool) (*snapshot, 
 			}
 			s.gateway = m
 		}
-	}
-	for name, pid := range b.pids {
-		v, err := cpuSeconds(pid)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		s.cpu[name] = v
 	}
 	return s, nil
 }
