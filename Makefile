@@ -42,5 +42,5 @@ detect: ## measure detection: simulate every scenario against a local stack (DUR
 	@bash deploy/detect.sh
 
 .PHONY: bench
-bench: ## benchmarks: the scorer, and the gateway's chain against plain proxying in the same run (needs redis-server)
+bench: ## Go benchmarks, then load: direct, bare Go proxy, nginx and Bulwark under wrk and vegeta (BENCH_DURATION, BENCH_GO=0)
 	@bash deploy/bench.sh

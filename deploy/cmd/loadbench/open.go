@@ -1,0 +1,95 @@
+package main
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+)
+
+// openOutput is an open-loop run: every request's latency is kept, so the
+// percentiles are exact (no histogram's rounding).
+type openOutput struct {
+	Rate      int              `json:"rate"`
+	Requests  int64            `json:"requests"`
+	Seconds   float64          `json:"seconds"`      // the sending window
+	Wall      float64          `json:"wall_seconds"` // until the last answer
+	Codes     map[string]int64 `json:"codes"`
+	Errors    int64            `json:"errors"`
+	LatencyMS latencyMS        `json:"latency_ms"`
+}
+
+type latencyMS struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// percentiles of ds, which it sorts.
+func percentiles(ds []time.Duration) latencyMS {
+	if len(ds) == 0 {
+		return latencyMS{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		i := int(q*float64(len(ds))+0.5) - 1
+		i = max(0, min(i, len(ds)-1))
+		return ms(ds[i])
+	}
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return latencyMS{
+		P50: at(0.50), P90: at(0.90), P99: at(0.99), P999: at(0.999),
+		Max: ms(ds[len(ds)-1]), Mean: ms(sum / time.Duration(len(ds))),
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// openLoop sends rate requests a second to url for d, whatever the target
+// does: a request is sent when it is due, not when an earlier one has been
+// answered, so a stalled target shows in the latencies instead of slowing
+// the generator (no coordinated omission). The clients of seq are used in
+// order, round robin.
+func openLoop(url string, seq []client, rate int, d time.Duration) *openOutput {
+	headers := make([]http.Header, len(seq))
+	for i, c := range seq {
+		headers[i] = c.header()
+	}
+	var next atomic.Uint64
+	targeter := func(t *vegeta.Target) error {
+		i := next.Add(1) - 1
+		t.Method, t.URL, t.Header = http.MethodGet, url, headers[i%uint64(len(headers))]
+		return nil
+	}
+	atk := vegeta.NewAttacker(
+		vegeta.KeepAlive(true),
+		vegeta.Connections(4096),
+		vegeta.Timeout(10*time.Second),
+		vegeta.Redirects(vegeta.NoFollow),
+		vegeta.HTTP2(false),
+	)
+	out := &openOutput{Rate: rate, Codes: map[string]int64{}}
+	lat := make([]time.Duration, 0, int(float64(rate)*d.Seconds())+16)
+	start := time.Now()
+	for res := range atk.Attack(targeter, vegeta.Rate{Freq: rate, Per: time.Second}, d, "open") {
+		out.Requests++
+		if res.Error != "" && res.Code == 0 {
+			out.Errors++
+		} else {
+			out.Codes[strconv.Itoa(int(res.Code))]++
+		}
+		lat = append(lat, res.Latency)
+	}
+	out.Seconds, out.Wall = d.Seconds(), time.Since(start).Seconds()
+	out.LatencyMS = percentiles(lat)
+	return out
+}
