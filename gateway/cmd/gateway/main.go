@@ -31,6 +31,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
+	"github.com/bulwarkgw/bulwark/gateway/internal/logbuf"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scorecache"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
@@ -58,7 +59,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "gateway", "gateway", cfg.GatewayID)
+	// Log lines are buffered and written by one goroutine: a request never
+	// waits for stdout (package logbuf).
+	logOut := logbuf.New(stdout, 8<<20)
+	logCtx, stopLog := context.WithCancel(context.WithoutCancel(ctx))
+	logDone := make(chan struct{})
+	go func() { _ = logOut.Run(logCtx, 100*time.Millisecond); close(logDone) }()
+	defer func() { stopLog(); <-logDone }()
+	log := slog.New(slog.NewJSONHandler(logOut, nil)).With("service", "gateway", "gateway", cfg.GatewayID)
 
 	ropt, err := redis.ParseURL(cfg.Redis.URL)
 	if err != nil {
