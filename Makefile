@@ -42,5 +42,5 @@ detect: ## measure detection: simulate every scenario against a local stack (DUR
 	@bash deploy/detect.sh
 
 .PHONY: bench
-bench: ## benchmarks: the scorer, and the gateway's chain against plain proxying in the same run (needs redis-server)
+bench: ## benchmarks: the scorer, the gateway's chain against plain proxying in the same run, the dashboard's ban listing (needs redis-server)
 	@bash deploy/bench.sh
