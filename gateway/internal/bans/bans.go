@@ -161,19 +161,19 @@ func (s *Store) List(ctx context.Context, now time.Time) ([]Ban, error) {
 	zs := live.Val()
 	type entry struct {
 		ip    netip.Addr
-		until time.Time
+		score float64
 		get   *redis.StringCmd
 	}
 	entries := make([]entry, 0, len(zs))
-	var stale []any
+	var stale []any // member, score pairs for forget
 	for _, z := range zs {
 		m, _ := z.Member.(string)
 		ip, err := netip.ParseAddr(m)
 		if err != nil {
-			stale = append(stale, z.Member)
+			stale = append(stale, m, scoreArg(z.Score))
 			continue
 		}
-		entries = append(entries, entry{ip: ip, until: until(z.Score)})
+		entries = append(entries, entry{ip: ip, score: z.Score})
 	}
 	// One GET per key: the keys are in different cluster slots, which MGET
 	// would refuse.
@@ -190,20 +190,42 @@ func (s *Store) List(ctx context.Context, now time.Time) ([]Ban, error) {
 	for _, e := range entries {
 		reason, err := e.get.Result()
 		if errors.Is(err, redis.Nil) {
-			stale = append(stale, e.ip.String()) // lifted or expired elsewhere
+			stale = append(stale, e.ip.String(), scoreArg(e.score)) // lifted or expired elsewhere
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("list bans: %s: %w", e.ip, err)
 		}
-		out = append(out, Ban{IP: e.ip, Reason: reason, Until: e.until})
+		out = append(out, Ban{IP: e.ip, Reason: reason, Until: until(e.score)})
 	}
 	if len(stale) > 0 {
-		if err := s.rdb.ZRem(ctx, s.index, stale...).Err(); err != nil {
+		if err := forget.Run(ctx, s.rdb, []string{s.index}, stale...).Err(); err != nil {
 			return nil, fmt.Errorf("list bans: prune: %w", err)
 		}
 	}
 	return out, nil
+}
+
+// forget removes index members whose ban key was found gone (ARGV: member,
+// score pairs as listed), unless a new ban moved the score since: the
+// index's slot cannot see the ban keys, so the score is the witness.
+var forget = redis.NewScript(`
+local n = 0
+for i = 1, #ARGV, 2 do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) <= tonumber(ARGV[i + 1]) then
+    n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return n
+`)
+
+// scoreArg spells an index score as forget's tonumber reads it.
+func scoreArg(f float64) string {
+	if math.IsInf(f, 1) {
+		return "inf"
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 func until(score float64) time.Time {

@@ -141,8 +141,12 @@ func TestListSortsAndPrunes(t *testing.T) {
 	require.NoError(t, rdb.Del(ctx, prefix+"{192.0.2.99}:ban").Err())
 	// A ban set without the index is not listed, but Get finds it.
 	require.NoError(t, rdb.Set(ctx, prefix+"{192.0.2.50}:ban", "legacy", time.Minute).Err())
-	// An index entry whose time has passed.
-	require.NoError(t, rdb.ZAdd(ctx, prefix+"bans", redis.Z{Score: float64(now.Add(-time.Second).UnixMilli()), Member: "192.0.2.77"}).Err())
+	// An index entry whose time has passed, one that is not an IP, one
+	// without expiry whose key is gone.
+	require.NoError(t, rdb.ZAdd(ctx, prefix+"bans",
+		redis.Z{Score: float64(now.Add(-time.Second).UnixMilli()), Member: "192.0.2.77"},
+		redis.Z{Score: float64(now.Add(time.Hour).UnixMilli()), Member: "not an ip"},
+		redis.Z{Score: math.Inf(1), Member: "192.0.2.78"}).Err())
 
 	got, err := s.List(ctx, now)
 	require.NoError(t, err)
@@ -329,4 +333,22 @@ func TestBanIndexesALongerBanSetElsewhere(t *testing.T) {
 			assert.Equal(t, "legacy", reason)
 		})
 	}
+}
+
+func TestListKeepsAnIndexEntryBannedAgain(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	// A listing found the key gone while the index said "until now+1h";
+	// before it removed the member, the client was banned again for 2h.
+	require.NoError(t, s.Ban(ctx, netip.MustParseAddr("192.0.2.60"), 2*time.Hour, "again", now))
+	require.NoError(t, bans.Forget(ctx, s, "192.0.2.60", float64(now.Add(time.Hour).UnixMilli())))
+	n, err := rdb.ZCard(ctx, prefix+"bans").Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n, "a score that moved since the listing is kept")
+	require.NoError(t, bans.Forget(ctx, s, "192.0.2.60", float64(now.Add(2*time.Hour).UnixMilli())))
+	n, err = rdb.ZCard(ctx, prefix+"bans").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the score listed is removed")
 }
