@@ -42,5 +42,5 @@ detect: ## measure detection: simulate every scenario against a local stack (DUR
 	@bash deploy/detect.sh
 
 .PHONY: bench
-bench: ## Go benchmarks, then load: direct, bare Go proxy, nginx and Bulwark under wrk and vegeta (BENCH_DURATION, BENCH_GO=0)
+bench: ## Go benchmarks (scorer, gateway chain, dashboard ban listing), then load: direct, bare Go proxy, nginx and Bulwark under wrk and vegeta (BENCH_DURATION, BENCH_GO=0)
 	@bash deploy/bench.sh

@@ -3,7 +3,8 @@
 #
 # 1. Go benchmarks (skip with BENCH_GO=0): the scorer's rules and HTTP
 #    handler, and the gateway's chain against plain proxying in the same run
-#    (x-baseline is the ratio), on the dev stack's private Redis.
+#    (x-baseline is the ratio), the dashboard's ban listing with and
+#    without 100,000 tracked clients, on the dev stack's private Redis.
 # 2. The load harness (skip with BENCH_LOAD=0; deploy/cmd/loadbench): one
 #    upstream (50 bytes of JSON) reached directly, through a bare Go
 #    httputil.ReverseProxy, through nginx (proxy_pass, limit_req, upstream
@@ -58,6 +59,7 @@ if [ "$BENCH_GO" != 0 ]; then
   echo; echo "== Go benchmarks"
   (cd scorer && go test -run '^$' -bench . -benchmem ./rules/ ./internal/server/)
   (cd gateway && go test -run '^$' -bench . -benchmem ./internal/server/ ./internal/lists/ ./internal/realip/)
+  (cd dashboard && go test -run '^$' -bench . -benchmem ./internal/traffic/)
 fi
 [ "$BENCH_LOAD" != 0 ] || exit 0
 

@@ -13,6 +13,13 @@ import "strconv"
 //     StatsRetentionSeconds.
 //   - StatsTotalKey: the same fields, summed over all time.
 //   - BanKey(ip): a client's ban; the value says why, the TTL how long.
+//   - BanIndexKey: a sorted set of the banned clients (member: the IP as
+//     BanKey spells it, score: the ban's end in Unix ms, +inf for a ban
+//     without expiry), so that bans are listed without scanning the
+//     keyspace. Whoever sets or deletes a BanKey updates the index in the
+//     same round trip; readers treat the ban key as the truth, skip (and
+//     may remove) members whose key is gone and prune members whose score
+//     has passed.
 //   - ClientKey(ip): a client's traffic state, one string (ClientState).
 
 // StreamField is the stream entry field that holds the Event JSON.
@@ -44,3 +51,9 @@ func StatsTotalKey(prefix string) string { return prefix + "stats:total" }
 // BanKey names a client's ban. The IP is hash-tagged so that every key of
 // one client lives on one Redis Cluster slot.
 func BanKey(prefix, ip string) string { return prefix + "{" + ip + "}:ban" }
+
+// BanIndexKey names the index of bans. It is one key, so on Redis Cluster
+// it lives on one slot, never the slot of the ban keys: it is written next
+// to them (in a pipeline, not a transaction, on a cluster), never atomically
+// with them.
+func BanIndexKey(prefix string) string { return prefix + "bans" }

@@ -182,12 +182,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return agg.Follow(gctx) })
 	g.Go(func() error {
-		// Bans are listed with SCAN: every few seconds, not every tick.
+		// Bans are listed from the gateways' ban index, a cost that does
+		// not grow with the clients Redis tracks; every few seconds is
+		// enough, frames count the time left down in between.
 		refresh := func() {
 			bctx, cancel := context.WithTimeout(gctx, 2*time.Second)
 			defer cancel()
 			now := time.Now()
-			bans, err := clients.List(bctx)
+			bans, err := clients.List(bctx, now)
 			if err != nil {
 				log.Warn("bans not listed", "err", err)
 				return

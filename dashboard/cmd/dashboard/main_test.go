@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
@@ -10,10 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulwarkgw/bulwark/dashboard/internal/testenv"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -106,4 +110,77 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Fatal("run did not return after cancel")
 	}
 	assert.True(t, strings.Contains(out.String(), `"read_only":true`), out.String())
+}
+
+// TestRunListsBans starts the dashboard, finds a gateway's ban (its key and
+// index entry) in the frame a browser gets, unbans it and sees it leave
+// both Redis and the frames.
+func TestRunListsBans(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	mongoURI := testenv.MongoURI(t)
+	ns := testenv.Namespace(t)
+	ctx := context.Background()
+	ip := "203.0.113.9"
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, wire.BanKey(prefix, ip), "score 0.95", 10*time.Minute)
+		p.ZAdd(ctx, wire.BanIndexKey(prefix), redis.Z{Score: float64(time.Now().Add(10 * time.Minute).UnixMilli()), Member: ip})
+		return nil
+	})
+	require.NoError(t, err)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := &syncBuf{}
+	done := make(chan error, 1)
+	const token = "0123456789abcdef"
+	go func() {
+		done <- run(rctx, []string{"dashboard", "-listen", addr}, env(map[string]string{
+			"BULWARK_REDIS_URL": testenv.RedisURL(t), "BULWARK_REDIS_PREFIX": prefix,
+			"BULWARK_MONGO_URI": mongoURI, "BULWARK_MONGO_DB": ns,
+			"BULWARK_DASHBOARD_ADMIN_TOKEN": token,
+		}), out)
+	}()
+	// bans returns the bans in the frame a joining browser gets.
+	bans := func() []wire.Ban {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
+		if err != nil {
+			return nil
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var f wire.StatsFrame
+		if _, msg, err := c.ReadMessage(); err != nil || json.Unmarshal(msg, &f) != nil {
+			return nil
+		}
+		return f.Bans
+	}
+	require.Eventually(t, func() bool {
+		b := bans()
+		return len(b) == 1 && b[0].IP == ip && b[0].Reason == "score 0.95"
+	}, 10*time.Second, 50*time.Millisecond, "the ban is not listed:\n%s", out)
+
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/api/bans/"+ip+"/unban", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	n, err := rdb.Exists(ctx, wire.BanKey(prefix, ip), wire.BanIndexKey(prefix)).Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the ban key and the index are gone")
+	require.Eventually(t, func() bool { return len(bans()) == 0 }, 10*time.Second, 50*time.Millisecond)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
 }

@@ -3,6 +3,13 @@
 // per-second request window of the last minute. Unban lifts a ban and
 // records an unban event on the live stream and in MongoDB, as a gateway
 // records its bans.
+//
+// Bans are listed from the gateways' ban index (wire.BanIndexKey), never by
+// scanning the keyspace, so a listing costs the same however many clients
+// Redis tracks. A ban key without an index entry (set by hand, or whose
+// index write was lost) is enforced by every gateway and shown by Client,
+// but not listed; it leaves by itself when it expires. Every gateway
+// version has written the index, so an upgrade leaves no such bans behind.
 package traffic
 
 import (
@@ -12,11 +19,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"sort"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,74 +54,77 @@ func New(rdb redis.UniversalClient, prefix string, events *mongo.Collection, sou
 	return &Store{rdb: rdb, prefix: prefix, events: events, id: source}, nil
 }
 
-// globEscape quotes the characters SCAN MATCH treats specially.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
+// together sends the commands fn queues in one round trip: as a
+// transaction on a single server, as a pipeline on Redis Cluster, where the
+// index and the hash-tagged ban keys live on different slots and a
+// transaction across slots is refused.
+func (s *Store) together(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error) {
+	if _, ok := s.rdb.(*redis.ClusterClient); ok {
+		return s.rdb.Pipelined(ctx, fn)
 	}
-	return b.String()
+	return s.rdb.TxPipelined(ctx, fn)
 }
 
-// List returns the active bans (at most MaxBans), the longest-lasting first,
-// with their time left as of now. It walks the keyspace with SCAN (on every
-// master of a cluster), so call it every few seconds, not per request.
-func (s *Store) List(ctx context.Context) ([]wire.Ban, error) {
-	match := globEscape(s.prefix) + "{*}:ban"
-	var (
-		mu   sync.Mutex // ForEachMaster scans the masters concurrently
-		keys []string
-	)
-	scan := func(ctx context.Context, c redis.UniversalClient) error {
-		it := c.Scan(ctx, 0, match, 1000).Iterator()
-		for it.Next(ctx) {
-			mu.Lock()
-			full := len(keys) >= MaxBans
-			if !full {
-				keys = append(keys, it.Val())
-			}
-			mu.Unlock()
-			if full {
-				break
-			}
-		}
-		return it.Err()
-	}
-	var err error
-	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
-	} else {
-		err = scan(ctx, s.rdb)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("scan bans: %w", err)
-	}
-	return s.bans(ctx, keys)
-}
+// forget removes index members whose ban key was found gone (ARGV: member,
+// score pairs as listed), unless a new ban moved the score since.
+var forget = redis.NewScript(`
+local n = 0
+for i = 1, #ARGV, 2 do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) <= tonumber(ARGV[i + 1]) then
+    n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return n
+`)
 
-func (s *Store) bans(ctx context.Context, keys []string) ([]wire.Ban, error) {
-	ttls := make([]*redis.DurationCmd, len(keys))
-	vals := make([]*redis.StringCmd, len(keys))
-	// Per-key commands: on a cluster each goes to its own slot.
+// List returns the active bans as of now (at most MaxBans), the
+// longest-lasting first, with their time left. It reads the ban index, not
+// the keyspace: two round trips, the first prunes the index of bans whose
+// time has passed and reads one page of it, the second reads that page's
+// ban keys. Its cost grows with the bans listed, never with the clients
+// Redis tracks. Index members whose ban key is gone (lifted without the
+// index, or evicted) are skipped and removed.
+func (s *Store) List(ctx context.Context, now time.Time) ([]wire.Ban, error) {
+	index := wire.BanIndexKey(s.prefix)
+	nowMs := strconv.FormatInt(now.UnixMilli(), 10)
+	var page *redis.ZSliceCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, k := range keys {
+		p.ZRemRangeByScore(ctx, index, "-inf", nowMs)
+		// By score, the ban's end, latest first: no expiry (+inf) leads.
+		page = p.ZRevRangeByScoreWithScores(ctx, index, &redis.ZRangeBy{Max: "+inf", Min: "(" + nowMs, Count: MaxBans})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list bans: index: %w", err)
+	}
+	zs := page.Val()
+	ttls := make([]*redis.DurationCmd, len(zs))
+	vals := make([]*redis.StringCmd, len(zs))
+	// Per-key commands: on a cluster each goes to its own slot.
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, z := range zs {
+			m, _ := z.Member.(string)
+			k := wire.BanKey(s.prefix, m)
 			ttls[i] = p.PTTL(ctx, k)
 			vals[i] = p.Get(ctx, k)
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("read bans: %w", err)
+		return nil, fmt.Errorf("list bans: %w", err)
 	}
-	out := make([]wire.Ban, 0, len(keys))
-	for i, k := range keys {
+	out := make([]wire.Ban, 0, len(zs))
+	var gone []any
+	for i, z := range zs {
+		ip, _ := z.Member.(string)
 		ttl := ttls[i].Val()
-		ip, ok := ipOf(s.prefix, k)
-		if !ok || ttl == -2*time.Nanosecond || ttls[i].Err() != nil || vals[i].Err() != nil {
-			continue // expired between SCAN and PTTL, or not ours
+		if ttl == -2*time.Nanosecond || errors.Is(vals[i].Err(), redis.Nil) {
+			gone = append(gone, ip, scoreArg(z.Score))
+			continue
+		}
+		if ttls[i].Err() != nil || vals[i].Err() != nil {
+			continue // not a string: not a ban
 		}
 		b := wire.Ban{IP: ip, TTLSeconds: -1, Reason: vals[i].Val()}
 		if ttl > 0 {
@@ -123,7 +132,14 @@ func (s *Store) bans(ctx context.Context, keys []string) ([]wire.Ban, error) {
 		}
 		out = append(out, b)
 	}
-	sort.Slice(out, func(i, j int) bool {
+	if len(gone) > 0 {
+		if err := forget.Run(ctx, s.rdb, []string{index}, gone...).Err(); err != nil {
+			return nil, fmt.Errorf("list bans: prune: %w", err)
+		}
+	}
+	// The index orders by the ends the gateways computed; order by the
+	// time left Redis reports, as the list shows it.
+	sort.SliceStable(out, func(i, j int) bool {
 		ti, tj := out[i].TTLSeconds, out[j].TTLSeconds
 		if (ti < 0) != (tj < 0) {
 			return ti < 0 // no expiry first
@@ -136,17 +152,12 @@ func (s *Store) bans(ctx context.Context, keys []string) ([]wire.Ban, error) {
 	return out, nil
 }
 
-// ipOf extracts the IP of a "<prefix>{<ip>}:ban" key.
-func ipOf(prefix, key string) (string, bool) {
-	rest, ok := strings.CutPrefix(key, prefix+"{")
-	if !ok {
-		return "", false
+// scoreArg spells an index score as forget's tonumber reads it.
+func scoreArg(f float64) string {
+	if math.IsInf(f, 1) {
+		return "inf"
 	}
-	ip, ok := strings.CutSuffix(rest, "}:ban")
-	if _, err := netip.ParseAddr(ip); !ok || err != nil {
-		return "", false
-	}
-	return ip, true
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 // Client is what Redis knows about one client now.
@@ -208,15 +219,21 @@ func (s *Store) Client(ctx context.Context, ip string, now time.Time) (Client, e
 // ErrNotBanned is returned by Unban when ip has no active ban.
 var ErrNotBanned = errors.New("traffic: not banned")
 
-// Unban lifts ip's ban on every gateway and records an unban event on the
+// Unban lifts ip's ban on every gateway (the ban key and its index entry,
+// in one round trip) and records an unban event on the
 // live stream and in MongoDB. It returns ErrNotBanned when there was no ban.
 func (s *Store) Unban(ctx context.Context, ip string, now time.Time) (wire.Event, error) {
-	key := wire.BanKey(s.prefix, identity(ip))
-	n, err := s.rdb.Del(ctx, key).Result()
+	id := identity(ip)
+	var del *redis.IntCmd
+	_, err := s.together(ctx, func(p redis.Pipeliner) error {
+		del = p.Del(ctx, wire.BanKey(s.prefix, id))
+		p.ZRem(ctx, wire.BanIndexKey(s.prefix), id)
+		return nil
+	})
 	if err != nil {
 		return wire.Event{}, fmt.Errorf("unban %s: %w", ip, err)
 	}
-	if n == 0 {
+	if del.Val() == 0 {
 		return wire.Event{}, ErrNotBanned
 	}
 	ev := wire.Event{ID: newID(now), TS: now.UTC(), Type: wire.EventUnban, IP: ip, Gateway: s.id}

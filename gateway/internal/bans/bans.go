@@ -1,12 +1,15 @@
 // Package bans creates, lists and lifts client bans. A ban is the key
-// <prefix>{<ip>}:ban holding the reason with a TTL, which the gateway's
-// per-request script (package traffic) checks; this package also keeps the
-// sorted set <prefix>bans (member: IP, score: until in Unix ms) so that bans
-// can be listed without scanning the keyspace.
+// <prefix>{<ip>}:ban (wire.BanKey) holding the reason with a TTL, which the
+// gateway's per-request script (package traffic) checks; this package also
+// keeps the sorted set <prefix>bans (wire.BanIndexKey; member: IP, score:
+// until in Unix ms) so that bans can be listed without scanning the
+// keyspace.
 //
-// The ban key and the index live in different Redis Cluster slots, so they
-// are written by separate commands: the key is the truth, the index a hint
-// that List and Get check against it and prune.
+// Every write sends the ban key and the index in one round trip: inside
+// MULTI/EXEC where one server holds both, in a plain pipeline on Redis
+// Cluster, where the index and the hash-tagged ban key live on different
+// slots and a transaction across slots is refused. The key is the truth,
+// the index a hint that List and Get check against it and prune.
 package bans
 
 import (
@@ -19,6 +22,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 // ErrInvalid reports a bad argument to Ban.
@@ -46,14 +51,24 @@ func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 	if prefix == "" {
 		return nil, errors.New("bans: empty key prefix")
 	}
-	return &Store{rdb: rdb, prefix: prefix, index: prefix + "bans"}, nil
+	return &Store{rdb: rdb, prefix: prefix, index: wire.BanIndexKey(prefix)}, nil
 }
 
 // normalise gives the form the gateway uses for client IPs (see realip), so
 // keys match the ones the traffic script checks.
 func normalise(ip netip.Addr) netip.Addr { return ip.WithZone("").Unmap() }
 
-func (s *Store) key(ip netip.Addr) string { return s.prefix + "{" + ip.String() + "}:ban" }
+func (s *Store) key(ip netip.Addr) string { return wire.BanKey(s.prefix, ip.String()) }
+
+// together sends the commands fn queues in one round trip: as a
+// transaction on a single server, as a pipeline on a cluster (see the
+// package comment).
+func (s *Store) together(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error) {
+	if _, ok := s.rdb.(*redis.ClusterClient); ok {
+		return s.rdb.Pipelined(ctx, fn)
+	}
+	return s.rdb.TxPipelined(ctx, fn)
+}
 
 // ban sets KEYS[1] to ARGV[1] with a TTL of ARGV[2] ms unless it already
 // holds a ban that lasts at least as long. It returns the ban's remaining
@@ -79,23 +94,36 @@ func (s *Store) Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reaso
 	if ttl < time.Millisecond {
 		return fmt.Errorf("ban %s: %w: ttl %v must be at least 1ms", ip, ErrInvalid, ttl)
 	}
-	left, err := ban.Run(ctx, s.rdb, []string{s.key(ip)}, reason, ttl.Milliseconds()).Int64()
-	if err != nil {
-		return fmt.Errorf("ban %s: %w", ip, err)
-	}
-	score := math.Inf(1)
-	if left >= 0 {
-		score = float64(now.Add(time.Duration(left) * time.Millisecond).UnixMilli())
-	}
-	// GT: the index, like the ban, only ever moves later. Expired entries
+	ms := ttl.Milliseconds()
+	until := now.Add(time.Duration(ms) * time.Millisecond)
+	var left *redis.Cmd
+	// GT: the index, like the ban, only ever moves later, so concurrent bans
+	// of one client from several gateways leave the longest. Expired entries
 	// are pruned here too, so the index stays as small as the active bans
 	// even when nobody lists them.
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAddGT(ctx, s.index, redis.Z{Score: score, Member: ip.String()})
-		p.ZRemRangeByScore(ctx, s.index, "-inf", fmt.Sprintf("(%d", now.UnixMilli()))
+	_, err := s.together(ctx, func(p redis.Pipeliner) error {
+		left = ban.Eval(ctx, p, []string{s.key(ip)}, reason, ms)
+		p.ZAddGT(ctx, s.index, redis.Z{Score: float64(until.UnixMilli()), Member: ip.String()})
+		p.ZRemRangeByScore(ctx, s.index, "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
 		return nil
 	})
 	if err != nil {
+		return fmt.Errorf("ban %s: %w", ip, err)
+	}
+	n, err := left.Int64()
+	if err != nil {
+		return fmt.Errorf("ban %s: %w", ip, err)
+	}
+	if n == ms {
+		return nil
+	}
+	// A longer ban was already in place and stays: index its end instead
+	// (a second round trip, only in this rare case).
+	score := math.Inf(1)
+	if n >= 0 {
+		score = float64(now.Add(time.Duration(n) * time.Millisecond).UnixMilli())
+	}
+	if err := s.rdb.ZAddGT(ctx, s.index, redis.Z{Score: score, Member: ip.String()}).Err(); err != nil {
 		return fmt.Errorf("ban %s: index: %w", ip, err)
 	}
 	return nil
@@ -105,7 +133,7 @@ func (s *Store) Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reaso
 func (s *Store) Unban(ctx context.Context, ip netip.Addr) (bool, error) {
 	ip = normalise(ip)
 	var del *redis.IntCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.together(ctx, func(p redis.Pipeliner) error {
 		del = p.Del(ctx, s.key(ip))
 		p.ZRem(ctx, s.index, ip.String())
 		return nil
@@ -120,29 +148,32 @@ func (s *Store) Unban(ctx context.Context, ip netip.Addr) (bool, error) {
 // pruning index entries whose time has passed or whose ban key is gone.
 func (s *Store) List(ctx context.Context, now time.Time) ([]Ban, error) {
 	nowMs := strconv.FormatInt(now.UnixMilli(), 10)
-	if err := s.rdb.ZRemRangeByScore(ctx, s.index, "-inf", nowMs).Err(); err != nil {
-		return nil, fmt.Errorf("list bans: prune: %w", err)
-	}
-	// By score, that is by Until; +inf (no expiry) sorts last.
-	zs, err := s.rdb.ZRangeWithScores(ctx, s.index, 0, -1).Result()
+	var live *redis.ZSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRemRangeByScore(ctx, s.index, "-inf", nowMs)
+		// By score, that is by Until; +inf (no expiry) sorts last.
+		live = p.ZRangeByScoreWithScores(ctx, s.index, &redis.ZRangeBy{Min: "(" + nowMs, Max: "+inf"})
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list bans: %w", err)
 	}
+	zs := live.Val()
 	type entry struct {
 		ip    netip.Addr
-		until time.Time
+		score float64
 		get   *redis.StringCmd
 	}
 	entries := make([]entry, 0, len(zs))
-	var stale []any
+	var stale []any // member, score pairs for forget
 	for _, z := range zs {
 		m, _ := z.Member.(string)
 		ip, err := netip.ParseAddr(m)
 		if err != nil {
-			stale = append(stale, z.Member)
+			stale = append(stale, m, scoreArg(z.Score))
 			continue
 		}
-		entries = append(entries, entry{ip: ip, until: until(z.Score)})
+		entries = append(entries, entry{ip: ip, score: z.Score})
 	}
 	// One GET per key: the keys are in different cluster slots, which MGET
 	// would refuse.
@@ -159,20 +190,42 @@ func (s *Store) List(ctx context.Context, now time.Time) ([]Ban, error) {
 	for _, e := range entries {
 		reason, err := e.get.Result()
 		if errors.Is(err, redis.Nil) {
-			stale = append(stale, e.ip.String()) // lifted or expired elsewhere
+			stale = append(stale, e.ip.String(), scoreArg(e.score)) // lifted or expired elsewhere
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("list bans: %s: %w", e.ip, err)
 		}
-		out = append(out, Ban{IP: e.ip, Reason: reason, Until: e.until})
+		out = append(out, Ban{IP: e.ip, Reason: reason, Until: until(e.score)})
 	}
 	if len(stale) > 0 {
-		if err := s.rdb.ZRem(ctx, s.index, stale...).Err(); err != nil {
+		if err := forget.Run(ctx, s.rdb, []string{s.index}, stale...).Err(); err != nil {
 			return nil, fmt.Errorf("list bans: prune: %w", err)
 		}
 	}
 	return out, nil
+}
+
+// forget removes index members whose ban key was found gone (ARGV: member,
+// score pairs as listed), unless a new ban moved the score since: the
+// index's slot cannot see the ban keys, so the score is the witness.
+var forget = redis.NewScript(`
+local n = 0
+for i = 1, #ARGV, 2 do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) <= tonumber(ARGV[i + 1]) then
+    n = n + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return n
+`)
+
+// scoreArg spells an index score as forget's tonumber reads it.
+func scoreArg(f float64) string {
+	if math.IsInf(f, 1) {
+		return "inf"
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 func until(score float64) time.Time {

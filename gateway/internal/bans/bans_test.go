@@ -2,7 +2,9 @@ package bans_test
 
 import (
 	"context"
+	"math"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,8 +141,12 @@ func TestListSortsAndPrunes(t *testing.T) {
 	require.NoError(t, rdb.Del(ctx, prefix+"{192.0.2.99}:ban").Err())
 	// A ban set without the index is not listed, but Get finds it.
 	require.NoError(t, rdb.Set(ctx, prefix+"{192.0.2.50}:ban", "legacy", time.Minute).Err())
-	// An index entry whose time has passed.
-	require.NoError(t, rdb.ZAdd(ctx, prefix+"bans", redis.Z{Score: float64(now.Add(-time.Second).UnixMilli()), Member: "192.0.2.77"}).Err())
+	// An index entry whose time has passed, one that is not an IP, one
+	// without expiry whose key is gone.
+	require.NoError(t, rdb.ZAdd(ctx, prefix+"bans",
+		redis.Z{Score: float64(now.Add(-time.Second).UnixMilli()), Member: "192.0.2.77"},
+		redis.Z{Score: float64(now.Add(time.Hour).UnixMilli()), Member: "not an ip"},
+		redis.Z{Score: math.Inf(1), Member: "192.0.2.78"}).Err())
 
 	got, err := s.List(ctx, now)
 	require.NoError(t, err)
@@ -214,4 +220,135 @@ func TestEmptyList(t *testing.T) {
 	got, err := s.List(context.Background(), time.Now())
 	require.NoError(t, err)
 	assert.Empty(t, got)
+}
+
+// trips counts the round trips a client makes (a pipeline or transaction
+// is one) and the commands it sends.
+type trips struct {
+	mu    sync.Mutex
+	n     int
+	names []string
+}
+
+func (r *trips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *trips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.record(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (r *trips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.record(cmds...)
+		return next(ctx, cmds)
+	}
+}
+
+func (r *trips) record(cmds ...redis.Cmder) {
+	switch cmds[0].Name() {
+	case "hello", "client", "auth", "select":
+		return // a new connection's handshake
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	for _, c := range cmds {
+		r.names = append(r.names, c.Name())
+	}
+}
+
+func (r *trips) take() (int, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, names := r.n, r.names
+	r.n, r.names = 0, nil
+	return n, names
+}
+
+var _ redis.Hook = (*trips)(nil)
+
+func TestBanWritesKeyAndIndexInOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t)
+	rec := &trips{}
+	rdb.AddHook(rec)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	ip := netip.MustParseAddr("198.51.100.20")
+
+	require.NoError(t, s.Ban(ctx, ip, 10*time.Minute, "score 0.91", now))
+	n, names := rec.take()
+	assert.Equal(t, 1, n, "one round trip")
+	assert.Equal(t, []string{"multi", "eval", "zadd", "zremrangebyscore", "exec"}, names, "one transaction on a single server")
+	score, err := rdb.ZScore(ctx, prefix+"bans", "198.51.100.20").Result()
+	require.NoError(t, err)
+	assert.Equal(t, float64(now.Add(10*time.Minute).UnixMilli()), score)
+
+	// A shorter ban leaves the longer one, and its end, as they are; it
+	// takes a second round trip to index the longer ban's end.
+	rec.take()
+	require.NoError(t, s.Ban(ctx, ip, time.Minute, "shorter", now))
+	n, _ = rec.take()
+	assert.Equal(t, 2, n)
+	score, err = rdb.ZScore(ctx, prefix+"bans", "198.51.100.20").Result()
+	require.NoError(t, err)
+	assert.InDelta(t, float64(now.Add(10*time.Minute).UnixMilli()), score, 2000)
+
+	rec.take()
+	lifted, err := s.Unban(ctx, ip)
+	require.NoError(t, err)
+	assert.True(t, lifted)
+	n, names = rec.take()
+	assert.Equal(t, 1, n)
+	assert.Equal(t, []string{"multi", "del", "zrem", "exec"}, names)
+	members, err := rdb.ZCard(ctx, prefix+"bans").Result()
+	require.NoError(t, err)
+	assert.Zero(t, members, "the index entry went with the ban")
+}
+
+func TestBanIndexesALongerBanSetElsewhere(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	tests := []struct {
+		ip   string
+		ttl  time.Duration // of the ban set without the index; 0: no expiry
+		want float64
+	}{
+		{"192.0.2.31", time.Hour, float64(now.Add(time.Hour).UnixMilli())},
+		{"192.0.2.32", 0, math.Inf(1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ip, func(t *testing.T) {
+			require.NoError(t, rdb.Set(ctx, prefix+"{"+tt.ip+"}:ban", "legacy", tt.ttl).Err())
+			require.NoError(t, s.Ban(ctx, netip.MustParseAddr(tt.ip), time.Minute, "score", now))
+			score, err := rdb.ZScore(ctx, prefix+"bans", tt.ip).Result()
+			require.NoError(t, err)
+			assert.InDelta(t, tt.want, score, 2000, "the index holds the end of the ban that stays")
+			reason, err := rdb.Get(ctx, prefix+"{"+tt.ip+"}:ban").Result()
+			require.NoError(t, err)
+			assert.Equal(t, "legacy", reason)
+		})
+	}
+}
+
+func TestListKeepsAnIndexEntryBannedAgain(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	// A listing found the key gone while the index said "until now+1h";
+	// before it removed the member, the client was banned again for 2h.
+	require.NoError(t, s.Ban(ctx, netip.MustParseAddr("192.0.2.60"), 2*time.Hour, "again", now))
+	require.NoError(t, bans.Forget(ctx, s, "192.0.2.60", float64(now.Add(time.Hour).UnixMilli())))
+	n, err := rdb.ZCard(ctx, prefix+"bans").Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n, "a score that moved since the listing is kept")
+	require.NoError(t, bans.Forget(ctx, s, "192.0.2.60", float64(now.Add(2*time.Hour).UnixMilli())))
+	n, err = rdb.ZCard(ctx, prefix+"bans").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "the score listed is removed")
 }
