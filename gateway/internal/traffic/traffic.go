@@ -66,6 +66,7 @@ const (
 type Store struct {
 	rdb    redis.UniversalClient
 	prefix string
+	batch  *batcher
 }
 
 // New returns a Store whose keys all start with prefix.
@@ -76,7 +77,7 @@ func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 	if prefix == "" {
 		return nil, errors.New("traffic: empty key prefix")
 	}
-	return &Store{rdb: rdb, prefix: prefix}, nil
+	return &Store{rdb: rdb, prefix: prefix, batch: newBatcher(rdb)}, nil
 }
 
 func (s *Store) stateKey(ip netip.Addr) string { return wire.ClientKey(s.prefix, ip.String()) }
@@ -304,14 +305,7 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 	who := ip.String()
 	keys := []string{wire.ClientKey(s.prefix, who), wire.BanKey(s.prefix, who)}
 	args := []any{now.UnixMilli(), pathBit(req.Path), sensitive, patternHash(req.Pattern), req.ID, window.Milliseconds()}
-	var res []int64
-	var prev []any
-	var err error
-	if req.Principal == "" && extra == nil {
-		res, err = observe.Run(ctx, s.rdb, keys, args...).Int64Slice()
-	} else {
-		res, prev, err = s.observePipelined(ctx, keys, args, ip, req.Principal, extra)
-	}
+	res, prev, err := s.observePipelined(ctx, keys, args, ip, req.Principal, extra)
 	if err != nil {
 		return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
 	}
@@ -342,25 +336,26 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 	return o, nil
 }
 
-// observeWithPrincipal runs observe and travel in one pipeline. Scripts
-// are sent by hash; one the server does not have yet (first use, or after
-// a Redis restart: NOSCRIPT) is sent again in full, on its own.
 // observePipelined sends observe, the principal's travel lookup (when there
-// is a principal) and extra in one pipeline. A script Redis has not cached
-// yet (NOSCRIPT, after a restart) is sent again on its own.
+// is a principal) and extra in one round trip, batched with other requests'
+// (batcher). A script Redis has not cached yet (NOSCRIPT, after a restart)
+// is sent again on its own.
 func (s *Store) observePipelined(ctx context.Context, keys []string, args []any, ip netip.Addr, principal string, extra func(redis.Pipeliner)) ([]int64, []any, error) {
 	trKeys := []string{s.prefix + "{" + principal + "}:loc"}
 	trArgs := []any{ip.String()}
-	pipe := s.rdb.Pipeline()
-	obs := observe.EvalSha(ctx, pipe, keys, args...)
-	var tr *redis.Cmd
-	if principal != "" {
-		tr = travel.EvalSha(ctx, pipe, trKeys, trArgs...)
+	var obs, tr *redis.Cmd
+	err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		obs = observe.EvalSha(ctx, pipe, keys, args...)
+		if principal != "" {
+			tr = travel.EvalSha(ctx, pipe, trKeys, trArgs...)
+		}
+		if extra != nil {
+			extra(pipe)
+		}
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	if extra != nil {
-		extra(pipe)
-	}
-	_, _ = pipe.Exec(ctx) // every command carries its own error
 	if noScript(obs.Err()) {
 		obs = observe.Run(ctx, s.rdb, keys, args...)
 	}
@@ -460,7 +455,16 @@ func (s *Store) RecordResponse(ctx context.Context, ip netip.Addr, now time.Time
 	if status == 401 || status == 403 {
 		auth = "1"
 	}
-	err := recordResponse.Run(ctx, s.rdb, []string{s.stateKey(ip)}, now.UnixMilli(), auth).Err()
+	keys := []string{s.stateKey(ip)}
+	var cmd *redis.Cmd
+	err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		cmd = recordResponse.EvalSha(ctx, pipe, keys, now.UnixMilli(), auth)
+	})
+	if err == nil {
+		if err = cmd.Err(); noScript(err) {
+			err = recordResponse.Run(ctx, s.rdb, keys, now.UnixMilli(), auth).Err()
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("record response %s: %w", ip, err)
 	}
