@@ -392,7 +392,7 @@ export function stackedChartData(series) {
 
 /**
  * What GET api/ip/{ip} says, shaped for the detail view: geo, ban, the latest
- * score's reasons (largest contribution first, all of them), requests per second,
+ * score's reasons (largest contribution first, all of them), requests per 10 s,
  * counts by type and events (newest first, normalised).
  */
 export function normalizeClient(body) {

@@ -284,7 +284,7 @@ export function renderDetail(parts, c, admin) {
   parts.summary.dataset.country = c.geo.country;
   parts.summary.dataset.banned = String(c.banned);
 
-  // Requests per second over the last minute.
+  // Requests per 10 s over the last minute (the gateways keep 10 s buckets).
   const peak = c.requests.reduce((m, p) => Math.max(m, p.requests), 0);
   parts.requests.replaceChildren(
     ...c.requests.map((p) => {
