@@ -102,31 +102,26 @@ func (r *Rules) Run(ctx context.Context, interval time.Duration) error {
 	}
 }
 
-// Bound returns the upper bound of req's score and true, or false when the
+// Bound returns the upper bound of req's score, the score of the features
+// the gateway knows (geo, hosting and travel unknown: a lower bound of the
+// scorer's answer, from the same evaluation), and true; or false when the
 // scorer's profile is not known yet.
-func (r *Rules) Bound(req *wire.ScoreRequest, addr netip.Addr) (float64, bool) {
+func (r *Rules) Bound(req *wire.ScoreRequest, addr netip.Addr) (bound, local float64, ok bool) {
 	cfg := r.synced.Load()
 	if cfg == nil {
-		return 0, false
+		return 0, 0, false
 	}
 	f := rules.Observed(req, addr)
-	return cfg.UpperBound(&f, req.PrevIP != ""), true
+	bound, local = cfg.Bounds(&f, req.PrevIP != "")
+	return bound, local, true
 }
 
 // NoProfile is a Fetch for a gateway without a scorer profile: Bound never
 // answers and Fallback uses the default profile.
 func NoProfile(context.Context) ([]byte, error) { return nil, errors.New("no scorer profile") }
 
-// Estimate is the score the gateway records for a request it forwarded on
-// its bound: the scorer's rules with geo, hosting and travel unknown (a
-// lower bound of the scorer's score), under the profile name "local".
-func (r *Rules) Estimate(req wire.ScoreRequest, addr netip.Addr, block, throttle float64) wire.ScoreResponse {
-	res := r.Fallback(req, addr, block, throttle)
-	res.Profile = EstimateProfile
-	return res
-}
-
-// EstimateProfile is the name Estimate's responses carry.
+// EstimateProfile names the score the gateway records for a request it
+// forwarded on its bound (Bound's local score).
 const EstimateProfile = "local"
 
 // Fallback scores req without the scorer: the scorer's profile (the

@@ -76,10 +76,10 @@ func TestNoBoundUntilTheProfileIsKnown(t *testing.T) {
 	r, err := localscore.New(fail, quiet)
 	require.NoError(t, err)
 	req := wire.ScoreRequest{Count1s: 1, UserAgent: chrome}
-	_, ok := r.Bound(&req, home)
+	_, _, ok := r.Bound(&req, home)
 	assert.False(t, ok, "without the scorer's profile every request is scored")
 	require.Error(t, r.Sync(context.Background()))
-	_, ok = r.Bound(&req, home)
+	_, _, ok = r.Bound(&req, home)
 	assert.False(t, ok)
 
 	bad := func(context.Context) ([]byte, error) { return []byte(`{"combine": "median"}`), nil }
@@ -96,14 +96,14 @@ func TestBoundFollowsTheScorersProfile(t *testing.T) {
 	def, err := localscore.New(served(t, "default"), quiet)
 	require.NoError(t, err)
 	require.NoError(t, def.Sync(context.Background()))
-	b, ok := def.Bound(&req, home)
+	b, _, ok := def.Bound(&req, home)
 	require.True(t, ok)
 	assert.Less(t, b, 0.5)
 
 	seed, err := localscore.New(served(t, "seed-002"), quiet)
 	require.NoError(t, err)
 	require.NoError(t, seed.Sync(context.Background()))
-	b, ok = seed.Bound(&req, home)
+	b, _, ok = seed.Bound(&req, home)
 	require.True(t, ok)
 	assert.GreaterOrEqual(t, b, 0.7)
 }
@@ -122,7 +122,7 @@ func TestFallbackBoundedAndMonotone(t *testing.T) {
 		base := r.Fallback(req, home, 0.8, 0.5)
 		assert.GreaterOrEqual(t, base.Score, 0.0)
 		assert.LessOrEqual(t, base.Score, 1.0)
-		if b, ok := r.Bound(&req, home); ok {
+		if b, _, ok := r.Bound(&req, home); ok {
 			assert.GreaterOrEqual(t, b, base.Score)
 		}
 		grown := []wire.ScoreRequest{req, req, req, req, req, req}

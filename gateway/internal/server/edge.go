@@ -58,11 +58,11 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 		status := res.Status
 		elapsed := time.Since(start)
 		p.d.Metrics.observe(v.routePath, v.decision, status, elapsed)
+		ip := ""
+		if v.ip.IsValid() {
+			ip = v.ip.String()
+		}
 		if rt.cfg.AuditRequests && p.d.Audit != nil {
-			ip := ""
-			if v.ip.IsValid() {
-				ip = v.ip.String()
-			}
 			p.d.Audit.Record(audit.Entry{
 				Timestamp: start, EventType: audit.TypeRequest, ClientIP: ip,
 				Method: req.Method, Path: req.URL.Path, StatusCode: status,
@@ -73,7 +73,7 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		p.d.Log.Info("request",
 			"method", req.Method, "path", req.URL.Path, "status", status, "decision", v.decision,
-			"ip", v.ip, "duration_ms", float64(elapsed.Microseconds())/1000, "request_id", id)
+			"ip", ip, "duration_ms", float64(elapsed.Microseconds())/1000, "request_id", id)
 		return nil
 	}
 }

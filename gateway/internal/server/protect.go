@@ -18,6 +18,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
+	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
@@ -342,9 +343,11 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 			req.PrevIP, req.PrevSeconds = o.PrevIP.String(), o.PrevAge.Seconds()
 		}
 		if cfg.Scoring.FastPath {
-			if b, ok := p.local.Bound(&req, v.ip); ok && b < cfg.ThrottleAt && b < cfg.BlockAt {
+			if b, local, ok := p.local.Bound(&req, v.ip); ok && b < cfg.ThrottleAt && b < cfg.BlockAt {
 				p.d.Metrics.scored("bound")
-				v.score = p.local.Estimate(req, v.ip, cfg.BlockAt, cfg.ThrottleAt)
+				// What the audit log records: the rules' score on what the
+				// gateway knows (geo unknown), without reasons.
+				v.score = wire.ScoreResponse{Score: local, Level: wire.LevelAllow, Profile: localscore.EstimateProfile}
 				return next(c)
 			}
 		}

@@ -65,9 +65,8 @@ type Scorer interface {
 // decides whether the scorer must be waited for, and the scores made
 // without it (package localscore).
 type LocalScorer interface {
-	Bound(req *wire.ScoreRequest, addr netip.Addr) (float64, bool)
+	Bound(req *wire.ScoreRequest, addr netip.Addr) (bound, local float64, ok bool)
 	Fallback(req wire.ScoreRequest, addr netip.Addr, block, throttle float64) wire.ScoreResponse
-	Estimate(req wire.ScoreRequest, addr netip.Addr, block, throttle float64) wire.ScoreResponse
 }
 
 // Publisher takes events off the request path.

@@ -200,14 +200,7 @@ func (s *server) lookup(addr netip.Addr) *wire.Geo {
 // Features maps a score request, the client's geo and the geo of the
 // address its principal was last seen from to the rules' features.
 func Features(req *wire.ScoreRequest, addr netip.Addr, g, prev *wire.Geo) rules.Features {
-	f := rules.Features{
-		Count1s: req.Count1s, Count10s: req.Count10s, Count60s: req.Count60s,
-		Visits: req.Visits, Sensitive: req.Sensitive, SensitiveHits: req.SensitiveHits,
-		AuthFailures: req.AuthFailures, Errors4xx: req.Errors4xx,
-		DistinctPaths: req.DistinctPaths, SequentialIDs: req.SequentialIDs,
-		Intervals: req.Intervals, IntervalCV: req.IntervalCV,
-		UserAgent: req.UserAgent, Addr: addr,
-	}
+	f := rules.Observed(req, addr)
 	if g != nil && !g.Local {
 		f.Country, f.ASN = g.Country, uint32(g.ASN) // AS numbers are 32-bit
 	}
