@@ -49,9 +49,9 @@ func newBatcher(rdb redis.UniversalClient) *batcher {
 }
 
 // do runs queue's commands in the next batch and returns once they have
-// their results (each command carries its own error). When ctx ends before
-// a worker took the request, its commands are never sent; once taken, do
-// waits for the batch, whose deadline is the earliest of its callers'.
+// their results (each command carries its own error). A request whose
+// deadline passes before a worker takes it is never sent; once taken, do
+// waits for its batch, which is bounded by the latest deadline in it.
 func (b *batcher) do(ctx context.Context, queue func(redis.Pipeliner)) error {
 	o := &op{ctx: ctx, queue: queue, done: make(chan struct{})}
 	select {
@@ -61,14 +61,16 @@ func (b *batcher) do(ctx context.Context, queue func(redis.Pipeliner)) error {
 	}
 	select {
 	case <-o.done:
-		return nil
 	case <-ctx.Done():
 		if o.state.CompareAndSwap(pending, abandoned) {
 			return ctx.Err()
 		}
 		<-o.done
-		return nil
 	}
+	if o.state.Load() == abandoned {
+		return context.DeadlineExceeded // expired in the queue; the worker dropped it
+	}
+	return nil
 }
 
 func (b *batcher) work() {
@@ -88,21 +90,38 @@ func (b *batcher) work() {
 	}
 }
 
+// send runs one batch. Requests that expired while they waited are dropped
+// rather than sent: one old request must not cut the batch's deadline for
+// the fresh ones behind it (it did, and under overload every batch then
+// timed out). The batch's deadline is the latest of its requests'.
 func (b *batcher) send(batch []*op) {
 	pipe := b.rdb.Pipeline()
-	deadline := time.Now().Add(time.Second)
+	var deadline time.Time
 	var sent []*op
 	for _, o := range batch {
+		if o.ctx.Err() != nil {
+			if o.state.CompareAndSwap(pending, abandoned) {
+				close(o.done)
+			}
+			continue
+		}
 		if !o.state.CompareAndSwap(pending, taken) {
 			continue // its caller gave up before the batch left
 		}
-		if d, ok := o.ctx.Deadline(); ok && d.Before(deadline) {
+		d, ok := o.ctx.Deadline()
+		if !ok {
+			d = time.Now().Add(maxWait)
+		}
+		if d.After(deadline) {
 			deadline = d
 		}
 		o.queue(pipe)
 		sent = append(sent, o)
 	}
 	if len(sent) > 0 {
+		if limit := time.Now().Add(maxWait); deadline.After(limit) {
+			deadline = limit
+		}
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		_, _ = pipe.Exec(ctx) // every command carries its own error
 		cancel()
@@ -111,3 +130,6 @@ func (b *batcher) send(batch []*op) {
 		close(o.done)
 	}
 }
+
+// maxWait bounds a batch whose callers set no deadline.
+const maxWait = time.Second
