@@ -348,7 +348,9 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 				// What the audit log records: the rules' score on what the
 				// gateway knows (geo unknown), without reasons.
 				v.score = wire.ScoreResponse{Score: local, Level: wire.LevelAllow, Profile: localscore.EstimateProfile}
-				return next(c)
+				err := next(c)
+				p.countRefusal(c, v, err) // a later step's 403/429 counts as on the scored path
+				return err
 			}
 		}
 		res, err := p.d.Scorer.Score(r.Context(), req)
