@@ -22,7 +22,7 @@ type batcher struct {
 }
 
 const (
-	batchWorkers = 4
+	batchWorkers = 2
 	maxBatch     = 128
 )
 
