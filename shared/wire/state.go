@@ -12,10 +12,10 @@ import (
 func ClientKey(prefix, ip string) string { return prefix + "{" + ip + "}" }
 
 // ClientStateVersion is the first byte of every state the gateways write.
-const ClientStateVersion = 1
+const ClientStateVersion = 2
 
-// ClientStateSize is the length of a version-1 state in bytes.
-const ClientStateSize = 132
+// ClientStateSize is the length of a version-2 state in bytes.
+const ClientStateSize = 92
 
 // The rings of a client's state: Buckets buckets of Width each. A sliding
 // window of (Buckets-1)×Width ending at t is the sum of the Buckets-1 newest
@@ -29,52 +29,67 @@ const (
 	MaxGaps                        = 11       // inter-arrival gaps kept (the last 12 requests)
 	PathBits                       = 128      // distinct-paths bitmap (linear counting)
 	PathEpochMs                    = 60000    // the bitmap restarts every minute
-	MaxGapMs                       = math.MaxUint16
+	MaxBucket                      = 255      // buckets saturate here
 )
 
 // ClientState is a client's traffic state as the gateways keep it in Redis
-// under ClientKey: a fixed little-endian record, written by the gateway's
-// Lua scripts (gateway/internal/traffic) and read by the dashboard. The
-// layout, field by field:
+// under ClientKey: a fixed little-endian record of 92 bytes, written by the
+// gateway's Lua scripts (gateway/internal/traffic) and read by the
+// dashboard. The layout, field by field:
 //
 //	B     version (ClientStateVersion)
-//	d     last request, Unix ms
+//	I4 H  last request: Unix s, and ms within that second
 //	I4    last update of the Aux rings, Unix s
-//	11×B  requests, 100 ms buckets        (saturate at 255)
-//	6×H   requests, 2 s buckets           (saturate at 65535)
-//	7×H   requests, 10 s buckets          (saturate at 65535)
+//	11×B  requests, 100 ms buckets
+//	6×B   requests, 2 s buckets
+//	7×B   requests, 10 s buckets
 //	4×B   sensitive-path hits, 20 s buckets
-//	4×H   upstream 4xx answers, 20 s buckets
+//	4×B   upstream 4xx answers, 20 s buckets
 //	4×B   upstream 401/403 answers, 20 s buckets
-//	B     gaps kept; 11×H inter-arrival gaps in ms, newest first
+//	B     gaps kept; 11×B inter-arrival gaps, newest first, as GapCode
 //	4×i4  distinct-paths bitmap of this minute; B its bits set; H estimate
 //	      of the last minute
-//	I4    enumeration pattern hash; d last id; B run; b direction
-//	H     visits in the fixed visit window; d its start, Unix ms
+//	H     enumeration pattern hash; I4 last id (mod 2^32); B run; b direction
+//	H     visits in the fixed visit window; I4 how long before the last
+//	      request (ms) the window started
 //
 // Bucket i of a ring holds the requests of every time t with
-// floor(t/width) mod buckets == i that is still inside the ring.
+// floor(t/width) mod buckets == i that is still inside the ring; every
+// bucket saturates at MaxBucket.
 type ClientState struct {
-	LastMs        float64
+	LastSecond    uint32
+	LastMilli     uint16
 	AuxSecond     uint32
 	R1s           [Ring1sBuckets]uint8
-	R10s          [Ring10sBuckets]uint16
-	R60s          [Ring60sBuckets]uint16
+	R10s          [Ring10sBuckets]uint8
+	R60s          [Ring60sBuckets]uint8
 	Sensitive     [AuxBuckets]uint8
-	Errors4xx     [AuxBuckets]uint16
+	Errors4xx     [AuxBuckets]uint8
 	AuthFailures  [AuxBuckets]uint8
-	Gaps          int
-	GapMs         [MaxGaps]uint16
+	Gaps          uint8
+	GapCodes      [MaxGaps]uint8
 	Paths         [PathBits / 32]int32
 	PathsOnes     uint8
 	PathsPrevious uint16
-	SeqPattern    uint32
-	SeqID         float64
+	SeqPattern    uint16
+	SeqID         uint32
 	SeqRun        uint8
 	SeqDir        int8
 	Visits        uint16
-	VisitStartMs  float64
+	VisitAgeMs    uint32
 }
+
+// LastMs is the last request's time in Unix ms (0: none).
+func (s *ClientState) LastMs() int64 { return int64(s.LastSecond)*1000 + int64(s.LastMilli) }
+
+// GapCode is how a gap of ms milliseconds is kept: round(16·log2(1+ms)),
+// at most 255 (about 62 s), so every step is 4.4%.
+func GapCode(ms float64) uint8 {
+	return uint8(min(math.Round(16*math.Log2(1+max(ms, 0))), 255))
+}
+
+// GapMs is the gap a code stands for (GapCode's inverse, within 2.2%).
+func GapMs(code uint8) float64 { return math.Exp2(float64(code)/16) - 1 }
 
 // DecodeClientState parses a state written under ClientKey.
 func DecodeClientState(b []byte) (ClientState, error) {
@@ -87,42 +102,22 @@ func DecodeClientState(b []byte) (ClientState, error) {
 	u8 := func() uint8 { i++; return b[i-1] }
 	u16 := func() uint16 { i += 2; return le.Uint16(b[i-2:]) }
 	u32 := func() uint32 { i += 4; return le.Uint32(b[i-4:]) }
-	f64 := func() float64 { i += 8; return math.Float64frombits(le.Uint64(b[i-8:])) }
-	s.LastMs = f64()
-	s.AuxSecond = u32()
-	for j := range s.R1s {
-		s.R1s[j] = u8()
-	}
-	for j := range s.R10s {
-		s.R10s[j] = u16()
-	}
-	for j := range s.R60s {
-		s.R60s[j] = u16()
-	}
-	for j := range s.Sensitive {
-		s.Sensitive[j] = u8()
-	}
-	for j := range s.Errors4xx {
-		s.Errors4xx[j] = u16()
-	}
-	for j := range s.AuthFailures {
-		s.AuthFailures[j] = u8()
-	}
-	s.Gaps = int(u8())
-	for j := range s.GapMs {
-		s.GapMs[j] = u16()
-	}
+	bytes := func(dst []uint8) { i += copy(dst, b[i:]) }
+	s.LastSecond, s.LastMilli, s.AuxSecond = u32(), u16(), u32()
+	bytes(s.R1s[:])
+	bytes(s.R10s[:])
+	bytes(s.R60s[:])
+	bytes(s.Sensitive[:])
+	bytes(s.Errors4xx[:])
+	bytes(s.AuthFailures[:])
+	s.Gaps = u8()
+	bytes(s.GapCodes[:])
 	for j := range s.Paths {
 		s.Paths[j] = int32(u32())
 	}
-	s.PathsOnes = u8()
-	s.PathsPrevious = u16()
-	s.SeqPattern = u32()
-	s.SeqID = f64()
-	s.SeqRun = u8()
-	s.SeqDir = int8(u8())
-	s.Visits = u16()
-	s.VisitStartMs = f64()
+	s.PathsOnes, s.PathsPrevious = u8(), u16()
+	s.SeqPattern, s.SeqID, s.SeqRun, s.SeqDir = u16(), u32(), u8(), int8(u8())
+	s.Visits, s.VisitAgeMs = u16(), u32()
 	return s, nil
 }
 
@@ -132,35 +127,27 @@ func (s *ClientState) Encode() []byte {
 	b := make([]byte, 1, ClientStateSize)
 	b[0] = ClientStateVersion
 	le := binary.LittleEndian
-	f64 := func(v float64) { b = le.AppendUint64(b, math.Float64bits(v)) }
-	f64(s.LastMs)
+	b = le.AppendUint32(b, s.LastSecond)
+	b = le.AppendUint16(b, s.LastMilli)
 	b = le.AppendUint32(b, s.AuxSecond)
 	b = append(b, s.R1s[:]...)
-	for _, v := range s.R10s {
-		b = le.AppendUint16(b, v)
-	}
-	for _, v := range s.R60s {
-		b = le.AppendUint16(b, v)
-	}
+	b = append(b, s.R10s[:]...)
+	b = append(b, s.R60s[:]...)
 	b = append(b, s.Sensitive[:]...)
-	for _, v := range s.Errors4xx {
-		b = le.AppendUint16(b, v)
-	}
+	b = append(b, s.Errors4xx[:]...)
 	b = append(b, s.AuthFailures[:]...)
-	b = append(b, uint8(s.Gaps))
-	for _, v := range s.GapMs {
-		b = le.AppendUint16(b, v)
-	}
+	b = append(b, s.Gaps)
+	b = append(b, s.GapCodes[:]...)
 	for _, v := range s.Paths {
 		b = le.AppendUint32(b, uint32(v))
 	}
 	b = append(b, s.PathsOnes)
 	b = le.AppendUint16(b, s.PathsPrevious)
-	b = le.AppendUint32(b, s.SeqPattern)
-	f64(s.SeqID)
+	b = le.AppendUint16(b, s.SeqPattern)
+	b = le.AppendUint32(b, s.SeqID)
 	b = append(b, s.SeqRun, uint8(s.SeqDir))
 	b = le.AppendUint16(b, s.Visits)
-	f64(s.VisitStartMs)
+	b = le.AppendUint32(b, s.VisitAgeMs)
 	return b
 }
 
@@ -168,11 +155,11 @@ func (s *ClientState) Encode() []byte {
 // last minute as of nowMs, oldest first: the 6 buckets whose start is
 // within the last 60 s. A bucket the ring no longer holds reads 0.
 func (s *ClientState) Requests10s(nowMs int64) []Point {
-	if s.LastMs > float64(nowMs) {
-		nowMs = int64(s.LastMs) // another gateway's clock is ahead
+	if s.LastMs() > nowMs {
+		nowMs = s.LastMs() // another gateway's clock is ahead
 	}
 	cur := nowMs / Ring60sWidthMs
-	last := int64(s.LastMs) / Ring60sWidthMs
+	last := s.LastMs() / Ring60sWidthMs
 	out := make([]Point, 0, Ring60sBuckets-1)
 	for k := cur - (Ring60sBuckets - 2); k <= cur; k++ {
 		var n int64

@@ -1,15 +1,16 @@
 package wire_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 func TestClientStateRoundTrip(t *testing.T) {
-	st := wire.ClientState{LastMs: 1.8e12, AuxSecond: 1_800_000_000, Gaps: 3, SeqDir: -1, SeqRun: 4, SeqID: 41, Visits: 9, VisitStartMs: 1.8e12 - 5000}
+	st := wire.ClientState{LastSecond: 1_800_000_000, LastMilli: 999, AuxSecond: 1_800_000_001, Gaps: 3, SeqDir: -1, SeqRun: 4, SeqID: 41, Visits: 9, VisitAgeMs: 5000}
 	st.R1s[3], st.R10s[5], st.R60s[6], st.Sensitive[1], st.Errors4xx[2], st.AuthFailures[3] = 1, 2, 3, 4, 5, 6
-	st.GapMs[0], st.Paths[0], st.Paths[3], st.PathsPrevious, st.SeqPattern = 300, -5, 7, 42, 0xdeadbeef
+	st.GapCodes[0], st.Paths[0], st.Paths[3], st.PathsOnes, st.PathsPrevious, st.SeqPattern = 99, -5, 7, 2, 42, 0xbeef
 	b := st.Encode()
 	if len(b) != wire.ClientStateSize {
 		t.Fatalf("encoded %d bytes, want %d", len(b), wire.ClientStateSize)
@@ -21,11 +22,28 @@ func TestClientStateRoundTrip(t *testing.T) {
 	if got != st {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, st)
 	}
+	if got.LastMs() != 1_800_000_000_999 {
+		t.Fatalf("LastMs %d", got.LastMs())
+	}
 	if _, err := wire.DecodeClientState(b[:len(b)-1]); err == nil {
 		t.Fatal("a short state decoded")
 	}
-	b[0] = 2
+	b[0] = 1
 	if _, err := wire.DecodeClientState(b); err == nil {
-		t.Fatal("an unknown version decoded")
+		t.Fatal("an older version decoded")
+	}
+}
+
+// TestGapCodes: every gap from 0 to a minute comes back within 2.3%
+// (half a 4.4% step) or 1 ms.
+func TestGapCodes(t *testing.T) {
+	for ms := 0.0; ms <= 60000; ms += 1 + ms/100 {
+		got := wire.GapMs(wire.GapCode(ms))
+		if d := math.Abs(got - ms); d > 1 && d > 0.023*ms {
+			t.Fatalf("gap %v ms reads %v", ms, got)
+		}
+	}
+	if wire.GapCode(1e9) != 255 || wire.GapCode(-5) != 0 {
+		t.Fatal("codes are clamped to [0, 255]")
 	}
 }

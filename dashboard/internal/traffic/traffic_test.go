@@ -174,7 +174,7 @@ var _ redis.Hook = (*recorder)(nil)
 func clients(t testing.TB, rdb *redis.Client, prefix string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	st := wire.ClientState{LastMs: 1.8e12}
+	st := wire.ClientState{LastSecond: 1_800_000_000}
 	state := st.Encode()
 	for from := 0; from < n; from += 1000 {
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -261,7 +261,7 @@ func TestClient(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	// A gateway's state: 7 requests in the current 10 s bucket, 3 in the
 	// one before, 99 in a bucket that has left the minute's ring.
-	st := wire.ClientState{LastMs: float64(now.UnixMilli())}
+	st := wire.ClientState{LastSecond: uint32(now.Unix()), LastMilli: uint16(now.UnixMilli() % 1000)}
 	cur := now.UnixMilli() / wire.Ring60sWidthMs
 	st.R60s[cur%wire.Ring60sBuckets] = 7
 	st.R60s[(cur-1)%wire.Ring60sBuckets] = 3

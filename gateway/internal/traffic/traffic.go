@@ -15,6 +15,7 @@ import (
 	"math"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -83,33 +84,39 @@ func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 func (s *Store) stateKey(ip netip.Addr) string { return wire.ClientKey(s.prefix, ip.String()) }
 
 // The client's whole traffic state is one Redis string (wire.ClientState,
-// 132 bytes) read and written by one script per request: a ring of
-// 100 ms buckets for the 1 s window, 2 s buckets for the 10 s window and
-// 10 s buckets for the 60 s window (each window the sum of its newest
-// buckets plus the oldest one weighted by the part still inside it), 20 s
-// rings for sensitive hits, 4xx and 401/403 answers, the last 11
-// inter-arrival gaps, a 128-bit linear-counting bitmap of the minute's
-// paths, the current run of sequential ids, and seed 002's fixed-window
-// visit counter. One GET and one SET per request, whatever the client
-// does: no per-second hashes walked, no per-feature keys.
+// 92 bytes) read and written by one script per request: a ring of 100 ms
+// buckets for the 1 s window, 2 s buckets for the 10 s window and 10 s
+// buckets for the 60 s window (each window the sum of its newest buckets
+// plus the oldest one weighted by the part still inside it), 20 s rings for
+// sensitive hits, 4xx and 401/403 answers, the last 11 inter-arrival gaps
+// (on a log scale, 4.4% steps), a 128-bit linear-counting bitmap of the
+// minute's paths, the current run of sequential ids, and seed 002's
+// fixed-window visit counter. One GET and one SET per request, whatever the
+// client does: no per-second hashes walked, no per-feature keys. Buckets
+// are bytes and saturate at 255: a client past 255 requests in a bucket
+// (2,550/s in the 1 s window, 127/s in the 10 s one, 25/s in the 60 s one)
+// is far past every rate ramp already.
 //
 // stateLua is shared by observe and recordResponse: it unpacks the state
 // into f (or starts an empty one) and defines the ring helpers.
 var stateLua = `
-local FMT = '<BdI4BBBBBBBBBBBHHHHHHHHHHHHHBBBBHHHHBBBBBHHHHHHHHHHHi4i4i4i4BHI4dBbHd'
-local R1, R10, R60, RS, RE, RA, NG, GAP, BM, ONES, PREV, SP, SI, SR, SD, VC, VS = 4, 15, 21, 28, 32, 36, 40, 41, 52, 56, 57, 58, 59, 60, 61, 62, 63
+local FMT = '<BI4HI4` + strings.Repeat("B", 11+6+7+12+1+11) + `i4i4i4i4BHHI4BbHI4'
+local R1, R10, R60, RS, RE, RA, NG, GAP, BM, ONES, PREV, SP, SI, SR, SD, VC, VO = 5, 16, 22, 29, 33, 37, 41, 42, 53, 57, 58, 59, 60, 61, 62, 63, 64
+local floor = math.floor
 local raw = redis.call('GET', KEYS[1])
 local f
 if raw and #raw == ` + fmt.Sprint(wire.ClientStateSize) + ` and string.byte(raw, 1) == ` + fmt.Sprint(wire.ClientStateVersion) + ` then
   f = {struct.unpack(FMT, raw)}
 else
   f = {` + fmt.Sprint(wire.ClientStateVersion) + `}
-  for i = 2, 63 do f[i] = 0 end
+  for i = 2, 64 do f[i] = 0 end
 end
+-- the last request, in ms (0: none yet)
+local last = f[2] * 1000 + f[3]
 -- advance zeroes the buckets of a ring (offset o, n buckets of width w)
 -- that lie after time a up to time b.
 local function advance(o, n, w, a, b)
-  local ka, kb = math.floor(a / w), math.floor(b / w)
+  local ka, kb = floor(a / w), floor(b / w)
   if kb - ka >= n then
     for j = 0, n - 1 do f[o + j] = 0 end
   else
@@ -118,22 +125,22 @@ local function advance(o, n, w, a, b)
 end
 -- total is the sliding window of (n-1)*w ending at t.
 local function total(o, n, w, t)
-  local k = math.floor(t / w)
+  local k = floor(t / w)
   local s = 0
   for j = 0, n - 2 do s = s + f[o + (k - j) % n] end
   return s + f[o + (k - n + 1) % n] * (1 - (t % w) / w)
 end
-local function add(o, n, w, t, cap)
-  local i = o + math.floor(t / w) % n
-  if f[i] < cap then f[i] = f[i] + 1 end
+local function add(o, n, w, t)
+  local i = o + floor(t / w) % n
+  if f[i] < 255 then f[i] = f[i] + 1 end
 end
 -- The aux rings (sensitive, 4xx, auth) move on whole seconds.
 local function aux(sec)
-  local t = math.max(sec, f[3])
-  advance(RS, 4, 20, f[3], t)
-  advance(RE, 4, 20, f[3], t)
-  advance(RA, 4, 20, f[3], t)
-  f[3] = t
+  local t = math.max(sec, f[4])
+  advance(RS, 4, 20, f[4], t)
+  advance(RE, 4, 20, f[4], t)
+  advance(RA, 4, 20, f[4], t)
+  f[4] = t
   return t
 end
 `
@@ -153,23 +160,24 @@ if ban > 0 or ban == -1 then
 end
 ` + stateLua + `
 local now = tonumber(ARGV[1])
-local t = math.max(now, f[2])
-local had = f[2] > 0
-advance(R1, 11, 100, f[2], t)
-advance(R10, 6, 2000, f[2], t)
-advance(R60, 7, 10000, f[2], t)
-add(R1, 11, 100, t, 255)
-add(R10, 6, 2000, t, 65535)
-add(R60, 7, 10000, t, 65535)
+local t = math.max(now, last)
+local had = last > 0
+advance(R1, 11, 100, last, t)
+advance(R10, 6, 2000, last, t)
+advance(R60, 7, 10000, last, t)
+add(R1, 11, 100, t)
+add(R10, 6, 2000, t)
+add(R60, 7, 10000, t)
 local c1, c10, c60 = total(R1, 11, 100, t), total(R10, 6, 2000, t), total(R60, 7, 10000, t)
 
-local sec = aux(math.floor(t / 1000))
-if ARGV[3] == '1' then add(RS, 4, 20, sec, 255) end
+local sec = aux(floor(t / 1000))
+if ARGV[3] == '1' then add(RS, 4, 20, sec) end
 local sens, e4, ea = total(RS, 4, 20, sec), total(RE, 4, 20, sec), total(RA, 4, 20, sec)
 
+-- Gaps on a log scale: code = round(16 * log2(1 + ms)), at most 255.
 if had then
   for j = 10, 1, -1 do f[GAP + j] = f[GAP + j - 1] end
-  f[GAP] = math.min(t - f[2], 65535)
+  f[GAP] = math.min(floor(16 * math.log(1 + t - last) / math.log(2) + 0.5), 255)
   f[NG] = math.min(f[NG] + 1, 11)
 end
 
@@ -179,22 +187,23 @@ local function est(ones)
   if ones >= 128 then return 621 end
   return -128 * math.log(1 - ones / 128)
 end
-local e0, e1 = math.floor(f[2] / 60000), math.floor(t / 60000)
+local e0, e1 = floor(last / 60000), floor(t / 60000)
 if e1 ~= e0 then
-  if e1 == e0 + 1 then f[PREV] = math.min(math.floor(est(f[ONES]) + 0.5), 65535) else f[PREV] = 0 end
+  if e1 == e0 + 1 then f[PREV] = math.min(floor(est(f[ONES]) + 0.5), 65535) else f[PREV] = 0 end
   f[BM], f[BM + 1], f[BM + 2], f[BM + 3], f[ONES] = 0, 0, 0, 0, 0
 end
 local b = tonumber(ARGV[2])
-local w, m = BM + math.floor(b / 32), bit.lshift(1, b % 32)
+local w, m = BM + floor(b / 32), bit.lshift(1, b % 32)
 if bit.band(f[w], m) == 0 then
   f[w], f[ONES] = bit.bor(f[w], m), f[ONES] + 1
 end
-local paths = math.max(math.floor(est(f[ONES]) + 0.5), math.floor(f[PREV] * (1 - (t % 60000) / 60000) + 0.5))
+local paths = math.max(floor(est(f[ONES]) + 0.5), floor(f[PREV] * (1 - (t % 60000) / 60000) + 0.5))
 
+-- Sequential ids: the pattern as a 16-bit hash, the id modulo 2^32.
 local run = f[SR]
 local pat = tonumber(ARGV[4])
 if pat ~= 0 then
-  local id = tonumber(ARGV[5])
+  local id = tonumber(ARGV[5]) % 4294967296
   local dir = 0
   run = 0
   if f[SP] == pat and had then
@@ -208,17 +217,20 @@ if pat ~= 0 then
   f[SP], f[SI], f[SR], f[SD] = pat, id, run, dir
 end
 
+-- The visit window starts at a client's first visit; VO is how long
+-- before the last request it started.
 local window = tonumber(ARGV[6])
-if f[VS] == 0 or f[VS] + window <= t then
-  f[VC], f[VS] = 0, t
+local vstart = last - f[VO]
+if f[VC] == 0 or vstart + window <= t then
+  f[VC], vstart = 0, t
 end
 f[VC] = math.min(f[VC] + 1, 65535)
 
-f[2] = t
-local ttl = math.max(62000, f[VS] + window - t)
-redis.call('SET', KEYS[1], struct.pack(FMT, unpack(f, 1, 63)), 'PX', math.ceil(ttl))
-local out = {math.floor(c1 + 0.5), math.floor(c10 + 0.5), math.floor(c60 + 0.5), f[VC],
-  math.floor(sens + 0.5), math.floor(e4 + 0.5), math.floor(ea + 0.5), paths, run}
+f[2], f[3], f[VO] = floor(t / 1000), t % 1000, t - vstart
+local ttl = math.max(62000, vstart + window - t)
+redis.call('SET', KEYS[1], struct.pack(FMT, unpack(f, 1, 64)), 'PX', math.ceil(ttl))
+local out = {floor(c1 + 0.5), floor(c10 + 0.5), floor(c60 + 0.5), f[VC],
+  floor(sens + 0.5), floor(e4 + 0.5), floor(ea + 0.5), paths, run}
 for j = 0, f[NG] - 1 do out[#out + 1] = f[GAP + j] end
 return out
 `
@@ -246,12 +258,14 @@ return {}
 // FNV-1a hash modulo the bitmap's size.
 func pathBit(path string) uint32 { return fnv32(path) % wire.PathBits }
 
-// patternHash names an enumeration pattern in the state (0 is "none").
+// patternHash names an enumeration pattern in the state: 16 bits, 0 is
+// "none".
 func patternHash(pattern string) uint32 {
 	if pattern == "" {
 		return 0
 	}
-	return max(fnv32(pattern), 1)
+	h := fnv32(pattern)
+	return max((h>>16)^(h&0xffff), 1)
 }
 
 func fnv32(s string) uint32 {
@@ -404,15 +418,20 @@ func Regularity(times []int64) (int, float64) {
 	return n, math.Sqrt(sq/float64(n)) / mean
 }
 
-// regularityOfGaps is Regularity for gaps already taken.
-func regularityOfGaps(gaps []int64) (int, float64) {
-	n := len(gaps)
+// regularityOfGaps is Regularity for the gaps the state keeps, decoded
+// from their log-scale codes (wire.GapMs).
+func regularityOfGaps(codes []int64) (int, float64) {
+	n := len(codes)
+	gaps := make([]float64, n)
+	for i, c := range codes {
+		gaps[i] = wire.GapMs(uint8(min(max(c, 0), 255)))
+	}
 	if n < 1 {
 		return 0, 0
 	}
 	var sum float64
 	for _, g := range gaps {
-		sum += float64(g)
+		sum += g
 	}
 	mean := sum / float64(n)
 	if mean == 0 {
@@ -420,7 +439,7 @@ func regularityOfGaps(gaps []int64) (int, float64) {
 	}
 	var sq float64
 	for _, g := range gaps {
-		sq += (float64(g) - mean) * (float64(g) - mean)
+		sq += (g - mean) * (g - mean)
 	}
 	return n, math.Sqrt(sq/float64(n)) / mean
 }
@@ -431,11 +450,11 @@ func regularityOfGaps(gaps []int64) (int, float64) {
 //
 // KEYS: state; ARGV: now_ms, auth (0/1).
 var recordResponse = redis.NewScript(stateLua + `
-local fresh = f[2] == 0 and f[3] == 0
+local fresh = last == 0 and f[4] == 0
 local sec = aux(math.floor(tonumber(ARGV[1]) / 1000))
-add(RE, 4, 20, sec, 65535)
-if ARGV[2] == '1' then add(RA, 4, 20, sec, 255) end
-local packed = struct.pack(FMT, unpack(f, 1, 63))
+add(RE, 4, 20, sec)
+if ARGV[2] == '1' then add(RA, 4, 20, sec) end
+local packed = struct.pack(FMT, unpack(f, 1, 64))
 if fresh then
   redis.call('SET', KEYS[1], packed, 'PX', 62000)
 else

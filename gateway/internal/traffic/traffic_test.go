@@ -165,9 +165,9 @@ func TestStateIsTheWireRecord(t *testing.T) {
 	require.NoError(t, err)
 	st, err := wire.DecodeClientState(raw)
 	require.NoError(t, err)
-	assert.Equal(t, float64(t0.Add(19*300*time.Millisecond).UnixMilli()), st.LastMs)
-	assert.Equal(t, wire.MaxGaps, st.Gaps)
-	assert.Equal(t, uint16(300), st.GapMs[0])
+	assert.Equal(t, t0.Add(19*300*time.Millisecond).UnixMilli(), st.LastMs())
+	assert.Equal(t, uint8(wire.MaxGaps), st.Gaps)
+	assert.Equal(t, wire.GapCode(300), st.GapCodes[0])
 	pts := st.Requests10s(t0.Add(6 * time.Second).UnixMilli())
 	var sum int64
 	for _, p := range pts {
