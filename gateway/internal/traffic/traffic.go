@@ -123,13 +123,6 @@ local function advance(o, n, w, a, b)
     for k = ka + 1, kb do f[o + k % n] = 0 end
   end
 end
--- total is the sliding window of (n-1)*w ending at t.
-local function total(o, n, w, t)
-  local k = floor(t / w)
-  local s = 0
-  for j = 0, n - 2 do s = s + f[o + (k - j) % n] end
-  return s + f[o + (k - n + 1) % n] * (1 - (t % w) / w)
-end
 local function add(o, n, w, t)
   local i = o + floor(t / w) % n
   if f[i] < 255 then f[i] = f[i] + 1 end
@@ -168,11 +161,9 @@ advance(R60, 7, 10000, last, t)
 add(R1, 11, 100, t)
 add(R10, 6, 2000, t)
 add(R60, 7, 10000, t)
-local c1, c10, c60 = total(R1, 11, 100, t), total(R10, 6, 2000, t), total(R60, 7, 10000, t)
 
 local sec = aux(floor(t / 1000))
 if ARGV[3] == '1' then add(RS, 4, 20, sec) end
-local sens, e4, ea = total(RS, 4, 20, sec), total(RE, 4, 20, sec), total(RA, 4, 20, sec)
 
 -- Gaps on a log scale: code = round(16 * log2(1 + ms)), at most 255.
 if had then
@@ -197,15 +188,12 @@ local w, m = BM + floor(b / 32), bit.lshift(1, b % 32)
 if bit.band(f[w], m) == 0 then
   f[w], f[ONES] = bit.bor(f[w], m), f[ONES] + 1
 end
-local paths = math.max(floor(est(f[ONES]) + 0.5), floor(f[PREV] * (1 - (t % 60000) / 60000) + 0.5))
 
 -- Sequential ids: the pattern as a 16-bit hash, the id modulo 2^32.
-local run = f[SR]
 local pat = tonumber(ARGV[4])
 if pat ~= 0 then
   local id = tonumber(ARGV[5]) % 4294967296
-  local dir = 0
-  run = 0
+  local run, dir = 0, 0
   if f[SP] == pat and had then
     local d = id - f[SI]
     if d == 0 then
@@ -228,15 +216,53 @@ f[VC] = math.min(f[VC] + 1, 65535)
 
 f[2], f[3], f[VO] = floor(t / 1000), t % 1000, t - vstart
 local ttl = math.max(62000, vstart + window - t)
-redis.call('SET', KEYS[1], struct.pack(FMT, unpack(f, 1, 64)), 'PX', math.ceil(ttl))
-local out = {floor(c1 + 0.5), floor(c10 + 0.5), floor(c60 + 0.5), f[VC],
-  floor(sens + 0.5), floor(e4 + 0.5), floor(ea + 0.5), paths, run}
-for j = 0, f[NG] - 1 do out[#out + 1] = f[GAP + j] end
-return out
+local packed = struct.pack(FMT, unpack(f, 1, 64))
+redis.call('SET', KEYS[1], packed, 'PX', math.ceil(ttl))
+return packed
 `
 
-// fixedFields is the number of counts before the gaps in observe's reply.
-const fixedFields = 9
+// features reads a client's counts and features off its state, as of its
+// last request (the one just counted): each window is the sum of its ring's
+// newest buckets plus the oldest weighted by the part of it still inside.
+func features(st *wire.ClientState) Observation {
+	t := st.LastMs()
+	sec := int64(st.AuxSecond)
+	round := func(x float64) int64 { return int64(math.Floor(x + 0.5)) }
+	o := Observation{
+		Count1s:       round(window(st.R1s[:], wire.Ring1sWidthMs, t)),
+		Count10s:      round(window(st.R10s[:], wire.Ring10sWidthMs, t)),
+		Count60s:      round(window(st.R60s[:], wire.Ring60sWidthMs, t)),
+		Visits:        int64(st.Visits),
+		SensitiveHits: round(window(st.Sensitive[:], wire.AuxWidthSeconds, sec)),
+		Errors4xx:     round(window(st.Errors4xx[:], wire.AuxWidthSeconds, sec)),
+		AuthFailures:  round(window(st.AuthFailures[:], wire.AuxWidthSeconds, sec)),
+		SequentialIDs: int64(st.SeqRun),
+	}
+	fade := float64(st.PathsPrevious) * (1 - float64(t%wire.PathEpochMs)/wire.PathEpochMs)
+	o.DistinctPaths = max(round(linearCount(int(st.PathsOnes))), round(fade))
+	o.Intervals, o.IntervalCV = regularityOfGaps(st.GapCodes[:min(int(st.Gaps), wire.MaxGaps)])
+	return o
+}
+
+// window is the sliding window of (len(ring)-1)·width ending at t.
+func window(ring []uint8, width, t int64) float64 {
+	n := int64(len(ring))
+	k := t / width
+	var sum float64
+	for j := int64(0); j < n-1; j++ {
+		sum += float64(ring[(k-j)%n])
+	}
+	return sum + float64(ring[(k-n+1)%n])*(1-float64(t%width)/float64(width))
+}
+
+// linearCount estimates the distinct paths behind a bitmap with ones bits
+// set (linear counting).
+func linearCount(ones int) float64 {
+	if ones >= wire.PathBits {
+		return 621 // the estimate's ceiling: 128 ln 128
+	}
+	return -wire.PathBits * math.Log(1-float64(ones)/wire.PathBits)
+}
 
 // travel reads where a principal was last seen (Remember writes it, only
 // once the principal is verified): the address and time, when the address
@@ -319,26 +345,29 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 	who := ip.String()
 	keys := []string{wire.ClientKey(s.prefix, who), wire.BanKey(s.prefix, who)}
 	args := []any{now.UnixMilli(), pathBit(req.Path), sensitive, patternHash(req.Pattern), req.ID, window.Milliseconds()}
-	res, prev, err := s.observePipelined(ctx, keys, args, ip, req.Principal, extra)
+	reply, prev, err := s.observePipelined(ctx, keys, args, ip, req.Principal, extra)
 	if err != nil {
 		return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
 	}
-	if len(res) == 2 && res[0] == -1 {
-		o := Observation{Banned: true, BanTTL: time.Duration(res[1]) * time.Millisecond}
-		if res[1] < 0 {
+	var o Observation
+	switch r := reply.(type) {
+	case []any: // {-1, the ban's PTTL}
+		ttl, _ := r[len(r)-1].(int64)
+		o = Observation{Banned: true, BanTTL: time.Duration(ttl) * time.Millisecond}
+		if ttl < 0 {
 			o.BanTTL = 0 // a ban without expiry
 		}
 		return o, nil
+	case string: // the client's new state
+		st, err := wire.DecodeClientState([]byte(r))
+		if err != nil {
+			return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
+		}
+		o = features(&st)
+		o.Sensitive = req.Sensitive
+	default:
+		return Observation{}, fmt.Errorf("observe %s: unexpected reply %T", ip, reply)
 	}
-	if len(res) < fixedFields {
-		return Observation{}, fmt.Errorf("observe %s: unexpected reply %v", ip, res)
-	}
-	o := Observation{
-		Count1s: res[0], Count10s: res[1], Count60s: res[2], Visits: res[3],
-		Sensitive: req.Sensitive, SensitiveHits: res[4], Errors4xx: res[5], AuthFailures: res[6],
-		DistinctPaths: res[7], SequentialIDs: res[8],
-	}
-	o.Intervals, o.IntervalCV = regularityOfGaps(res[fixedFields:])
 	if len(prev) == 2 {
 		pip, _ := prev[0].(string)
 		pt, _ := prev[1].(string)
@@ -354,7 +383,7 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 // is a principal) and extra in one round trip, batched with other requests'
 // (batcher). A script Redis has not cached yet (NOSCRIPT, after a restart)
 // is sent again on its own.
-func (s *Store) observePipelined(ctx context.Context, keys []string, args []any, ip netip.Addr, principal string, extra func(redis.Pipeliner)) ([]int64, []any, error) {
+func (s *Store) observePipelined(ctx context.Context, keys []string, args []any, ip netip.Addr, principal string, extra func(redis.Pipeliner)) (any, []any, error) {
 	trKeys := []string{s.prefix + "{" + principal + "}:loc"}
 	trArgs := []any{ip.String()}
 	var obs, tr *redis.Cmd
@@ -373,7 +402,7 @@ func (s *Store) observePipelined(ctx context.Context, keys []string, args []any,
 	if noScript(obs.Err()) {
 		obs = observe.Run(ctx, s.rdb, keys, args...)
 	}
-	res, err := obs.Int64Slice()
+	res, err := obs.Result()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -420,11 +449,11 @@ func Regularity(times []int64) (int, float64) {
 
 // regularityOfGaps is Regularity for the gaps the state keeps, decoded
 // from their log-scale codes (wire.GapMs).
-func regularityOfGaps(codes []int64) (int, float64) {
+func regularityOfGaps(codes []uint8) (int, float64) {
 	n := len(codes)
 	gaps := make([]float64, n)
 	for i, c := range codes {
-		gaps[i] = wire.GapMs(uint8(min(max(c, 0), 255)))
+		gaps[i] = wire.GapMs(c)
 	}
 	if n < 1 {
 		return 0, 0
