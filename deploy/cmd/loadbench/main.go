@@ -40,7 +40,7 @@ func main() {
 	}
 }
 
-const usage = "usage: loadbench upstream|proxy|ports|machine|run [flags]"
+const usage = "usage: loadbench upstream|proxy|ports|machine|open|run [flags]"
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -57,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return runMachine(ctx, args[1:], stdout)
 	case "run":
 		return runBench(ctx, args[1:], getenv, stdout)
+	case "open":
+		return runOpen(args[1:], stdout)
 	default:
 		return fmt.Errorf("unknown command %q; %s", args[0], usage)
 	}

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -92,4 +96,24 @@ func openLoop(url string, seq []client, rate int, d time.Duration) *openOutput {
 	out.Seconds, out.Wall = d.Seconds(), time.Since(start).Seconds()
 	out.LatencyMS = percentiles(lat)
 	return out
+}
+
+// runOpen is one open-loop run against one URL with the legit clients,
+// for profiling a target by hand (make bench runs the whole comparison).
+func runOpen(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("open", flag.ContinueOnError)
+	url := fs.String("url", "", "target URL (required)")
+	rate := fs.Int("rate", 1000, "requests per second")
+	d := fs.Duration("duration", 8*time.Second, "how long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" || *rate < 1 || *d <= 0 {
+		return errors.New("open: -url, a positive -rate and -duration are required")
+	}
+	o := openLoop(*url, sequence(loadLegit, 50000), *rate, *d)
+	l := o.LatencyMS
+	_, err := fmt.Fprintf(stdout, "%d req/s for %s: %d requests, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, codes %v, errors %d\n",
+		*rate, *d, o.Requests, l.P50, l.P90, l.P99, l.Max, o.Codes, o.Errors)
+	return err
 }
