@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -191,4 +192,57 @@ func TestSpoolKeepsEventsThroughAnOutage(t *testing.T) {
 	assert.Equal(t, append(ids, "ev-40"), gotIDs, "every event, once, in order")
 	_, err = os.Stat(filepath.Join(dir, "events.jsonl"))
 	assert.True(t, os.IsNotExist(err), "the spool is emptied once written")
+}
+
+// BenchmarkPipeline measures the sink end to end into the real MongoDB wire
+// server and Redis: it publishes b.N distinct events (a full ban event each,
+// with geo and reasons, so none is aggregated) as fast as the pipeline takes
+// them, keeping at most half the queue in flight so that a pipeline that
+// keeps up drops nothing, and stops the clock when MongoDB holds them all.
+// It reports events/s and what was dropped.
+func BenchmarkPipeline(b *testing.B) {
+	coll := testenv.Mongo(b).Collection("events")
+	rdb, prefix := testenv.Redis(b)
+	ctx := context.Background()
+	if err := events.EnsureIndexes(ctx, coll, 48*time.Hour); err != nil && !errors.Is(err, events.ErrNoTTL) {
+		b.Fatal(err)
+	}
+	// The gateway's defaults (gateway/internal/config).
+	opt := events.Options{QueueSize: 10000, BatchSize: 200, FlushInterval: 200 * time.Millisecond, StreamMaxLen: 10000}
+	sink, err := events.NewSink(coll, rdb, prefix, opt, slog.New(slog.DiscardHandler))
+	require.NoError(b, err)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(runCtx) }()
+
+	geo := &wire.Geo{Country: "GB", City: "London", Lat: 51.5, Lon: -0.12, ASN: 64500, Org: "Example Hosting"}
+	reasons := []wire.Reason{{Feature: "burst", Value: 40, Contribution: 0.5}, {Feature: "rate", Value: 12, Contribution: 0.3}, {Feature: "user_agent", Value: 1, Contribution: 0.15}}
+	base := time.Now().UTC()
+	var last string
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		for int64(i)-sink.Written() > int64(opt.QueueSize/2) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		now := base.Add(time.Duration(i) * time.Microsecond)
+		last = events.NewID(now)
+		sink.Publish(wire.Event{ID: last, TS: now, Type: wire.EventBan,
+			IP: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), Geo: geo, Method: "GET", Host: "shop.example",
+			Path: "/api/products/42", Route: "/api", Status: 403, Score: 0.93, Reasons: reasons,
+			UserAgent: "python-requests/2.31", Gateway: "gw-1", RequestID: "req-0123456789"})
+	}
+	for sink.Written() < int64(b.N) && sink.Dropped() == 0 {
+		time.Sleep(100 * time.Microsecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(sink.Dropped()), "dropped")
+	cancel()
+	require.NoError(b, <-done)
+	if sink.Dropped() == 0 {
+		// Counting is slow on FerretDB: check that the last event landed.
+		require.NoError(b, coll.FindOne(ctx, bson.D{{Key: "_id", Value: last}}).Err())
+	}
 }
