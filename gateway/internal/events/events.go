@@ -1,9 +1,11 @@
 // Package events takes security events off the request path: Publish never
-// blocks, and two background loops write them in batches to MongoDB
+// blocks, and background loops write them in batches to MongoDB
 // (bulwark.events, idempotent by _id) and to a capped Redis Stream for live
-// consumers. A failed MongoDB batch is retried with backoff, in order, until
-// it lands; meanwhile events wait in a bounded queue and, when a spool
-// directory is configured, on disk.
+// consumers. Repeats of an event from one client within the aggregation
+// window are folded into one event with a count, so an attacker cannot make
+// the gateway write an event per request. A failed MongoDB batch is retried
+// with backoff, in order, until it lands; meanwhile events wait in a bounded
+// queue and, when a spool directory is configured, on disk.
 package events
 
 import (
@@ -32,6 +34,13 @@ type Options struct {
 	BatchSize     int
 	FlushInterval time.Duration
 	StreamMaxLen  int64
+	// AggregateWindow, when positive, folds repeats of an event (same
+	// client, type, route and status) within the window into one event with
+	// a count; see folds for the types that are never folded.
+	AggregateWindow time.Duration
+	// AggregateKeys caps the repeats being watched at once (default
+	// DefaultAggregateKeys); beyond it events are sent unfolded.
+	AggregateKeys int
 	// SpoolDir, when set, holds events on disk while MongoDB is down (up to
 	// SpoolMaxBytes); without it at most QueueSize events wait in memory.
 	SpoolDir      string
@@ -50,8 +59,10 @@ type Sink struct {
 	toStream chan wire.Event
 
 	spool *spool
+	agg   *aggregator
 
 	dropped atomic.Int64
+	folded  atomic.Int64
 	written atomic.Int64
 	spooled atomic.Int64
 }
@@ -61,8 +72,11 @@ func NewSink(coll *mongo.Collection, rdb redis.UniversalClient, prefix string, o
 	if coll == nil || rdb == nil || log == nil {
 		return nil, errors.New("events: nil collection, redis client or logger")
 	}
-	if opt.QueueSize < 1 || opt.BatchSize < 1 || opt.FlushInterval <= 0 || opt.StreamMaxLen < 1 {
+	if opt.QueueSize < 1 || opt.BatchSize < 1 || opt.FlushInterval <= 0 || opt.StreamMaxLen < 1 || opt.AggregateWindow < 0 || opt.AggregateKeys < 0 {
 		return nil, fmt.Errorf("events: invalid options %+v", opt)
+	}
+	if opt.AggregateKeys == 0 {
+		opt.AggregateKeys = DefaultAggregateKeys
 	}
 	s := &Sink{
 		coll: coll, rdb: rdb, stream: wire.StreamKey(prefix), opt: opt, log: log,
@@ -79,8 +93,14 @@ func NewSink(coll *mongo.Collection, rdb redis.UniversalClient, prefix string, o
 		}
 		s.spool = sp
 	}
+	if opt.AggregateWindow > 0 {
+		s.agg = newAggregator(opt.AggregateWindow, opt.AggregateKeys)
+	}
 	return s, nil
 }
+
+// DefaultAggregateKeys bounds the aggregation table (about 200 bytes a key).
+const DefaultAggregateKeys = 10_000
 
 // NewID returns a unique, time-ordered event id.
 func NewID(now time.Time) string {
@@ -89,9 +109,18 @@ func NewID(now time.Time) string {
 	return strconv.FormatInt(now.UnixMilli(), 36) + "-" + hex.EncodeToString(b[:])
 }
 
-// Publish queues ev without blocking. If a queue is full the event is
-// counted as dropped for that destination.
+// Publish queues ev without blocking, or folds it into an open aggregation
+// window. If a queue is full the event is counted as dropped for that
+// destination.
 func (s *Sink) Publish(ev wire.Event) {
+	if s.agg != nil && s.agg.fold(ev, time.Now()) {
+		s.folded.Add(1)
+		return
+	}
+	s.send(ev)
+}
+
+func (s *Sink) send(ev wire.Event) {
 	select {
 	case s.toMongo <- ev:
 	default:
@@ -112,17 +141,53 @@ func (s *Sink) Spooled() int64 { return s.spooled.Load() }
 // Written is the number of events stored in MongoDB.
 func (s *Sink) Written() int64 { return s.written.Load() }
 
-// Run writes events until ctx ends, then flushes what is queued (for at most
-// a few seconds) and returns.
+// Folded is the number of published events held in an aggregation window:
+// they leave as the counts of folded events.
+func (s *Sink) Folded() int64 { return s.folded.Load() }
+
+// Run writes events until ctx ends, then sends what the aggregation windows
+// hold, flushes what is queued (for at most a few seconds) and returns.
 func (s *Sink) Run(ctx context.Context) error {
-	done := make(chan struct{})
+	loops, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
-		s.streamLoop(ctx)
+		defer func() { done <- struct{}{} }()
+		s.streamLoop(loops)
 	}()
-	s.mongoLoop(ctx)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		s.mongoLoop(loops)
+	}()
+	s.closeWindows(ctx)
+	stop()
+	<-done
 	<-done
 	return nil
+}
+
+// closeWindows sends the folded events of the aggregation windows as they
+// close, and those of every open window when ctx ends.
+func (s *Sink) closeWindows(ctx context.Context) {
+	if s.agg == nil {
+		<-ctx.Done()
+		return
+	}
+	t := time.NewTicker(max(s.opt.AggregateWindow/4, 5*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			for _, ev := range s.agg.all() {
+				s.send(ev)
+			}
+			return
+		case now := <-t.C:
+			for _, ev := range s.agg.due(now) {
+				s.send(ev)
+			}
+		}
+	}
 }
 
 func (s *Sink) mongoLoop(ctx context.Context) {

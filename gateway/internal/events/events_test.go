@@ -115,6 +115,85 @@ func TestSinkWritesMongoAndStream(t *testing.T) {
 	assert.Zero(t, sink.Dropped())
 }
 
+// A hammering client: its first throttle is written at once, the repeats
+// as one event with a count when the window closes, and bans are never
+// folded. What the window holds at shutdown is written too.
+func TestSinkFoldsRepeats(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		window time.Duration
+	}{{"window closes", 100 * time.Millisecond}, {"shutdown", time.Hour}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			coll := testenv.Mongo(t).Collection("events")
+			rdb, prefix := testenv.Redis(t)
+			sink, err := events.NewSink(coll, rdb, prefix, events.Options{QueueSize: 100, BatchSize: 10, FlushInterval: 10 * time.Millisecond,
+				StreamMaxLen: 1000, AggregateWindow: tt.window}, slog.New(slog.DiscardHandler))
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- sink.Run(ctx) }()
+
+			now := time.Now().UTC().Truncate(time.Millisecond)
+			ev := func(i int, typ wire.EventType) wire.Event {
+				ts := now.Add(time.Duration(i) * time.Millisecond)
+				return wire.Event{ID: events.NewID(ts), TS: ts, Type: typ, IP: "203.0.113.7", Route: "/api", Path: fmt.Sprintf("/api/%d", i), Status: 429}
+			}
+			first := ev(0, wire.EventThrottle)
+			sink.Publish(first)
+			var lastRepeat wire.Event
+			for i := 1; i <= 50; i++ {
+				lastRepeat = ev(i, wire.EventThrottle)
+				sink.Publish(lastRepeat)
+			}
+			for i := range 3 {
+				sink.Publish(ev(100+i, wire.EventBan))
+			}
+			assert.Equal(t, int64(50), sink.Folded(), "every repeat waits in the window")
+
+			stopped := false
+			if tt.window == time.Hour {
+				require.Eventually(t, func() bool { return sink.Written() == 4 }, 10*time.Second, 10*time.Millisecond, "the first throttle and the bans go at once")
+				cancel()
+				require.NoError(t, <-done)
+				stopped = true
+			}
+			require.Eventually(t, func() bool { return sink.Written() == 5 }, 10*time.Second, 10*time.Millisecond)
+
+			var got []bson.M
+			cur, err := coll.Find(context.Background(), bson.D{{Key: "type", Value: "throttle"}}, options.Find().SetSort(bson.D{{Key: "ts", Value: 1}}))
+			require.NoError(t, err)
+			require.NoError(t, cur.All(context.Background(), &got))
+			require.Len(t, got, 2)
+			assert.Equal(t, first.ID, got[0]["_id"])
+			assert.NotContains(t, got[0], "count", "one request: no count")
+			assert.NotContains(t, got[0], "first_ts")
+			assert.Equal(t, lastRepeat.ID, got[1]["_id"], "the newest repeat carries the count")
+			assert.EqualValues(t, 50, got[1]["count"])
+			assert.Equal(t, "/api/50", got[1]["path"])
+			var folded wire.Event
+			require.NoError(t, coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: lastRepeat.ID}}).Decode(&folded))
+			assert.Equal(t, now.Add(time.Millisecond), folded.FirstTS.UTC())
+			bans, err := coll.CountDocuments(context.Background(), bson.D{{Key: "type", Value: "ban"}})
+			require.NoError(t, err)
+			assert.Equal(t, int64(3), bans, "bans are never folded")
+
+			// The live stream carries the same five events.
+			require.Eventually(t, func() bool {
+				n, err := rdb.XLen(context.Background(), wire.StreamKey(prefix)).Result()
+				return err == nil && n == 5
+			}, 5*time.Second, 10*time.Millisecond)
+			if !stopped {
+				cancel()
+				require.NoError(t, <-done)
+			}
+			assert.Zero(t, sink.Dropped())
+		})
+	}
+}
+
 func TestPublishNeverBlocks(t *testing.T) {
 	t.Parallel()
 	coll := testenv.Mongo(t).Collection("events")
