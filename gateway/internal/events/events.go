@@ -1,22 +1,24 @@
 // Package events takes security events off the request path: Publish never
 // blocks, and background loops write them in batches to MongoDB
-// (bulwark.events, idempotent by _id) and to a capped Redis Stream for live
-// consumers. Repeats of an event from one client within the aggregation
-// window are folded into one event with a count, so an attacker cannot make
-// the gateway write an event per request. A failed MongoDB batch is retried
-// with backoff, in order, until it lands; meanwhile events wait in a bounded
-// queue and, when a spool directory is configured, on disk.
+// (bulwark.events, idempotent by _id, a few batches in flight) and to a
+// capped Redis Stream for live consumers. Repeats of an event from one
+// client within the aggregation window are folded into one event with a
+// count, so an attacker cannot make the gateway write an event per request.
+// With a spool directory, a batch MongoDB refuses or cannot take in time
+// waits on disk and is replayed, oldest first, in the background while new
+// events keep flowing; without one, events wait in a bounded queue and a
+// failed batch is retried with backoff until it lands.
 package events
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,10 +32,22 @@ import (
 
 // Options tunes a Sink.
 type Options struct {
-	QueueSize     int
+	// QueueSize bounds the events waiting in memory for each destination;
+	// beyond it Publish drops them (counted).
+	QueueSize int
+	// BatchSize is the most events one MongoDB insert or one Redis pipeline
+	// carries; a partial batch leaves after FlushInterval.
 	BatchSize     int
 	FlushInterval time.Duration
-	StreamMaxLen  int64
+	// Writers is how many batches are written to MongoDB at once (default
+	// DefaultWriters).
+	Writers      int
+	StreamMaxLen int64
+	// SpoolDir, when set, holds events on disk while MongoDB is down or
+	// slower than they arrive (up to SpoolMaxBytes); without it at most
+	// QueueSize events (and a batch per writer) wait in memory.
+	SpoolDir      string
+	SpoolMaxBytes int64
 	// AggregateWindow, when positive, folds repeats of an event (same
 	// client, type, route and status) within the window into one event with
 	// a count; see folds for the types that are never folded.
@@ -41,11 +55,17 @@ type Options struct {
 	// AggregateKeys caps the repeats being watched at once (default
 	// DefaultAggregateKeys); beyond it events are sent unfolded.
 	AggregateKeys int
-	// SpoolDir, when set, holds events on disk while MongoDB is down (up to
-	// SpoolMaxBytes); without it at most QueueSize events wait in memory.
-	SpoolDir      string
-	SpoolMaxBytes int64
 }
+
+// Defaults for the options a zero value leaves unset.
+const (
+	// DefaultWriters keeps a few inserts in flight: the server's work on
+	// one overlaps the network and commit waits of the others.
+	DefaultWriters = 4
+	// DefaultAggregateKeys bounds the aggregation table (about 200 bytes a
+	// key).
+	DefaultAggregateKeys = 10_000
+)
 
 // Sink fans events out to MongoDB and the Redis Stream.
 type Sink struct {
@@ -57,14 +77,17 @@ type Sink struct {
 
 	toMongo  chan wire.Event
 	toStream chan wire.Event
+	batches  chan []wire.Event // to the writers
+	spooledC chan struct{}     // wakes the replay when events are spooled
 
 	spool *spool
 	agg   *aggregator
 
-	dropped atomic.Int64
-	folded  atomic.Int64
-	written atomic.Int64
-	spooled atomic.Int64
+	dropped       atomic.Int64
+	streamDropped atomic.Int64
+	folded        atomic.Int64
+	written       atomic.Int64
+	spooled       atomic.Int64
 }
 
 // NewSink returns a sink; call Run to start its loops.
@@ -72,21 +95,27 @@ func NewSink(coll *mongo.Collection, rdb redis.UniversalClient, prefix string, o
 	if coll == nil || rdb == nil || log == nil {
 		return nil, errors.New("events: nil collection, redis client or logger")
 	}
-	if opt.QueueSize < 1 || opt.BatchSize < 1 || opt.FlushInterval <= 0 || opt.StreamMaxLen < 1 || opt.AggregateWindow < 0 || opt.AggregateKeys < 0 {
+	if opt.QueueSize < 1 || opt.BatchSize < 1 || opt.FlushInterval <= 0 || opt.StreamMaxLen < 1 ||
+		opt.Writers < 0 || opt.AggregateWindow < 0 || opt.AggregateKeys < 0 {
 		return nil, fmt.Errorf("events: invalid options %+v", opt)
+	}
+	if opt.Writers == 0 {
+		opt.Writers = DefaultWriters
 	}
 	if opt.AggregateKeys == 0 {
 		opt.AggregateKeys = DefaultAggregateKeys
+	}
+	if opt.SpoolDir != "" && opt.SpoolMaxBytes <= 0 {
+		opt.SpoolMaxBytes = 1 << 30
 	}
 	s := &Sink{
 		coll: coll, rdb: rdb, stream: wire.StreamKey(prefix), opt: opt, log: log,
 		toMongo:  make(chan wire.Event, opt.QueueSize),
 		toStream: make(chan wire.Event, opt.QueueSize),
+		batches:  make(chan []wire.Event),
+		spooledC: make(chan struct{}, 1),
 	}
 	if opt.SpoolDir != "" {
-		if opt.SpoolMaxBytes <= 0 {
-			opt.SpoolMaxBytes = 1 << 30
-		}
 		sp, err := newSpool(opt.SpoolDir, opt.SpoolMaxBytes)
 		if err != nil {
 			return nil, err
@@ -98,9 +127,6 @@ func NewSink(coll *mongo.Collection, rdb redis.UniversalClient, prefix string, o
 	}
 	return s, nil
 }
-
-// DefaultAggregateKeys bounds the aggregation table (about 200 bytes a key).
-const DefaultAggregateKeys = 10_000
 
 // NewID returns a unique, time-ordered event id.
 func NewID(now time.Time) string {
@@ -129,11 +155,17 @@ func (s *Sink) send(ev wire.Event) {
 	select {
 	case s.toStream <- ev:
 	default:
+		s.streamDropped.Add(1)
 	}
 }
 
-// Dropped is the number of events refused because the MongoDB queue was full.
+// Dropped is the number of events that never reached MongoDB: refused
+// because the queue was full, or left unwritten at shutdown.
 func (s *Sink) Dropped() int64 { return s.dropped.Load() }
+
+// StreamDropped is the number of events refused because the stream queue
+// was full.
+func (s *Sink) StreamDropped() int64 { return s.streamDropped.Load() }
 
 // Spooled is the number of events that waited on disk for MongoDB.
 func (s *Sink) Spooled() int64 { return s.spooled.Load() }
@@ -145,24 +177,30 @@ func (s *Sink) Written() int64 { return s.written.Load() }
 // they leave as the counts of folded events.
 func (s *Sink) Folded() int64 { return s.folded.Load() }
 
-// Run writes events until ctx ends, then sends what the aggregation windows
-// hold, flushes what is queued (for at most a few seconds) and returns.
+// Run writes events until ctx ends. Then it sends what the aggregation
+// windows hold, writes what is queued (giving MongoDB a few seconds; the
+// rest waits in the spool for the next start) and returns.
 func (s *Sink) Run(ctx context.Context) error {
-	loops, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
-	done := make(chan struct{}, 2)
-	go func() {
-		defer func() { done <- struct{}{} }()
-		s.streamLoop(loops)
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		s.mongoLoop(loops)
-	}()
+	stop, stopped := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopped()
+	// Writes may finish for a few seconds after stop.
+	wctx, cancelWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWrites()
+	var loops, writers sync.WaitGroup
+	loops.Go(func() { s.streamLoop(stop) })
+	loops.Go(func() { s.collect(stop) })
+	for range s.opt.Writers {
+		writers.Go(func() { s.writeLoop(stop, wctx) })
+	}
+	if s.spool != nil {
+		loops.Go(func() { s.replayLoop(stop, wctx) })
+	}
 	s.closeWindows(ctx)
-	stop()
-	<-done
-	<-done
+	stopped()
+	t := time.AfterFunc(3*time.Second, cancelWrites)
+	defer t.Stop()
+	loops.Wait()
+	writers.Wait()
 	return nil
 }
 
@@ -186,181 +224,6 @@ func (s *Sink) closeWindows(ctx context.Context) {
 			for _, ev := range s.agg.due(now) {
 				s.send(ev)
 			}
-		}
-	}
-}
-
-func (s *Sink) mongoLoop(ctx context.Context) {
-	var pending []wire.Event
-	tick := time.NewTicker(s.opt.FlushInterval)
-	defer tick.Stop()
-	backoff := time.Duration(0)
-	var retryAt time.Time
-	failed := func(err error) {
-		backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-		retryAt = time.Now().Add(backoff)
-		s.log.Warn("event write failed", "err", err, "pending", len(pending), "retry_in", backoff)
-	}
-	// park moves what waits in memory to the spool, so memory stays bounded
-	// however long MongoDB is away.
-	park := func() {
-		if s.spool == nil || len(pending) == 0 {
-			return
-		}
-		if err := s.spool.append(pending); err != nil {
-			s.log.Error("event spool write failed", "err", err)
-			return
-		}
-		s.spooled.Add(int64(len(pending)))
-		pending = nil
-	}
-	flush := func(ctx context.Context) {
-		// Spooled events are older than those in memory: they go first.
-		if s.spool != nil && !s.spool.empty() {
-			n, err := s.spool.replay(s.opt.BatchSize, func(b []wire.Event) error { return s.insert(ctx, b) })
-			s.written.Add(int64(n))
-			if err != nil {
-				failed(err)
-				park()
-				return
-			}
-		}
-		for len(pending) > 0 {
-			n := min(len(pending), s.opt.BatchSize)
-			if err := s.insert(ctx, pending[:n]); err != nil {
-				failed(err)
-				park()
-				return
-			}
-			backoff = 0
-			s.written.Add(int64(n))
-			pending = pending[n:]
-		}
-		pending = nil
-	}
-	add := func(ev wire.Event) {
-		if len(pending) >= s.opt.QueueSize {
-			park()
-		}
-		if len(pending) >= s.opt.QueueSize {
-			s.dropped.Add(1) // no spool, or the spool is full
-			return
-		}
-		pending = append(pending, ev)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			// Drain what is queued and give MongoDB a last chance; what it
-			// does not take waits in the spool for the next start.
-			for {
-				select {
-				case ev := <-s.toMongo:
-					add(ev)
-					continue
-				default:
-				}
-				break
-			}
-			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			flush(fctx)
-			cancel()
-			park()
-			if len(pending) > 0 {
-				s.log.Error("events not written at shutdown", "count", len(pending))
-			}
-			return
-		case ev := <-s.toMongo:
-			add(ev)
-			if len(pending) >= s.opt.BatchSize && time.Now().After(retryAt) {
-				flush(ctx)
-			}
-		case <-tick.C:
-			if time.Now().After(retryAt) {
-				flush(ctx)
-			}
-		}
-	}
-}
-
-// insert writes one batch. Documents already present (same _id, from a batch
-// that landed but whose reply was lost) are not an error.
-func (s *Sink) insert(ctx context.Context, batch []wire.Event) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err := s.coll.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
-	if err == nil || onlyDuplicates(err) {
-		return nil
-	}
-	return err
-}
-
-func onlyDuplicates(err error) bool {
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return false
-	}
-	for _, we := range bwe.WriteErrors {
-		if we.Code != 11000 {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *Sink) streamLoop(ctx context.Context) {
-	batch := make([]wire.Event, 0, 64)
-	send := func() {
-		if len(batch) == 0 {
-			return
-		}
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := s.rdb.Pipelined(sctx, func(p redis.Pipeliner) error {
-			for _, ev := range batch {
-				b, err := json.Marshal(ev)
-				if err != nil {
-					continue
-				}
-				p.XAdd(sctx, &redis.XAddArgs{
-					Stream: s.stream, MaxLen: s.opt.StreamMaxLen, Approx: true,
-					Values: []any{wire.StreamField, b},
-				})
-			}
-			return nil
-		})
-		if err != nil {
-			// The stream is a live view; history is in MongoDB.
-			s.log.Warn("event stream publish failed", "err", err, "count", len(batch))
-		}
-		batch = batch[:0]
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			for {
-				select {
-				case ev := <-s.toStream:
-					batch = append(batch, ev)
-					continue
-				default:
-				}
-				break
-			}
-			send()
-			return
-		case ev := <-s.toStream:
-			batch = append(batch, ev)
-		drain:
-			for len(batch) < cap(batch) {
-				select {
-				case ev := <-s.toStream:
-					batch = append(batch, ev)
-				default:
-					break drain
-				}
-			}
-			send()
 		}
 	}
 }
