@@ -8,4 +8,4 @@ root=$PWD
 . deploy/devstack.sh
 start_devstack "$root/var/bench"
 (cd scorer && go test -run '^$' -bench . -benchmem ./internal/rules/ ./internal/server/)
-(cd gateway && go test -run '^$' -bench . -benchmem ./internal/server/ ./internal/lists/ ./internal/realip/)
+(cd gateway && go test -run '^$' -bench . -benchmem ./internal/server/ ./internal/lists/ ./internal/realip/ ./internal/events/)
