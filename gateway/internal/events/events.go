@@ -35,8 +35,9 @@ type Options struct {
 	// QueueSize bounds the events waiting in memory for each destination;
 	// beyond it Publish drops them (counted).
 	QueueSize int
-	// BatchSize is the most events one MongoDB insert or one Redis pipeline
-	// carries; a partial batch leaves after FlushInterval.
+	// BatchSize is the size of a MongoDB insert (a batch spilled to the
+	// spool takes the queue behind it along) and the most XADDs in one
+	// Redis pipeline; a partial batch leaves after FlushInterval.
 	BatchSize     int
 	FlushInterval time.Duration
 	// Writers is how many batches are written to MongoDB at once (default
