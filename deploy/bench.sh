@@ -58,7 +58,7 @@ start_devstack "$root/$out"
 if [ "$BENCH_GO" != 0 ]; then
   echo; echo "== Go benchmarks"
   (cd scorer && go test -run '^$' -bench . -benchmem ./rules/ ./internal/server/)
-  (cd gateway && go test -run '^$' -bench . -benchmem ./internal/server/ ./internal/lists/ ./internal/realip/)
+  (cd gateway && go test -run '^$' -bench . -benchmem ./internal/server/ ./internal/lists/ ./internal/realip/ ./internal/events/)
   (cd dashboard && go test -run '^$' -bench . -benchmem ./internal/traffic/)
 fi
 [ "$BENCH_LOAD" != 0 ] || exit 0

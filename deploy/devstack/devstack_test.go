@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -183,5 +184,29 @@ func TestRunBadFlags(t *testing.T) {
 	}
 	if stdout.String() != "" {
 		t.Errorf("stdout = %q, want empty", stdout.String())
+	}
+}
+
+// countedValue counts how often the logger formats it.
+type countedValue struct{ n *int }
+
+func (v countedValue) LogValue() slog.Value { *v.n++; return slog.StringValue("doc") }
+
+// FerretDB attaches every SQL query's arguments with Logger.With before a
+// Debug call that is disabled: they must not be formatted unless written.
+func TestFerretLoggerFormatsOnlyWhatItWrites(t *testing.T) {
+	var buf bytes.Buffer
+	log := newFerretLogger(&buf, slog.LevelWarn)
+	n := 0
+	log.With("args", countedValue{&n}).Debug("query")
+	if n != 0 || buf.Len() != 0 {
+		t.Fatalf("a disabled record formatted its attributes %d times and wrote %q", n, buf.String())
+	}
+	log.WithGroup("sql").With("args", countedValue{&n}).Error("failed", "code", 1)
+	if n != 1 {
+		t.Fatalf("formatted %d times, want once", n)
+	}
+	if got := buf.String(); !strings.Contains(got, "msg=failed component=ferretdb sql.args=doc sql.code=1") {
+		t.Fatalf("record = %q", got)
 	}
 }

@@ -44,6 +44,13 @@ type Event struct {
 	// Degraded is set when a dependency (scorer, Redis) was unavailable and
 	// the decision was taken by a fallback.
 	Degraded bool `json:"degraded,omitempty" bson:"degraded,omitempty"`
+	// Count is how many requests the event stands for: the gateway folds
+	// repeats (same client, type, route and status within its aggregation
+	// window) into one event carrying the newest request's details. 0 and 1
+	// both mean one request; a folded event has Count ≥ 2, and FirstTS is
+	// the time of the first request it stands for (TS is the last).
+	Count   int       `json:"count,omitempty" bson:"count,omitempty"`
+	FirstTS time.Time `json:"first_ts,omitzero" bson:"first_ts,omitempty"`
 }
 
 // Geo is what a GeoIP lookup knows about an address. Local is true for

@@ -32,7 +32,7 @@ type StatsFrame struct {
 const ScoreBuckets = 10
 
 // Origin is one country events came from: where to draw its marker and how
-// many events it stands for.
+// many requests its events stand for (a folded event counts its Count).
 type Origin struct {
 	Country string  `json:"country"`
 	Lat     float64 `json:"lat"`

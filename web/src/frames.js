@@ -185,6 +185,9 @@ export function normalizeEvent(e) {
     score: e.score === null || e.score === undefined ? null : num(e.score, NaN),
     reasons: Array.isArray(e.reasons) ? e.reasons : [],
     user_agent: str(e.user_agent),
+    // A folded event stands for `count` requests since first_ts (one without).
+    count: Math.max(1, Math.trunc(num(e.count, 1))),
+    first_ts: str(e.first_ts),
   };
   if (Number.isNaN(out.score)) out.score = null;
   if (!out.id) out.id = `${out.ts}|${out.type}|${out.ip}|${out.method}|${out.path}`;

@@ -134,6 +134,11 @@ export function eventRow(doc, e) {
 
   const typeTd = el(doc, 'td', 'type');
   typeTd.append(el(doc, 'span', `badge ${typeClass(e.type)}`, e.type.replace(/_/g, ' ')));
+  if (e.count > 1) {
+    const n = el(doc, 'span', 'count', `×${formatCount(e.count)}`);
+    n.title = `${formatCount(e.count)} requests` + (e.first_ts ? ` since ${formatTime(e.first_ts)}` : '');
+    typeTd.append(doc.createTextNode(' '), n);
+  }
 
   const country = el(doc, 'td', 'country', e.geo.country || '—');
   if (e.geo.city) country.title = e.geo.city;
@@ -317,6 +322,11 @@ export function renderDetail(parts, c, admin) {
       tr.dataset.type = e.type;
       const typeTd = el(doc, 'td', 'type');
       typeTd.append(el(doc, 'span', `badge ${typeClass(e.type)}`, e.type.replace(/_/g, ' ')));
+  if (e.count > 1) {
+    const n = el(doc, 'span', 'count', `×${formatCount(e.count)}`);
+    n.title = `${formatCount(e.count)} requests` + (e.first_ts ? ` since ${formatTime(e.first_ts)}` : '');
+    typeTd.append(doc.createTextNode(' '), n);
+  }
       const when = el(doc, 'td', 'time mono', formatTime(e.ts));
       if (e.ts) when.title = e.ts;
       tr.append(

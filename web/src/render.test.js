@@ -70,6 +70,20 @@ describe('render', () => {
     expect(tr.querySelector('.badge').classList.contains('type-bruteforce_block')).toBe(true);
   });
 
+  it('shows how many requests a folded event stands for', () => {
+    const evs = mergeEvents([], [
+      ev('f', '2026-11-23T18:00:05Z', { type: 'throttle', count: 1234, first_ts: '2026-11-23T18:00:04Z' }),
+      ev('s', '2026-11-23T18:00:06Z', { type: 'throttle', count: 1 }),
+    ]);
+    const row = (id) => eventRow(document, evs.find((e) => e.id === id));
+    const n = row('f').querySelector('.type .count');
+    expect(n.textContent).toBe('×1,234');
+    expect(n.title).toMatch(/^1,234 requests since \d\d:\d\d:04$/);
+    expect(row('s').querySelector('.count')).toBeNull();
+    expect(eventRow(document, normalizeEvent({ id: 'x', type: 'ban', ip: '192.0.2.1' })).querySelector('.count')).toBeNull();
+    expect(eventRow(document, normalizeEvent({ id: 'y', type: 'ban', count: 'lots' })).querySelector('.count')).toBeNull();
+  });
+
   it('marks only scores ≥ 0.8 red and shows a dash without a score', () => {
     const [low] = mergeEvents([], [ev('l', '2026-11-23T18:00:00Z', { score: 0.79 })]);
     const [none] = mergeEvents([], [ev('n', '2026-11-23T18:00:00Z', { type: 'key_issued', score: undefined, reasons: [] })]);

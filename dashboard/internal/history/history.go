@@ -3,7 +3,9 @@
 // gateway creates (ip+ts when an IP is given, type+ts when a type is given,
 // ts otherwise) newest first, and uses only operations that both MongoDB and
 // the FerretDB test server support: find with sort and limit, and
-// aggregations of $match, $group with $sum, $sort and $limit.
+// aggregations of $match and $group with one $sum.
+// Counts are of requests: an event folded by the gateway stands for its
+// count of them.
 package history
 
 import (
@@ -12,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -165,13 +168,14 @@ func (s *Store) Events(ctx context.Context, q Query) (Page, error) {
 	return p, nil
 }
 
-// Count is how many events share a key (a type, a country, an IP).
+// Count is how many requests the events sharing a key (a type, a country,
+// an IP) stand for.
 type Count struct {
 	Key string `json:"key"`
 	N   int64  `json:"n"`
 }
 
-// TopIP is one client with its event count and country.
+// TopIP is one client with its request count and country.
 type TopIP struct {
 	IP      string `json:"ip"`
 	Country string `json:"country,omitempty"`
@@ -188,8 +192,9 @@ type Stats struct {
 	TopIPs  []TopIP   `json:"top_ips"`
 }
 
-// Stats counts events in [from, to) by type, by country and by IP (the top
-// n IPs). Each is one aggregation over the ts index.
+// Stats counts the requests behind the events in [from, to) by type, by
+// country and by IP (the top n IPs). Each is one aggregation over the ts
+// index.
 func (s *Store) Stats(ctx context.Context, from, to time.Time, n int) (Stats, error) {
 	if n < 1 || n > MaxLimit {
 		return Stats{}, fmt.Errorf("history: top %d outside [1, %d]", n, MaxLimit)
@@ -221,6 +226,7 @@ func (s *Store) Stats(ctx context.Context, from, to time.Time, n int) (Stats, er
 	}
 	// The top IPs' countries: group by ip and country together ($first and
 	// $max inside $group are not portable) and keep each IP's most frequent.
+	// (Rows come most frequent first; a tie keeps the first.)
 	inTop := append(timeRange(from, to), bson.E{Key: "ip", Value: bson.D{{Key: "$in", Value: ips}}})
 	pairs, err := s.group(ctx, inTop, bson.D{{Key: "ip", Value: "$ip"}, {Key: "country", Value: "$geo.country"}}, 0)
 	if err != nil {
@@ -233,8 +239,7 @@ func (s *Store) Stats(ctx context.Context, from, to time.Time, n int) (Stats, er
 			IP      string `bson:"ip"`
 			Country string `bson:"country"`
 		}
-		raw, err := bson.Marshal(p.ID)
-		if err != nil || bson.Unmarshal(raw, &id) != nil || id.Country == "" {
+		if p.ID.Unmarshal(&id) != nil || id.Country == "" {
 			continue
 		}
 		if p.N > best[id.IP] {
@@ -247,33 +252,79 @@ func (s *Store) Stats(ctx context.Context, from, to time.Time, n int) (Stats, er
 	return st, nil
 }
 
+// groupRow is one group: its key and the requests its events stand for.
 type groupRow struct {
-	ID any   `bson:"_id"`
-	N  int64 `bson:"n"`
+	ID bson.RawValue
+	N  int64
 }
 
-// group counts the events matching filter by key, most frequent first.
+// group counts the requests behind the events matching filter by key, most
+// first (ties by key), the first limit of them (all with limit 0).
+//
+// An event stands for count requests, or one without a count. MongoDB
+// would sum {$ifNull: ["$count", 1]}, but FerretDB v1 has no conditional
+// operator (and returns 0 for the second accumulator of a $group), so two
+// aggregations each sum one thing: the events without a count, and the
+// counts of those with one. Their rows are joined, sorted and cut here, so
+// every key's rows cross the wire.
 func (s *Store) group(ctx context.Context, filter bson.D, key any, limit int) ([]groupRow, error) {
-	pipe := mongo.Pipeline{}
-	if len(filter) > 0 {
-		pipe = append(pipe, bson.D{{Key: "$match", Value: filter}})
+	byKey := map[string]*groupRow{}
+	var rows []*groupRow
+	for _, part := range []struct {
+		counted bool
+		sum     any
+	}{{false, 1}, {true, "$count"}} {
+		match := append(append(bson.D{}, filter...), bson.E{Key: "count", Value: bson.D{{Key: "$exists", Value: part.counted}}})
+		cur, err := s.coll.Aggregate(ctx, mongo.Pipeline{
+			{{Key: "$match", Value: match}},
+			{{Key: "$group", Value: bson.D{{Key: "_id", Value: key}, {Key: "n", Value: bson.D{{Key: "$sum", Value: part.sum}}}}}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("aggregate events by %v: %w", key, err)
+		}
+		var raw []struct {
+			ID bson.RawValue `bson:"_id"`
+			N  int64         `bson:"n"`
+		}
+		if err := cur.All(ctx, &raw); err != nil {
+			return nil, fmt.Errorf("read events by %v: %w", key, err)
+		}
+		for _, r := range raw {
+			k := keyString(r.ID)
+			g := byKey[k]
+			if g == nil {
+				g = &groupRow{ID: r.ID}
+				byKey[k] = g
+				rows = append(rows, g)
+			}
+			g.N += r.N
+		}
 	}
-	pipe = append(pipe,
-		bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: key}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
-		bson.D{{Key: "$sort", Value: bson.D{{Key: "n", Value: -1}, {Key: "_id", Value: 1}}}},
-	)
-	if limit > 0 {
-		pipe = append(pipe, bson.D{{Key: "$limit", Value: limit}})
+	sort.Slice(rows, func(i, j int) bool {
+		if rows[i].N != rows[j].N {
+			return rows[i].N > rows[j].N
+		}
+		return keyString(rows[i].ID) < keyString(rows[j].ID)
+	})
+	if limit > 0 && len(rows) > limit {
+		rows = rows[:limit]
 	}
-	cur, err := s.coll.Aggregate(ctx, pipe)
-	if err != nil {
-		return nil, fmt.Errorf("aggregate events by %v: %w", key, err)
+	out := make([]groupRow, len(rows))
+	for i, g := range rows {
+		out[i] = *g
 	}
-	var rows []groupRow
-	if err := cur.All(ctx, &rows); err != nil {
-		return nil, fmt.Errorf("read events by %v: %w", key, err)
+	return out, nil
+}
+
+// keyString identifies a group key; a missing field and null are one key.
+func keyString(v bson.RawValue) string {
+	if v.Type == 0 || v.Type == bson.TypeNull {
+		return ""
 	}
-	return rows, nil
+	if str, ok := v.StringValueOK(); ok {
+		return str
+	}
+	return v.String()
 }
 
 func (s *Store) countBy(ctx context.Context, filter bson.D, field string, limit int) ([]Count, error) {
@@ -283,7 +334,7 @@ func (s *Store) countBy(ctx context.Context, filter bson.D, field string, limit 
 	}
 	out := make([]Count, 0, len(rows))
 	for _, r := range rows {
-		k, _ := r.ID.(string) // nil for events without the field
+		k, _ := r.ID.StringValueOK() // "" for events without the field
 		out = append(out, Count{Key: k, N: r.N})
 	}
 	return out, nil

@@ -154,6 +154,49 @@ func TestStats(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// A folded event stands for its count of requests, everywhere a count is
+// given; an event without one for a single request.
+func TestStatsCountRequestsOfFoldedEvents(t *testing.T) {
+	t.Parallel()
+	coll := testenv.Mongo(t).Collection("events")
+	gb, de := &wire.Geo{Country: "GB"}, &wire.Geo{Country: "DE"}
+	_, err := coll.InsertMany(context.Background(), []any{
+		// One client hammering: its first throttle, then 40 more folded.
+		wire.Event{ID: "a", TS: t0, Type: wire.EventThrottle, IP: "203.0.113.1", Geo: gb},
+		wire.Event{ID: "b", TS: t0.Add(time.Second), Type: wire.EventThrottle, IP: "203.0.113.1", Geo: gb, Count: 40, FirstTS: t0.Add(time.Millisecond)},
+		// A client seen twice from one country and folded once from another:
+		// its country is where most of its requests came from.
+		wire.Event{ID: "c", TS: t0, Type: wire.EventBan, IP: "198.51.100.2", Geo: de},
+		wire.Event{ID: "d", TS: t0, Type: wire.EventBan, IP: "198.51.100.2", Geo: de},
+		wire.Event{ID: "e", TS: t0, Type: wire.EventDenyList, IP: "198.51.100.2", Geo: gb, Count: 5},
+		// Three single events outnumber one event of two requests.
+		wire.Event{ID: "f", TS: t0, Type: wire.EventBlock, IP: "192.0.2.9"},
+		wire.Event{ID: "g", TS: t0, Type: wire.EventBlock, IP: "192.0.2.9"},
+		wire.Event{ID: "h", TS: t0, Type: wire.EventBlock, IP: "192.0.2.9"},
+		wire.Event{ID: "i", TS: t0, Type: wire.EventKeyInvalid, IP: "192.0.2.10", Count: 2},
+	})
+	require.NoError(t, err)
+	s, err := history.New(coll)
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	st, err := s.Stats(ctx, t0, t0.Add(time.Hour), 3)
+	require.NoError(t, err)
+	assert.Equal(t, int64(41+7+3+2), st.Total)
+	assert.Equal(t, []history.Count{{Key: "throttle", N: 41}, {Key: "deny_list", N: 5}, {Key: "block", N: 3}, {Key: "ban", N: 2}, {Key: "key_invalid", N: 2}}, st.ByType)
+	assert.Equal(t, []history.Count{{Key: "GB", N: 46}, {Key: "", N: 5}, {Key: "DE", N: 2}}, st.Country)
+	assert.Equal(t, []history.TopIP{{IP: "203.0.113.1", Country: "GB", N: 41}, {IP: "198.51.100.2", Country: "GB", N: 7}, {IP: "192.0.2.9", N: 3}}, st.TopIPs)
+
+	c, err := s.Client(ctx, "198.51.100.2", 10)
+	require.NoError(t, err)
+	assert.Equal(t, []history.Count{{Key: "deny_list", N: 5}, {Key: "ban", N: 2}}, c.ByType)
+	c, err = s.Client(ctx, "203.0.113.1", 10)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"b", "a"}, ids(c.Events))
+	assert.Equal(t, 40, c.Events[0].Count)
+	assert.Equal(t, t0.Add(time.Millisecond), c.Events[0].FirstTS.UTC())
+}
+
 func TestClient(t *testing.T) {
 	t.Parallel()
 	s := seed(t)

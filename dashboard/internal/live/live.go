@@ -59,6 +59,7 @@ const maxSeen = 100_000
 // sighting is what the panels need of one event.
 type sighting struct {
 	ts       int64
+	n        int64 // the requests it stands for (a folded event's count)
 	ip       string
 	geo      wire.Geo
 	score    float64
@@ -172,13 +173,13 @@ func (a *Aggregator) histogram() []int64 {
 			continue
 		}
 		b := int(s.score * wire.ScoreBuckets)
-		h[max(0, min(b, wire.ScoreBuckets-1))]++
+		h[max(0, min(b, wire.ScoreBuckets-1))] += s.n
 	}
 	return h
 }
 
-// origins counts the window's events by country, each drawn at the mean of
-// the coordinates its events carried.
+// origins counts the requests behind the window's events by country, each
+// drawn at the mean of the coordinates its events carried.
 func (a *Aggregator) origins() []wire.Origin {
 	type acc struct {
 		o        wire.Origin
@@ -195,9 +196,9 @@ func (a *Aggregator) origins() []wire.Origin {
 			c = &acc{o: wire.Origin{Country: s.geo.Country}}
 			by[s.geo.Country] = c
 		}
-		c.o.Events++
+		c.o.Events += s.n
 		if s.blocking {
-			c.o.Blocks++
+			c.o.Blocks += s.n
 		}
 		if s.geo.Lat != 0 || s.geo.Lon != 0 {
 			c.lat += s.geo.Lat
@@ -269,7 +270,7 @@ func (a *Aggregator) topOffenders(n int) []wire.Offender {
 			off = &wire.Offender{IP: o.ip}
 			by[o.ip] = off
 		}
-		off.Blocks++
+		off.Blocks += o.n
 		off.Score = o.score // the latest
 		if len(o.reasons) > 0 {
 			off.Reasons = o.reasons
@@ -385,7 +386,7 @@ func (a *Aggregator) add(msg redis.XMessage) {
 	if len(a.recent) > RecentEvents {
 		a.recent = append(a.recent[:0], a.recent[len(a.recent)-RecentEvents:]...)
 	}
-	s := sighting{ts: ev.TS.Unix(), ip: ev.IP, score: ev.Score, reasons: topReasons(ev.Reasons, 3)}
+	s := sighting{ts: ev.TS.Unix(), n: max(int64(ev.Count), 1), ip: ev.IP, score: ev.Score, reasons: topReasons(ev.Reasons, 3)}
 	if ev.Geo != nil {
 		s.geo = *ev.Geo
 	}

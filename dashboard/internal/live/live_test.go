@@ -103,3 +103,32 @@ func TestAggregator(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+// A folded event weighs its count everywhere the panels count: origins,
+// offenders and the score histogram.
+func TestFoldedEventsCountTheirRequests(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := context.Background()
+	now := time.Now()
+	london := &wire.Geo{Country: "GB", City: "London", Lat: 51.5, Lon: -0.12}
+	publish(t, rdb, prefix, wire.Event{ID: "1", TS: now.Add(-2 * time.Second), Type: wire.EventDenyList, IP: "81.2.69.142", Geo: london, Score: 0.95})
+	publish(t, rdb, prefix, wire.Event{ID: "2", TS: now.Add(-time.Second), Type: wire.EventDenyList, IP: "81.2.69.142", Geo: london, Score: 0.95,
+		Count: 37, FirstTS: now.Add(-2 * time.Second)})
+	publish(t, rdb, prefix, wire.Event{ID: "3", TS: now.Add(-time.Second), Type: wire.EventThrottle, IP: "81.2.69.143", Geo: london, Score: 0.55, Count: 2})
+
+	agg, err := live.New(rdb, live.Options{Prefix: prefix}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.NoError(t, agg.Load(ctx, now))
+	_, full, err := agg.Tick(ctx, now)
+	require.NoError(t, err)
+
+	require.Len(t, full.Events, 3)
+	assert.Equal(t, 37, full.Events[1].Count, "the feed carries the count")
+	require.Len(t, full.Origins, 1)
+	assert.Equal(t, int64(40), full.Origins[0].Events)
+	assert.Equal(t, int64(38), full.Origins[0].Blocks)
+	require.Len(t, full.TopOffenders, 1)
+	assert.Equal(t, int64(38), full.TopOffenders[0].Blocks)
+	assert.Equal(t, []int64{0, 0, 0, 0, 0, 2, 0, 0, 0, 0}, full.ScoreHistogram, "deny-list refusals are not scored")
+}

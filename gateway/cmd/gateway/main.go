@@ -115,6 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		QueueSize: cfg.Events.QueueSize, BatchSize: cfg.Events.BatchSize,
 		FlushInterval: cfg.Events.FlushInterval, StreamMaxLen: cfg.Events.StreamMaxLen,
 		SpoolDir: cfg.Events.SpoolDir, SpoolMaxBytes: cfg.Events.SpoolMaxBytes,
+		AggregateWindow: cfg.Events.AggregateWindow,
 	}, log)
 	if err != nil {
 		return err
@@ -220,7 +221,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	stopBG()
 	_ = g.Wait()
-	log.Info("stopped", "events_written", sink.Written(), "events_dropped", sink.Dropped())
+	log.Info("stopped", "events_written", sink.Written(), "events_dropped", sink.Dropped(), "events_folded", sink.Folded())
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

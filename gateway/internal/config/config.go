@@ -202,6 +202,9 @@ type Events struct {
 	StreamMaxLen  int64
 	SpoolDir      string // events wait here while MongoDB is down; "" keeps them in memory only
 	SpoolMaxBytes int64
+	// AggregateWindow folds a client's repeated events (same type, route
+	// and status) within it into one event with a count; 0 disables.
+	AggregateWindow time.Duration
 }
 
 // file mirrors the YAML document. Durations are strings so that a bad one is
@@ -243,12 +246,13 @@ type file struct {
 		FastPath       *bool    `yaml:"fast_path"`
 	} `yaml:"scoring"`
 	Events struct {
-		QueueSize     int    `yaml:"queue_size"`
-		BatchSize     int    `yaml:"batch_size"`
-		FlushInterval string `yaml:"flush_interval"`
-		StreamMaxLen  int64  `yaml:"stream_max_len"`
-		SpoolDir      string `yaml:"spool_dir"`
-		SpoolMaxBytes int64  `yaml:"spool_max_bytes"`
+		QueueSize       int    `yaml:"queue_size"`
+		BatchSize       int    `yaml:"batch_size"`
+		FlushInterval   string `yaml:"flush_interval"`
+		StreamMaxLen    int64  `yaml:"stream_max_len"`
+		SpoolDir        string `yaml:"spool_dir"`
+		SpoolMaxBytes   int64  `yaml:"spool_max_bytes"`
+		AggregateWindow string `yaml:"aggregate_window"`
 	} `yaml:"events"`
 	Admin struct {
 		Listen   string `yaml:"listen"`
@@ -346,6 +350,7 @@ func defaults() file {
 	f.Events.FlushInterval = "200ms"
 	f.Events.StreamMaxLen = 10000
 	f.Events.SpoolMaxBytes = 1 << 30
+	f.Events.AggregateWindow = "1s"
 	f.Admin.Listen = "127.0.0.1:9090"
 	f.RateLimit.RequestsPerMinute = 0
 	f.APIKey.AuthPath = "/auth"
@@ -492,12 +497,13 @@ func (f *file) validate() (*Config, error) {
 		},
 		BanTTL: dur("ban_ttl", f.BanTTL, time.Second),
 		Events: Events{
-			QueueSize:     f.Events.QueueSize,
-			BatchSize:     f.Events.BatchSize,
-			FlushInterval: dur("events.flush_interval", f.Events.FlushInterval, time.Millisecond),
-			StreamMaxLen:  f.Events.StreamMaxLen,
-			SpoolDir:      f.Events.SpoolDir,
-			SpoolMaxBytes: f.Events.SpoolMaxBytes,
+			QueueSize:       f.Events.QueueSize,
+			BatchSize:       f.Events.BatchSize,
+			FlushInterval:   dur("events.flush_interval", f.Events.FlushInterval, time.Millisecond),
+			StreamMaxLen:    f.Events.StreamMaxLen,
+			SpoolDir:        f.Events.SpoolDir,
+			SpoolMaxBytes:   f.Events.SpoolMaxBytes,
+			AggregateWindow: dur("events.aggregate_window", f.Events.AggregateWindow, 0),
 		},
 	}
 	if c.GatewayID == "" {
@@ -646,6 +652,9 @@ func (f *file) validate() (*Config, error) {
 	}
 	if c.Events.StreamMaxLen < 100 {
 		bad("events.stream_max_len", "must be at least 100, got %d", c.Events.StreamMaxLen)
+	}
+	if c.Events.AggregateWindow > time.Minute {
+		bad("events.aggregate_window", "must be at most 1m, got %s", f.Events.AggregateWindow)
 	}
 	// Admin API: never open without credentials.
 	c.Admin = Admin{Listen: f.Admin.Listen, Token: f.Admin.Token, Username: f.Admin.Username, Password: f.Admin.Password}

@@ -32,6 +32,8 @@ thresholds:
   block: 0.7
   throttle: 0.4
 ban_ttl: 3s
+events:
+  aggregate_window: 0s
 `
 
 func TestParseGood(t *testing.T) {
@@ -47,6 +49,7 @@ func TestParseGood(t *testing.T) {
 	assert.Equal(t, 0.7, cfg.BlockAt)
 	assert.Equal(t, 0.4, cfg.ThrottleAt)
 	assert.Equal(t, 3*time.Second, cfg.BanTTL)
+	assert.Zero(t, cfg.Events.AggregateWindow, "0s turns aggregation off")
 	require.Len(t, cfg.TrustedProxies, 3)
 	assert.Equal(t, "127.0.0.2/32", cfg.TrustedProxies[0].String())
 	assert.Equal(t, "10.0.0.0/8", cfg.TrustedProxies[1].String(), "IPv4-mapped prefixes are unmapped")
@@ -66,6 +69,7 @@ func TestDefaultsWithUpstreamFromEnv(t *testing.T) {
 	assert.Equal(t, "gw-7", cfg.GatewayID)
 	assert.Equal(t, 0.8, cfg.BlockAt)
 	assert.Equal(t, 50*time.Millisecond, cfg.Scorer.Timeout)
+	assert.Equal(t, time.Second, cfg.Events.AggregateWindow)
 }
 
 func TestParseBad(t *testing.T) {
@@ -85,6 +89,8 @@ func TestParseBad(t *testing.T) {
 		{"not yaml", "routes: [", []string{"config:"}},
 		{"bad client ip header", "routes: [{path: /, upstream: http://u}]\nclient_ip_header: X-Client\n", []string{`client_ip_header: must be`}},
 		{"wrong type", "routes: 7\n", []string{"config:"}},
+		{"bad aggregate window", "routes: [{path: /, upstream: http://u}]\nevents: {aggregate_window: 2m}\n", []string{"events.aggregate_window: must be at most 1m, got 2m"}},
+		{"negative aggregate window", "routes: [{path: /, upstream: http://u}]\nevents: {aggregate_window: -1s}\n", []string{"events.aggregate_window: must be at least 0s, got -1s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,20 +1,24 @@
 // Package events takes security events off the request path: Publish never
-// blocks, and two background loops write them in batches to MongoDB
-// (bulwark.events, idempotent by _id) and to a capped Redis Stream for live
-// consumers. A failed MongoDB batch is retried with backoff, in order, until
-// it lands; meanwhile events wait in a bounded queue and, when a spool
-// directory is configured, on disk.
+// blocks, and background loops write them in batches to MongoDB
+// (bulwark.events, idempotent by _id, a few batches in flight) and to a
+// capped Redis Stream for live consumers. Repeats of an event from one
+// client within the aggregation window are folded into one event with a
+// count, so an attacker cannot make the gateway write an event per request.
+// With a spool directory, a batch MongoDB refuses or cannot take in time
+// waits on disk and is replayed, oldest first, in the background while new
+// events keep flowing; without one, events wait in a bounded queue and a
+// failed batch is retried with backoff until it lands.
 package events
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,15 +32,41 @@ import (
 
 // Options tunes a Sink.
 type Options struct {
-	QueueSize     int
+	// QueueSize bounds the events waiting in memory for each destination;
+	// beyond it Publish drops them (counted).
+	QueueSize int
+	// BatchSize is the size of a MongoDB insert (a batch spilled to the
+	// spool takes the queue behind it along) and the most XADDs in one
+	// Redis pipeline; a partial batch leaves after FlushInterval.
 	BatchSize     int
 	FlushInterval time.Duration
-	StreamMaxLen  int64
-	// SpoolDir, when set, holds events on disk while MongoDB is down (up to
-	// SpoolMaxBytes); without it at most QueueSize events wait in memory.
+	// Writers is how many batches are written to MongoDB at once (default
+	// DefaultWriters).
+	Writers      int
+	StreamMaxLen int64
+	// SpoolDir, when set, holds events on disk while MongoDB is down or
+	// slower than they arrive (up to SpoolMaxBytes); without it at most
+	// QueueSize events (and a batch per writer) wait in memory.
 	SpoolDir      string
 	SpoolMaxBytes int64
+	// AggregateWindow, when positive, folds repeats of an event (same
+	// client, type, route and status) within the window into one event with
+	// a count; see folds for the types that are never folded.
+	AggregateWindow time.Duration
+	// AggregateKeys caps the repeats being watched at once (default
+	// DefaultAggregateKeys); beyond it events are sent unfolded.
+	AggregateKeys int
 }
+
+// Defaults for the options a zero value leaves unset.
+const (
+	// DefaultWriters keeps a few inserts in flight: the server's work on
+	// one overlaps the network and commit waits of the others.
+	DefaultWriters = 4
+	// DefaultAggregateKeys bounds the aggregation table (about 200 bytes a
+	// key).
+	DefaultAggregateKeys = 10_000
+)
 
 // Sink fans events out to MongoDB and the Redis Stream.
 type Sink struct {
@@ -48,12 +78,17 @@ type Sink struct {
 
 	toMongo  chan wire.Event
 	toStream chan wire.Event
+	batches  chan []wire.Event // to the writers
+	spooledC chan struct{}     // wakes the replay when events are spooled
 
 	spool *spool
+	agg   *aggregator
 
-	dropped atomic.Int64
-	written atomic.Int64
-	spooled atomic.Int64
+	dropped       atomic.Int64
+	streamDropped atomic.Int64
+	folded        atomic.Int64
+	written       atomic.Int64
+	spooled       atomic.Int64
 }
 
 // NewSink returns a sink; call Run to start its loops.
@@ -61,23 +96,35 @@ func NewSink(coll *mongo.Collection, rdb redis.UniversalClient, prefix string, o
 	if coll == nil || rdb == nil || log == nil {
 		return nil, errors.New("events: nil collection, redis client or logger")
 	}
-	if opt.QueueSize < 1 || opt.BatchSize < 1 || opt.FlushInterval <= 0 || opt.StreamMaxLen < 1 {
+	if opt.QueueSize < 1 || opt.BatchSize < 1 || opt.FlushInterval <= 0 || opt.StreamMaxLen < 1 ||
+		opt.Writers < 0 || opt.AggregateWindow < 0 || opt.AggregateKeys < 0 {
 		return nil, fmt.Errorf("events: invalid options %+v", opt)
+	}
+	if opt.Writers == 0 {
+		opt.Writers = DefaultWriters
+	}
+	if opt.AggregateKeys == 0 {
+		opt.AggregateKeys = DefaultAggregateKeys
+	}
+	if opt.SpoolDir != "" && opt.SpoolMaxBytes <= 0 {
+		opt.SpoolMaxBytes = 1 << 30
 	}
 	s := &Sink{
 		coll: coll, rdb: rdb, stream: wire.StreamKey(prefix), opt: opt, log: log,
 		toMongo:  make(chan wire.Event, opt.QueueSize),
 		toStream: make(chan wire.Event, opt.QueueSize),
+		batches:  make(chan []wire.Event),
+		spooledC: make(chan struct{}, 1),
 	}
 	if opt.SpoolDir != "" {
-		if opt.SpoolMaxBytes <= 0 {
-			opt.SpoolMaxBytes = 1 << 30
-		}
 		sp, err := newSpool(opt.SpoolDir, opt.SpoolMaxBytes)
 		if err != nil {
 			return nil, err
 		}
 		s.spool = sp
+	}
+	if opt.AggregateWindow > 0 {
+		s.agg = newAggregator(opt.AggregateWindow, opt.AggregateKeys)
 	}
 	return s, nil
 }
@@ -89,9 +136,18 @@ func NewID(now time.Time) string {
 	return strconv.FormatInt(now.UnixMilli(), 36) + "-" + hex.EncodeToString(b[:])
 }
 
-// Publish queues ev without blocking. If a queue is full the event is
-// counted as dropped for that destination.
+// Publish queues ev without blocking, or folds it into an open aggregation
+// window. If a queue is full the event is counted as dropped for that
+// destination.
 func (s *Sink) Publish(ev wire.Event) {
+	if s.agg != nil && s.agg.fold(ev, time.Now()) {
+		s.folded.Add(1)
+		return
+	}
+	s.send(ev)
+}
+
+func (s *Sink) send(ev wire.Event) {
 	select {
 	case s.toMongo <- ev:
 	default:
@@ -100,11 +156,17 @@ func (s *Sink) Publish(ev wire.Event) {
 	select {
 	case s.toStream <- ev:
 	default:
+		s.streamDropped.Add(1)
 	}
 }
 
-// Dropped is the number of events refused because the MongoDB queue was full.
+// Dropped is the number of events that never reached MongoDB: refused
+// because the queue was full, or left unwritten at shutdown.
 func (s *Sink) Dropped() int64 { return s.dropped.Load() }
+
+// StreamDropped is the number of events refused because the stream queue
+// was full.
+func (s *Sink) StreamDropped() int64 { return s.streamDropped.Load() }
 
 // Spooled is the number of events that waited on disk for MongoDB.
 func (s *Sink) Spooled() int64 { return s.spooled.Load() }
@@ -112,190 +174,57 @@ func (s *Sink) Spooled() int64 { return s.spooled.Load() }
 // Written is the number of events stored in MongoDB.
 func (s *Sink) Written() int64 { return s.written.Load() }
 
-// Run writes events until ctx ends, then flushes what is queued (for at most
-// a few seconds) and returns.
+// Folded is the number of published events held in an aggregation window:
+// they leave as the counts of folded events.
+func (s *Sink) Folded() int64 { return s.folded.Load() }
+
+// Run writes events until ctx ends. Then it sends what the aggregation
+// windows hold, writes what is queued (giving MongoDB a few seconds; the
+// rest waits in the spool for the next start) and returns.
 func (s *Sink) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		s.streamLoop(ctx)
-	}()
-	s.mongoLoop(ctx)
-	<-done
+	stop, stopped := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopped()
+	// Writes may finish for a few seconds after stop.
+	wctx, cancelWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWrites()
+	var loops, writers sync.WaitGroup
+	loops.Go(func() { s.streamLoop(stop) })
+	loops.Go(func() { s.collect(stop) })
+	for range s.opt.Writers {
+		writers.Go(func() { s.writeLoop(stop, wctx) })
+	}
+	if s.spool != nil {
+		loops.Go(func() { s.replayLoop(stop, wctx) })
+	}
+	s.closeWindows(ctx)
+	stopped()
+	t := time.AfterFunc(3*time.Second, cancelWrites)
+	defer t.Stop()
+	loops.Wait()
+	writers.Wait()
 	return nil
 }
 
-func (s *Sink) mongoLoop(ctx context.Context) {
-	var pending []wire.Event
-	tick := time.NewTicker(s.opt.FlushInterval)
-	defer tick.Stop()
-	backoff := time.Duration(0)
-	var retryAt time.Time
-	failed := func(err error) {
-		backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-		retryAt = time.Now().Add(backoff)
-		s.log.Warn("event write failed", "err", err, "pending", len(pending), "retry_in", backoff)
+// closeWindows sends the folded events of the aggregation windows as they
+// close, and those of every open window when ctx ends.
+func (s *Sink) closeWindows(ctx context.Context) {
+	if s.agg == nil {
+		<-ctx.Done()
+		return
 	}
-	// park moves what waits in memory to the spool, so memory stays bounded
-	// however long MongoDB is away.
-	park := func() {
-		if s.spool == nil || len(pending) == 0 {
-			return
-		}
-		if err := s.spool.append(pending); err != nil {
-			s.log.Error("event spool write failed", "err", err)
-			return
-		}
-		s.spooled.Add(int64(len(pending)))
-		pending = nil
-	}
-	flush := func(ctx context.Context) {
-		// Spooled events are older than those in memory: they go first.
-		if s.spool != nil && !s.spool.empty() {
-			n, err := s.spool.replay(s.opt.BatchSize, func(b []wire.Event) error { return s.insert(ctx, b) })
-			s.written.Add(int64(n))
-			if err != nil {
-				failed(err)
-				park()
-				return
-			}
-		}
-		for len(pending) > 0 {
-			n := min(len(pending), s.opt.BatchSize)
-			if err := s.insert(ctx, pending[:n]); err != nil {
-				failed(err)
-				park()
-				return
-			}
-			backoff = 0
-			s.written.Add(int64(n))
-			pending = pending[n:]
-		}
-		pending = nil
-	}
-	add := func(ev wire.Event) {
-		if len(pending) >= s.opt.QueueSize {
-			park()
-		}
-		if len(pending) >= s.opt.QueueSize {
-			s.dropped.Add(1) // no spool, or the spool is full
-			return
-		}
-		pending = append(pending, ev)
-	}
+	t := time.NewTicker(max(s.opt.AggregateWindow/4, 5*time.Millisecond))
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			// Drain what is queued and give MongoDB a last chance; what it
-			// does not take waits in the spool for the next start.
-			for {
-				select {
-				case ev := <-s.toMongo:
-					add(ev)
-					continue
-				default:
-				}
-				break
-			}
-			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			flush(fctx)
-			cancel()
-			park()
-			if len(pending) > 0 {
-				s.log.Error("events not written at shutdown", "count", len(pending))
+			for _, ev := range s.agg.all() {
+				s.send(ev)
 			}
 			return
-		case ev := <-s.toMongo:
-			add(ev)
-			if len(pending) >= s.opt.BatchSize && time.Now().After(retryAt) {
-				flush(ctx)
+		case now := <-t.C:
+			for _, ev := range s.agg.due(now) {
+				s.send(ev)
 			}
-		case <-tick.C:
-			if time.Now().After(retryAt) {
-				flush(ctx)
-			}
-		}
-	}
-}
-
-// insert writes one batch. Documents already present (same _id, from a batch
-// that landed but whose reply was lost) are not an error.
-func (s *Sink) insert(ctx context.Context, batch []wire.Event) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	_, err := s.coll.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
-	if err == nil || onlyDuplicates(err) {
-		return nil
-	}
-	return err
-}
-
-func onlyDuplicates(err error) bool {
-	var bwe mongo.BulkWriteException
-	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
-		return false
-	}
-	for _, we := range bwe.WriteErrors {
-		if we.Code != 11000 {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *Sink) streamLoop(ctx context.Context) {
-	batch := make([]wire.Event, 0, 64)
-	send := func() {
-		if len(batch) == 0 {
-			return
-		}
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := s.rdb.Pipelined(sctx, func(p redis.Pipeliner) error {
-			for _, ev := range batch {
-				b, err := json.Marshal(ev)
-				if err != nil {
-					continue
-				}
-				p.XAdd(sctx, &redis.XAddArgs{
-					Stream: s.stream, MaxLen: s.opt.StreamMaxLen, Approx: true,
-					Values: []any{wire.StreamField, b},
-				})
-			}
-			return nil
-		})
-		if err != nil {
-			// The stream is a live view; history is in MongoDB.
-			s.log.Warn("event stream publish failed", "err", err, "count", len(batch))
-		}
-		batch = batch[:0]
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			for {
-				select {
-				case ev := <-s.toStream:
-					batch = append(batch, ev)
-					continue
-				default:
-				}
-				break
-			}
-			send()
-			return
-		case ev := <-s.toStream:
-			batch = append(batch, ev)
-		drain:
-			for len(batch) < cap(batch) {
-				select {
-				case ev := <-s.toStream:
-					batch = append(batch, ev)
-				default:
-					break drain
-				}
-			}
-			send()
 		}
 	}
 }

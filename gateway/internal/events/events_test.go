@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -114,6 +115,85 @@ func TestSinkWritesMongoAndStream(t *testing.T) {
 	assert.Zero(t, sink.Dropped())
 }
 
+// A hammering client: its first throttle is written at once, the repeats
+// as one event with a count when the window closes, and bans are never
+// folded. What the window holds at shutdown is written too.
+func TestSinkFoldsRepeats(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		window time.Duration
+	}{{"window closes", 100 * time.Millisecond}, {"shutdown", time.Hour}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			coll := testenv.Mongo(t).Collection("events")
+			rdb, prefix := testenv.Redis(t)
+			sink, err := events.NewSink(coll, rdb, prefix, events.Options{QueueSize: 100, BatchSize: 10, FlushInterval: 10 * time.Millisecond,
+				StreamMaxLen: 1000, AggregateWindow: tt.window}, slog.New(slog.DiscardHandler))
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- sink.Run(ctx) }()
+
+			now := time.Now().UTC().Truncate(time.Millisecond)
+			ev := func(i int, typ wire.EventType) wire.Event {
+				ts := now.Add(time.Duration(i) * time.Millisecond)
+				return wire.Event{ID: events.NewID(ts), TS: ts, Type: typ, IP: "203.0.113.7", Route: "/api", Path: fmt.Sprintf("/api/%d", i), Status: 429}
+			}
+			first := ev(0, wire.EventThrottle)
+			sink.Publish(first)
+			var lastRepeat wire.Event
+			for i := 1; i <= 50; i++ {
+				lastRepeat = ev(i, wire.EventThrottle)
+				sink.Publish(lastRepeat)
+			}
+			for i := range 3 {
+				sink.Publish(ev(100+i, wire.EventBan))
+			}
+			assert.Equal(t, int64(50), sink.Folded(), "every repeat waits in the window")
+
+			stopped := false
+			if tt.window == time.Hour {
+				require.Eventually(t, func() bool { return sink.Written() == 4 }, 10*time.Second, 10*time.Millisecond, "the first throttle and the bans go at once")
+				cancel()
+				require.NoError(t, <-done)
+				stopped = true
+			}
+			require.Eventually(t, func() bool { return sink.Written() == 5 }, 10*time.Second, 10*time.Millisecond)
+
+			var got []bson.M
+			cur, err := coll.Find(context.Background(), bson.D{{Key: "type", Value: "throttle"}}, options.Find().SetSort(bson.D{{Key: "ts", Value: 1}}))
+			require.NoError(t, err)
+			require.NoError(t, cur.All(context.Background(), &got))
+			require.Len(t, got, 2)
+			assert.Equal(t, first.ID, got[0]["_id"])
+			assert.NotContains(t, got[0], "count", "one request: no count")
+			assert.NotContains(t, got[0], "first_ts")
+			assert.Equal(t, lastRepeat.ID, got[1]["_id"], "the newest repeat carries the count")
+			assert.EqualValues(t, 50, got[1]["count"])
+			assert.Equal(t, "/api/50", got[1]["path"])
+			var folded wire.Event
+			require.NoError(t, coll.FindOne(context.Background(), bson.D{{Key: "_id", Value: lastRepeat.ID}}).Decode(&folded))
+			assert.Equal(t, now.Add(time.Millisecond), folded.FirstTS.UTC())
+			bans, err := coll.CountDocuments(context.Background(), bson.D{{Key: "type", Value: "ban"}})
+			require.NoError(t, err)
+			assert.Equal(t, int64(3), bans, "bans are never folded")
+
+			// The live stream carries the same five events.
+			require.Eventually(t, func() bool {
+				n, err := rdb.XLen(context.Background(), wire.StreamKey(prefix)).Result()
+				return err == nil && n == 5
+			}, 5*time.Second, 10*time.Millisecond)
+			if !stopped {
+				cancel()
+				require.NoError(t, <-done)
+			}
+			assert.Zero(t, sink.Dropped())
+		})
+	}
+}
+
 func TestPublishNeverBlocks(t *testing.T) {
 	t.Parallel()
 	coll := testenv.Mongo(t).Collection("events")
@@ -189,6 +269,97 @@ func TestSpoolKeepsEventsThroughAnOutage(t *testing.T) {
 		gotIDs = append(gotIDs, ev.ID)
 	}
 	assert.Equal(t, append(ids, "ev-40"), gotIDs, "every event, once, in order")
-	_, err = os.Stat(filepath.Join(dir, "events.jsonl"))
-	assert.True(t, os.IsNotExist(err), "the spool is emptied once written")
+	assert.Empty(t, spoolFiles(t, dir), "the spool is emptied once written")
+}
+
+// MongoDB that accepts connections but never answers: every writer hangs
+// on its batch. A burst far larger than the queue is spilled to the spool
+// instead of being dropped.
+func TestSpoolTakesWhatTheWritersCannot(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	silent, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + ln.Addr().String() + "/").SetServerSelectionTimeout(3 * time.Second))
+	require.NoError(t, err)
+	dir := t.TempDir()
+	sink, err := events.NewSink(silent.Database("x").Collection("events"), rdb, prefix, events.Options{QueueSize: 64, BatchSize: 8,
+		FlushInterval: 10 * time.Millisecond, StreamMaxLen: 1000, Writers: 2, SpoolDir: dir}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(ctx) }()
+	for i := range 200 {
+		sink.Publish(wire.Event{ID: fmt.Sprintf("ev-%03d", i), Type: wire.EventBan, IP: "203.0.113.9"})
+		if i%4 == 3 {
+			time.Sleep(time.Millisecond) // about 4000 a second
+		}
+	}
+	require.Eventually(t, func() bool { return sink.Spooled() >= 150 }, 2*time.Second, 5*time.Millisecond, "spilled while the writers hang")
+	assert.Zero(t, sink.Written())
+	cancel()
+	require.NoError(t, <-done)
+	assert.Zero(t, sink.Dropped())
+	assert.Equal(t, int64(200), sink.Spooled(), "at shutdown the rest joins them")
+}
+
+// After a long outage the spool holds a large backlog. Replaying it must
+// not stop the sink from taking new events: they are written (or spooled)
+// meanwhile, none is dropped, and the backlog lands too. The backlog here is
+// the single spool file of earlier versions, which is replayed first.
+func TestSpoolReplayDoesNotStopNewEvents(t *testing.T) {
+	t.Parallel()
+	coll := testenv.Mongo(t).Collection("events")
+	rdb, prefix := testenv.Redis(t)
+	dir := t.TempDir()
+	const backlog, fresh = 3000, 300
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var lines []byte
+	for i := range backlog {
+		b, err := json.Marshal(wire.Event{ID: fmt.Sprintf("old-%04d", i), TS: now.Add(time.Duration(i) * time.Millisecond), Type: wire.EventBan, IP: "203.0.113.9",
+			Reasons: []wire.Reason{{Feature: "burst", Value: 40, Contribution: 0.9}}})
+		require.NoError(t, err)
+		lines = append(append(lines, b...), '\n')
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "events.jsonl"), lines, 0o600))
+
+	// A queue of 16: a writer loop that stopped to replay would overflow it
+	// within milliseconds.
+	sink, err := events.NewSink(coll, rdb, prefix, events.Options{QueueSize: 16, BatchSize: 50, FlushInterval: 10 * time.Millisecond,
+		StreamMaxLen: 10000, SpoolDir: dir}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sink.Run(ctx) }()
+	for i := range fresh {
+		sink.Publish(wire.Event{ID: fmt.Sprintf("new-%04d", i), TS: now.Add(time.Hour + time.Duration(i)*time.Millisecond), Type: wire.EventBan, IP: "203.0.113.10"})
+		time.Sleep(time.Millisecond)
+	}
+	require.Eventually(t, func() bool { return sink.Written() >= backlog+fresh }, 60*time.Second, 50*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	assert.Zero(t, sink.Dropped(), "no event is dropped while the backlog is replayed")
+	n, err := coll.CountDocuments(context.Background(), bson.D{})
+	require.NoError(t, err)
+	assert.Equal(t, int64(backlog+fresh), n, "every event once")
+	assert.Empty(t, spoolFiles(t, dir))
+}
+
+func spoolFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.jsonl"))
+	require.NoError(t, err)
+	return files
 }
