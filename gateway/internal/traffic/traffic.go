@@ -3,9 +3,10 @@
 // the behavioural features the scorer needs (sensitive-path hits, upstream
 // error and auth-failure answers, distinct paths, runs of sequential ids,
 // recent inter-arrival times, a fixed-window visit counter) and bans.
-// Observe costs one round trip (a Lua script) per request; RecordResponse
-// one more, only for 4xx answers. Keys are hash-tagged by IP so each script
-// stays on one Redis Cluster slot.
+// Observe costs one round trip (a Lua script on one 92-byte string per
+// client) per request, sent in a pipeline with the other requests waiting
+// at the same moment; RecordResponse one more, only for 4xx answers. Keys
+// are hash-tagged by IP so each script stays on one Redis Cluster slot.
 package traffic
 
 import (
@@ -70,7 +71,9 @@ type Store struct {
 	batch  *batcher
 }
 
-// New returns a Store whose keys all start with prefix.
+// New returns a Store whose keys all start with prefix. It starts the
+// batcher's workers, which live as long as the process (one Store per
+// gateway).
 func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 	if rdb == nil {
 		return nil, errors.New("traffic: nil redis client")
