@@ -266,3 +266,13 @@ func TestUnknownRouteIs404(t *testing.T) {
 	w := f.get("127.0.0.14:1", "/anything/at/all?x=1")
 	assert.Equal(t, http.StatusOK, w.Code, "the catch-all route takes every path")
 }
+
+func TestRequestIDsAreUniqueAndValid(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		id := server.NewRequestID()
+		require.True(t, server.ValidID(id), id)
+		require.False(t, seen[id], "duplicate %s", id)
+		seen[id] = true
+	}
+}

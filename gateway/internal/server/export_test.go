@@ -1,0 +1,7 @@
+package server
+
+// Hooks for the black-box tests.
+var (
+	NewRequestID = newRequestID
+	ValidID      = validID
+)
