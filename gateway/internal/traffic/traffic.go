@@ -425,55 +425,46 @@ func (s *Store) observePipelined(ctx context.Context, keys []string, args []any,
 func noScript(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") }
 
 // Regularity returns the number of gaps between the times (Unix ms, newest
-// first, as the list keeps them) and the gaps' coefficient of variation
-// (population standard deviation / mean). Equal times give gaps of 0; when
-// every gap is 0 the CV is 0 (perfectly regular).
+// first) and the gaps' coefficient of variation (population standard
+// deviation / mean). Equal times give gaps of 0; when every gap is 0 the CV
+// is 0 (perfectly regular).
 func Regularity(times []int64) (int, float64) {
-	n := len(times) - 1
-	if n < 1 {
+	if len(times) < 2 {
 		return 0, 0
 	}
-	var sum float64
-	gaps := make([]float64, n)
-	for i := range n {
+	gaps := make([]float64, len(times)-1)
+	for i := range gaps {
 		gaps[i] = math.Abs(float64(times[i] - times[i+1]))
-		sum += gaps[i]
 	}
-	mean := sum / float64(n)
-	if mean == 0 {
-		return n, 0
-	}
-	var sq float64
-	for _, g := range gaps {
-		sq += (g - mean) * (g - mean)
-	}
-	return n, math.Sqrt(sq/float64(n)) / mean
+	return len(gaps), cv(gaps)
 }
 
 // regularityOfGaps is Regularity for the gaps the state keeps, decoded
 // from their log-scale codes (wire.GapMs).
 func regularityOfGaps(codes []uint8) (int, float64) {
-	n := len(codes)
-	gaps := make([]float64, n)
+	gaps := make([]float64, len(codes))
 	for i, c := range codes {
 		gaps[i] = wire.GapMs(c)
 	}
-	if n < 1 {
-		return 0, 0
-	}
+	return len(gaps), cv(gaps)
+}
+
+// cv is the coefficient of variation of gaps; 0 when there are none or
+// they are all 0.
+func cv(gaps []float64) float64 {
 	var sum float64
 	for _, g := range gaps {
 		sum += g
 	}
-	mean := sum / float64(n)
-	if mean == 0 {
-		return n, 0
+	if sum == 0 {
+		return 0
 	}
+	mean := sum / float64(len(gaps))
 	var sq float64
 	for _, g := range gaps {
 		sq += (g - mean) * (g - mean)
 	}
-	return n, math.Sqrt(sq/float64(n)) / mean
+	return math.Sqrt(sq/float64(len(gaps))) / mean
 }
 
 // recordResponse counts one upstream answer in the client's state: every
