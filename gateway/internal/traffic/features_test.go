@@ -170,11 +170,12 @@ func TestSequentialRunsGoOneWay(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	ip := netip.MustParseAddr("203.0.113.10")
-	t0 := time.Unix(1_800_000_000, 0)
+	at := time.Unix(1_800_000_000, 0)
 	run := func(ids ...string) []int64 {
 		var out []int64
-		for i, id := range ids {
-			o, err := s.Observe(ctx, ip, t0.Add(time.Duration(i)*time.Second), traffic.Describe("/p/"+id, nil, time.Minute))
+		for _, id := range ids {
+			at = at.Add(time.Second)
+			o, err := s.Observe(ctx, ip, at, traffic.Describe("/p/"+id, nil, time.Minute))
 			require.NoError(t, err)
 			out = append(out, o.SequentialIDs)
 		}

@@ -130,8 +130,12 @@ local function add(o, n, w, t)
   local i = o + floor(t / w) % n
   if f[i] < 255 then f[i] = f[i] + 1 end
 end
--- The aux rings (sensitive, 4xx, auth) move on whole seconds.
+-- The aux rings (sensitive, 4xx, auth) move on whole seconds. A state
+-- more than 2 s ahead was written by a gateway whose clock is ahead (or is
+-- corrupt): its rings start again from now rather than piling every
+-- request into the bucket of that future time.
 local function aux(sec)
+  if f[4] > sec + 2 then f[4] = 0 end
   local t = math.max(sec, f[4])
   advance(RS, 4, 20, f[4], t)
   advance(RE, 4, 20, f[4], t)
@@ -156,6 +160,10 @@ if ban > 0 or ban == -1 then
 end
 ` + stateLua + `
 local now = tonumber(ARGV[1])
+if last > now + 2000 then
+  -- written by a clock more than 2 s ahead: start the windows from now
+  last, f[NG] = 0, 0
+end
 local t = math.max(now, last)
 local had = last > 0
 advance(R1, 11, 100, last, t)

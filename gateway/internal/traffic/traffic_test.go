@@ -178,3 +178,29 @@ func TestStateIsTheWireRecord(t *testing.T) {
 	require.NoError(t, err)
 	assert.InDelta(t, 62*time.Second, ttl, float64(time.Second))
 }
+
+// TestClockAheadDoesNotPileUp: a gateway whose clock runs an hour ahead
+// writes one request; the others, on time, must not count every later
+// request into that future bucket (a client would read 41 in 1 s after 40
+// requests at one every 2 s, and be banned).
+func TestClockAheadDoesNotPileUp(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	ip := netip.MustParseAddr("192.0.2.150")
+	t0 := time.Unix(1_800_001_000, 0)
+	_, err := s.Observe(ctx, ip, t0.Add(time.Hour), root)
+	require.NoError(t, err)
+	var o traffic.Observation
+	for i := range 40 {
+		o, err = s.Observe(ctx, ip, t0.Add(time.Duration(i)*2*time.Second), root)
+		require.NoError(t, err)
+		require.LessOrEqual(t, o.Count1s, int64(2), "request %d", i)
+	}
+	assert.LessOrEqual(t, o.Count10s, int64(6))
+	// Upstream answers recorded by the on-time gateways count too.
+	require.NoError(t, s.RecordResponse(ctx, ip, t0.Add(80*time.Second), 404))
+	o, err = s.Observe(ctx, ip, t0.Add(81*time.Second), root)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), o.Errors4xx)
+}
