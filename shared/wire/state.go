@@ -12,9 +12,9 @@ import (
 func ClientKey(prefix, ip string) string { return prefix + "{" + ip + "}" }
 
 // ClientStateVersion is the first byte of every state the gateways write.
-const ClientStateVersion = 2
+const ClientStateVersion = 3
 
-// ClientStateSize is the length of a version-2 state in bytes.
+// ClientStateSize is the length of a version-3 state in bytes.
 const ClientStateSize = 92
 
 // The rings of a client's state: Buckets buckets of Width each. A sliding
@@ -47,9 +47,11 @@ const (
 //	4×B   upstream 4xx answers, 20 s buckets
 //	4×B   upstream 401/403 answers, 20 s buckets
 //	B     gaps kept; 11×B inter-arrival gaps, newest first, as GapCode
-//	4×i4  distinct-paths bitmap of this minute; B its bits set; H estimate
-//	      of the last minute
-//	H     enumeration pattern hash; I4 last id (mod 2^32); B run; b direction
+//	4×i4  distinct-paths bitmap of this minute; B its bits set; B estimate
+//	      of the last minute (at most 255)
+//	H     enumeration pattern hash; I4 last id (mod 2^32); B run×4 +
+//	      direction+1 (run at most 63); H second (mod 2^16) of the last
+//	      request on the pattern (a run not extended for 60 s is over)
 //	H     visits in the fixed visit window; I4 how long before the last
 //	      request (ms) the window started
 //
@@ -70,14 +72,17 @@ type ClientState struct {
 	GapCodes      [MaxGaps]uint8
 	Paths         [PathBits / 32]int32
 	PathsOnes     uint8
-	PathsPrevious uint16
+	PathsPrevious uint8
 	SeqPattern    uint16
 	SeqID         uint32
-	SeqRun        uint8
-	SeqDir        int8
+	SeqRunDir     uint8
+	SeqSecond     uint16
 	Visits        uint16
 	VisitAgeMs    uint32
 }
+
+// SeqRun is the length of the current run of sequential ids.
+func (s *ClientState) SeqRun() uint8 { return s.SeqRunDir / 4 }
 
 // LastMs is the last request's time in Unix ms (0: none).
 func (s *ClientState) LastMs() int64 { return int64(s.LastSecond)*1000 + int64(s.LastMilli) }
@@ -115,8 +120,8 @@ func DecodeClientState(b []byte) (ClientState, error) {
 	for j := range s.Paths {
 		s.Paths[j] = int32(u32())
 	}
-	s.PathsOnes, s.PathsPrevious = u8(), u16()
-	s.SeqPattern, s.SeqID, s.SeqRun, s.SeqDir = u16(), u32(), u8(), int8(u8())
+	s.PathsOnes, s.PathsPrevious = u8(), u8()
+	s.SeqPattern, s.SeqID, s.SeqRunDir, s.SeqSecond = u16(), u32(), u8(), u16()
 	s.Visits, s.VisitAgeMs = u16(), u32()
 	return s, nil
 }
@@ -141,11 +146,11 @@ func (s *ClientState) Encode() []byte {
 	for _, v := range s.Paths {
 		b = le.AppendUint32(b, uint32(v))
 	}
-	b = append(b, s.PathsOnes)
-	b = le.AppendUint16(b, s.PathsPrevious)
+	b = append(b, s.PathsOnes, s.PathsPrevious)
 	b = le.AppendUint16(b, s.SeqPattern)
 	b = le.AppendUint32(b, s.SeqID)
-	b = append(b, s.SeqRun, uint8(s.SeqDir))
+	b = append(b, s.SeqRunDir)
+	b = le.AppendUint16(b, s.SeqSecond)
 	b = le.AppendUint16(b, s.Visits)
 	b = le.AppendUint32(b, s.VisitAgeMs)
 	return b

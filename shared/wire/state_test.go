@@ -8,7 +8,7 @@ import (
 )
 
 func TestClientStateRoundTrip(t *testing.T) {
-	st := wire.ClientState{LastSecond: 1_800_000_000, LastMilli: 999, AuxSecond: 1_800_000_001, Gaps: 3, SeqDir: -1, SeqRun: 4, SeqID: 41, Visits: 9, VisitAgeMs: 5000}
+	st := wire.ClientState{LastSecond: 1_800_000_000, LastMilli: 999, AuxSecond: 1_800_000_001, Gaps: 3, SeqRunDir: 4*4 + 0, SeqSecond: 65000, SeqID: 41, Visits: 9, VisitAgeMs: 5000}
 	st.R1s[3], st.R10s[5], st.R60s[6], st.Sensitive[1], st.Errors4xx[2], st.AuthFailures[3] = 1, 2, 3, 4, 5, 6
 	st.GapCodes[0], st.Paths[0], st.Paths[3], st.PathsOnes, st.PathsPrevious, st.SeqPattern = 99, -5, 7, 2, 42, 0xbeef
 	b := st.Encode()
@@ -22,13 +22,16 @@ func TestClientStateRoundTrip(t *testing.T) {
 	if got != st {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, st)
 	}
+	if got.SeqRun() != 4 {
+		t.Fatalf("SeqRun %d", got.SeqRun())
+	}
 	if got.LastMs() != 1_800_000_000_999 {
 		t.Fatalf("LastMs %d", got.LastMs())
 	}
 	if _, err := wire.DecodeClientState(b[:len(b)-1]); err == nil {
 		t.Fatal("a short state decoded")
 	}
-	b[0] = 1
+	b[0] = 2
 	if _, err := wire.DecodeClientState(b); err == nil {
 		t.Fatal("an older version decoded")
 	}

@@ -282,3 +282,31 @@ func TestLoginOf(t *testing.T) {
 	withKey.Header.Set("X-API-Key", "k")
 	assert.Regexp(t, `^key:`, traffic.DescribeRequest(withKey, sensitive, time.Minute).Principal)
 }
+
+// TestSequentialRunEndsAfterAMinute: a run not extended for 60 s is over,
+// however busy the client stays elsewhere.
+func TestSequentialRunEndsAfterAMinute(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	ip := netip.MustParseAddr("203.0.113.11")
+	at := time.Unix(1_800_000_000, 0)
+	var o traffic.Observation
+	var err error
+	for _, id := range []string{"1", "2", "3", "4"} {
+		at = at.Add(time.Second)
+		o, err = s.Observe(ctx, ip, at, traffic.Describe("/items/"+id, nil, time.Minute))
+		require.NoError(t, err)
+	}
+	require.Equal(t, int64(3), o.SequentialIDs)
+	for range 20 { // browsing elsewhere every 5 s
+		at = at.Add(5 * time.Second)
+		o, err = s.Observe(ctx, ip, at, root)
+		require.NoError(t, err)
+	}
+	assert.Zero(t, o.SequentialIDs)
+	// And the next id on the old pattern starts a new run.
+	o, err = s.Observe(ctx, ip, at.Add(time.Second), traffic.Describe("/items/5", nil, time.Minute))
+	require.NoError(t, err)
+	assert.Zero(t, o.SequentialIDs)
+}

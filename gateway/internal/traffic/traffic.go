@@ -103,8 +103,8 @@ func (s *Store) stateKey(ip netip.Addr) string { return wire.ClientKey(s.prefix,
 // stateLua is shared by observe and recordResponse: it unpacks the state
 // into f (or starts an empty one) and defines the ring helpers.
 var stateLua = `
-local FMT = '<BI4HI4` + strings.Repeat("B", 11+6+7+12+1+11) + `i4i4i4i4BHHI4BbHI4'
-local R1, R10, R60, RS, RE, RA, NG, GAP, BM, ONES, PREV, SP, SI, SR, SD, VC, VO = 5, 16, 22, 29, 33, 37, 41, 42, 53, 57, 58, 59, 60, 61, 62, 63, 64
+local FMT = '<BI4HI4` + strings.Repeat("B", 11+6+7+12+1+11) + `i4i4i4i4BBHI4BHHI4'
+local R1, R10, R60, RS, RE, RA, NG, GAP, BM, ONES, PREV, SP, SI, SRD, SS, VC, VO = 5, 16, 22, 29, 33, 37, 41, 42, 53, 57, 58, 59, 60, 61, 62, 63, 64
 local floor = math.floor
 local raw = redis.call('GET', KEYS[1])
 local f
@@ -191,7 +191,7 @@ local function est(ones)
 end
 local e0, e1 = floor(last / 60000), floor(t / 60000)
 if e1 ~= e0 then
-  if e1 == e0 + 1 then f[PREV] = math.min(floor(est(f[ONES]) + 0.5), 65535) else f[PREV] = 0 end
+  if e1 == e0 + 1 then f[PREV] = math.min(floor(est(f[ONES]) + 0.5), 255) else f[PREV] = 0 end
   f[BM], f[BM + 1], f[BM + 2], f[BM + 3], f[ONES] = 0, 0, 0, 0, 0
 end
 local b = tonumber(ARGV[2])
@@ -200,7 +200,15 @@ if bit.band(f[w], m) == 0 then
   f[w], f[ONES] = bit.bor(f[w], m), f[ONES] + 1
 end
 
--- Sequential ids: the pattern as a 16-bit hash, the id modulo 2^32.
+-- Sequential ids: the pattern as a 16-bit hash, the id modulo 2^32, the
+-- run (at most 63) and its direction in one byte, and the second (mod
+-- 2^16) of the last request on the pattern: a run not extended for 60 s
+-- is over.
+local sr, sd = floor(f[SRD] / 4), f[SRD] % 4 - 1
+local secnow = floor(t / 1000) % 65536
+if f[SP] ~= 0 and (secnow - f[SS]) % 65536 > 60 then
+  f[SP], sr, sd = 0, 0, 0
+end
 local pat = tonumber(ARGV[4])
 if pat ~= 0 then
   local id = tonumber(ARGV[5]) % 4294967296
@@ -208,13 +216,14 @@ if pat ~= 0 then
   if f[SP] == pat and had then
     local d = id - f[SI]
     if d == 0 then
-      run, dir = f[SR], f[SD]
-    elseif (d == 1 or d == -1) and (f[SD] == 0 or f[SD] == d) then
-      run, dir = math.min(f[SR] + 1, 255), d
+      run, dir = sr, sd
+    elseif (d == 1 or d == -1) and (sd == 0 or sd == d) then
+      run, dir = math.min(sr + 1, 63), d
     end
   end
-  f[SP], f[SI], f[SR], f[SD] = pat, id, run, dir
+  f[SP], f[SI], f[SS], sr, sd = pat, id, secnow, run, dir
 end
+f[SRD] = sr * 4 + sd + 1
 
 -- The visit window starts at a client's first visit; VO is how long
 -- before the last request it started.
@@ -247,7 +256,7 @@ func features(st *wire.ClientState) Observation {
 		SensitiveHits: round(window(st.Sensitive[:], wire.AuxWidthSeconds, sec)),
 		Errors4xx:     round(window(st.Errors4xx[:], wire.AuxWidthSeconds, sec)),
 		AuthFailures:  round(window(st.AuthFailures[:], wire.AuxWidthSeconds, sec)),
-		SequentialIDs: int64(st.SeqRun),
+		SequentialIDs: int64(st.SeqRun()),
 	}
 	fade := float64(st.PathsPrevious) * (1 - float64(t%wire.PathEpochMs)/wire.PathEpochMs)
 	o.DistinctPaths = max(round(linearCount(int(st.PathsOnes))), round(fade))
