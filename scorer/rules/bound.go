@@ -7,6 +7,12 @@ import (
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
+// Version names this rules engine's semantics. The scorer publishes it
+// with its profile and a gateway bounds scores only with the same version:
+// bump it whenever a change could make Score return more for the same
+// profile and features.
+const Version = "1"
+
 // Observed maps what a gateway observed (a score request) to the features
 // that need no geo lookup; Country, ASN and travel stay unknown.
 func Observed(req *wire.ScoreRequest, addr netip.Addr) Features {

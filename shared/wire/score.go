@@ -1,5 +1,10 @@
 package wire
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
 // ScoreRequest carries what the gateway observed about one client, gathered
 // from Redis in the request's single round trip. The scorer is stateless:
 // everything it needs is in here. Every count is per client IP.
@@ -58,6 +63,10 @@ type ScoreResponse struct {
 	// matched (a verified crawler), if any.
 	Profile string `json:"profile,omitempty"`
 	Allow   string `json:"allow,omitempty"`
+	// ProfileHash names the exact profile that scored: ProfileHashOf the
+	// body the scorer serves at GET /v1/profile. A gateway that bounds
+	// scores with another profile stops until it has read this one.
+	ProfileHash string `json:"profile_hash,omitempty"`
 }
 
 // ScoreBatchRequest scores many clients in one call.
@@ -68,4 +77,17 @@ type ScoreBatchRequest struct {
 // ScoreBatchResponse holds one response per request, in order.
 type ScoreBatchResponse struct {
 	Responses []ScoreResponse `json:"responses"`
+}
+
+// RulesVersionHeader is the response header of GET /v1/profile naming the
+// version of the rules engine (scorer/rules.Version) the profile is
+// evaluated with; a gateway that runs another version must not bound
+// scores with it.
+const RulesVersionHeader = "X-Bulwark-Rules-Version"
+
+// ProfileHashOf names a profile by the bytes the scorer serves for it: the
+// first 16 hex digits of their SHA-256.
+func ProfileHashOf(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:8])
 }

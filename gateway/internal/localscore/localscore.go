@@ -13,12 +13,21 @@
 //     scorer's own score for the request: an outage never makes the gateway
 //     stricter).
 //
-// The profile is read again every SyncInterval, so a scorer reloaded with
-// another profile is followed within that time.
+// The bound is only as good as the profile it is computed with, so the
+// gateway bounds only with a profile it is sure the scorer runs: the whole
+// profile (every key present: a partial or empty answer is refused, never
+// filled in with defaults), for the same rules engine version
+// (wire.RulesVersionHeader), and no other. Every scorer answer names its
+// profile (wire.ScoreResponse.ProfileHash); an answer naming another one
+// drops the bound at once and the profile is read again. A failed read
+// drops it too: until the profile is known again every request is scored,
+// exactly as with the fast path off. The profile is also read every
+// SyncInterval.
 package localscore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,15 +46,24 @@ const Profile = "fallback"
 // SyncInterval is how often the scorer's profile is read again.
 const SyncInterval = 5 * time.Second
 
-// Fetch returns the scorer's active profile as JSON (GET /v1/profile).
-type Fetch func(ctx context.Context) ([]byte, error)
+// Fetch returns the scorer's active profile as JSON (GET /v1/profile) and
+// the rules version it names (wire.RulesVersionHeader).
+type Fetch func(ctx context.Context) (body []byte, rulesVersion string, err error)
 
 // Rules holds the scorer's active profile, compiled.
 type Rules struct {
 	fetch  Fetch
 	log    *slog.Logger
-	synced atomic.Pointer[rules.Config] // nil until the scorer's profile is known
+	synced atomic.Pointer[synced] // nil while the scorer's profile is not known for sure
+	last   atomic.Pointer[rules.Config]
+	kick   chan struct{}
 	def    rules.Config
+}
+
+// synced is the scorer's profile as the gateway read it.
+type synced struct {
+	cfg  rules.Config
+	hash string
 }
 
 // New returns Rules that read the profile with fetch; until the first
@@ -55,26 +73,81 @@ func New(fetch Fetch, log *slog.Logger) (*Rules, error) {
 	if fetch == nil || log == nil {
 		return nil, errors.New("localscore: nil fetch or logger")
 	}
-	return &Rules{fetch: fetch, log: log, def: rules.DefaultConfig()}, nil
+	return &Rules{fetch: fetch, log: log, def: rules.DefaultConfig(), kick: make(chan struct{}, 1)}, nil
 }
 
-// Sync reads and compiles the scorer's profile. On failure the profile
-// known before (if any) stays.
+// Sync reads and compiles the scorer's profile. On failure the bound is
+// dropped until a read succeeds.
 func (r *Rules) Sync(ctx context.Context) error {
-	b, err := r.fetch(ctx)
+	cfg, hash, err := r.read(ctx)
 	if err != nil {
+		r.synced.Store(nil)
 		return fmt.Errorf("scorer profile: %w", err)
+	}
+	if old := r.synced.Load(); old == nil || old.hash != hash {
+		r.log.Info("scorer profile loaded", "profile", cfg.Name, "profile_hash", hash)
+	}
+	r.synced.Store(&synced{cfg: cfg, hash: hash})
+	r.last.Store(&cfg)
+	return nil
+}
+
+func (r *Rules) read(ctx context.Context) (rules.Config, string, error) {
+	b, version, err := r.fetch(ctx)
+	if err != nil {
+		return rules.Config{}, "", err
+	}
+	if version != rules.Version {
+		return rules.Config{}, "", fmt.Errorf("scorer runs rules version %q, this gateway %q", version, rules.Version)
+	}
+	if err := complete(b); err != nil {
+		return rules.Config{}, "", err
 	}
 	p, err := profile.Parse(b) // JSON is YAML; Parse validates
 	if err != nil {
-		return fmt.Errorf("scorer profile: %w", err)
+		return rules.Config{}, "", err
 	}
-	cfg := p.Rules()
-	if old := r.synced.Load(); old == nil || old.Name != cfg.Name {
-		r.log.Info("scorer profile loaded", "profile", cfg.Name)
+	return p.Rules(), wire.ProfileHashOf(b), nil
+}
+
+// complete refuses a profile document that leaves anything out: Parse
+// would fill the gaps with defaults, which need not be what the scorer
+// runs.
+func complete(b []byte) error {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("not a JSON object: %w", err)
 	}
-	r.synced.Store(&cfg)
+	for _, k := range []string{"name", "combine", "features", "allow", "thresholds"} {
+		if _, ok := doc[k]; !ok {
+			return fmt.Errorf("%s: missing", k)
+		}
+	}
+	var features map[string]json.RawMessage
+	if err := json.Unmarshal(doc["features"], &features); err != nil {
+		return fmt.Errorf("features: %w", err)
+	}
+	for _, name := range rules.FeatureNames {
+		if _, ok := features[name]; !ok {
+			return fmt.Errorf("features.%s: missing", name)
+		}
+	}
 	return nil
+}
+
+// Check takes the profile hash a scorer answer names. When it is not the
+// profile the bound is computed with, the bound is dropped at once and the
+// profile read again.
+func (r *Rules) Check(hash string) {
+	s := r.synced.Load()
+	if hash == "" || s == nil || s.hash == hash {
+		return
+	}
+	r.synced.Store(nil)
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Run syncs every interval until ctx ends; failures are logged, the last
@@ -98,6 +171,7 @@ func (r *Rules) Run(ctx context.Context, interval time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-r.kick:
 		}
 	}
 }
@@ -107,28 +181,30 @@ func (r *Rules) Run(ctx context.Context, interval time.Duration) error {
 // scorer's answer, from the same evaluation), and true; or false when the
 // scorer's profile is not known yet.
 func (r *Rules) Bound(req *wire.ScoreRequest, addr netip.Addr) (bound, local float64, ok bool) {
-	cfg := r.synced.Load()
-	if cfg == nil {
+	s := r.synced.Load()
+	if s == nil {
 		return 0, 0, false
 	}
 	f := rules.Observed(req, addr)
-	bound, local = cfg.Bounds(&f, req.PrevIP != "")
+	bound, local = s.cfg.Bounds(&f, req.PrevIP != "")
 	return bound, local, true
 }
 
 // NoProfile is a Fetch for a gateway without a scorer profile: Bound never
 // answers and Fallback uses the default profile.
-func NoProfile(context.Context) ([]byte, error) { return nil, errors.New("no scorer profile") }
+func NoProfile(context.Context) ([]byte, string, error) {
+	return nil, "", errors.New("no scorer profile")
+}
 
 // EstimateProfile names the score the gateway records for a request it
 // forwarded on its bound (Bound's local score).
 const EstimateProfile = "local"
 
-// Fallback scores req without the scorer: the scorer's profile (the
-// default one until it is known) with geo, hosting and travel unknown.
+// Fallback scores req without the scorer: the scorer's profile as last
+// read (the default one until then) with geo, hosting and travel unknown.
 // block and throttle are the gateway's thresholds, used for the level.
 func (r *Rules) Fallback(req wire.ScoreRequest, addr netip.Addr, block, throttle float64) wire.ScoreResponse {
-	cfg := r.synced.Load()
+	cfg := r.last.Load()
 	if cfg == nil {
 		cfg = &r.def
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
 	"github.com/bulwarkgw/bulwark/scorer/profile"
+	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -28,11 +29,12 @@ var (
 // served returns a Fetch answering what the scorer's GET /v1/profile
 // answers for the built-in profile name: the profile as JSON.
 func served(t *testing.T, name string) localscore.Fetch {
+	t.Helper()
 	p, err := profile.Builtin(name)
 	require.NoError(t, err)
 	b, err := json.Marshal(p)
 	require.NoError(t, err)
-	return func(context.Context) ([]byte, error) { return b, nil }
+	return func(context.Context) ([]byte, string, error) { return b, rules.Version, nil }
 }
 
 func TestFallback(t *testing.T) {
@@ -72,7 +74,7 @@ func TestFallback(t *testing.T) {
 }
 
 func TestNoBoundUntilTheProfileIsKnown(t *testing.T) {
-	fail := func(context.Context) ([]byte, error) { return nil, errors.New("scorer down") }
+	fail := func(context.Context) ([]byte, string, error) { return nil, "", errors.New("scorer down") }
 	r, err := localscore.New(fail, quiet)
 	require.NoError(t, err)
 	req := wire.ScoreRequest{Count1s: 1, UserAgent: chrome}
@@ -81,11 +83,80 @@ func TestNoBoundUntilTheProfileIsKnown(t *testing.T) {
 	require.Error(t, r.Sync(context.Background()))
 	_, _, ok = r.Bound(&req, home)
 	assert.False(t, ok)
+}
 
-	bad := func(context.Context) ([]byte, error) { return []byte(`{"combine": "median"}`), nil }
-	r, err = localscore.New(bad, quiet)
+// TestOnlyTheScorersExactProfileBounds: anything short of the whole
+// profile, for this rules version, is refused, and so is a profile that
+// was read once but can no longer be (the bound is dropped, not kept).
+func TestOnlyTheScorersExactProfileBounds(t *testing.T) {
+	full, _, err := served(t, "default")(context.Background())
 	require.NoError(t, err)
-	require.Error(t, r.Sync(context.Background()), "an invalid profile is refused")
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(full, &doc))
+	delete(doc["features"].(map[string]any), "geo")
+	partial, err := json.Marshal(doc)
+	require.NoError(t, err)
+	req := wire.ScoreRequest{Count1s: 1, UserAgent: chrome}
+	for name, answer := range map[string]struct {
+		body    []byte
+		version string
+	}{
+		"empty object":          {[]byte(`{}`), rules.Version},
+		"null":                  {[]byte(`null`), rules.Version},
+		"a feature left out":    {partial, rules.Version},
+		"another rules version": {full, rules.Version + "-next"},
+		"invalid":               {[]byte(`{"combine": "median"}`), rules.Version},
+	} {
+		r, err := localscore.New(func(context.Context) ([]byte, string, error) { return answer.body, answer.version, nil }, quiet)
+		require.NoError(t, err)
+		assert.Error(t, r.Sync(context.Background()), name)
+		_, _, ok := r.Bound(&req, home)
+		assert.False(t, ok, name)
+	}
+
+	// Read once, then the scorer cannot be read: no bound any more.
+	up := true
+	r, err := localscore.New(func(ctx context.Context) ([]byte, string, error) {
+		if !up {
+			return nil, "", errors.New("scorer down")
+		}
+		return full, rules.Version, nil
+	}, quiet)
+	require.NoError(t, err)
+	require.NoError(t, r.Sync(context.Background()))
+	_, _, ok := r.Bound(&req, home)
+	require.True(t, ok)
+	up = false
+	require.Error(t, r.Sync(context.Background()))
+	_, _, ok = r.Bound(&req, home)
+	assert.False(t, ok)
+}
+
+// TestAnswerFromAnotherProfileDropsTheBound: the scorer reloaded; its
+// next answer names the new profile and the gateway stops bounding with
+// the old one until it has read the new one.
+func TestAnswerFromAnotherProfileDropsTheBound(t *testing.T) {
+	fetch := served(t, "default")
+	r, err := localscore.New(fetch, quiet)
+	require.NoError(t, err)
+	require.NoError(t, r.Sync(context.Background()))
+	body, _, err := fetch(context.Background())
+	require.NoError(t, err)
+	req := wire.ScoreRequest{Count1s: 1, UserAgent: chrome}
+
+	r.Check(wire.ProfileHashOf(body)) // the same profile: nothing changes
+	_, _, ok := r.Bound(&req, home)
+	require.True(t, ok)
+	r.Check("") // a scorer that names no profile: nothing to compare
+	_, _, ok = r.Bound(&req, home)
+	require.True(t, ok)
+
+	r.Check("0123456789abcdef")
+	_, _, ok = r.Bound(&req, home)
+	assert.False(t, ok, "an answer from another profile stops the fast path")
+	require.NoError(t, r.Sync(context.Background()))
+	_, _, ok = r.Bound(&req, home)
+	assert.True(t, ok)
 }
 
 // TestBoundFollowsTheScorersProfile: the same request is under the

@@ -199,23 +199,23 @@ func (c *Client) Profile(ctx context.Context) (Profile, error) {
 }
 
 // RawProfile returns the scorer's active profile as the scorer serves it
-// (GET /v1/profile, JSON), at most 1 MiB.
-func (c *Client) RawProfile(ctx context.Context) ([]byte, error) {
+// (GET /v1/profile, JSON, at most 1 MiB) and the rules version it names.
+func (c *Client) RawProfile(ctx context.Context) ([]byte, string, error) {
 	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/profile", nil)
 	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		return nil, "", fmt.Errorf("profile: %w", err)
 	}
 	resp, err := c.http.Do(hr)
 	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		return nil, "", fmt.Errorf("profile: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("profile: scorer answered %s", resp.Status)
+		return nil, "", fmt.Errorf("profile: scorer answered %s", resp.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		return nil, "", fmt.Errorf("profile: %w", err)
 	}
-	return b, nil
+	return b, resp.Header.Get(wire.RulesVersionHeader), nil
 }

@@ -370,6 +370,7 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 			res = p.local.Fallback(req, v.ip, cfg.BlockAt, cfg.ThrottleAt)
 		} else {
 			p.d.Metrics.scored("scorer")
+			p.local.Check(res.ProfileHash) // another profile than the bound's: stop bounding
 		}
 		v.score = res
 		err = next(c)

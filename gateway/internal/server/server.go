@@ -66,6 +66,7 @@ type Scorer interface {
 // without it (package localscore).
 type LocalScorer interface {
 	Bound(req *wire.ScoreRequest, addr netip.Addr) (bound, local float64, ok bool)
+	Check(profileHash string)
 	Fallback(req wire.ScoreRequest, addr netip.Addr, block, throttle float64) wire.ScoreResponse
 }
 

@@ -9,6 +9,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,10 +51,13 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
-// active is a profile and its compiled rules, swapped as one.
+// active is a profile, its compiled rules and the JSON GET /v1/profile
+// serves for it (hash names it in every score), swapped as one.
 type active struct {
 	profile *profile.Profile
 	rules   rules.Config
+	body    []byte
+	hash    string
 }
 
 type server struct {
@@ -74,7 +78,11 @@ type Handler struct {
 // SetProfile makes p (already valid) the active profile for every request
 // that starts after it returns.
 func (h *Handler) SetProfile(p *profile.Profile) {
-	h.s.active.Store(&active{profile: p, rules: p.Rules()})
+	body, err := json.Marshal(p)
+	if err != nil { // a Profile is plain data; this cannot fail
+		panic(fmt.Sprintf("server: encode profile: %v", err))
+	}
+	h.s.active.Store(&active{profile: p, rules: p.Rules(), body: body, hash: wire.ProfileHashOf(body)})
 }
 
 // New returns the scorer's HTTP handler.
@@ -120,8 +128,12 @@ func (s *server) health(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// showProfile serves the active profile and the version of the rules
+// engine it runs on: what a gateway needs to bound scores exactly as this
+// scorer makes them.
 func (s *server) showProfile(c echo.Context) error {
-	return c.JSON(http.StatusOK, s.active.Load().profile)
+	c.Response().Header().Set(wire.RulesVersionHeader, rules.Version)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, s.active.Load().body)
 }
 
 func (s *server) score(c echo.Context) error {
@@ -179,7 +191,7 @@ func (s *server) scoreOne(a *active, req *wire.ScoreRequest, addr netip.Addr) wi
 	s.scores.WithLabelValues(res.Level).Inc()
 	return wire.ScoreResponse{
 		Score: res.Score, Reasons: res.Reasons, Geo: g,
-		Level: res.Level, Profile: a.rules.Name, Allow: res.Allow,
+		Level: res.Level, Profile: a.rules.Name, Allow: res.Allow, ProfileHash: a.hash,
 	}
 }
 

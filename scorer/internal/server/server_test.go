@@ -17,6 +17,7 @@ import (
 	"github.com/bulwarkgw/bulwark/scorer/internal/geo"
 	"github.com/bulwarkgw/bulwark/scorer/internal/server"
 	"github.com/bulwarkgw/bulwark/scorer/profile"
+	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 	"github.com/labstack/echo/v4"
 	"github.com/stretchr/testify/assert"
@@ -221,6 +222,13 @@ func TestSetProfileAndMetrics(t *testing.T) {
 
 	rec = do(h, http.MethodGet, "/v1/profile", nil)
 	assert.Contains(t, rec.Body.String(), `"name":"seed-002"`)
+	// The profile names the rules engine it runs on, and every score names
+	// the profile by the hash of exactly these bytes.
+	assert.Equal(t, rules.Version, rec.Header().Get(wire.RulesVersionHeader))
+	assert.Equal(t, wire.ProfileHashOf(rec.Body.Bytes()), got.ProfileHash)
+	again, err := profile.Parse(rec.Body.Bytes())
+	require.NoError(t, err)
+	assert.Equal(t, seed.Rules(), again.Rules(), "the served JSON reads back as the same rules")
 
 	rec = do(h, http.MethodGet, "/metrics", nil)
 	require.Equal(t, http.StatusOK, rec.Code)
