@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -82,7 +83,49 @@ func clientFrom(t *testing.T, ip string) *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
 }
 
-func freeAddr(t *testing.T) string {
+// freeAddr picks a free port for a service the test starts later. The port
+// is closed before the service binds it, so it comes from below the
+// kernel's ephemeral range (quietAddrs), where no outgoing connection of
+// this busy machine can take it in between.
+func freeAddr(t *testing.T) string { return quietAddrs(t, 1)[0] }
+
+// quietAddrs returns n distinct free loopback addresses on ports between
+// 20000 (above make detect's fixed ports) and the kernel's ephemeral range.
+// A port from the ephemeral range can be taken by any outgoing connection
+// (a simulator in a test running alongside, a load generator on the
+// machine) between the check and the service's own bind; on a busy machine
+// that range can even run out.
+func quietAddrs(t *testing.T, n int) []string {
+	ephemeral := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		_, _ = fmt.Sscan(string(b), &ephemeral)
+	}
+	const lowest = 20000
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	for try := 0; len(lns) < n && try < 1000 && ephemeral > lowest+1000; try++ {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", lowest+rand.IntN(ephemeral-lowest)))
+		if err == nil {
+			lns = append(lns, ln)
+		}
+	}
+	out := make([]string, 0, n)
+	for _, ln := range lns {
+		out = append(out, ln.Addr().String())
+	}
+	for len(out) < n { // no room below the ephemeral range
+		out = append(out, anyAddr(t))
+	}
+	return out
+}
+
+// anyAddr is a port from the ephemeral range, for when there is no room
+// below it.
+func anyAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -104,13 +147,22 @@ func start(t *testing.T, name, bin, addr string, env ...string) {
 	cmd.Env = append(os.Environ(), append(env, "BULWARK_LISTEN="+addr)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// done closes when the process has exited; waitErr is then its status.
+	// Both the cleanup and the health loop may look, so it is a closed
+	// channel rather than one value to receive.
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
+		select {
+		case <-done: // it exited on its own; the health loop reported it
+			return
+		default:
+		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case err := <-exited:
-			assert.NoError(t, err, "%s did not stop cleanly:\n%s", name, out)
+		case <-done:
+			assert.NoError(t, waitErr, "%s did not stop cleanly:\n%s", name, out)
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
 			t.Errorf("%s did not stop within 15s", name)
@@ -129,8 +181,8 @@ func start(t *testing.T, name, bin, addr string, env ...string) {
 			}
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("%s exited: %v\n%s", name, err, out)
+		case <-done:
+			t.Fatalf("%s exited: %v\n%s", name, waitErr, out)
 		default:
 		}
 		if time.Now().After(deadline) {

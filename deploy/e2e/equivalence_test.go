@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -149,40 +147,6 @@ scoring:
 		}
 	})
 	return equivalenceStack{bins: bins, fast: fast, ref: ref, tee: newTee("http://"+fast.addr, "http://"+ref.addr)}
-}
-
-// quietAddrs returns n distinct free loopback addresses on ports between
-// 20000 (above make detect's fixed ports) and the kernel's ephemeral range.
-// freeAddr's ports come from that range, where any outgoing connection (a
-// simulator in a test running alongside, a load generator on the machine)
-// can take one between the check and the service's own bind; on a busy
-// machine the range can even run out.
-func quietAddrs(t *testing.T, n int) []string {
-	ephemeral := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		_, _ = fmt.Sscan(string(b), &ephemeral)
-	}
-	const lowest = 20000
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for try := 0; len(lns) < n && try < 1000 && ephemeral > lowest+1000; try++ {
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", lowest+rand.IntN(ephemeral-lowest)))
-		if err == nil {
-			lns = append(lns, ln)
-		}
-	}
-	out := make([]string, 0, n)
-	for _, ln := range lns {
-		out = append(out, ln.Addr().String())
-	}
-	for len(out) < n { // no room below the ephemeral range
-		out = append(out, freeAddr(t))
-	}
-	return out
 }
 
 // decision is what a gateway did with a request.
