@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -53,6 +54,12 @@ type adminDeps struct {
 
 // newAdmin builds the admin API on its own listener, or nothing when it is
 // off (no address or no credentials).
+// Limits of POST /v1/check's fields: a login is a name, not a payload.
+const (
+	maxCheckLogin    = 256
+	maxCheckPassword = 1024
+)
+
 func newAdmin(cfg *config.Config, gw *server.Gateway, rl *reloader, d adminDeps) (*http.Server, net.Listener, error) {
 	if !cfg.Admin.Enabled() {
 		d.log.Warn("admin API disabled: set admin.token (BULWARK_ADMIN_TOKEN) or admin.username and admin.password")
@@ -109,11 +116,22 @@ func newAdmin(cfg *config.Config, gw *server.Gateway, rl *reloader, d adminDeps)
 		if err := c.Bind(&req); err != nil {
 			return echo.NewHTTPError(http.StatusBadRequest, "body must be JSON {\"login\",\"password\",\"ip\"}")
 		}
+		switch login := strings.TrimSpace(req.Login); {
+		case login == "":
+			return echo.NewHTTPError(http.StatusBadRequest, "login: required")
+		case len(req.Login) > maxCheckLogin:
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("login: at most %d bytes", maxCheckLogin))
+		case len(req.Password) > maxCheckPassword:
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("password: at most %d bytes", maxCheckPassword))
+		}
 		ip, err := netip.ParseAddr(req.IP)
 		if err != nil {
 			return echo.NewHTTPError(http.StatusBadRequest, "ip: not an IP address")
 		}
 		ok, err := gw.Check(c.Request().Context(), req.Login, req.Password, ip.Unmap())
+		if errors.Is(err, bruteforce.ErrInvalid) {
+			return echo.NewHTTPError(http.StatusBadRequest, "invalid login or ip")
+		}
 		if err != nil {
 			d.log.Warn("check failed", "err", err)
 			return echo.NewHTTPError(http.StatusServiceUnavailable, "check unavailable")

@@ -67,6 +67,21 @@ func TestS33ThreeBucketsAndS34Expiry(t *testing.T) {
 
 	r := s.adminPost("/v1/check", `{"login":"x","password":"y","ip":"garbage"}`)
 	assert.Equal(t, http.StatusBadRequest, r.Code, "an invalid ip is refused, not bucketed together")
+
+	// Bad input is the caller's error (400, saying which field), never an
+	// outage (503).
+	for body, want := range map[string]string{
+		`{"password":"y","ip":"10.0.0.1"}`:                                        "login: required",
+		`{"login":"","password":"y","ip":"10.0.0.1"}`:                             "login: required",
+		`{"login":"  \t ","password":"y","ip":"10.0.0.1"}`:                        "login: required",
+		`{"login":"` + strings.Repeat("a", 100_000) + `","ip":"10.0.0.1"}`:        "login: at most 256 bytes",
+		`{"login":"a","password":"` + strings.Repeat("p", 2000) + `","ip":"::1"}`: "password: at most 1024 bytes",
+		`not json`: "body must be JSON",
+	} {
+		r := s.adminPost("/v1/check", body)
+		assert.Equal(t, http.StatusBadRequest, r.Code, body[:min(len(body), 60)])
+		assert.Contains(t, r.Body, want, body[:min(len(body), 60)])
+	}
 }
 
 func TestS35AdminBucketReset(t *testing.T) {
