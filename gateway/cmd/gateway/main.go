@@ -38,6 +38,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/scorer/rules"
 )
 
 func main() {
@@ -98,13 +99,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	go warnOnThresholds(ctx, client, cfg, log)
 	// The scorer's own rules, in the gateway: the fast path's bound and the
 	// fallback score.
 	local, err := localscore.New(client.RawProfile, log)
 	if err != nil {
 		return err
 	}
+	// The gateway enforces its own thresholds; say so when the scorer's
+	// profile levels clients at others (read with the profile, not again).
+	local.OnLoad(func(p rules.Config) {
+		if p.Block != cfg.BlockAt || p.Throttle != cfg.ThrottleAt {
+			log.Warn("scorer profile thresholds differ from the gateway's; the gateway's apply",
+				"profile", p.Name, "profile_block", p.Block, "profile_throttle", p.Throttle,
+				"block", cfg.BlockAt, "throttle", cfg.ThrottleAt)
+		}
+	})
 	go func() { _ = local.Run(ctx, localscore.SyncInterval) }()
 	// A client's score is reused briefly while its counts hold steady.
 	scorer, err := scorecache.New(client, cfg.Scoring.CacheTTL, cfg.Scoring.CacheTolerance, time.Now)
@@ -271,22 +280,5 @@ func sweep(ctx context.Context, coll *mongo.Collection, retention time.Duration,
 			return
 		case <-t.C:
 		}
-	}
-}
-
-// warnOnThresholds logs when the scorer's profile levels clients at other
-// thresholds than the gateway enforces (the gateway's win; see the README).
-func warnOnThresholds(ctx context.Context, client *scoreclient.Client, cfg *config.Config, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	p, err := client.Profile(ctx)
-	if err != nil {
-		log.Warn("scorer profile not checked", "err", err)
-		return
-	}
-	if p.Thresholds.Block != cfg.BlockAt || p.Thresholds.Throttle != cfg.ThrottleAt {
-		log.Warn("scorer profile thresholds differ from the gateway's; the gateway's apply",
-			"profile", p.Name, "profile_block", p.Thresholds.Block, "profile_throttle", p.Thresholds.Throttle,
-			"block", cfg.BlockAt, "throttle", cfg.ThrottleAt)
 	}
 }

@@ -58,6 +58,7 @@ type Rules struct {
 	last   atomic.Pointer[rules.Config]
 	kick   chan struct{}
 	def    rules.Config
+	onLoad atomic.Pointer[func(rules.Config)]
 }
 
 // synced is the scorer's profile as the gateway read it.
@@ -86,6 +87,9 @@ func (r *Rules) Sync(ctx context.Context) error {
 	}
 	if old := r.synced.Load(); old == nil || old.hash != hash {
 		r.log.Info("scorer profile loaded", "profile", cfg.Name, "profile_hash", hash)
+		if fn := r.onLoad.Load(); fn != nil {
+			(*fn)(cfg)
+		}
 	}
 	r.synced.Store(&synced{cfg: cfg, hash: hash})
 	r.last.Store(&cfg)
@@ -134,6 +138,10 @@ func complete(b []byte) error {
 	}
 	return nil
 }
+
+// OnLoad calls fn with every profile Sync loads that differs from the one
+// before (the gateway compares its thresholds with the profile's).
+func (r *Rules) OnLoad(fn func(rules.Config)) { r.onLoad.Store(&fn) }
 
 // Check takes the profile hash a scorer answer names. When it is not the
 // profile the bound is computed with, the bound is dropped at once and the

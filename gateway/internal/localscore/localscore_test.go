@@ -210,3 +210,18 @@ func TestFallbackBoundedAndMonotone(t *testing.T) {
 		}
 	}
 }
+
+// TestOnLoadOncePerProfile: the gateway's threshold check runs when a
+// profile is loaded, not on every read of the same one.
+func TestOnLoadOncePerProfile(t *testing.T) {
+	name := "default"
+	r, err := localscore.New(func(ctx context.Context) ([]byte, string, error) { return served(t, name)(ctx) }, quiet)
+	require.NoError(t, err)
+	var loaded []string
+	r.OnLoad(func(c rules.Config) { loaded = append(loaded, c.Name) })
+	require.NoError(t, r.Sync(context.Background()))
+	require.NoError(t, r.Sync(context.Background()))
+	name = "seed-002"
+	require.NoError(t, r.Sync(context.Background()))
+	assert.Equal(t, []string{"default", "seed-002"}, loaded)
+}

@@ -167,37 +167,6 @@ func (c *Client) score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreRe
 	return out, nil
 }
 
-// Profile is what the gateway needs of the scorer's active profile.
-type Profile struct {
-	Name       string `json:"name"`
-	Thresholds struct {
-		Block    float64 `json:"block"`
-		Throttle float64 `json:"throttle"`
-	} `json:"thresholds"`
-}
-
-// Profile fetches the scorer's active profile (GET /v1/profile), so that
-// the gateway can check its thresholds against the profile's.
-func (c *Client) Profile(ctx context.Context) (Profile, error) {
-	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/profile", nil)
-	if err != nil {
-		return Profile{}, fmt.Errorf("profile: %w", err)
-	}
-	resp, err := c.http.Do(hr)
-	if err != nil {
-		return Profile{}, fmt.Errorf("profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return Profile{}, fmt.Errorf("profile: scorer answered %s", resp.Status)
-	}
-	var p Profile
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&p); err != nil {
-		return Profile{}, fmt.Errorf("profile: decode: %w", err)
-	}
-	return p, nil
-}
-
 // RawProfile returns the scorer's active profile as the scorer serves it
 // (GET /v1/profile, JSON, at most 1 MiB) and the rules version it names.
 func (c *Client) RawProfile(ctx context.Context) ([]byte, string, error) {

@@ -116,20 +116,29 @@ func TestProfile(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
+		w.Header().Set(wire.RulesVersionHeader, "1")
 		_, _ = w.Write([]byte(`{"name":"seed-002","combine":"capped_sum","thresholds":{"block":0.7,"throttle":0.7}}`))
 	}))
 	defer srv.Close()
 	c, err := scoreclient.New(srv.URL, time.Second)
 	require.NoError(t, err)
-	p, err := c.Profile(context.Background())
+	body, version, err := c.RawProfile(context.Background())
 	require.NoError(t, err)
+	assert.Equal(t, "1", version)
+	var p struct {
+		Name       string `json:"name"`
+		Thresholds struct {
+			Block, Throttle float64
+		} `json:"thresholds"`
+	}
+	require.NoError(t, json.Unmarshal(body, &p))
 	assert.Equal(t, "seed-002", p.Name)
 	assert.Equal(t, 0.7, p.Thresholds.Block)
 	assert.Equal(t, 0.7, p.Thresholds.Throttle)
 
 	bad, err := scoreclient.New(srv.URL+"/nope", time.Second)
 	require.NoError(t, err)
-	_, err = bad.Profile(context.Background())
+	_, _, err = bad.RawProfile(context.Background())
 	assert.ErrorContains(t, err, "404")
 }
 
