@@ -29,7 +29,6 @@ const (
 	MaxGaps                        = 11       // inter-arrival gaps kept (the last 12 requests)
 	PathBits                       = 128      // distinct-paths bitmap (linear counting)
 	PathEpochMs                    = 60000    // the bitmap restarts every minute
-	MaxBucket                      = 255      // buckets saturate here
 )
 
 // ClientState is a client's traffic state as the gateways keep it in Redis
@@ -57,7 +56,7 @@ const (
 //
 // Bucket i of a ring holds the requests of every time t with
 // floor(t/width) mod buckets == i that is still inside the ring; every
-// bucket saturates at MaxBucket.
+// bucket is a byte and saturates at 255.
 type ClientState struct {
 	LastSecond    uint32
 	LastMilli     uint16

@@ -36,14 +36,15 @@ type Observation struct {
 	SensitiveHits int64
 	// Upstream answers in 60 s (RecordResponse): every 4xx, and 401/403.
 	Errors4xx, AuthFailures int64
-	// DistinctPaths in 60 s (at most MaxPaths).
+	// DistinctPaths in about the last minute: a linear-counting estimate
+	// (see the state's layout), at most 621.
 	DistinctPaths int64
 	// SequentialIDs is the length of the client's current run of
 	// neighbouring ids on one path pattern: steps of +1 (or of -1), always
 	// the same way.
 	SequentialIDs int64
 	// Intervals gaps between the client's last requests (at most
-	// Timestamps-1) and their coefficient of variation.
+	// wire.MaxGaps) and their coefficient of variation.
 	Intervals  int
 	IntervalCV float64
 	// PrevIP is the other address the request's principal was last seen
@@ -55,14 +56,6 @@ type Observation struct {
 	Banned bool
 	BanTTL time.Duration
 }
-
-// Limits of the per-client state.
-const (
-	// MaxPaths bounds the distinct paths remembered per client.
-	MaxPaths = 256
-	// Timestamps is how many recent request times are kept per client.
-	Timestamps = 12
-)
 
 // Store reads and writes client state in Redis.
 type Store struct {
@@ -441,23 +434,9 @@ func (s *Store) observePipelined(ctx context.Context, keys []string, args []any,
 
 func noScript(err error) bool { return err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") }
 
-// Regularity returns the number of gaps between the times (Unix ms, newest
-// first) and the gaps' coefficient of variation (population standard
-// deviation / mean). Equal times give gaps of 0; when every gap is 0 the CV
-// is 0 (perfectly regular).
-func Regularity(times []int64) (int, float64) {
-	if len(times) < 2 {
-		return 0, 0
-	}
-	gaps := make([]float64, len(times)-1)
-	for i := range gaps {
-		gaps[i] = math.Abs(float64(times[i] - times[i+1]))
-	}
-	return len(gaps), cv(gaps)
-}
-
-// regularityOfGaps is Regularity for the gaps the state keeps, decoded
-// from their log-scale codes (wire.GapMs).
+// regularityOfGaps returns the number of gaps the state keeps and their
+// coefficient of variation (population standard deviation / mean), the
+// gaps decoded from their log-scale codes (wire.GapMs).
 func regularityOfGaps(codes []uint8) (int, float64) {
 	gaps := make([]float64, len(codes))
 	for i, c := range codes {
