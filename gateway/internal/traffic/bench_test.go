@@ -1,0 +1,97 @@
+package traffic_test
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+// info reads one numeric field of a Redis INFO section.
+func info(b *testing.B, rdb *redis.Client, section, field string) float64 {
+	b.Helper()
+	s, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(s, "\r\n") {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	b.Fatalf("INFO %s has no %s", section, field)
+	return 0
+}
+
+// BenchmarkObserve is the traffic store as make bench's legit load uses
+// it: 32 concurrent requests from 50,000 distinct clients, each client
+// coming back every few seconds of (simulated) time, through the batcher.
+// It reports what the budget per request counts in Redis: its CPU
+// (used_cpu_sys + used_cpu_user over the requests), the round trips, and
+// the memory each tracked client costs (used_memory over the clients,
+// Redis's table growth included). Other clients of the server count too:
+// run it on a private one (make bench does).
+func BenchmarkObserve(b *testing.B) {
+	rdb, prefix := testenv.Redis(b)
+	trips := &pipelines{}
+	rdb.AddHook(trips)
+	s, err := traffic.New(rdb, prefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const clients, workers = 50_000, 32
+	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 200 + byte(i>>16), byte(i >> 8), byte(i)}) }
+	b.Cleanup(func() { // faster than testenv's key-by-key cleanup
+		for from := 0; from < clients; from += 1000 {
+			_, _ = rdb.Pipelined(context.Background(), func(p redis.Pipeliner) error {
+				for i := from; i < min(from+1000, clients); i++ {
+					p.Unlink(context.Background(), wire.ClientKey(prefix, ip(i).String()))
+				}
+				return nil
+			})
+		}
+	})
+	ctx := context.Background()
+	t0 := time.Now()
+	mem0 := info(b, rdb, "memory", "used_memory")
+	cpu0 := info(b, rdb, "cpu", "used_cpu_sys") + info(b, rdb, "cpu", "used_cpu_user")
+	trips.n.Store(0)
+	var next atomic.Int64
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				// 4,000 requests per simulated second: a client every 12.5 s.
+				now := t0.Add(time.Duration(i) * 250 * time.Microsecond)
+				if _, err := s.Observe(ctx, ip(int(i%clients)), now, root); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	cpu := info(b, rdb, "cpu", "used_cpu_sys") + info(b, rdb, "cpu", "used_cpu_user") - cpu0
+	b.ReportMetric(cpu*1e6/float64(b.N), "redis-µs/op")
+	b.ReportMetric(float64(trips.n.Load())/float64(b.N), "round-trips/op")
+	if tracked := min(b.N, clients); tracked == clients {
+		b.ReportMetric((info(b, rdb, "memory", "used_memory")-mem0)/float64(tracked), "redis-B/client")
+	}
+}
