@@ -342,41 +342,54 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 		if o.PrevIP.IsValid() {
 			req.PrevIP, req.PrevSeconds = o.PrevIP.String(), o.PrevAge.Seconds()
 		}
+		var bound, local float64
+		known := false
 		if cfg.Scoring.FastPath {
-			if b, local, ok := p.local.Bound(&req, v.ip); ok && b < cfg.ThrottleAt && b < cfg.BlockAt {
-				p.d.Metrics.scored("bound")
-				// What the audit log records: the rules' score on what the
-				// gateway knows (geo unknown), without reasons.
-				v.score = wire.ScoreResponse{Score: local, Level: wire.LevelAllow, Profile: localscore.EstimateProfile}
-				err := next(c)
-				p.countRefusal(c, v, err) // a later step's 403/429 counts as on the scored path
+			bound, local, known = p.local.Bound(&req, v.ip)
+		}
+		if known && bound < cfg.ThrottleAt && bound < cfg.BlockAt {
+			p.d.Metrics.scored("bound")
+			// What the audit log records: the rules' score on what the
+			// gateway knows (geo unknown), without reasons.
+			v.score = wire.ScoreResponse{Score: local, Level: wire.LevelAllow, Profile: localscore.EstimateProfile}
+		} else {
+			res, err := p.askScorer(c, v, req)
+			if err != nil {
 				return err
 			}
+			v.score = res
 		}
-		res, err := p.d.Scorer.Score(r.Context(), req)
-		if err != nil {
-			p.d.Metrics.dependencyError("scorer")
-			level := slog.LevelWarn
-			if errors.Is(err, scoreclient.ErrCircuitOpen) {
-				level = slog.LevelDebug // the breaker opening was logged already
-			}
-			p.d.Log.Log(r.Context(), level, "scorer unavailable", "err", err, "fail_mode", cfg.Scorer.FailMode)
-			if cfg.Scorer.FailMode == config.FailClosed {
-				p.d.Stats.Request(p.d.Now(), stats.Blocked)
-				return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
-			}
-			v.degraded = true
-			p.d.Metrics.scored("fallback")
-			res = p.local.Fallback(req, v.ip, cfg.BlockAt, cfg.ThrottleAt)
-		} else {
-			p.d.Metrics.scored("scorer")
-			p.local.Check(res.ProfileHash) // another profile than the bound's: stop bounding
-		}
-		v.score = res
-		err = next(c)
-		p.countRefusal(c, v, err)
+		err := next(c)
+		p.countRefusal(c, v, err) // a later step's 403/429 too
 		return err
 	}
+}
+
+// askScorer returns the scorer's answer (through the score cache). When
+// the scorer fails, fail_mode closed stops the request with 503; open
+// scores it locally with the same rules and marks it degraded.
+func (p *pipeline) askScorer(c echo.Context, v *verdict, req wire.ScoreRequest) (wire.ScoreResponse, error) {
+	cfg := v.rt.cfg
+	ctx := c.Request().Context()
+	res, err := p.d.Scorer.Score(ctx, req)
+	if err == nil {
+		p.d.Metrics.scored("scorer")
+		p.local.Check(res.ProfileHash) // another profile than the bound's: stop bounding
+		return res, nil
+	}
+	p.d.Metrics.dependencyError("scorer")
+	level := slog.LevelWarn
+	if errors.Is(err, scoreclient.ErrCircuitOpen) {
+		level = slog.LevelDebug // the breaker opening was logged already
+	}
+	p.d.Log.Log(ctx, level, "scorer unavailable", "err", err, "fail_mode", cfg.Scorer.FailMode)
+	if cfg.Scorer.FailMode == config.FailClosed {
+		p.d.Stats.Request(p.d.Now(), stats.Blocked)
+		return res, stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
+	}
+	v.degraded = true
+	p.d.Metrics.scored("fallback")
+	return p.local.Fallback(req, v.ip, cfg.BlockAt, cfg.ThrottleAt), nil
 }
 
 // remember records a principal once it is verified (the key accepted, the
