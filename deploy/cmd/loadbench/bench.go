@@ -113,6 +113,18 @@ type bulwarkCost struct {
 	// Calls to Redis, the scorer or the upstream that failed (a timeout
 	// under overload): each degraded a request (fail open).
 	DependencyErrors map[string]int64 `json:"dependency_errors"`
+	// How long requests waited on Redis and the scorer (from the gateway's
+	// histogram: each figure is its bucket's upper bound).
+	DependencyTimes map[string]depTimes `json:"dependency_times,omitempty"`
+}
+
+// depTimes is one dependency's call-time distribution over a run.
+type depTimes struct {
+	Calls  int64   `json:"calls"`
+	P50MS  float64 `json:"p50_ms"`
+	P99MS  float64 `json:"p99_ms"`
+	P999MS float64 `json:"p999_ms"`
+	MaxMS  float64 `json:"max_ms"` // the highest non-empty bucket's bound; +Inf past the last
 }
 
 type memory struct {
@@ -489,6 +501,9 @@ func (b *bench) cost(before, after *snapshot, r *runResult, per func(float64) fl
 				c.DependencyErrors[label(k, "dependency")] += d
 			}
 		}
+	}
+	if before.gateway != nil {
+		c.DependencyTimes = histogramTimes(before.gateway, after.gateway, "bulwark_gateway_dependency_duration_seconds", "dependency")
 	}
 	c.Events = after.events - before.events
 	if r.Seconds > 0 {

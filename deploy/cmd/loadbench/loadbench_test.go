@@ -61,3 +61,20 @@ func TestLabel(t *testing.T) {
 	assert.Equal(t, "403", label(k, "code"))
 	assert.Equal(t, 3.0, sumMetric(map[string]float64{k: 1, `bulwark_gateway_requests_total{code="200"}`: 2, "other": 5}, "bulwark_gateway_requests_total"))
 }
+
+func TestHistogramTimes(t *testing.T) {
+	const n = "bulwark_gateway_dependency_duration_seconds"
+	b := func(dep, le string) string { return n + `_bucket{dependency="` + dep + `",le="` + le + `"}` }
+	before := map[string]float64{b("redis", "0.001"): 10, b("redis", "0.01"): 10, b("redis", "0.1"): 10, b("redis", "+Inf"): 10}
+	after := map[string]float64{
+		// 1000 calls in the run: 989 under 1 ms, 10 more under 10 ms, 1 past 100 ms.
+		b("redis", "0.001"): 999, b("redis", "0.01"): 1009, b("redis", "0.1"): 1009, b("redis", "+Inf"): 1010,
+		b("scorer", "0.001"): 0, b("scorer", "0.01"): 4, b("scorer", "0.1"): 4, b("scorer", "+Inf"): 4,
+		n + `_count{dependency="redis"}`: 1010,
+	}
+	got := histogramTimes(before, after, n, "dependency")
+	assert.Equal(t, depTimes{Calls: 1000, P50MS: 1, P99MS: 10, P999MS: 10, MaxMS: -1}, got["redis"])
+	assert.Equal(t, depTimes{Calls: 4, P50MS: 10, P99MS: 10, P999MS: 10, MaxMS: 10}, got["scorer"])
+	assert.Equal(t, ">1000", bucketMS(-1))
+	assert.Equal(t, "0.25", bucketMS(0.25))
+}

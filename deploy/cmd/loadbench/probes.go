@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -244,4 +246,61 @@ func cpuSeconds(pid int) (float64, error) {
 		}
 	}
 	return total / clockTicks, nil
+}
+
+// boundMS converts a bucket bound to milliseconds; past the last bound (+Inf)
+// is -1, which JSON can carry.
+func boundMS(le float64) float64 {
+	if math.IsInf(le, 1) {
+		return -1
+	}
+	return le * 1000
+}
+
+// histogramTimes reads a Prometheus histogram's growth between two scrapes,
+// one distribution per value of label by, in milliseconds. A quantile is the
+// upper bound of the bucket it falls in; -1 is past the last bound.
+func histogramTimes(before, after map[string]float64, name, by string) map[string]depTimes {
+	type bucket struct {
+		le float64
+		n  float64
+	}
+	buckets := map[string][]bucket{}
+	for k, v := range after {
+		if !strings.HasPrefix(k, name+"_bucket{") {
+			continue
+		}
+		le, err := strconv.ParseFloat(label(k, "le"), 64)
+		if err != nil {
+			continue
+		}
+		key := label(k, by)
+		buckets[key] = append(buckets[key], bucket{le, v - before[k]})
+	}
+	out := map[string]depTimes{}
+	for key, bs := range buckets {
+		sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+		total := bs[len(bs)-1].n // +Inf: every call
+		if total <= 0 {
+			continue
+		}
+		q := func(p float64) float64 {
+			for _, b := range bs {
+				if b.n >= p*total {
+					return boundMS(b.le)
+				}
+			}
+			return -1
+		}
+		d := depTimes{Calls: int64(total), P50MS: q(0.5), P99MS: q(0.99), P999MS: q(0.999)}
+		prev := 0.0
+		for _, b := range bs {
+			if b.n > prev {
+				d.MaxMS = boundMS(b.le)
+			}
+			prev = b.n
+		}
+		out[key] = d
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -141,6 +142,7 @@ func report(w io.Writer, res *results) {
 	table(w, 1, rows)
 	fmt.Fprintln(w, "redis cmds counts the commands run inside Lua scripts too; redis reads (read events on client sockets) is about one per round trip, and includes the gateway's background loops")
 	fmt.Fprintln(w, "degraded: failed calls to a dependency (a timeout under overload), each answered fail-open without it")
+	dependencyTimes(w, res)
 	if mem := res.Memory; mem != nil {
 		fmt.Fprintf(w, "redis memory per tracked client: %.0f bytes (used_memory %+d over %d distinct clients, closed legit run)\n", mem.BytesPerClient, mem.UsedMemoryDelta, mem.Clients)
 	}
@@ -149,6 +151,52 @@ func report(w io.Writer, res *results) {
 	}
 
 	budget(w, res)
+}
+
+// dependencyTimes prints how long Bulwark's requests waited on Redis and the
+// scorer in each run: whether the configured timeouts fit the load.
+func dependencyTimes(w io.Writer, res *results) {
+	rows := [][]string{{"run", "dependency", "calls", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "failed"}}
+	for _, r := range res.Runs {
+		if r.Bulwark == nil {
+			continue
+		}
+		name := r.Mode + " " + r.Load
+		if r.Mode == "open" {
+			name += fmt.Sprintf(" @%d", r.Rate)
+		}
+		for _, dep := range []string{"redis", "scorer"} {
+			d, ok := r.Bulwark.DependencyTimes[dep]
+			if !ok {
+				continue
+			}
+			rows = append(rows, []string{name, dep, fmt.Sprint(d.Calls), bucketMS(d.P50MS), bucketMS(d.P99MS), bucketMS(d.P999MS), bucketMS(d.MaxMS), fmt.Sprint(r.Bulwark.DependencyErrors[dep])})
+		}
+	}
+	if len(rows) == 1 {
+		return
+	}
+	fmt.Fprintln(w, "\nTime the request path waited on each dependency (the gateway's histogram: each figure is a bucket's upper bound)")
+	table(w, 1, rows)
+}
+
+func bucketMS(v float64) string {
+	if v < 0 {
+		return ">1000"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// halfLoad is Bulwark's open-loop run at the highest rate asked: half the
+// bare proxy's maximum.
+func halfLoad(runs []*runResult) *runResult {
+	var best *runResult
+	for _, r := range runs {
+		if r.Mode == "open" && r.Target == targetBulwark && (best == nil || r.Rate > best.Rate) {
+			best = r
+		}
+	}
+	return best
 }
 
 // keptUp reports whether an open-loop run answered every request at the
@@ -228,6 +276,10 @@ func budget(w io.Writer, res *results) {
 	}
 	if mem := res.Memory; mem != nil {
 		check("redis memory per tracked client", "<= 200 B", f0(mem.BytesPerClient)+" B", mem.BytesPerClient <= 200)
+	}
+	if h := halfLoad(res.Runs); h != nil && h.Bulwark != nil {
+		n := h.Bulwark.DependencyErrors["redis"] + h.Bulwark.DependencyErrors["scorer"]
+		check(fmt.Sprintf("redis and scorer timeouts (open, %d req/s)", h.Rate), "0", fmt.Sprint(n), n == 0)
 	}
 	hb, hbare := find(res.Runs, "closed", loadHammer, targetBulwark), find(res.Runs, "closed", loadHammer, targetBare)
 	if hb != nil && hbare != nil {

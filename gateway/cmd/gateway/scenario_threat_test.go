@@ -58,7 +58,11 @@ func TestS30ScorerFailure(t *testing.T) {
 				assert.Equal(t, true, row["degraded"], "the degradation is recorded")
 				assert.Equal(t, "Local Network", row["location"])
 			}
-			assert.Regexp(t, `bulwark_gateway_dependency_errors_total\{dependency="scorer"\} [1-9]`, open.adminGet("/metrics").Body)
+			metrics := open.adminGet("/metrics").Body
+			assert.Regexp(t, `bulwark_gateway_dependency_errors_total\{dependency="scorer"\} [1-9]`, metrics)
+			// Failed calls are timed too: the distribution shows whether the timeout fits.
+			assert.Regexp(t, `bulwark_gateway_dependency_duration_seconds_count\{dependency="scorer"\} [1-9]`, metrics)
+			assert.Regexp(t, `bulwark_gateway_dependency_duration_seconds_count\{dependency="redis"\} [1-9]`, metrics)
 
 			closed := startStack(t, strings.NewReplacer("SCORER", scorer.url, "MODE", "closed").Replace(threatConfig))
 			r := closed.from("127.0.0.91").get("/svc/public")

@@ -16,7 +16,10 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	depErrs  *prometheus.CounterVec
+	depTime  *prometheus.HistogramVec
 	scoring  *prometheus.CounterVec
+
+	redisTime, scorerTime prometheus.Observer
 }
 
 // NewMetrics registers the gateway's metrics in a registry of their own.
@@ -34,11 +37,17 @@ func NewMetrics() *Metrics {
 			Name: "bulwark_gateway_dependency_errors_total", Help: "Failed calls to Redis, the scorer or an upstream; each one degraded a request.",
 		}, []string{"dependency"}),
 	}
+	m.depTime = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "bulwark_gateway_dependency_duration_seconds",
+		Help:    "How long the request path waited on a dependency: redis (the traffic store's one round trip, queueing in the batcher included) and scorer (through the score cache; fast-path requests never ask). Failed calls included.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	}, []string{"dependency"})
 	m.scoring = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bulwark_gateway_scoring_total",
 		Help: "How scored requests were scored: bound (under the throttle threshold whatever the scorer says, not sent), scorer (asked, through the score cache), fallback (the scorer could not answer).",
 	}, []string{"path"})
-	m.reg.MustRegister(m.requests, m.latency, m.depErrs, m.scoring,
+	m.redisTime, m.scorerTime = m.depTime.WithLabelValues("redis"), m.depTime.WithLabelValues("scorer")
+	m.reg.MustRegister(m.requests, m.latency, m.depErrs, m.depTime, m.scoring,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -64,6 +73,22 @@ func (m *Metrics) dependencyError(dep string) {
 		return
 	}
 	m.depErrs.WithLabelValues(dep).Inc()
+}
+
+// dependencyTime records how long the request path waited on dep, success
+// or not: the distribution that tells whether a timeout fits the load.
+func (m *Metrics) dependencyTime(dep string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	switch dep { // the two hot ones without a label lookup
+	case "redis":
+		m.redisTime.Observe(d.Seconds())
+	case "scorer":
+		m.scorerTime.Observe(d.Seconds())
+	default:
+		m.depTime.WithLabelValues(dep).Observe(d.Seconds())
+	}
 }
 
 func (m *Metrics) scored(path string) {

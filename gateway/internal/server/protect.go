@@ -157,7 +157,9 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
 		desc := traffic.DescribeRequest(c.Request(), cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow)
 		v.principal = desc.Principal
+		t0 := time.Now()
 		obs, err := p.observeAndQueueLimits(ctx, c, v, now, desc)
+		p.d.Metrics.dependencyTime("redis", time.Since(t0))
 		cancel()
 		switch {
 		case err != nil:
@@ -371,7 +373,9 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 func (p *pipeline) askScorer(c echo.Context, v *verdict, req wire.ScoreRequest) (wire.ScoreResponse, error) {
 	cfg := v.rt.cfg
 	ctx := c.Request().Context()
+	t0 := time.Now()
 	res, err := p.d.Scorer.Score(ctx, req)
+	p.d.Metrics.dependencyTime("scorer", time.Since(t0))
 	if err == nil {
 		p.d.Metrics.scored("scorer")
 		p.local.Check(res.ProfileHash) // another profile than the bound's: stop bounding
