@@ -159,6 +159,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	metrics := server.NewMetrics()
+	metrics.CounterFunc("bulwark_gateway_events_written_total", "Events written to MongoDB.", sink.Written)
+	metrics.CounterFunc("bulwark_gateway_events_dropped_total", "Events that never reached MongoDB: the queue was full (and no spool could take them), or left unwritten at shutdown. Each is also logged (at most one line per 10 s).", sink.Dropped)
+	metrics.CounterFunc("bulwark_gateway_events_stream_dropped_total", "Events not added to the live Redis Stream because its queue was full.", sink.StreamDropped)
+	metrics.CounterFunc("bulwark_gateway_events_spooled_total", "Events parked in the spool on disk while MongoDB was down or slow.", sink.Spooled)
+	metrics.CounterFunc("bulwark_gateway_events_folded_total", "Repeats folded into an earlier event's count.", sink.Folded)
 	gw, err := server.New(cfg, server.Deps{
 		Traffic: store, Bans: banStore, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
 		Scorer: scorer, Local: local, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,

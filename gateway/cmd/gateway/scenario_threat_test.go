@@ -63,6 +63,8 @@ func TestS30ScorerFailure(t *testing.T) {
 			// Failed calls are timed too: the distribution shows whether the timeout fits.
 			assert.Regexp(t, `bulwark_gateway_dependency_duration_seconds_count\{dependency="scorer"\} [1-9]`, metrics)
 			assert.Regexp(t, `bulwark_gateway_dependency_duration_seconds_count\{dependency="redis"\} [1-9]`, metrics)
+			assert.Regexp(t, `(?m)^bulwark_gateway_events_dropped_total 0$`, metrics, "every drop would be counted")
+			assert.Regexp(t, `(?m)^bulwark_gateway_events_written_total [0-9]`, metrics)
 
 			closed := startStack(t, strings.NewReplacer("SCORER", scorer.url, "MODE", "closed").Replace(threatConfig))
 			r := closed.from("127.0.0.91").get("/svc/public")

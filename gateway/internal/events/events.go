@@ -89,7 +89,12 @@ type Sink struct {
 	folded        atomic.Int64
 	written       atomic.Int64
 	spooled       atomic.Int64
+	dropLogged    atomic.Int64 // unix nanoseconds of the last drop warning
 }
+
+// dropLogEvery spaces the warnings about dropped events: the first drop is
+// logged at once, then at most one line (with the totals) per interval.
+const dropLogEvery = 10 * time.Second
 
 // NewSink returns a sink; call Run to start its loops.
 func NewSink(coll *mongo.Collection, rdb redis.UniversalClient, prefix string, opt Options, log *slog.Logger) (*Sink, error) {
@@ -152,12 +157,26 @@ func (s *Sink) send(ev wire.Event) {
 	case s.toMongo <- ev:
 	default:
 		s.dropped.Add(1)
+		s.warnDropped()
 	}
 	select {
 	case s.toStream <- ev:
 	default:
 		s.streamDropped.Add(1)
+		s.warnDropped()
 	}
+}
+
+// warnDropped logs that events are being dropped, at most once per
+// dropLogEvery; the counts are also in the gateway's metrics.
+func (s *Sink) warnDropped() {
+	now := time.Now().UnixNano()
+	last := s.dropLogged.Load()
+	if now-last < int64(dropLogEvery) || !s.dropLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("events dropped: the queue is full", "dropped_total", s.dropped.Load(),
+		"stream_dropped_total", s.streamDropped.Load(), "queue_size", s.opt.QueueSize, "spool", s.spool != nil)
 }
 
 // Dropped is the number of events that never reached MongoDB: refused

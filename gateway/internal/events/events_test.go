@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,13 +200,18 @@ func TestPublishNeverBlocks(t *testing.T) {
 	t.Parallel()
 	coll := testenv.Mongo(t).Collection("events")
 	rdb, prefix := testenv.Redis(t)
-	sink, err := events.NewSink(coll, rdb, prefix, events.Options{QueueSize: 2, BatchSize: 1, FlushInterval: time.Second, StreamMaxLen: 100}, slog.New(slog.DiscardHandler))
+	var logs bytes.Buffer
+	sink, err := events.NewSink(coll, rdb, prefix, events.Options{QueueSize: 2, BatchSize: 1, FlushInterval: time.Second, StreamMaxLen: 100}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	require.NoError(t, err)
 	// Not running: the queue fills, and the rest is counted, not waited for.
 	for range 5 {
 		sink.Publish(wire.Event{ID: events.NewID(time.Now())})
 	}
 	assert.Equal(t, int64(3), sink.Dropped())
+	assert.Equal(t, int64(3), sink.StreamDropped())
+	// The first drop is logged at once; the next ones within 10 s are not.
+	assert.Equal(t, 1, strings.Count(logs.String(), `"msg":"events dropped: the queue is full"`), logs.String())
+	assert.Contains(t, logs.String(), `"dropped_total":1`)
 }
 
 func TestNewIDIsUniqueAndOrdered(t *testing.T) {

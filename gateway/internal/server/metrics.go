@@ -75,6 +75,15 @@ func (m *Metrics) dependencyError(dep string) {
 	m.depErrs.WithLabelValues(dep).Inc()
 }
 
+// CounterFunc exports a count kept elsewhere (the event sink's totals) as a
+// Prometheus counter read at scrape time.
+func (m *Metrics) CounterFunc(name, help string, f func() int64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
+}
+
 // dependencyTime records how long the request path waited on dep, success
 // or not: the distribution that tells whether a timeout fits the load.
 func (m *Metrics) dependencyTime(dep string, d time.Duration) {
