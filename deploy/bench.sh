@@ -58,7 +58,7 @@ start_devstack "$root/$out"
 if [ "$BENCH_GO" != 0 ]; then
   echo; echo "== Go benchmarks"
   (cd scorer && go test -run '^$' -bench . -benchmem ./rules/ ./internal/server/)
-  (cd gateway && go test -run '^$' -bench . -benchmem ./internal/server/ ./internal/lists/ ./internal/realip/ ./internal/events/)
+  (cd gateway && go test -run '^$' -bench . -benchmem ./internal/server/ ./internal/lists/ ./internal/realip/ ./internal/events/ ./internal/connlimit/)
   # The traffic store alone: Redis CPU, round trips and memory per client
   # (150,000 requests from 50,000 clients, 32 at a time).
   (cd gateway && go test -run '^$' -bench Observe -benchtime 150000x ./internal/traffic/)

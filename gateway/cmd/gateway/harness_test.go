@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -89,6 +90,7 @@ type stack struct {
 	prefix     string
 	out        *syncBuffer
 	env        map[string]string
+	stop       func() error // cancels run's context and waits for it to return; once
 }
 
 type syncBuffer struct {
@@ -136,15 +138,18 @@ func startStack(t *testing.T, cfg string, env ...string) *stack {
 	go func() {
 		done <- run(ctx, []string{"gateway", "-config", s.cfgPath}, func(k string) string { return s.env[k] }, s.out)
 	}()
-	t.Cleanup(func() {
+	s.stop = sync.OnceValue(func() error {
 		cancel()
 		select {
 		case err := <-done:
-			if err != nil {
-				t.Errorf("gateway stopped with %v", err)
-			}
+			return err
 		case <-time.After(15 * time.Second):
-			t.Error("gateway did not stop in 15s")
+			return errors.New("gateway did not stop in 15s")
+		}
+	})
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("gateway stopped with %v", err)
 		}
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", tail(s.out.String(), 40))

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/bans"
 	"github.com/bulwarkgw/bulwark/gateway/internal/bruteforce"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/connlimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
@@ -85,7 +87,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("mongo.uri: %w", err)
 	}
 	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// The last share of the shutdown bound: with MongoDB down the
+		// driver would wait to end its sessions.
+		dctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout*disconnectShare/10)
 		defer cancel()
 		_ = mc.Disconnect(dctx)
 	}()
@@ -125,6 +129,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		FlushInterval: cfg.Events.FlushInterval, StreamMaxLen: cfg.Events.StreamMaxLen,
 		SpoolDir: cfg.Events.SpoolDir, SpoolMaxBytes: cfg.Events.SpoolMaxBytes,
 		AggregateWindow: cfg.Events.AggregateWindow,
+		StopTimeout:     cfg.ShutdownTimeout * flushShare / 10,
 	}, log)
 	if err != nil {
 		return err
@@ -158,6 +163,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	auditLog.SetStopTimeout(cfg.ShutdownTimeout * flushShare / 10)
 	metrics := server.NewMetrics()
 	metrics.CounterFunc("bulwark_gateway_events_written_total", "Events written to MongoDB.", sink.Written)
 	metrics.CounterFunc("bulwark_gateway_events_dropped_total", "Events that never reached MongoDB: the queue was full (and no spool could take them), or left unwritten at shutdown. Each is also logged (at most one line per 10 s).", sink.Dropped)
@@ -172,7 +178,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	rl := &reloader{path: *cfgPath, getenv: getenv, gw: gw, lists: listStore, guard: guard, log: log}
+	conns, err := connLimiter(cfg, log)
+	if err != nil {
+		return err
+	}
+	metrics.Connections(conns.Stats)
+	rl := &reloader{path: *cfgPath, getenv: getenv, gw: gw, lists: listStore, guard: guard, conns: conns, log: log}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -184,8 +195,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	srv := &http.Server{
 		Handler:           gw,
 		ReadHeaderTimeout: cfg.Edge.ReadHeaderTimeout,
-		IdleTimeout:       120 * time.Second,
+		IdleTimeout:       cfg.Edge.Connections.IdleTimeout,
 		MaxHeaderBytes:    cfg.Edge.MaxHeaderBytes,
+		ConnState:         conns.ConnState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "routes", len(cfg.Routes))
@@ -221,25 +233,93 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(conns.Listen(ln)) }()
+	var draining time.Time
 	select {
 	case err = <-serveErr:
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = srv.Shutdown(sctx)
-		if adminSrv != nil {
-			_ = adminSrv.Shutdown(sctx)
-		}
-		cancel()
+		draining = time.Now()
+		log.Info("draining", "shutdown_timeout", cfg.ShutdownTimeout, "connections_open", conns.Stats().Open)
+		err = drain(cfg.ShutdownTimeout*drainShare/10, conns, log, srv, adminSrv)
 		<-serveErr
 	}
 	stopBG()
 	_ = g.Wait()
-	log.Info("stopped", "events_written", sink.Written(), "events_dropped", sink.Dropped(), "events_folded", sink.Folded())
+	attrs := []any{"events_written", sink.Written(), "events_dropped", sink.Dropped(), "events_folded", sink.Folded()}
+	if !draining.IsZero() {
+		attrs = append(attrs, "shutdown_seconds", time.Since(draining).Seconds())
+	}
+	log.Info("stopped", attrs...)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
+}
+
+// A shutdown is bounded by shutdown_timeout, in shares (tenths) taken one
+// after the other: requests in flight get half of it, the event and audit
+// flush three tenths, the MongoDB disconnect one tenth; the last tenth is
+// slack for the rest (the log, the stats flush, goroutines ending).
+const (
+	drainShare      = 5
+	flushShare      = 3
+	disconnectShare = 1
+)
+
+// drain stops the listeners at once, closes idle connections, and lets
+// requests in flight finish for at most d; then it closes every connection
+// still open, hijacked ones (tunnelled upgrades) included.
+func drain(d time.Duration, conns *connlimit.Limiter, log *slog.Logger, srvs ...*http.Server) error {
+	sctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	errs := make([]error, len(srvs))
+	var wg sync.WaitGroup
+	for i, s := range srvs {
+		if s != nil {
+			wg.Go(func() { errs[i] = s.Shutdown(sctx) })
+		}
+	}
+	wg.Wait()
+	if sctx.Err() != nil {
+		for _, s := range srvs {
+			if s != nil {
+				_ = s.Close()
+			}
+		}
+		n := conns.CloseAll()
+		log.Warn("requests still in flight at the drain deadline were cut", "drain", d, "connections_closed", n)
+		return nil
+	}
+	return errs[0]
+}
+
+// connLimiter raises the open-file limit to its hard limit, derives the
+// connection maximum from it unless connections.max is set, and logs what
+// it works with.
+func connLimiter(cfg *config.Config, log *slog.Logger) (*connlimit.Limiter, error) {
+	soft, hard, err := connlimit.RaiseFileLimit()
+	if err != nil {
+		log.Warn("open-file limit not raised", "err", err, "nofile_soft", soft, "nofile_hard", hard)
+	}
+	cc := cfg.Edge.Connections
+	maxConns, derived := cc.Max, cc.Max == 0
+	switch {
+	case derived && soft > 0:
+		maxConns = connlimit.DefaultMax(soft)
+	case derived:
+		maxConns = connlimit.DefaultMaxCap // no open-file limit to go by
+	case soft > 0 && uint64(maxConns) > soft:
+		log.Warn("connections.max is above the open-file limit: accept will fail before the limit is reached",
+			"max", maxConns, "nofile", soft)
+	}
+	l, err := connlimit.New(connlimit.Config{Max: maxConns, PerAddress: cc.PerAddress, Exempt: cfg.TrustedProxies})
+	if err != nil {
+		return nil, fmt.Errorf("connections: %w", err)
+	}
+	log.Info("connection limits", "max", maxConns, "max_derived", derived, "nofile_soft", soft, "nofile_hard", hard,
+		"reclaim_idle_above", l.HighWater(), "per_address", cc.PerAddress, "per_address_exempt", len(cfg.TrustedProxies),
+		"idle_timeout", cc.IdleTimeout, "shutdown_timeout", cfg.ShutdownTimeout)
+	return l, nil
 }
 
 // ensureIndexes retries until MongoDB is reachable: the gateway serves

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/bruteforce"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/connlimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 )
@@ -24,6 +25,7 @@ type reloader struct {
 	gw     *server.Gateway
 	lists  *lists.Store
 	guard  *bruteforce.Guard
+	conns  *connlimit.Limiter
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -62,6 +64,9 @@ func (r *reloader) reload() (*config.Config, error) {
 	}
 	if err := r.lists.SetStatic(static); err != nil {
 		r.log.Error("lists not reloaded after validation", "err", err)
+	}
+	if r.conns != nil {
+		r.conns.SetExempt(cfg.TrustedProxies) // a proxy meets only the global limit
 	}
 	r.log.Info("config reloaded", "routes", len(cfg.Routes))
 	return cfg, nil
@@ -123,6 +128,8 @@ func restartOnly(old, next *config.Config) error {
 	check("events", old.Events != next.Events)
 	check("max_header_bytes", old.Edge.MaxHeaderBytes != next.Edge.MaxHeaderBytes)
 	check("read_header_timeout", old.Edge.ReadHeaderTimeout != next.Edge.ReadHeaderTimeout)
+	check("connections", old.Edge.Connections != next.Edge.Connections)
+	check("shutdown_timeout", old.ShutdownTimeout != next.ShutdownTimeout)
 	if len(keys) > 0 {
 		return fmt.Errorf("a restart is needed to change %s; nothing was reloaded", strings.Join(keys, ", "))
 	}

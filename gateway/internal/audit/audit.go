@@ -65,19 +65,32 @@ type Stats struct {
 
 // Log writes and reads the audit log.
 type Log struct {
-	coll    *mongo.Collection
-	log     *slog.Logger
-	queue   chan Entry
-	seq     atomic.Int64
-	dropped atomic.Int64
+	coll        *mongo.Collection
+	log         *slog.Logger
+	queue       chan Entry
+	seq         atomic.Int64
+	dropped     atomic.Int64
+	stopTimeout time.Duration
 }
+
+// DefaultStopTimeout is how long queued entries may still be written once
+// Run's context ends, unless SetStopTimeout says otherwise.
+const DefaultStopTimeout = 3 * time.Second
 
 // New returns a log over coll with a queue of queueSize entries.
 func New(coll *mongo.Collection, queueSize int, log *slog.Logger) (*Log, error) {
 	if coll == nil || log == nil || queueSize < 1 {
 		return nil, errors.New("audit: nil collection or logger, or empty queue")
 	}
-	return &Log{coll: coll, log: log, queue: make(chan Entry, queueSize)}, nil
+	return &Log{coll: coll, log: log, queue: make(chan Entry, queueSize), stopTimeout: DefaultStopTimeout}, nil
+}
+
+// SetStopTimeout bounds the writes after Run's context ends (a bound on the
+// shutdown); call it before Run.
+func (l *Log) SetStopTimeout(d time.Duration) {
+	if d > 0 {
+		l.stopTimeout = d
+	}
 }
 
 // nextID is unique and increasing within a process: microseconds since the
@@ -102,14 +115,33 @@ func (l *Log) Record(e Entry) {
 	}
 }
 
-// Run writes queued entries in batches until ctx ends, then flushes.
+// Run writes queued entries in batches until ctx ends, then flushes. Writes,
+// one in progress included, end at most the stop timeout after ctx.
 func (l *Log) Run(ctx context.Context) error {
+	wctx, cancelWrites := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWrites()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		t := time.NewTimer(l.stopTimeout)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			cancelWrites()
+		}
+	}()
 	batch := make([]Entry, 0, 256)
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		fctx, cancel := context.WithTimeout(wctx, 5*time.Second)
 		defer cancel()
 		if _, err := l.coll.InsertMany(fctx, batch, options.InsertMany().SetOrdered(false)); err != nil {
 			l.log.Warn("audit write failed", "err", err, "count", len(batch))

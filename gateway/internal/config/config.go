@@ -54,6 +54,9 @@ type Config struct {
 	AuditRequests  bool    // write every proxied request to the audit log (seed 001)
 	CostPerBlock   float64 // backend cost a blocked request saves (seed 002: $0.45)
 	Scoring        Scoring
+	// ShutdownTimeout bounds a shutdown: draining requests, flushing
+	// events and disconnecting from MongoDB.
+	ShutdownTimeout time.Duration
 }
 
 // Admin configures the admin API's listener and credentials.
@@ -129,6 +132,14 @@ type Edge struct {
 	MaxHeaderBytes    int
 	ReadHeaderTimeout time.Duration
 	CORS              CORS
+	Connections       Connections
+}
+
+// Connections bounds the client connections (package connlimit).
+type Connections struct {
+	Max         int           // at once; 0: derived from the open-file limit at start
+	PerAddress  int           // at once from one TCP peer (an IPv6 /64); 0: off
+	IdleTimeout time.Duration // a keep-alive connection idle this long is closed
 }
 
 // CORS is strict by default: no origin is allowed until listed.
@@ -306,6 +317,12 @@ type file struct {
 		AllowCredentials bool     `yaml:"allow_credentials"`
 		MaxAge           string   `yaml:"max_age"`
 	} `yaml:"cors"`
+	Connections struct {
+		Max         int    `yaml:"max"`
+		PerAddress  int    `yaml:"per_address"`
+		IdleTimeout string `yaml:"idle_timeout"`
+	} `yaml:"connections"`
+	ShutdownTimeout string `yaml:"shutdown_timeout"`
 }
 
 type fileRoute struct {
@@ -369,6 +386,9 @@ func defaults() file {
 	f.ReadHeaderTimeout = "5s"
 	f.CORS.AllowMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 	f.CORS.MaxAge = "10m"
+	f.Connections.PerAddress = 256
+	f.Connections.IdleTimeout = "30s"
+	f.ShutdownTimeout = "10s"
 	return f
 }
 
@@ -780,6 +800,19 @@ func (f *file) validate() (*Config, error) {
 			bad(fmt.Sprintf("cors.allow_origins[%d]", i), `"*" cannot be combined with allow_credentials: list the origins`)
 		}
 	}
+	fc := f.Connections
+	c.Edge.Connections = Connections{Max: fc.Max, PerAddress: fc.PerAddress,
+		IdleTimeout: dur("connections.idle_timeout", fc.IdleTimeout, time.Second)}
+	if fc.Max < 0 {
+		bad("connections.max", "must not be negative (0 derives it from the open-file limit), got %d", fc.Max)
+	}
+	switch {
+	case fc.PerAddress < 0:
+		bad("connections.per_address", "must not be negative (0 turns it off), got %d", fc.PerAddress)
+	case fc.Max > 0 && fc.PerAddress > fc.Max:
+		bad("connections.per_address", "must be at most connections.max (%d), got %d", fc.Max, fc.PerAddress)
+	}
+	c.ShutdownTimeout = dur("shutdown_timeout", f.ShutdownTimeout, 100*time.Millisecond)
 
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid config:\n%w", errors.Join(errs...))
@@ -822,6 +855,9 @@ func (c *Config) Redacted() map[string]any {
 		"login_protection": c.Login,
 		"max_body_size":    c.Edge.MaxBodyBytes,
 		"cors":             c.Edge.CORS,
+		"connections": map[string]any{"max": c.Edge.Connections.Max, "per_address": c.Edge.Connections.PerAddress,
+			"idle_timeout": c.Edge.Connections.IdleTimeout.String()},
+		"shutdown_timeout": c.ShutdownTimeout.String(),
 	}
 }
 

@@ -56,6 +56,11 @@ type Options struct {
 	// AggregateKeys caps the repeats being watched at once (default
 	// DefaultAggregateKeys); beyond it events are sent unfolded.
 	AggregateKeys int
+	// StopTimeout is how long queued events may still be written once
+	// Run's context ends (default DefaultStopTimeout): a bound on the
+	// shutdown. What is not in MongoDB by then waits in the spool, or is
+	// counted dropped without one.
+	StopTimeout time.Duration
 }
 
 // Defaults for the options a zero value leaves unset.
@@ -66,6 +71,8 @@ const (
 	// DefaultAggregateKeys bounds the aggregation table (about 200 bytes a
 	// key).
 	DefaultAggregateKeys = 10_000
+	// DefaultStopTimeout is the time queued events get at shutdown.
+	DefaultStopTimeout = 3 * time.Second
 )
 
 // Sink fans events out to MongoDB and the Redis Stream.
@@ -102,7 +109,7 @@ func NewSink(coll *mongo.Collection, rdb redis.UniversalClient, prefix string, o
 		return nil, errors.New("events: nil collection, redis client or logger")
 	}
 	if opt.QueueSize < 1 || opt.BatchSize < 1 || opt.FlushInterval <= 0 || opt.StreamMaxLen < 1 ||
-		opt.Writers < 0 || opt.AggregateWindow < 0 || opt.AggregateKeys < 0 {
+		opt.Writers < 0 || opt.AggregateWindow < 0 || opt.AggregateKeys < 0 || opt.StopTimeout < 0 {
 		return nil, fmt.Errorf("events: invalid options %+v", opt)
 	}
 	if opt.Writers == 0 {
@@ -110,6 +117,9 @@ func NewSink(coll *mongo.Collection, rdb redis.UniversalClient, prefix string, o
 	}
 	if opt.AggregateKeys == 0 {
 		opt.AggregateKeys = DefaultAggregateKeys
+	}
+	if opt.StopTimeout == 0 {
+		opt.StopTimeout = DefaultStopTimeout
 	}
 	if opt.SpoolDir != "" && opt.SpoolMaxBytes <= 0 {
 		opt.SpoolMaxBytes = 1 << 30
@@ -198,16 +208,17 @@ func (s *Sink) Written() int64 { return s.written.Load() }
 func (s *Sink) Folded() int64 { return s.folded.Load() }
 
 // Run writes events until ctx ends. Then it sends what the aggregation
-// windows hold, writes what is queued (giving MongoDB a few seconds; the
-// rest waits in the spool for the next start) and returns.
+// windows hold, writes what is queued (giving MongoDB and the stream
+// Options.StopTimeout; the rest waits in the spool for the next start) and
+// returns.
 func (s *Sink) Run(ctx context.Context) error {
 	stop, stopped := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopped()
-	// Writes may finish for a few seconds after stop.
+	// Writes may finish for StopTimeout after stop.
 	wctx, cancelWrites := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWrites()
 	var loops, writers sync.WaitGroup
-	loops.Go(func() { s.streamLoop(stop) })
+	loops.Go(func() { s.streamLoop(stop, wctx) })
 	loops.Go(func() { s.collect(stop) })
 	for range s.opt.Writers {
 		writers.Go(func() { s.writeLoop(stop, wctx) })
@@ -217,7 +228,7 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 	s.closeWindows(ctx)
 	stopped()
-	t := time.AfterFunc(3*time.Second, cancelWrites)
+	t := time.AfterFunc(s.opt.StopTimeout, cancelWrites)
 	defer t.Stop()
 	loops.Wait()
 	writers.Wait()

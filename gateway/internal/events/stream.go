@@ -11,9 +11,10 @@ import (
 )
 
 // streamLoop publishes events to the Redis Stream until stop ends, then
-// publishes what is queued. Whatever has arrived goes in one pipeline (at
-// most BatchSize XADDs): one round trip however fast events come.
-func (s *Sink) streamLoop(stop context.Context) {
+// publishes what is queued while wctx lasts. Whatever has arrived goes in
+// one pipeline (at most BatchSize XADDs): one round trip however fast
+// events come.
+func (s *Sink) streamLoop(stop, wctx context.Context) {
 	batch := make([]wire.Event, 0, s.opt.BatchSize)
 	drain := func() {
 		for len(batch) < cap(batch) {
@@ -33,20 +34,20 @@ func (s *Sink) streamLoop(stop context.Context) {
 				if len(batch) == 0 {
 					return
 				}
-				s.publishStream(batch)
+				s.publishStream(wctx, batch)
 				batch = batch[:0]
 			}
 		case ev := <-s.toStream:
 			batch = append(batch, ev)
 			drain()
-			s.publishStream(batch)
+			s.publishStream(wctx, batch)
 			batch = batch[:0]
 		}
 	}
 }
 
-func (s *Sink) publishStream(batch []wire.Event) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+func (s *Sink) publishStream(wctx context.Context, batch []wire.Event) {
+	ctx, cancel := context.WithTimeout(wctx, 2*time.Second)
 	defer cancel()
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, ev := range batch {

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/connlimit"
 )
 
 // Metrics are the gateway's Prometheus metrics. A nil *Metrics records
@@ -105,4 +107,44 @@ func (m *Metrics) scored(path string) {
 		return
 	}
 	m.scoring.WithLabelValues(path).Inc()
+}
+
+// Connections exports the connection limiter's counts (package connlimit),
+// read once per scrape.
+func (m *Metrics) Connections(stats func() connlimit.Stats) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(connCollector(stats))
+}
+
+var (
+	connOpenDesc = prometheus.NewDesc("bulwark_gateway_connections_open",
+		"Client connections open now.", nil, nil)
+	connIdleDesc = prometheus.NewDesc("bulwark_gateway_connections_idle",
+		"Client connections open now and idle between keep-alive requests (reclaimable under pressure).", nil, nil)
+	connMaxDesc = prometheus.NewDesc("bulwark_gateway_connections_max",
+		"The most client connections open at once (connections.max, or derived from the open-file limit).", nil, nil)
+	connRefusedDesc = prometheus.NewDesc("bulwark_gateway_connections_refused_total",
+		"New client connections refused with 503: at the global limit, or at the per-address limit.", []string{"reason"}, nil)
+	connReclaimedDesc = prometheus.NewDesc("bulwark_gateway_connections_reclaimed_total",
+		"Idle keep-alive connections closed to make room for new ones.", nil, nil)
+)
+
+type connCollector func() connlimit.Stats
+
+func (c connCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{connOpenDesc, connIdleDesc, connMaxDesc, connRefusedDesc, connReclaimedDesc} {
+		ch <- d
+	}
+}
+
+func (c connCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c()
+	ch <- prometheus.MustNewConstMetric(connOpenDesc, prometheus.GaugeValue, float64(s.Open))
+	ch <- prometheus.MustNewConstMetric(connIdleDesc, prometheus.GaugeValue, float64(s.Idle))
+	ch <- prometheus.MustNewConstMetric(connMaxDesc, prometheus.GaugeValue, float64(s.Max))
+	ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(s.Refused), connlimit.ReasonGlobal)
+	ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(s.RefusedPer), connlimit.ReasonPerAddress)
+	ch <- prometheus.MustNewConstMetric(connReclaimedDesc, prometheus.CounterValue, float64(s.Reclaimed))
 }
