@@ -44,3 +44,7 @@ detect: ## measure detection: simulate every scenario against a local stack (DUR
 .PHONY: bench
 bench: ## Go benchmarks (scorer, gateway chain, dashboard ban listing), then load: direct, bare Go proxy, nginx and Bulwark under wrk and vegeta (BENCH_DURATION, BENCH_GO=0)
 	@bash deploy/bench.sh
+
+.PHONY: soak
+soak: ## MongoDB cut for SOAK_OUTAGE (180s) under SOAK_RATE (300) events/s: every event lands once (about 5 min)
+	@bash deploy/soak.sh
