@@ -108,35 +108,43 @@ func TestS16RateLimitFromStartAndS17Admin(t *testing.T) {
 		assert.Equal(t, strconv.Itoa(4-i), r.Header.Get("RateLimit-Remaining"))
 	}
 	r := c.get("/api/x")
-	assert.Equal(t, http.StatusTooManyRequests, r.Code, "the configured limit applies from start")
-	assert.JSONEq(t, `{"error":"Rate limit exceeded"}`, stripRequestID(t, r.Body))
-	retry, err := strconv.Atoi(r.Header.Get("Retry-After"))
-	require.NoError(t, err)
-	assert.GreaterOrEqual(t, retry, 1)
+	if time.Since(first) < 3*time.Second { // else a loaded machine let the window slide
+		assert.Equal(t, http.StatusTooManyRequests, r.Code, "the configured limit applies from start")
+		assert.JSONEq(t, `{"error":"Rate limit exceeded"}`, stripRequestID(t, r.Body))
+		retry, err := strconv.Atoi(r.Header.Get("Retry-After"))
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, retry, 1)
+	}
 	assert.Equal(t, http.StatusOK, s.from("127.0.0.7").get("/api/x").Code, "another client is unaffected")
 
 	// S17: stats, clear, stats again.
 	st := s.adminGet("/admin/ratelimit/stats/127.0.0.6")
 	require.Equal(t, http.StatusOK, st.Code, st.Body)
-	assert.JSONEq(t, `{"ip":"127.0.0.6","requests_in_window":5,"limit":5,"remaining":0}`, st.Body)
+	if time.Since(first) < 3*time.Second {
+		assert.JSONEq(t, `{"ip":"127.0.0.6","requests_in_window":5,"limit":5,"remaining":0}`, st.Body)
+	}
 	cl := s.adminPost("/admin/ratelimit/clear/127.0.0.6", "")
 	require.Equal(t, http.StatusOK, cl.Code, cl.Body)
 	assert.JSONEq(t, `{"status":"success","message":"Rate limit cleared for 127.0.0.6"}`, cl.Body)
+	cleared := time.Now() // the window starts again with the next request
 	assert.Equal(t, http.StatusOK, c.get("/api/x").Code)
 	st = s.adminGet("/admin/ratelimit/stats/127.0.0.6")
 	assert.Contains(t, st.Body, `"requests_in_window":1`)
-	require.Eventually(t, func() bool {
-		return strings.Contains(s.adminGet("/audit/logs?event_type=admin_action").Body, `"action":"rate_limit_clear"`)
-	}, 5*time.Second, 50*time.Millisecond)
 
 	// Refused requests were not counted: once the window has passed since
-	// the first request, requests pass again.
+	// the first counted request, requests pass again.
 	for range 4 {
 		c.get("/api/x")
 	}
-	require.Equal(t, http.StatusTooManyRequests, c.get("/api/x").Code)
-	time.Sleep(time.Until(first.Add(3100 * time.Millisecond)))
+	if time.Since(cleared) < 3*time.Second { // else a loaded machine let the window slide: nothing to refuse
+		assert.Equal(t, http.StatusTooManyRequests, c.get("/api/x").Code)
+	}
+	time.Sleep(time.Until(cleared.Add(3100 * time.Millisecond)))
 	assert.Equal(t, http.StatusOK, c.get("/api/x").Code)
+
+	require.Eventually(t, func() bool {
+		return strings.Contains(s.adminGet("/audit/logs?event_type=admin_action").Body, `"action":"rate_limit_clear"`)
+	}, 5*time.Second, 50*time.Millisecond)
 }
 
 func TestS18HealthIsNeverLimited(t *testing.T) {
