@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -213,6 +214,20 @@ func TestLockoutCountsOnlyRecentWrongCredentials(t *testing.T) {
 	fail(5)
 	rec := do(e, http.MethodGet, "/admin/status", "", ip, asAdmin, func(r *http.Request) { r.Header.Set("X-Forwarded-For", "198.51.100.1") })
 	assert.Equal(t, http.StatusTooManyRequests, rec.Code)
+}
+
+// TestLockoutCountsAnIPv6PeerByItsSlash64: rotating through one /64 does
+// not buy an IPv6 peer more guesses; the next /64 is another peer.
+func TestLockoutCountsAnIPv6PeerByItsSlash64(t *testing.T) {
+	e := newAPI(t, admintest.NewFixture())
+	for i := range 5 {
+		peer := func(r *http.Request) { r.RemoteAddr = fmt.Sprintf("[2001:db8:1:2::%x]:40000", i+1) }
+		require.Equal(t, 401, do(e, http.MethodGet, "/admin/status", "", peer, bearer("nope")).Code)
+	}
+	other := func(r *http.Request) { r.RemoteAddr = "[2001:db8:1:2:ffff::1]:40000" }
+	assert.Equal(t, http.StatusTooManyRequests, do(e, http.MethodGet, "/admin/status", "", other, asAdmin).Code)
+	next := func(r *http.Request) { r.RemoteAddr = "[2001:db8:1:3::1]:40000" }
+	assert.Equal(t, http.StatusOK, do(e, http.MethodGet, "/admin/status", "", next, asAdmin).Code)
 }
 
 func TestLockoutIsBounded(t *testing.T) {
