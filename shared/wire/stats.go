@@ -43,6 +43,8 @@ type Origin struct {
 
 // Ban is one active ban.
 type Ban struct {
+	// IP is the banned client: its address, or for IPv6 its /64
+	// ("2001:db8:1:2::/64"; package clientid).
 	IP string `json:"ip"`
 	// TTLSeconds is the time left; -1 for a ban without expiry.
 	TTLSeconds int64 `json:"ttl_seconds"`
@@ -70,7 +72,8 @@ type Point struct {
 	Blocked   int64 `json:"blocked"`
 }
 
-// Offender is one client and how often it was stopped.
+// Offender is one client and how often it was stopped. IP is the client:
+// its address, or for IPv6 its /64 ("2001:db8:1:2::/64").
 type Offender struct {
 	IP      string  `json:"ip"`
 	Country string  `json:"country,omitempty"`

@@ -259,14 +259,16 @@ export function startApp(doc, deps = {}) {
       if (bansNote) bansNote.textContent = msg;
     };
     try {
-      await getJSON(`api/bans/${encodeURIComponent(ip)}/unban`, {
+      const body = await getJSON(`api/bans/${encodeURIComponent(ip)}/unban`, {
         method: 'POST',
         headers: { Accept: 'application/json', Authorization: `Bearer ${token}` },
       });
-      state = { ...state, bans: state.bans.filter((b) => b.ip !== ip) };
+      // The client whose ban was lifted: for an IPv6 address, its /64, as bans are listed.
+      const client = typeof body?.unbanned === 'string' && body.unbanned ? body.unbanned : ip;
+      state = { ...state, bans: state.bans.filter((b) => b.ip !== ip && b.ip !== client) };
       renderBans(bansBody, state.bans, admin, bansEmpty);
-      note(`${ip} unbanned`);
-      if (detailIP === ip) openDetail(ip);
+      note(`${client} unbanned`);
+      if (detailIP === ip || detailIP === client) openDetail(detailIP);
     } catch (err) {
       if (/token/i.test(String(err.message))) token = ''; // ask again next time
       note(`Unban ${ip} failed: ${err.message ?? err}`);

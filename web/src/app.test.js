@@ -250,6 +250,36 @@ describe('dashboard page', () => {
     expect(asked).toBe(2);
   });
 
+  it('shows an IPv6 ban as its /64, opens it and lifts it from any address of it', async () => {
+    const v6 = '2001:db8:1:2::/64';
+    const routes = {
+      'api/config': { admin: true },
+      [`api/ip/${encodeURIComponent(v6)}`]: { ip: v6, client: v6, banned: true, ban_ttl_seconds: 300, events: [] },
+      'api/ip/2001%3Adb8%3A1%3A2%3A%3A77': { ip: '2001:db8:1:2::77', client: v6, banned: true, ban_ttl_seconds: 300, events: [] },
+      'api/bans/2001%3Adb8%3A1%3A2%3A%3A77/unban': () => [200, { unbanned: v6 }],
+    };
+    start([], routes, { prompt: () => 'right-token-0123456' });
+    await vi.waitFor(() => expect($('#mode').textContent).toBe('admin'));
+    sockets[0].serverOpen();
+    sockets[0].serverSend({ ts: 1, series: [], events: [], bans: [{ ip: v6, ttl_seconds: 300 }] });
+    expect($(`#bans tr[data-ip="${v6}"]`).textContent).toContain(v6);
+
+    $(`#bans tr[data-ip="${v6}"] [data-detail]`).click();
+    await vi.waitFor(() => expect($('#detail').dataset.state).toBe('ready'));
+    expect(fetchCalls).toContain('api/ip/2001%3Adb8%3A1%3A2%3A%3A%2F64');
+    expect($('#detail-summary').textContent).not.toContain('counted and banned as one');
+
+    // The detail of one address says which client it belongs to; its unban lifts the /64's ban.
+    app.openDetail('2001:db8:1:2::77');
+    await vi.waitFor(() => expect($('#detail').dataset.ip).toBe('2001:db8:1:2::77'));
+    await vi.waitFor(() => expect($('#detail').dataset.state).toBe('ready'));
+    expect($('#detail-summary').dataset.client).toBe(v6);
+    expect($('#detail-summary').textContent).toContain(`${v6} (counted and banned as one)`);
+    $('#detail-actions [data-unban]').click();
+    await vi.waitFor(() => expect($('#bans-note').textContent).toBe(`${v6} unbanned`));
+    expect($(`#bans tr[data-ip="${v6}"]`)).toBeNull();
+  });
+
   it('switches between dark and light themes', () => {
     start();
     const root = document.documentElement;

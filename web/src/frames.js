@@ -410,6 +410,8 @@ export function normalizeClient(body) {
     : [];
   return {
     ip: str(b.ip),
+    // The client the gateways count and ban: the address, or an IPv6 address's /64.
+    client: str(b.client) || str(b.ip),
     geo: {
       country: str(geo.country),
       city: str(geo.city),

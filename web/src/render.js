@@ -276,17 +276,21 @@ export function renderDetail(parts, c, admin) {
   const ban = c.banned ? `banned, ${formatDuration(c.banTTL)} left${c.banReason ? ` (${c.banReason})` : ''}` : 'not banned';
   const counts = c.byType.map((t) => `${t.type} ${formatCount(t.n)}`).join(' · ') || 'no events';
   const last = c.latest ? `${formatScore(c.latest.score)} (${c.latest.type}, ${formatTime(c.latest.ts)})` : '—';
+  // An IPv6 address is counted, limited and banned with its whole /64.
+  const client = c.client && c.client !== c.ip ? [['Client', `${c.client} (counted and banned as one)`]] : [];
   parts.summary.replaceChildren(
     dl(doc, [
       ['Location', place],
       ['Coordinates', coords],
       ['Network', network],
+      ...client,
       ['Status', ban],
       ['Latest score', last],
       ['History', counts],
     ]),
   );
   parts.summary.dataset.country = c.geo.country;
+  parts.summary.dataset.client = c.client || c.ip;
   parts.summary.dataset.banned = String(c.banned);
 
   // Requests per 10 s over the last minute (the gateways keep 10 s buckets).

@@ -23,6 +23,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -36,7 +37,7 @@ var ErrBadCursor = errors.New("history: malformed cursor")
 type Query struct {
 	From, To time.Time // From ≤ ts < To
 	Type     wire.EventType
-	IP       string
+	IP       string  // an address (its events), or an IPv6 /64 as "2001:db8:1:2::/64" (every address's in it)
 	Country  string  // geo.country, ISO code
 	Route    string  // path prefix on segment boundaries ("/api" takes /api and /api/x)
 	MinScore float64 // score ≥ MinScore
@@ -103,7 +104,7 @@ func (s *Store) Collection() *mongo.Collection { return s.coll }
 func (q Query) filter() bson.D {
 	f := bson.D{}
 	if q.IP != "" {
-		f = append(f, bson.E{Key: "ip", Value: q.IP})
+		f = append(f, ipFilter(q.IP))
 	}
 	if q.Type != "" {
 		f = append(f, bson.E{Key: "type", Value: string(q.Type)})
@@ -340,6 +341,20 @@ func (s *Store) countBy(ctx context.Context, filter bson.D, field string, limit 
 	return out, nil
 }
 
+// ipFilter selects the events of ip: one address as events spell it, or,
+// for an IPv6 /64 ("2001:db8:1:2::/64"), the events of every address in it
+// and those recorded for the /64 itself (admin bans and unbans), by
+// clientid.TextPattern, a regular expression anchored on the /64's first
+// groups.
+func ipFilter(ip string) bson.E {
+	if strings.Contains(ip, "/") {
+		if id, err := clientid.Parse(ip); err == nil && id.Is6() {
+			return bson.E{Key: "ip", Value: bson.D{{Key: "$regex", Value: clientid.TextPattern(id)}}}
+		}
+	}
+	return bson.E{Key: "ip", Value: ip}
+}
+
 // Client is everything the history knows about one IP.
 type Client struct {
 	Events []wire.Event `json:"events"`
@@ -351,15 +366,16 @@ type Client struct {
 	Geo *wire.Geo `json:"geo,omitempty"`
 }
 
-// Client returns the newest limit events of ip, its counts by type, its
-// latest scored event and its geo. All queries use the ip+ts index.
+// Client returns the newest limit events of ip (an address, or an IPv6 /64
+// as Query.IP takes it), its counts by type, its latest scored event and
+// its geo. All queries use the ip+ts index.
 func (s *Store) Client(ctx context.Context, ip string, limit int) (Client, error) {
 	page, err := s.Events(ctx, Query{IP: ip, Limit: limit})
 	if err != nil {
 		return Client{}, err
 	}
 	c := Client{Events: page.Events}
-	if c.ByType, err = s.countBy(ctx, bson.D{{Key: "ip", Value: ip}}, "$type", 0); err != nil {
+	if c.ByType, err = s.countBy(ctx, bson.D{ipFilter(ip)}, "$type", 0); err != nil {
 		return Client{}, err
 	}
 	for i := range c.Events {
@@ -373,7 +389,7 @@ func (s *Store) Client(ctx context.Context, ip string, limit int) (Client, error
 	}
 	if c.Latest == nil {
 		var e wire.Event
-		err := s.coll.FindOne(ctx, bson.D{{Key: "ip", Value: ip}, {Key: "reasons.0", Value: bson.D{{Key: "$exists", Value: true}}}},
+		err := s.coll.FindOne(ctx, bson.D{ipFilter(ip), {Key: "reasons.0", Value: bson.D{{Key: "$exists", Value: true}}}},
 			options.FindOne().SetSort(bson.D{{Key: "ts", Value: -1}})).Decode(&e)
 		switch {
 		case err == nil:

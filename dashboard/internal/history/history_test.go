@@ -225,3 +225,44 @@ func TestClient(t *testing.T) {
 	assert.Nil(t, c.Latest)
 	assert.Nil(t, c.Geo)
 }
+
+// TestIPv6Slash64History: an address finds its own events, the /64 (as
+// clientid.Display spells it) those of every address in it and those
+// recorded for the /64 itself (an admin ban, an unban); the neighbouring
+// /64 and an address that only looks alike stay out.
+func TestIPv6Slash64History(t *testing.T) {
+	t.Parallel()
+	coll := testenv.Mongo(t).Collection("events")
+	ctx := context.Background()
+	reasons := []wire.Reason{{Feature: "burst", Value: 40, Contribution: 0.9}}
+	_, err := coll.InsertMany(ctx, []any{
+		wire.Event{ID: "a", TS: t0, Type: wire.EventBlock, IP: "2001:db8:1:2::5", Score: 0.9, Reasons: reasons, Geo: &wire.Geo{Country: "DE"}},
+		wire.Event{ID: "b", TS: t0.Add(time.Second), Type: wire.EventThrottle, IP: "2001:db8:1:2:ffff::1", Score: 0.6},
+		wire.Event{ID: "c", TS: t0.Add(2 * time.Second), Type: wire.EventBan, IP: "2001:db8:1:2::/64"},
+		wire.Event{ID: "d", TS: t0.Add(3 * time.Second), Type: wire.EventBlock, IP: "2001:db8:1:3::5"},
+		wire.Event{ID: "e", TS: t0.Add(4 * time.Second), Type: wire.EventBlock, IP: "2001:db8:1:22::5"},
+		wire.Event{ID: "f", TS: t0.Add(5 * time.Second), Type: wire.EventUnban, IP: "2001:db8:1:2::/64"},
+		wire.Event{ID: "g", TS: t0.Add(6 * time.Second), Type: wire.EventBlock, IP: "2001:db8::1:2:0:5"}, // in 2001:db8::/64
+	})
+	require.NoError(t, err)
+	s, err := history.New(coll)
+	require.NoError(t, err)
+
+	page, err := s.Events(ctx, history.Query{IP: "2001:db8:1:2::/64", Limit: 50})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"f", "c", "b", "a"}, ids(page.Events))
+	page, err = s.Events(ctx, history.Query{IP: "2001:db8:1:2::5", Limit: 50})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a"}, ids(page.Events), "an address is itself")
+	page, err = s.Events(ctx, history.Query{IP: "2001:db8::/64", Limit: 50})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"g"}, ids(page.Events), "zero groups shortened across the /64's boundary")
+
+	c, err := s.Client(ctx, "2001:db8:1:2::/64", 10)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"f", "c", "b", "a"}, ids(c.Events))
+	assert.ElementsMatch(t, []history.Count{{Key: "ban", N: 1}, {Key: "unban", N: 1}, {Key: "throttle", N: 1}, {Key: "block", N: 1}}, c.ByType)
+	require.NotNil(t, c.Latest)
+	assert.Equal(t, "a", c.Latest.ID)
+	assert.Equal(t, "DE", c.Geo.Country)
+}

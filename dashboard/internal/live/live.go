@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -59,8 +60,8 @@ const maxSeen = 100_000
 // sighting is what the panels need of one event.
 type sighting struct {
 	ts       int64
-	n        int64 // the requests it stands for (a folded event's count)
-	ip       string
+	n        int64  // the requests it stands for (a folded event's count)
+	client   string // the event's client as bans are listed: its IP, or its /64 for IPv6
 	geo      wire.Geo
 	score    float64
 	scored   bool
@@ -228,7 +229,7 @@ func (a *Aggregator) origins() []wire.Origin {
 func (a *Aggregator) activeBans(now time.Time) []wire.Ban {
 	latest := map[string]*sighting{}
 	for i := range a.seen {
-		latest[a.seen[i].ip] = &a.seen[i]
+		latest[a.seen[i].client] = &a.seen[i]
 	}
 	elapsed := int64(now.Sub(a.bansAt) / time.Second)
 	out := make([]wire.Ban, 0, len(a.bans))
@@ -265,10 +266,10 @@ func (a *Aggregator) topOffenders(n int) []wire.Offender {
 		if !o.blocking {
 			continue
 		}
-		off := by[o.ip]
+		off := by[o.client]
 		if off == nil {
-			off = &wire.Offender{IP: o.ip}
-			by[o.ip] = off
+			off = &wire.Offender{IP: o.client}
+			by[o.client] = off
 		}
 		off.Blocks += o.n
 		off.Score = o.score // the latest
@@ -386,7 +387,7 @@ func (a *Aggregator) add(msg redis.XMessage) {
 	if len(a.recent) > RecentEvents {
 		a.recent = append(a.recent[:0], a.recent[len(a.recent)-RecentEvents:]...)
 	}
-	s := sighting{ts: ev.TS.Unix(), n: max(int64(ev.Count), 1), ip: ev.IP, score: ev.Score, reasons: topReasons(ev.Reasons, 3)}
+	s := sighting{ts: ev.TS.Unix(), n: max(int64(ev.Count), 1), client: clientOf(ev.IP), score: ev.Score, reasons: topReasons(ev.Reasons, 3)}
 	if ev.Geo != nil {
 		s.geo = *ev.Geo
 	}
@@ -401,6 +402,17 @@ func (a *Aggregator) add(msg redis.XMessage) {
 	if len(a.seen) < maxSeen {
 		a.seen = append(a.seen, s)
 	}
+}
+
+// clientOf spells an event's IP as its client, the way bans are listed and
+// the gateways count: the address for IPv4, the /64 for IPv6 (an attacker
+// rotating through its /64 is one offender, as it is one client to ban).
+func clientOf(ip string) string {
+	id, err := clientid.Parse(ip)
+	if err != nil {
+		return ip
+	}
+	return clientid.Display(id)
 }
 
 // topReasons returns the n reasons that contributed most (and at all).

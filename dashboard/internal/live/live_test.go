@@ -132,3 +132,39 @@ func TestFoldedEventsCountTheirRequests(t *testing.T) {
 	assert.Equal(t, int64(38), full.TopOffenders[0].Blocks)
 	assert.Equal(t, []int64{0, 0, 0, 0, 0, 2, 0, 0, 0, 0}, full.ScoreHistogram, "deny-list refusals are not scored")
 }
+
+// TestIPv6OffendersAndBansAreSlash64s: an attacker rotating through its /64
+// is one offender, and its ban (listed as the /64) gets its country and
+// score from the events of any address in it.
+func TestIPv6OffendersAndBansAreSlash64s(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	ctx := context.Background()
+	now := time.Now()
+	de := &wire.Geo{Country: "DE"}
+	publish(t, rdb, prefix, wire.Event{ID: "1", TS: now.Add(-2 * time.Second), Type: wire.EventBlock, IP: "2001:db8:1:2::1", Geo: de, Score: 0.9})
+	publish(t, rdb, prefix, wire.Event{ID: "2", TS: now.Add(-2 * time.Second), Type: wire.EventBan, IP: "2001:db8:1:2::2", Geo: de, Score: 0.95})
+	publish(t, rdb, prefix, wire.Event{ID: "3", TS: now.Add(-1 * time.Second), Type: wire.EventBlock, IP: "2001:db8:1:3::1", Score: 0.9})
+	publish(t, rdb, prefix, wire.Event{ID: "4", TS: now.Add(-1 * time.Second), Type: wire.EventBlock, IP: "192.0.2.7", Score: 0.9})
+
+	agg, err := live.New(rdb, live.Options{Prefix: prefix}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.NoError(t, agg.Load(ctx, now))
+	agg.SetBans([]wire.Ban{{IP: "2001:db8:1:2::/64", TTLSeconds: 600, Reason: "score 0.95"}}, now)
+
+	_, full, err := agg.Tick(ctx, now)
+	require.NoError(t, err)
+	blocks := map[string]int64{}
+	for _, o := range full.TopOffenders {
+		blocks[o.IP] = o.Blocks
+	}
+	assert.Equal(t, map[string]int64{"2001:db8:1:2::/64": 2, "2001:db8:1:3::/64": 1, "192.0.2.7": 1}, blocks)
+	require.Len(t, full.Bans, 1)
+	assert.Equal(t, wire.Ban{IP: "2001:db8:1:2::/64", TTLSeconds: 600, Reason: "score 0.95", Country: "DE", Score: 0.95}, full.Bans[0])
+	assert.Equal(t, "2001:db8:1:2::1", full.Events[0].IP, "the feed keeps each request's own address")
+
+	agg.DropBan("2001:db8:1:2::/64")
+	_, full, err = agg.Tick(ctx, now)
+	require.NoError(t, err)
+	assert.Empty(t, full.Bans)
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/bulwarkgw/bulwark/dashboard/internal/history"
 	"github.com/bulwarkgw/bulwark/dashboard/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -70,12 +72,31 @@ func intParam(c echo.Context, name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-func ipParam(s, name string) (string, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return "", badParam(name, "must be an IP address")
+// clientParam reads a client as an operator names it (package clientid):
+// an address, or an IPv6 /64 such as "2001:db8:1:2::/64". It returns the
+// client (for IPv6, its /64, whichever address of it was given) and what
+// to look its events up by: the address when one was given (history keeps
+// each request's own address), the /64 when the /64 was.
+func clientParam(s, name string) (client netip.Addr, events string, err error) {
+	id, err := clientid.Parse(s)
+	if err != nil {
+		return netip.Addr{}, "", badParam(name, "must be an IP address or an IPv6 /64 ("+err.Error()+")")
 	}
-	return a.Unmap().String(), nil
+	if strings.Contains(s, "/") {
+		return id, clientid.Display(id), nil
+	}
+	a, _ := netip.ParseAddr(s) // Parse has checked it
+	return id, a.Unmap().String(), nil
+}
+
+// pathClient is clientParam on a path segment, where a /64's slash comes
+// escaped.
+func pathClient(c echo.Context, name string) (netip.Addr, string, error) {
+	s, err := url.PathUnescape(c.Param(name))
+	if err != nil {
+		s = c.Param(name)
+	}
+	return clientParam(s, name)
 }
 
 func (a *api) unavailable(what string, err error) error {
@@ -115,7 +136,7 @@ func (a *api) events(c echo.Context) error {
 		return badParam("from", "must be before to")
 	}
 	if s := c.QueryParam("ip"); s != "" {
-		if q.IP, err = ipParam(s, "ip"); err != nil {
+		if _, q.IP, err = clientParam(s, "ip"); err != nil {
 			return err
 		}
 	}
@@ -215,12 +236,15 @@ type (
 	pastState = history.Client
 )
 
-// clientView is everything known about one IP: its ban and last minute of
-// requests from Redis, its events and latest score from MongoDB. When one
-// of the two is unavailable the other is still served, and Unavailable
-// names what is missing.
+// clientView is everything known about one IP: its client's ban and last
+// minute of requests from Redis (for IPv6 the /64's, as the gateways keep
+// them), its events and latest score from MongoDB (the address's, or the
+// whole /64's when the /64 was asked for). When one of the two is
+// unavailable the other is still served, and Unavailable names what is
+// missing.
 type clientView struct {
-	IP string `json:"ip"`
+	IP     string `json:"ip"`     // as asked: an address, or a /64
+	Client string `json:"client"` // the client the gateways keep: the address, or its /64
 	liveState
 	pastState
 	Unavailable []string `json:"unavailable,omitempty"`
@@ -228,14 +252,14 @@ type clientView struct {
 
 // client: GET /api/ip/{ip}
 func (a *api) client(c echo.Context) error {
-	ip, err := ipParam(c.Param("ip"), "ip")
+	id, ip, err := pathClient(c, "ip")
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
-	v := clientView{IP: ip}
+	v := clientView{IP: ip, Client: clientid.Display(id)}
 	var liveErr, histErr error
-	if v.liveState, liveErr = a.d.Clients.Client(ctx, ip, a.d.Now()); liveErr != nil {
+	if v.liveState, liveErr = a.d.Clients.Client(ctx, id, a.d.Now()); liveErr != nil {
 		a.d.Log.Warn("live client state unavailable", "err", liveErr)
 		v.Unavailable = append(v.Unavailable, "live client state")
 	}
@@ -252,13 +276,15 @@ func (a *api) client(c echo.Context) error {
 	return c.JSON(http.StatusOK, v)
 }
 
-// unban: POST /api/bans/{ip}/unban (admin token)
+// unban: POST /api/bans/{ip}/unban (admin token). Any address of an IPv6
+// /64, or the /64, lifts the /64's ban; the answer names the client.
 func (a *api) unban(c echo.Context) error {
-	ip, err := ipParam(c.Param("ip"), "ip")
+	id, _, err := pathClient(c, "ip")
 	if err != nil {
 		return err
 	}
-	ev, err := a.d.Clients.Unban(c.Request().Context(), ip, a.d.Now())
+	ip := clientid.Display(id)
+	ev, err := a.d.Clients.Unban(c.Request().Context(), id, a.d.Now())
 	switch {
 	case errors.Is(err, traffic.ErrNotBanned):
 		return echo.NewHTTPError(http.StatusNotFound, "no active ban for "+ip)

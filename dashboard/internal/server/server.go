@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -37,10 +38,11 @@ type Summaries interface {
 	Client(ctx context.Context, ip string, limit int) (history.Client, error)
 }
 
-// Clients reads and lifts bans in Redis.
+// Clients reads and lifts bans in Redis, for ip's client (an IPv6 /64
+// whichever address of it is given).
 type Clients interface {
-	Client(ctx context.Context, ip string, now time.Time) (traffic.Client, error)
-	Unban(ctx context.Context, ip string, now time.Time) (wire.Event, error)
+	Client(ctx context.Context, ip netip.Addr, now time.Time) (traffic.Client, error)
+	Unban(ctx context.Context, ip netip.Addr, now time.Time) (wire.Event, error)
 }
 
 var (
@@ -71,7 +73,8 @@ type Deps struct {
 	// User and Password, when set, require HTTP basic auth for everything
 	// but /healthz.
 	User, Password string
-	// Unbanned, when set, is told of every ban lifted here.
+	// Unbanned, when set, is told of every ban lifted here, with the client
+	// as bans are listed (clientid.Display).
 	Unbanned func(ip string)
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -20,6 +21,7 @@ import (
 	"github.com/bulwarkgw/bulwark/dashboard/internal/hub"
 	"github.com/bulwarkgw/bulwark/dashboard/internal/server"
 	"github.com/bulwarkgw/bulwark/dashboard/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -51,26 +53,29 @@ func (f *fakeEvents) Client(_ context.Context, ip string, _ int) (history.Client
 	return history.Client{Events: []wire.Event{{ID: "x", IP: ip}}, Geo: &wire.Geo{Country: "GB"}}, nil
 }
 
+// fakeClients keeps bans by client as traffic.Store does: an IPv6 /64 is
+// one client.
 type fakeClients struct {
 	unbanned []string
-	banned   map[string]bool
+	banned   map[string]bool // by clientid.Display
 	err      error
 }
 
-func (f *fakeClients) Client(_ context.Context, ip string, _ time.Time) (traffic.Client, error) {
+func (f *fakeClients) Client(_ context.Context, ip netip.Addr, _ time.Time) (traffic.Client, error) {
 	if f.err != nil {
 		return traffic.Client{}, f.err
 	}
-	return traffic.Client{Banned: f.banned[ip], BanTTLSeconds: 60, Requests: []wire.Point{{TS: 1, Requests: 5}}}, nil
+	return traffic.Client{Banned: f.banned[clientid.Display(ip)], BanTTLSeconds: 60, Requests: []wire.Point{{TS: 1, Requests: 5}}}, nil
 }
 
-func (f *fakeClients) Unban(_ context.Context, ip string, now time.Time) (wire.Event, error) {
-	if !f.banned[ip] {
+func (f *fakeClients) Unban(_ context.Context, ip netip.Addr, now time.Time) (wire.Event, error) {
+	who := clientid.Display(ip)
+	if !f.banned[who] {
 		return wire.Event{}, traffic.ErrNotBanned
 	}
-	delete(f.banned, ip)
-	f.unbanned = append(f.unbanned, ip)
-	return wire.Event{ID: "u1", Type: wire.EventUnban, IP: ip, TS: now}, nil
+	delete(f.banned, who)
+	f.unbanned = append(f.unbanned, who)
+	return wire.Event{ID: "u1", Type: wire.EventUnban, IP: who, TS: now}, nil
 }
 
 var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -78,7 +83,7 @@ var now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 func newServer(t *testing.T, mod func(*server.Deps)) (http.Handler, *fakeEvents, *fakeClients) {
 	t.Helper()
 	ev := &fakeEvents{page: history.Page{Events: []wire.Event{{ID: "a"}}, Next: history.Cursor{TS: now, ID: "a"}}}
-	cl := &fakeClients{banned: map[string]bool{"203.0.113.1": true}}
+	cl := &fakeClients{banned: map[string]bool{"203.0.113.1": true, "2001:db8:1:2::/64": true}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	d := server.Deps{
 		Hub: hub.New(log), Snapshot: func() []byte { return []byte("{}") }, Events: ev, Summaries: ev, Clients: cl,
@@ -129,7 +134,7 @@ func TestEventsParams(t *testing.T) {
 	for _, tc := range []struct{ query, param string }{
 		{"limit=0", "limit"}, {"limit=501", "limit"}, {"limit=x", "limit"},
 		{"from=yesterday", "from"}, {"to=2026-13-01", "to"}, {"from=20&to=10", "from"},
-		{"ip=1.2.3", "ip"}, {"ip=fe80::1%25eth0", "ip"},
+		{"ip=1.2.3", "ip"}, {"ip=fe80::1%25eth0", "ip"}, {"ip=2001:db8::/48", "ip"},
 		{"min_score=1.5", "min_score"}, {"min_score=x", "min_score"},
 		{"cursor=garbage!", "cursor"},
 		{"type=nonsense", "type"}, {"country=GBR", "country"}, {"country=1", "country"}, {"route=api", "route"},
@@ -196,6 +201,61 @@ func TestClientView(t *testing.T) {
 	assert.Nil(t, v["unavailable"])
 
 	assert.Equal(t, 400, do(h, "GET", "/api/ip/not-an-ip").Code)
+}
+
+// TestIPv6ClientIsItsSlash64: the detail view, the events filter and the
+// unban take any address of a /64 or the /64 itself (its slash escaped in
+// a path); Redis state is the /64's, history the address's or, when the
+// /64 was asked for, the whole /64's.
+func TestIPv6ClientIsItsSlash64(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-admin-token-123"
+	var told []string
+	h, ev, cl := newServer(t, func(d *server.Deps) {
+		d.AdminToken = token
+		d.Unbanned = func(ip string) { told = append(told, ip) }
+	})
+	view := func(path string) map[string]any {
+		rec := do(h, "GET", path)
+		require.Equal(t, 200, rec.Code, "%s: %s", path, rec.Body)
+		var v map[string]any
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &v))
+		return v
+	}
+	v := view("/api/ip/2001:db8:1:2::77")
+	assert.Equal(t, "2001:db8:1:2::77", v["ip"])
+	assert.Equal(t, "2001:db8:1:2::/64", v["client"])
+	assert.Equal(t, true, v["banned"], "the /64's ban")
+	assert.Equal(t, "2001:db8:1:2::77", v["events"].([]any)[0].(map[string]any)["ip"], "the address's history")
+
+	v = view("/api/ip/2001:db8:1:2::%2F64")
+	assert.Equal(t, "2001:db8:1:2::/64", v["ip"])
+	assert.Equal(t, "2001:db8:1:2::/64", v["client"])
+	assert.Equal(t, "2001:db8:1:2::/64", v["events"].([]any)[0].(map[string]any)["ip"], "the /64's history")
+	assert.Equal(t, "192.0.2.7", view("/api/ip/::ffff:192.0.2.7")["client"])
+	assert.Equal(t, 400, do(h, "GET", "/api/ip/2001:db8:1:2::%2F48").Code)
+
+	rec := do(h, "GET", "/api/events?ip=2001:db8:1:2::%2F64")
+	require.Equal(t, 200, rec.Code)
+	assert.Equal(t, "2001:db8:1:2::/64", ev.q.IP)
+	rec = do(h, "GET", "/api/events?ip=2001:DB8:1:2::5")
+	require.Equal(t, 200, rec.Code)
+	assert.Equal(t, "2001:db8:1:2::5", ev.q.IP, "an address filters on itself")
+
+	rec = do(h, "POST", "/api/bans/2001:db8:1:2::99/unban", "Authorization", "Bearer "+token)
+	require.Equal(t, 200, rec.Code, rec.Body.String())
+	var body struct {
+		Unbanned string     `json:"unbanned"`
+		Event    wire.Event `json:"event"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	assert.Equal(t, "2001:db8:1:2::/64", body.Unbanned)
+	assert.Equal(t, "2001:db8:1:2::/64", body.Event.IP)
+	assert.Equal(t, []string{"2001:db8:1:2::/64"}, told, "the live view drops the ban as it lists it")
+	assert.Equal(t, 404, do(h, "POST", "/api/bans/2001:db8:1:2::%2F64/unban", "Authorization", "Bearer "+token).Code)
+	cl.banned["2001:db8:1:2::/64"] = true
+	assert.Equal(t, 200, do(h, "POST", "/api/bans/2001:db8:1:2::%2F64/unban", "Authorization", "Bearer "+token).Code)
+	assert.Equal(t, 400, do(h, "POST", "/api/bans/2001:db8:1:2::%2F56/unban", "Authorization", "Bearer "+token).Code)
 }
 
 func TestClientViewDegrades(t *testing.T) {

@@ -4,6 +4,10 @@
 // records an unban event on the live stream and in MongoDB, as a gateway
 // records its bans.
 //
+// A client is what the gateways keep one: an IPv4 address, or an IPv6 /64
+// (package clientid). Its keys are spelled with its clientid.Identity, and
+// it is shown as clientid.Display spells it ("2001:db8:1:2::/64").
+//
 // Bans are listed from the gateways' ban index (wire.BanIndexKey), never by
 // scanning the keyspace, so a listing costs the same however many clients
 // Redis tracks. A ban key without an index entry (set by hand, or whose
@@ -28,6 +32,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -117,16 +122,23 @@ func (s *Store) List(ctx context.Context, now time.Time) ([]wire.Ban, error) {
 	out := make([]wire.Ban, 0, len(zs))
 	var gone []any
 	for i, z := range zs {
-		ip, _ := z.Member.(string)
+		m, _ := z.Member.(string)
+		id, err := netip.ParseAddr(m)
+		if err != nil || id.String() != m || clientid.Identity(id) != id {
+			// Not a client's id: no gateway checks this key (an IPv6 ban
+			// once made on one address of a /64), so it bans nobody.
+			gone = append(gone, m, scoreArg(z.Score))
+			continue
+		}
 		ttl := ttls[i].Val()
 		if ttl == -2*time.Nanosecond || errors.Is(vals[i].Err(), redis.Nil) {
-			gone = append(gone, ip, scoreArg(z.Score))
+			gone = append(gone, m, scoreArg(z.Score))
 			continue
 		}
 		if ttls[i].Err() != nil || vals[i].Err() != nil {
 			continue // not a string: not a ban
 		}
-		b := wire.Ban{IP: ip, TTLSeconds: -1, Reason: vals[i].Val()}
+		b := wire.Ban{IP: clientid.Display(id), TTLSeconds: -1, Reason: vals[i].Val()}
 		if ttl > 0 {
 			b.TTLSeconds = int64((ttl + time.Second - 1) / time.Second)
 		}
@@ -172,32 +184,24 @@ type Client struct {
 	Requests []wire.Point `json:"requests"`
 }
 
-// Client returns ip's ban and request window as of now.
-// identity is the address the gateway keeps a client's window and ban
-// under: the address itself for IPv4, the first address of its /64 for
-// IPv6 (the gateway counts and bans IPv6 clients by their /64).
-func identity(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil || !a.Unmap().Is6() {
-		return ip
+// Client returns the ban and request window of ip's client (for IPv6, its
+// /64) as of now.
+func (s *Store) Client(ctx context.Context, ip netip.Addr, now time.Time) (Client, error) {
+	if !ip.IsValid() {
+		return Client{}, errors.New("read client: no address")
 	}
-	p, _ := a.Prefix(64)
-	return p.Addr().String()
-}
-
-func (s *Store) Client(ctx context.Context, ip string, now time.Time) (Client, error) {
-	ip = identity(ip)
+	id := clientid.Identity(ip).String()
 	var state *redis.StringCmd
 	var ttl *redis.DurationCmd
 	var reason *redis.StringCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		state = p.Get(ctx, wire.ClientKey(s.prefix, ip))
-		ttl = p.PTTL(ctx, wire.BanKey(s.prefix, ip))
-		reason = p.Get(ctx, wire.BanKey(s.prefix, ip))
+		state = p.Get(ctx, wire.ClientKey(s.prefix, id))
+		ttl = p.PTTL(ctx, wire.BanKey(s.prefix, id))
+		reason = p.Get(ctx, wire.BanKey(s.prefix, id))
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return Client{}, fmt.Errorf("read client %s: %w", ip, err)
+		return Client{}, fmt.Errorf("read client %s: %w", clientid.Display(ip), err)
 	}
 	var c Client
 	if d := ttl.Val(); d > 0 || d == -1 {
@@ -219,11 +223,15 @@ func (s *Store) Client(ctx context.Context, ip string, now time.Time) (Client, e
 // ErrNotBanned is returned by Unban when ip has no active ban.
 var ErrNotBanned = errors.New("traffic: not banned")
 
-// Unban lifts ip's ban on every gateway (the ban key and its index entry,
-// in one round trip) and records an unban event on the
-// live stream and in MongoDB. It returns ErrNotBanned when there was no ban.
-func (s *Store) Unban(ctx context.Context, ip string, now time.Time) (wire.Event, error) {
-	id := identity(ip)
+// Unban lifts the ban of ip's client (for IPv6, its /64) on every gateway
+// (the ban key and its index entry, in one round trip) and records an unban
+// event, whose ip is the client as clientid.Display spells it, on the live
+// stream and in MongoDB. It returns ErrNotBanned when there was no ban.
+func (s *Store) Unban(ctx context.Context, ip netip.Addr, now time.Time) (wire.Event, error) {
+	if !ip.IsValid() {
+		return wire.Event{}, errors.New("unban: no address")
+	}
+	id, who := clientid.Identity(ip).String(), clientid.Display(ip)
 	var del *redis.IntCmd
 	_, err := s.together(ctx, func(p redis.Pipeliner) error {
 		del = p.Del(ctx, wire.BanKey(s.prefix, id))
@@ -231,12 +239,12 @@ func (s *Store) Unban(ctx context.Context, ip string, now time.Time) (wire.Event
 		return nil
 	})
 	if err != nil {
-		return wire.Event{}, fmt.Errorf("unban %s: %w", ip, err)
+		return wire.Event{}, fmt.Errorf("unban %s: %w", who, err)
 	}
 	if del.Val() == 0 {
 		return wire.Event{}, ErrNotBanned
 	}
-	ev := wire.Event{ID: newID(now), TS: now.UTC(), Type: wire.EventUnban, IP: ip, Gateway: s.id}
+	ev := wire.Event{ID: newID(now), TS: now.UTC(), Type: wire.EventUnban, IP: who, Gateway: s.id}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return ev, fmt.Errorf("encode unban event: %w", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,7 +64,7 @@ func TestListBans(t *testing.T) {
 	assert.Equal(t, "203.0.113.1", bans[1].IP)
 	assert.InDelta(t, 600, bans[1].TTLSeconds, 5)
 	assert.Equal(t, "score 0.93", bans[1].Reason)
-	assert.Equal(t, "2001:db8::", bans[2].IP)
+	assert.Equal(t, "2001:db8::/64", bans[2].IP, "an IPv6 client is shown as its /64")
 	assert.InDelta(t, 60, bans[2].TTLSeconds, 5)
 }
 
@@ -95,7 +96,7 @@ func TestListPrunesTheIndex(t *testing.T) {
 	members, err := rdb.ZRange(ctx, index, 0, -1).Result()
 	require.NoError(t, err)
 	assert.Equal(t, []string{"203.0.113.1", "203.0.113.2"}, members, "members whose ban key is gone are removed")
-	c, err := s.Client(ctx, "203.0.113.5", now)
+	c, err := s.Client(ctx, netip.MustParseAddr("203.0.113.5"), now)
 	require.NoError(t, err)
 	assert.True(t, c.Banned, "an unindexed ban still shows for its client")
 
@@ -271,7 +272,7 @@ func TestClient(t *testing.T) {
 	s, err := traffic.New(rdb, prefix, testenv.Mongo(t).Collection("events"), "dash")
 	require.NoError(t, err)
 
-	c, err := s.Client(ctx, "203.0.113.1", now)
+	c, err := s.Client(ctx, netip.MustParseAddr("203.0.113.1"), now)
 	require.NoError(t, err)
 	assert.True(t, c.Banned)
 	assert.Equal(t, "score 0.90", c.BanReason)
@@ -285,7 +286,7 @@ func TestClient(t *testing.T) {
 	}
 	assert.Equal(t, int64(10), sum, "buckets outside the minute are left out")
 
-	c, err = s.Client(ctx, "192.0.2.1", now)
+	c, err = s.Client(ctx, netip.MustParseAddr("192.0.2.1"), now)
 	require.NoError(t, err)
 	assert.False(t, c.Banned)
 	assert.Zero(t, c.BanTTLSeconds)
@@ -305,7 +306,7 @@ func TestUnban(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, listed, 1)
 
-	ev, err := s.Unban(ctx, "203.0.113.1", now)
+	ev, err := s.Unban(ctx, netip.MustParseAddr("203.0.113.1"), now)
 	require.NoError(t, err)
 	assert.Equal(t, wire.EventUnban, ev.Type)
 	assert.Equal(t, "203.0.113.1", ev.IP)
@@ -335,6 +336,52 @@ func TestUnban(t *testing.T) {
 	assert.Equal(t, "203.0.113.1", stored.IP)
 	assert.Equal(t, now, stored.TS.UTC())
 
-	_, err = s.Unban(ctx, "203.0.113.1", now)
+	_, err = s.Unban(ctx, netip.MustParseAddr("203.0.113.1"), now)
 	assert.ErrorIs(t, err, traffic.ErrNotBanned, "a second unban finds nothing")
+}
+
+// TestIPv6ClientIsItsSlash64: the gateways ban and count an IPv6 client
+// under its /64's first address; any address of the /64 reads and lifts
+// that, and the /64 is what the listing and the unban event show.
+func TestIPv6ClientIsItsSlash64(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	coll := testenv.Mongo(t).Collection("events")
+	ctx := context.Background()
+	now := time.Now()
+	ban(t, rdb, prefix, "2001:db8:1:2::", "score 0.99", 10*time.Minute, now)
+	// A ban once made on one address of a /64: no gateway checks its key.
+	ban(t, rdb, prefix, "2001:db8:5::1", "never enforced", 10*time.Minute, now)
+	st := wire.ClientState{LastSecond: uint32(now.Unix()), LastMilli: uint16(now.UnixMilli() % 1000)}
+	st.R60s[(now.UnixMilli()/wire.Ring60sWidthMs)%wire.Ring60sBuckets] = 4
+	require.NoError(t, rdb.Set(ctx, wire.ClientKey(prefix, "2001:db8:1:2::"), st.Encode(), time.Minute).Err())
+	s, err := traffic.New(rdb, prefix, coll, "dash-1")
+	require.NoError(t, err)
+
+	bans, err := s.List(ctx, now)
+	require.NoError(t, err)
+	require.Len(t, bans, 1)
+	assert.Equal(t, "2001:db8:1:2::/64", bans[0].IP)
+	members, err := rdb.ZRange(ctx, wire.BanIndexKey(prefix), 0, -1).Result()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"2001:db8:1:2::"}, members, "the member that is no client's id is pruned")
+
+	c, err := s.Client(ctx, netip.MustParseAddr("2001:db8:1:2::77"), now)
+	require.NoError(t, err)
+	assert.True(t, c.Banned)
+	assert.Equal(t, "score 0.99", c.BanReason)
+	var sum int64
+	for _, p := range c.Requests {
+		sum += p.Requests
+	}
+	assert.EqualValues(t, 4, sum, "the /64's request window")
+
+	ev, err := s.Unban(ctx, netip.MustParseAddr("2001:db8:1:2::99"), now)
+	require.NoError(t, err)
+	assert.Equal(t, "2001:db8:1:2::/64", ev.IP)
+	c, err = s.Client(ctx, netip.MustParseAddr("2001:db8:1:2::"), now)
+	require.NoError(t, err)
+	assert.False(t, c.Banned)
+	_, err = s.Unban(ctx, netip.MustParseAddr("2001:db8:1:2::"), now)
+	assert.ErrorIs(t, err, traffic.ErrNotBanned)
 }

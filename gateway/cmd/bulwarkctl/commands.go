@@ -96,7 +96,7 @@ func status(ctx context.Context, c *client, args []string) error {
 }
 
 func ratelimit(ctx context.Context, c *client, args []string) error {
-	const want = "ratelimit stats|clear IP"
+	const want = "ratelimit stats|clear CLIENT"
 	pos, err := flags(c, "ratelimit", args, 2, want, nil)
 	if err != nil {
 		return err
@@ -202,7 +202,7 @@ func lists(ctx context.Context, c *client, args []string) error {
 }
 
 func bans(ctx context.Context, c *client, args []string) error {
-	const want = "bans ls | bans add IP [--ttl 24h] [--reason R] | bans rm IP"
+	const want = "bans ls | bans add CLIENT [--ttl 24h] [--reason R] | bans rm CLIENT"
 	if len(args) == 0 {
 		return usagef("usage: %s", want)
 	}
@@ -267,8 +267,15 @@ func bans(ctx context.Context, c *client, args []string) error {
 		if err != nil {
 			return err
 		}
-		return c.call(ctx, http.MethodDelete, "/v1/admin/bans/"+seg(pos[0]), nil, nil, func([]byte) error {
-			_, err := fmt.Fprintf(c.stdout, "Unbanned %s\n", pos[0])
+		return c.call(ctx, http.MethodDelete, "/v1/admin/bans/"+seg(pos[0]), nil, nil, func(b []byte) error {
+			r, err := into[struct {
+				IP string `json:"ip"`
+			}](b)
+			if err != nil {
+				return err
+			}
+			// The client the ban was on: for IPv6 the /64 of the address given.
+			_, err = fmt.Fprintf(c.stdout, "Unbanned %s\n", r.IP)
 			return err
 		})
 	}
@@ -276,7 +283,7 @@ func bans(ctx context.Context, c *client, args []string) error {
 }
 
 func reset(ctx context.Context, c *client, args []string) error {
-	const want = "reset login|password|ip VALUE"
+	const want = "reset login|password VALUE | reset ip CLIENT"
 	pos, err := flags(c, "reset", args, 2, want, nil)
 	if err != nil {
 		return err
@@ -331,7 +338,7 @@ func audit(ctx context.Context, c *client, args []string) error {
 		fs.IntVar(&limit, "limit", 0, "entries, 1 to 1000 (server default 100)")
 		fs.IntVar(&offset, "offset", 0, "entries to skip")
 		fs.StringVar(&typ, "type", "", "event type: request or admin_action")
-		fs.StringVar(&ip, "ip", "", "client IP")
+		fs.StringVar(&ip, "ip", "", "client IP address, or an IPv6 /64")
 	}); err != nil {
 		return err
 	}

@@ -20,18 +20,21 @@ Commands:
   routes                                 list the routes
   config                                 show the active config (secrets redacted)
   status                                 routes, rate limit and audit totals
-  ratelimit stats IP                     one client's proxy rate-limit window
-  ratelimit clear IP                     empty one client's window
+  ratelimit stats CLIENT                 one client's proxy rate-limit window
+  ratelimit clear CLIENT                 empty one client's window
   lists allow|deny ls                    list a list's CIDRs
   lists allow|deny add CIDR              add a CIDR (stored as its network)
   lists allow|deny remove CIDR           remove a CIDR
   bans ls                                list bans
-  bans add IP [--ttl 24h] [--reason R]   ban a client
-  bans rm IP                             lift a ban
-  reset login|password|ip VALUE          reset a login limiter bucket
+  bans add CLIENT [--ttl 24h] [--reason R]
+                                         ban a client
+  bans rm CLIENT                         lift a client's ban
+  reset login|password VALUE             reset a login limiter bucket
+  reset ip CLIENT                        reset a client's login limiter bucket
   keys revoke ID                         revoke an API key
-  audit [--limit N] [--offset N] [--type T] [--ip IP]
-                                         read the audit log, newest first
+  audit [--limit N] [--offset N] [--type T] [--ip IP|/64]
+                                         read the audit log, newest first (an
+                                         address's rows, or a whole /64's)
   audit stats                            count the audit log
 
 Seed 003 commands (print "Successfully!"):
@@ -39,6 +42,10 @@ Seed 003 commands (print "Successfully!"):
   reset_bucket_by_ip, rbi IP
   add_in_whitelist, aw CIDR              remove_from_whitelist, rw CIDR
   add_in_blacklist, ab CIDR              remove_from_blacklist, rb CIDR
+
+A CLIENT is an IPv4 address, or an IPv6 /64 named by any address in it
+(2001:db8:1:2::77) or by itself (2001:db8:1:2::/64): the gateway counts,
+bans and limits an IPv6 host by its /64, and answers with the /64.
 
 Every command also takes --json, to print the server's JSON as is. Put "--"
 before a value that starts with "-".

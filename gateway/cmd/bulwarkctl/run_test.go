@@ -114,13 +114,14 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"rw", "172.16.0.0/12"}, 1, "(HTTP 404)"},
 		{[]string{"bans", "rm", "203.0.113.1"}, 1, "Error: no ban for 203.0.113.1 (HTTP 404)"},
 		{[]string{"keys", "revoke", "nope"}, 1, "(HTTP 404)"},
-		{[]string{"ratelimit", "stats", "not-an-ip"}, 1, `Error: ip: invalid IP address "not-an-ip" (HTTP 400)`},
+		{[]string{"ratelimit", "stats", "not-an-ip"}, 1, `Error: ip: invalid client "not-an-ip": not an IP address or an IPv6 /64 (HTTP 400)`},
+		{[]string{"bans", "add", "2001:db8::/48"}, 1, `Error: ip: invalid client "2001:db8::/48": an IPv6 client is a /64 (or any address in it), not a /48 (HTTP 400)`},
 
 		{[]string{}, 2, "Usage: bulwarkctl"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"rbl"}, 2, "usage: reset_bucket_by_login LOGIN"},
 		{[]string{"rbl", "a", "b"}, 2, "usage: reset_bucket_by_login LOGIN"},
-		{[]string{"ratelimit", "stats"}, 2, "usage: ratelimit stats|clear IP"},
+		{[]string{"ratelimit", "stats"}, 2, "usage: ratelimit stats|clear CLIENT"},
 		{[]string{"ratelimit", "purge", "1.2.3.4"}, 2, "usage:"},
 		{[]string{"lists", "grey", "ls"}, 2, `unknown list "grey"`},
 		{[]string{"lists", "deny", "add"}, 2, "usage:"},
@@ -192,7 +193,7 @@ func TestHumanAndJSONOutput(t *testing.T) {
 		{[]string{"config"}, "{\n  \"rate_limit\": {\n    \"requests_per_minute\": 5\n  }\n}\n", seen{method: "GET", path: "/v1/admin/config"}},
 		{[]string{"ratelimit", "stats", "127.0.0.6"}, "127.0.0.6: 5 of 5 requests in the window, 0 remaining\n", seen{method: "GET", path: "/v1/admin/ratelimit/127.0.0.6"}},
 		{[]string{"ratelimit", "clear", "127.0.0.6"}, "Rate limit cleared for 127.0.0.6\n", seen{method: "DELETE", path: "/v1/admin/ratelimit/127.0.0.6"}},
-		{[]string{"ratelimit", "stats", "::1"}, "::1: 0 of 5 requests in the window, 5 remaining\n", seen{}},
+		{[]string{"ratelimit", "stats", "::1"}, "::/64: 0 of 5 requests in the window, 5 remaining\n", seen{}},
 		{[]string{"lists", "deny", "add", "10.1.2.3/8"}, "Added 10.0.0.0/8 to the deny list\n", seen{"POST", "/v1/admin/lists/deny", "", `{"cidr":"10.1.2.3/8"}`}},
 		{[]string{"lists", "deny", "ls"}, "10.0.0.0/8\n", seen{method: "GET", path: "/v1/admin/lists/deny"}},
 		{[]string{"lists", "allow", "ls"}, "127.0.0.50/32  (config file)\n", seen{}},
@@ -204,6 +205,17 @@ func TestHumanAndJSONOutput(t *testing.T) {
 		{[]string{"bans", "rm", "203.0.113.7"}, "Unbanned 203.0.113.7\n", seen{method: "DELETE", path: "/v1/admin/bans/203.0.113.7"}},
 		{[]string{"audit", "--limit", "2", "--type", "request", "--ip", "127.0.0.31"}, "TIME                  TYPE     CLIENT      METHOD  PATH        STATUS  ACTION  DETAILS\n2026-01-02T03:04:05Z  request  127.0.0.31  GET     /api/users  200     -       -\n", seen{method: "GET", path: "/v1/admin/audit", query: "client_ip=127.0.0.31&event_type=request&limit=2"}},
 		{[]string{"audit", "stats"}, "3 entries: 2 requests, 1 admin actions\n", seen{method: "GET", path: "/v1/admin/audit/stats"}},
+
+		// An IPv6 client is its /64: any address of it, or the /64, in and
+		// the /64 out.
+		{[]string{"bans", "add", "2001:db8:1:2::5", "--ttl", "1h"}, "Banned 2001:db8:1:2::/64 until 2026-01-02T04:04:05Z (admin)\n", seen{"POST", "/v1/admin/bans", "", `{"ip":"2001:db8:1:2::5","ttl":"1h0m0s"}`}},
+		{[]string{"bans", "ls"}, "IP                 EXPIRES               REASON\n2001:db8:1:2::/64  2026-01-02T04:04:05Z  admin\n", seen{}},
+		{[]string{"bans", "rm", "2001:db8:1:2::99"}, "Unbanned 2001:db8:1:2::/64\n", seen{method: "DELETE", path: "/v1/admin/bans/2001:db8:1:2::99"}},
+		{[]string{"bans", "add", "2001:db8:1:2::/64"}, "Banned 2001:db8:1:2::/64 until 2026-01-03T03:04:05Z (admin)\n", seen{}},
+		{[]string{"bans", "rm", "2001:db8:1:2::/64"}, "Unbanned 2001:db8:1:2::/64\n", seen{method: "DELETE", path: "/v1/admin/bans/2001:db8:1:2::%2F64"}},
+		{[]string{"bans", "ls"}, "No bans\n", seen{}},
+		{[]string{"ratelimit", "clear", "2001:db8:1:2::1"}, "Rate limit cleared for 2001:db8:1:2::/64\n", seen{}},
+		{[]string{"audit", "--ip", "2001:db8:1:2::/64"}, "TIME  TYPE  CLIENT  METHOD  PATH  STATUS  ACTION  DETAILS\n", seen{method: "GET", path: "/v1/admin/audit", query: "client_ip=2001%3Adb8%3A1%3A2%3A%3A%2F64"}},
 	}
 	for _, st := range steps {
 		r := s.run(nil, st.args...)

@@ -24,6 +24,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -212,6 +213,9 @@ func (a listsAdmin) List(ctx context.Context, kind admin.ListKind) ([]admin.List
 	return out, nil
 }
 
+// bansAdmin adapts package bans. The admin API passes each client as its
+// identity; the events it records name the client as people read it (an
+// IPv6 /64 as "2001:db8:1:2::/64").
 type bansAdmin struct {
 	store     *bans.Store
 	events    *events.Sink
@@ -235,7 +239,7 @@ func (a bansAdmin) Add(ctx context.Context, ip netip.Addr, ttl time.Duration, re
 	if err := a.store.Ban(ctx, ip, ttl, reason, now); err != nil {
 		return err
 	}
-	a.events.Publish(wire.Event{ID: events.NewID(now), TS: now.UTC(), Type: wire.EventBan, IP: ip.String(), Gateway: a.gatewayID,
+	a.events.Publish(wire.Event{ID: events.NewID(now), TS: now.UTC(), Type: wire.EventBan, IP: clientid.Display(ip), Gateway: a.gatewayID,
 		Reasons: []wire.Reason{{Feature: "admin", Value: ttl.Seconds(), Contribution: 0}}})
 	return nil
 }
@@ -244,7 +248,7 @@ func (a bansAdmin) Remove(ctx context.Context, ip netip.Addr) (bool, error) {
 	lifted, err := a.store.Unban(ctx, ip)
 	if err == nil && lifted {
 		now := time.Now()
-		a.events.Publish(wire.Event{ID: events.NewID(now), TS: now.UTC(), Type: wire.EventUnban, IP: ip.String(), Gateway: a.gatewayID})
+		a.events.Publish(wire.Event{ID: events.NewID(now), TS: now.UTC(), Type: wire.EventUnban, IP: clientid.Display(ip), Gateway: a.gatewayID})
 	}
 	return lifted, err
 }
@@ -290,7 +294,7 @@ func (s auditSink) Record(action, details string, r *http.Request) {
 type auditQuery struct{ l *audit.Log }
 
 func (q auditQuery) Logs(ctx context.Context, f admin.AuditFilter) ([]admin.AuditEntry, error) {
-	rows, err := q.l.Logs(ctx, audit.Query{Limit: f.Limit, Offset: f.Offset, EventType: f.EventType, ClientIP: f.ClientIP})
+	rows, err := q.l.Logs(ctx, audit.Query{Limit: f.Limit, Offset: f.Offset, EventType: f.EventType, ClientIP: f.ClientIP, ClientPattern: f.ClientPattern})
 	if err != nil {
 		return nil, err
 	}

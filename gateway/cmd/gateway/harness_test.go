@@ -133,6 +133,7 @@ func startStack(t *testing.T, cfg string, env ...string) *stack {
 	for i := 0; i+1 < len(env); i += 2 {
 		s.env[env[i]] = env[i+1]
 	}
+	s.gw = s.env["BULWARK_LISTEN"] // a test may listen elsewhere, e.g. on [::1]
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

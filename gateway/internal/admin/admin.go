@@ -111,12 +111,14 @@ type ListsAdmin interface {
 
 // Ban is one banned client.
 type Ban struct {
-	IP        netip.Addr `json:"ip"`
-	Reason    string     `json:"reason"`
-	ExpiresAt time.Time  `json:"expires_at"`
+	IP        netip.Addr // the client's clientid.Identity
+	Reason    string
+	ExpiresAt time.Time
 }
 
-// BansAdmin lists, adds and lifts bans.
+// BansAdmin lists, adds and lifts bans. The package passes every client as
+// its clientid.Identity (an IPv6 /64 as its first address) and shows it as
+// clientid.Display spells it.
 type BansAdmin interface {
 	List(ctx context.Context) ([]Ban, error)
 	Add(ctx context.Context, ip netip.Addr, ttl time.Duration, reason string) error
@@ -178,7 +180,10 @@ type AuditFilter struct {
 	Limit     int
 	Offset    int
 	EventType string
-	ClientIP  string
+	ClientIP  string // one address, as the entries spell it
+	// ClientPattern is a regular expression the entry's client IP must
+	// match (clientid.TextPattern: every address of an IPv6 /64).
+	ClientPattern string
 }
 
 // AuditStats counts the audit log.

@@ -2,7 +2,9 @@ package admin_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -214,6 +216,20 @@ func TestLockoutCountsOnlyRecentWrongCredentials(t *testing.T) {
 	assert.Equal(t, http.StatusTooManyRequests, rec.Code)
 }
 
+// TestLockoutCountsAnIPv6PeerByItsSlash64: rotating through one /64 does
+// not buy an IPv6 peer more guesses; the next /64 is another peer.
+func TestLockoutCountsAnIPv6PeerByItsSlash64(t *testing.T) {
+	e := newAPI(t, admintest.NewFixture())
+	for i := range 5 {
+		peer := func(r *http.Request) { r.RemoteAddr = fmt.Sprintf("[2001:db8:1:2::%x]:40000", i+1) }
+		require.Equal(t, 401, do(e, http.MethodGet, "/admin/status", "", peer, bearer("nope")).Code)
+	}
+	other := func(r *http.Request) { r.RemoteAddr = "[2001:db8:1:2:ffff::1]:40000" }
+	assert.Equal(t, http.StatusTooManyRequests, do(e, http.MethodGet, "/admin/status", "", other, asAdmin).Code)
+	next := func(r *http.Request) { r.RemoteAddr = "[2001:db8:1:3::1]:40000" }
+	assert.Equal(t, http.StatusOK, do(e, http.MethodGet, "/admin/status", "", next, asAdmin).Code)
+}
+
 func TestLockoutIsBounded(t *testing.T) {
 	f := admintest.NewFixture()
 	d := f.Deps(creds)
@@ -235,7 +251,7 @@ func TestLockoutIsBounded(t *testing.T) {
 func TestSeedShapes(t *testing.T) {
 	f := admintest.NewFixture()
 	f.RateLimit.Count[netip.MustParseAddr("127.0.0.6")] = 5
-	f.RateLimit.Count[netip.MustParseAddr("::1")] = 7
+	f.RateLimit.Count[netip.MustParseAddr("::")] = 7 // ::1's client: its /64
 	f.AuditLog.Totals = admin.AuditStats{TotalEntries: 10, RequestCount: 7, AdminActionCount: 3}
 	f.AuditLog.Entries = []admin.AuditEntry{
 		{ID: 2, Timestamp: time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC), EventType: "admin_action", ClientIP: "127.0.0.1", Method: "POST", Path: "/admin/reload", Action: "config_reload", Details: "Reloaded 1 routes"},
@@ -253,7 +269,7 @@ func TestSeedShapes(t *testing.T) {
 		{"GET", "/admin/config", `{"status":"success","config":{"routes":[{"path":"/api/","target":"http://127.0.0.1:9001"}],"rate_limit":{"requests_per_minute":5}}}`},
 		{"GET", "/admin/status", `{"status":"running","routes_count":1,"rate_limit":{"requests_per_minute":5,"window_size":60},"audit":{"total_entries":10,"request_count":7,"admin_action_count":3}}`},
 		{"GET", "/admin/ratelimit/stats/127.0.0.6", `{"ip":"127.0.0.6","requests_in_window":5,"limit":5,"remaining":0}`},
-		{"GET", "/admin/ratelimit/stats/::1", `{"ip":"::1","requests_in_window":7,"limit":5,"remaining":0}`},
+		{"GET", "/admin/ratelimit/stats/::1", `{"ip":"::/64","requests_in_window":7,"limit":5,"remaining":0}`},
 		{"GET", "/admin/ratelimit/stats/127.0.0.7", `{"ip":"127.0.0.7","requests_in_window":0,"limit":5,"remaining":5}`},
 		{"POST", "/admin/ratelimit/clear/127.0.0.6", `{"status":"success","message":"Rate limit cleared for 127.0.0.6"}`},
 		{"POST", "/admin/ratelimit/clear/127.0.0.99", `{"status":"success","message":"Rate limit cleared for 127.0.0.99"}`},
@@ -312,7 +328,7 @@ func TestSeed003(t *testing.T) {
 		{"/admin/reset_bucket_by_password", `{"password":"pw"}`, 404, `{"error":"reset password bucket: not found"}`},
 		{"/admin/reset_bucket_by_ip", `{"ip":"192.168.199.132"}`, 200, `{}`},
 		{"/admin/reset_bucket_by_ip", `{"ip":"192.168.199.132"}`, 404, `{"error":"reset ip bucket: not found"}`},
-		{"/admin/reset_bucket_by_ip", `{"ip":"garbage"}`, 400, `{"error":"ip: invalid IP address \"garbage\""}`},
+		{"/admin/reset_bucket_by_ip", `{"ip":"garbage"}`, 400, `{"error":"ip: invalid client \"garbage\": not an IP address or an IPv6 /64"}`},
 		{"/admin/reset_bucket_by_login", `{"login":""}`, 400, `{"error":"login: required"}`},
 		{"/admin/reset_bucket_by_login", `{"password":"x"}`, 400, `{"error":"login: required"}`},
 		{"/admin/reset_bucket_by_login", `{"login":5}`, 400, `{"error":"login: must be a string"}`},
@@ -354,6 +370,99 @@ func TestSeed003(t *testing.T) {
 	}, details, "only successful changes are audited")
 }
 
+// TestIPv6ClientIsItsSlash64: every endpoint that names a client takes any
+// address of an IPv6 /64, or the /64 itself, acts on the /64 and shows it
+// as "2001:db8:1:2::/64"; other prefixes are refused naming the field.
+func TestIPv6ClientIsItsSlash64(t *testing.T) {
+	f := admintest.NewFixture()
+	id := netip.MustParseAddr("2001:db8:1:2::")
+	f.RateLimit.Count[id] = 4
+	f.Buckets["ip:"+id.String()] = true
+	f.AuditLog.Entries = []admin.AuditEntry{
+		{ID: 3, EventType: "request", ClientIP: "2001:db8:1:2::77"},
+		{ID: 2, EventType: "request", ClientIP: "2001:db8:1:3::77"},
+		{ID: 1, EventType: "request", ClientIP: "2001:db8:1:2:ffff::1"},
+	}
+	e := newAPI(t, f)
+
+	steps := []struct {
+		method, path, body string
+		code               int
+		want               string // JSON, or "" to skip the body
+	}{
+		{"POST", "/v1/admin/bans", `{"ip":"2001:db8:1:2::5","ttl":"1h"}`, 201, `{"ip":"2001:db8:1:2::/64","ttl":"1h0m0s","reason":"admin","expires_at":"2026-01-02T04:04:05Z"}`},
+		{"GET", "/v1/admin/bans", "", 200, `{"bans":[{"ip":"2001:db8:1:2::/64","reason":"admin","expires_at":"2026-01-02T04:04:05Z"}]}`},
+		// Banning another address of the /64, or the /64, is the same ban.
+		{"POST", "/v1/admin/bans", `{"ip":"2001:db8:1:2::/64","ttl":"2h"}`, 201, `{"ip":"2001:db8:1:2::/64","ttl":"2h0m0s","reason":"admin","expires_at":"2026-01-02T05:04:05Z"}`},
+		{"GET", "/v1/admin/bans", "", 200, `{"bans":[{"ip":"2001:db8:1:2::/64","reason":"admin","expires_at":"2026-01-02T05:04:05Z"}]}`},
+		{"POST", "/v1/admin/bans", `{"ip":"2001:db8:1:2::/48"}`, 400, `{"error":"ip: invalid client \"2001:db8:1:2::/48\": an IPv6 client is a /64 (or any address in it), not a /48"}`},
+		{"POST", "/v1/admin/bans", `{"ip":"2001:db8:1:2::5/128"}`, 400, `{"error":"ip: invalid client \"2001:db8:1:2::5/128\": an IPv6 client is a /64 (or any address in it), not a /128"}`},
+		{"POST", "/v1/admin/bans", `{"ip":"192.0.2.0/24"}`, 400, `{"error":"ip: invalid client \"192.0.2.0/24\": an IPv4 client is one address (or its /32), not a /24"}`},
+		{"POST", "/v1/admin/bans", `{"ip":"fe80::1%eth0"}`, 400, `{"error":"ip: invalid client \"fe80::1%eth0\": a client address has no zone"}`},
+		{"DELETE", "/v1/admin/bans/2001:db8:1:2::99", "", 200, `{"ip":"2001:db8:1:2::/64","removed":true}`},
+		{"DELETE", "/v1/admin/bans/2001:db8:1:2::99", "", 404, `{"error":"no ban for 2001:db8:1:2::/64"}`},
+		{"GET", "/v1/admin/bans", "", 200, `{"bans":[]}`},
+		// The /64 itself in the path, its slash escaped.
+		{"POST", "/v1/admin/bans", `{"ip":"::ffff:192.0.2.7"}`, 201, ""},
+		{"POST", "/v1/admin/bans", `{"ip":"2001:db8:1:2::1"}`, 201, ""},
+		{"DELETE", "/v1/admin/bans/2001:db8:1:2::%2F64", "", 200, `{"ip":"2001:db8:1:2::/64","removed":true}`},
+		{"DELETE", "/v1/admin/bans/2001:db8:1:2::%2F56", "", 400, ""},
+		{"DELETE", "/v1/admin/bans/192.0.2.7", "", 200, `{"ip":"192.0.2.7","removed":true}`},
+
+		{"GET", "/v1/admin/ratelimit/2001:db8:1:2::abcd", "", 200, `{"ip":"2001:db8:1:2::/64","requests_in_window":4,"limit":5,"remaining":1}`},
+		{"GET", "/v1/admin/ratelimit/2001:db8:1:2::%2F64", "", 200, `{"ip":"2001:db8:1:2::/64","requests_in_window":4,"limit":5,"remaining":1}`},
+		{"DELETE", "/v1/admin/ratelimit/2001:db8:1:2:0:0:0:1", "", 200, `{"ip":"2001:db8:1:2::/64","cleared":true}`},
+
+		{"POST", "/v1/admin/buckets/reset", `{"ip":"2001:db8:1:2::42"}`, 200, `{"reset":"ip"}`},
+		{"POST", "/v1/admin/buckets/reset", `{"ip":"2001:db8:1:2::/64"}`, 404, ""},
+		{"POST", "/v1/admin/buckets/reset", `{"ip":"2001:db8::/32"}`, 400, ""},
+
+		// The audit log: an address finds its rows, the /64 all of them.
+		{"GET", "/v1/admin/audit?client_ip=2001:db8:1:2::77", "", 200, `[{"id":3,"timestamp":"0001-01-01T00:00:00Z","event_type":"request","client_ip":"2001:db8:1:2::77","method":null,"path":null,"status_code":null,"duration_ms":null,"action":null,"details":null,"user_agent":null}]`},
+		{"GET", "/v1/admin/audit?client_ip=2001:db8:1:2::/64", "", 200, ""},
+		{"GET", "/v1/admin/audit?client_ip=2001:db8:1:2::/63", "", 400, ""},
+	}
+	for _, s := range steps {
+		rec := do(e, s.method, s.path, s.body, bearer("t0ken"))
+		require.Equal(t, s.code, rec.Code, "%s %s %s: %s", s.method, s.path, s.body, rec.Body.String())
+		if s.want != "" {
+			assert.JSONEq(t, s.want, rec.Body.String(), "%s %s", s.method, s.path)
+		}
+	}
+	rec := do(e, http.MethodGet, "/v1/admin/audit?client_ip=2001:db8:1:2::/64", "", bearer("t0ken"))
+	assert.JSONEq(t, `[{"id":3},{"id":1}]`, idsOnly(t, rec.Body.Bytes()))
+	assert.Equal(t, "", f.AuditLog.Last.ClientIP)
+	assert.NotEmpty(t, f.AuditLog.Last.ClientPattern)
+
+	var details []string
+	for _, r := range f.Audit.Records() {
+		details = append(details, r.Details)
+	}
+	assert.Equal(t, []string{
+		"Banned 2001:db8:1:2::/64 for 1h0m0s: admin",
+		"Banned 2001:db8:1:2::/64 for 2h0m0s: admin",
+		"Unbanned 2001:db8:1:2::/64",
+		"Banned 192.0.2.7 for 24h0m0s: admin",
+		"Banned 2001:db8:1:2::/64 for 24h0m0s: admin",
+		"Unbanned 2001:db8:1:2::/64",
+		"Unbanned 192.0.2.7",
+		"Cleared rate limit for 2001:db8:1:2::/64",
+		"Reset ip bucket for 2001:db8:1:2::/64",
+	}, details)
+}
+
+// idsOnly keeps the id of each audit entry in a JSON array.
+func idsOnly(t *testing.T, body []byte) string {
+	t.Helper()
+	var es []struct {
+		ID int64 `json:"id"`
+	}
+	require.NoError(t, json.Unmarshal(body, &es))
+	out, err := json.Marshal(es)
+	require.NoError(t, err)
+	return string(out)
+}
+
 // TestV1 walks the REST-style paths, each with its error mapping.
 func TestV1(t *testing.T) {
 	f := admintest.NewFixture()
@@ -375,7 +484,7 @@ func TestV1(t *testing.T) {
 		{"POST", "/v1/admin/reload", "", 200, `{"status":"success","message":"Configuration reloaded successfully","routes_count":1,"rate_limit":5}`},
 
 		{"GET", "/v1/admin/ratelimit/127.0.0.6", "", 200, `{"ip":"127.0.0.6","requests_in_window":3,"limit":5,"remaining":2}`},
-		{"GET", "/v1/admin/ratelimit/not-an-ip", "", 400, `{"error":"ip: invalid IP address \"not-an-ip\""}`},
+		{"GET", "/v1/admin/ratelimit/not-an-ip", "", 400, `{"error":"ip: invalid client \"not-an-ip\": not an IP address or an IPv6 /64"}`},
 		{"DELETE", "/v1/admin/ratelimit/127.0.0.6", "", 200, `{"ip":"127.0.0.6","cleared":true}`},
 		{"DELETE", "/v1/admin/ratelimit/127.0.0.6", "", 200, `{"ip":"127.0.0.6","cleared":false}`},
 		{"DELETE", "/v1/admin/ratelimit/::ffff:127.0.0.6", "", 200, `{"ip":"127.0.0.6","cleared":false}`},
@@ -418,7 +527,7 @@ func TestV1(t *testing.T) {
 		{"GET", "/audit/logs?limit=1001", "", 400, `{"error":"limit: must be an integer from 1 to 1000"}`},
 		{"GET", "/audit/logs?limit=ten", "", 400, ""},
 		{"GET", "/audit/logs?offset=-1", "", 400, `{"error":"offset: must be an integer of at least 0"}`},
-		{"GET", "/audit/logs?client_ip=me", "", 400, `{"error":"client_ip: invalid IP address \"me\""}`},
+		{"GET", "/audit/logs?client_ip=me", "", 400, `{"error":"client_ip: invalid client \"me\": not an IP address or an IPv6 /64"}`},
 	}
 	for _, s := range steps {
 		rec := do(e, s.method, s.path, s.body, bearer("t0ken"))

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 )
 
 // Auth holds the admin credentials: a bearer token, HTTP Basic credentials,
@@ -193,12 +196,23 @@ func (f *failures) prune(rec *failRecord, now time.Time) {
 	rec.times = rec.times[i:]
 }
 
+// lockoutKey is whom wrong credentials count against: the TCP peer's
+// client (clientid), so an IPv6 peer cannot rotate through its /64 for 5
+// more guesses per address.
+func lockoutKey(peer string) string {
+	if ip, err := netip.ParseAddr(peer); err == nil {
+		return clientid.Display(ip)
+	}
+	return peer
+}
+
 // authenticate is the admin API's first middleware: lockout, then
-// credentials. Failures are audited and counted against the TCP peer.
+// credentials. Failures are audited and counted against the TCP peer's
+// client.
 func authenticate(c *checker, f *failures, audit AuditSink, now func() time.Time) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(ctx echo.Context) error {
-			ip, t := ctx.RealIP(), now()
+			ip, t := lockoutKey(ctx.RealIP()), now()
 			r := ctx.Request()
 			// The lockout check, the credential check and the count happen
 			// under one lock, so concurrent guesses cannot all slip past

@@ -9,9 +9,12 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 )
 
 const maxBody = 64 << 10
@@ -83,27 +86,27 @@ type rateLimitStats struct {
 }
 
 func (h *handlers) rateLimitStats(c echo.Context) error {
-	ip, err := ipParam(c, "ip")
+	ip, err := clientParam(c, "ip")
 	if err != nil {
 		return err
 	}
 	n, limit, err := h.d.RateLimit.Stats(c.Request().Context(), ip)
 	if err != nil {
-		return h.d.Errors.domainError(fmt.Errorf("rate limit stats %s: %w", ip, err))
+		return h.d.Errors.domainError(fmt.Errorf("rate limit stats %s: %w", clientid.Display(ip), err))
 	}
-	return c.JSON(http.StatusOK, rateLimitStats{IP: ip.String(), RequestsInWindow: n, Limit: limit, Remaining: max(0, limit-n)})
+	return c.JSON(http.StatusOK, rateLimitStats{IP: clientid.Display(ip), RequestsInWindow: n, Limit: limit, Remaining: max(0, limit-n)})
 }
 
 func (h *handlers) clearRateLimit(c echo.Context) (netip.Addr, bool, error) {
-	ip, err := ipParam(c, "ip")
+	ip, err := clientParam(c, "ip")
 	if err != nil {
 		return ip, false, err
 	}
 	cleared, err := h.d.RateLimit.Clear(c.Request().Context(), ip)
 	if err != nil {
-		return ip, false, h.d.Errors.domainError(fmt.Errorf("clear rate limit %s: %w", ip, err))
+		return ip, false, h.d.Errors.domainError(fmt.Errorf("clear rate limit %s: %w", clientid.Display(ip), err))
 	}
-	h.d.Audit.Record(ActionRateLimitClear, "Cleared rate limit for "+ip.String(), c.Request())
+	h.d.Audit.Record(ActionRateLimitClear, "Cleared rate limit for "+clientid.Display(ip), c.Request())
 	return ip, cleared, nil
 }
 
@@ -112,7 +115,7 @@ func (h *handlers) rateLimitClear(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"ip": ip.String(), "cleared": cleared})
+	return c.JSON(http.StatusOK, map[string]any{"ip": clientid.Display(ip), "cleared": cleared})
 }
 
 // seedRateLimitClear always succeeds for a valid IP, as seed 001 did.
@@ -121,7 +124,7 @@ func (h *handlers) seedRateLimitClear(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "success", "message": "Rate limit cleared for " + ip.String()})
+	return c.JSON(http.StatusOK, map[string]string{"status": "success", "message": "Rate limit cleared for " + clientid.Display(ip)})
 }
 
 // ---- allow and deny lists ----
@@ -251,10 +254,19 @@ func (h *handlers) bans(c echo.Context) error {
 	if err != nil {
 		return h.d.Errors.domainError(fmt.Errorf("list bans: %w", err))
 	}
-	if bs == nil {
-		bs = []Ban{}
+	out := make([]banView, len(bs))
+	for i, b := range bs {
+		out[i] = banView{IP: clientid.Display(b.IP), Reason: b.Reason, ExpiresAt: b.ExpiresAt}
 	}
-	return c.JSON(http.StatusOK, map[string][]Ban{"bans": bs})
+	return c.JSON(http.StatusOK, map[string][]banView{"bans": out})
+}
+
+// banView is a Ban as the API shows it: the client as clientid.Display
+// spells it ("2001:db8:1:2::/64" for IPv6).
+type banView struct {
+	IP        string    `json:"ip"`
+	Reason    string    `json:"reason"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 type banRequest struct {
@@ -264,10 +276,10 @@ type banRequest struct {
 }
 
 type banResponse struct {
-	IP        netip.Addr `json:"ip"`
-	TTL       string     `json:"ttl"`
-	Reason    string     `json:"reason"`
-	ExpiresAt time.Time  `json:"expires_at"`
+	IP        string    `json:"ip"`
+	TTL       string    `json:"ttl"`
+	Reason    string    `json:"reason"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 func (h *handlers) banAdd(c echo.Context) error {
@@ -275,10 +287,11 @@ func (h *handlers) banAdd(c echo.Context) error {
 	if err := decode(c, &body); err != nil {
 		return err
 	}
-	ip, err := parseIP("ip", body.IP)
+	ip, err := parseClient("ip", body.IP)
 	if err != nil {
 		return err
 	}
+	who := clientid.Display(ip)
 	ttl := time.Duration(body.TTL)
 	switch {
 	case ttl < 0:
@@ -290,26 +303,27 @@ func (h *handlers) banAdd(c echo.Context) error {
 		body.Reason = "admin"
 	}
 	if err := h.d.Bans.Add(c.Request().Context(), ip, ttl, body.Reason); err != nil {
-		return h.d.Errors.domainError(fmt.Errorf("ban %s: %w", ip, err))
+		return h.d.Errors.domainError(fmt.Errorf("ban %s: %w", who, err))
 	}
-	h.d.Audit.Record(ActionBanAdd, fmt.Sprintf("Banned %s for %s: %s", ip, ttl, body.Reason), c.Request())
-	return c.JSON(http.StatusCreated, banResponse{IP: ip, TTL: ttl.String(), Reason: body.Reason, ExpiresAt: h.d.Now().Add(ttl).UTC()})
+	h.d.Audit.Record(ActionBanAdd, fmt.Sprintf("Banned %s for %s: %s", who, ttl, body.Reason), c.Request())
+	return c.JSON(http.StatusCreated, banResponse{IP: who, TTL: ttl.String(), Reason: body.Reason, ExpiresAt: h.d.Now().Add(ttl).UTC()})
 }
 
 func (h *handlers) banRemove(c echo.Context) error {
-	ip, err := ipParam(c, "ip")
+	ip, err := clientParam(c, "ip")
 	if err != nil {
 		return err
 	}
+	who := clientid.Display(ip)
 	removed, err := h.d.Bans.Remove(c.Request().Context(), ip)
 	if err != nil {
-		return h.d.Errors.domainError(fmt.Errorf("unban %s: %w", ip, err))
+		return h.d.Errors.domainError(fmt.Errorf("unban %s: %w", who, err))
 	}
 	if !removed {
-		return echo.NewHTTPError(http.StatusNotFound, "no ban for "+ip.String())
+		return echo.NewHTTPError(http.StatusNotFound, "no ban for "+who)
 	}
-	h.d.Audit.Record(ActionBanRemove, "Unbanned "+ip.String(), c.Request())
-	return c.JSON(http.StatusOK, map[string]any{"ip": ip, "removed": true})
+	h.d.Audit.Record(ActionBanRemove, "Unbanned "+who, c.Request())
+	return c.JSON(http.StatusOK, map[string]any{"ip": who, "removed": true})
 }
 
 // ---- login limiter buckets ----
@@ -330,10 +344,10 @@ func (h *handlers) resetBucket(c echo.Context, which string, value *string) erro
 		err = h.d.Buckets.ResetPassword(ctx, v)
 	case "ip":
 		var ip netip.Addr
-		if ip, err = parseIP("ip", v); err != nil {
+		if ip, err = parseClient("ip", v); err != nil {
 			return err
 		}
-		details = "Reset ip bucket for " + ip.String()
+		details = "Reset ip bucket for " + clientid.Display(ip)
 		err = h.d.Buckets.ResetIP(ctx, ip)
 	}
 	if err != nil {
@@ -432,11 +446,21 @@ func (h *handlers) auditLogs(c echo.Context) error {
 		return badRequest("event_type", "too long")
 	}
 	if s := c.QueryParam("client_ip"); s != "" {
-		ip, err := parseIP("client_ip", s)
+		// The audit log is a record of requests: an address finds its own
+		// rows, a /64 every row of the /64.
+		ip, err := parseClient("client_ip", s)
 		if err != nil {
 			return err
 		}
-		f.ClientIP = ip.String()
+		switch {
+		case !strings.Contains(s, "/"):
+			a, _ := netip.ParseAddr(s) // parseClient has checked it
+			f.ClientIP = a.Unmap().String()
+		case ip.Is6():
+			f.ClientPattern = clientid.TextPattern(ip)
+		default: // an IPv4 /32
+			f.ClientIP = ip.String()
+		}
 	}
 	es, err := h.d.AuditLog.Logs(c.Request().Context(), f)
 	if err != nil {
@@ -494,24 +518,28 @@ func decode(c echo.Context, v any) error {
 	return badRequest("body", "invalid JSON: "+err.Error())
 }
 
-func ipParam(c echo.Context, name string) (netip.Addr, error) {
+// clientParam reads a client from a path segment; a /64 has its slash
+// escaped there ("2001:db8:1:2::%2F64").
+func clientParam(c echo.Context, name string) (netip.Addr, error) {
 	s, err := url.PathUnescape(c.Param(name))
 	if err != nil {
 		s = c.Param(name)
 	}
-	return parseIP(name, s)
+	return parseClient(name, s)
 }
 
-// parseIP parses an IP address, IPv4-mapped IPv6 as IPv4, without zone.
-func parseIP(field, s string) (netip.Addr, error) {
+// parseClient reads a client as clientid.Parse does (an address, IPv4-mapped
+// IPv6 as IPv4, or an IPv6 /64; no zone) and returns its identity: any
+// address of a /64 names the /64.
+func parseClient(field, s string) (netip.Addr, error) {
 	if s == "" {
 		return netip.Addr{}, badRequest(field, "required")
 	}
-	ip, err := netip.ParseAddr(s)
-	if err != nil || ip.Zone() != "" {
-		return netip.Addr{}, badRequest(field, fmt.Sprintf("invalid IP address %q", s))
+	ip, err := clientid.Parse(s)
+	if err != nil {
+		return netip.Addr{}, badRequest(field, err.Error())
 	}
-	return ip.Unmap(), nil
+	return ip, nil
 }
 
 // fieldError is a JSON value that parsed but is not acceptable.

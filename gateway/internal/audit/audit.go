@@ -56,6 +56,9 @@ const (
 type Query struct {
 	Limit, Offset       int
 	EventType, ClientIP string
+	// ClientPattern, when set, is a regular expression client_ip must
+	// match: clientid.TextPattern, for every address of an IPv6 /64.
+	ClientPattern string
 }
 
 // Stats counts entries.
@@ -190,7 +193,7 @@ func EnsureIndexes(ctx context.Context, coll *mongo.Collection) error {
 	return nil
 }
 
-func filter(eventType, clientIP string) bson.D {
+func filter(eventType, clientIP, clientPattern string) bson.D {
 	f := bson.D{}
 	if eventType != "" {
 		f = append(f, bson.E{Key: "event_type", Value: eventType})
@@ -198,12 +201,15 @@ func filter(eventType, clientIP string) bson.D {
 	if clientIP != "" {
 		f = append(f, bson.E{Key: "client_ip", Value: clientIP})
 	}
+	if clientPattern != "" {
+		f = append(f, bson.E{Key: "client_ip", Value: bson.D{{Key: "$regex", Value: clientPattern}}})
+	}
 	return f
 }
 
 // Logs returns entries matching q, newest first.
 func (l *Log) Logs(ctx context.Context, q Query) ([]Entry, error) {
-	cur, err := l.coll.Find(ctx, filter(q.EventType, q.ClientIP), options.Find().
+	cur, err := l.coll.Find(ctx, filter(q.EventType, q.ClientIP, q.ClientPattern), options.Find().
 		SetSort(bson.D{{Key: "timestamp", Value: -1}, {Key: "_id", Value: -1}}).
 		SetSkip(int64(q.Offset)).SetLimit(int64(q.Limit)))
 	if err != nil {
@@ -233,10 +239,10 @@ func (l *Log) Actions(ctx context.Context) (map[string]int64, error) {
 func (l *Log) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	var err error
-	if s.Requests, err = l.coll.CountDocuments(ctx, filter(TypeRequest, "")); err != nil {
+	if s.Requests, err = l.coll.CountDocuments(ctx, filter(TypeRequest, "", "")); err != nil {
 		return s, fmt.Errorf("audit stats: %w", err)
 	}
-	if s.AdminActions, err = l.coll.CountDocuments(ctx, filter(TypeAdminAction, "")); err != nil {
+	if s.AdminActions, err = l.coll.CountDocuments(ctx, filter(TypeAdminAction, "", "")); err != nil {
 		return s, fmt.Errorf("audit stats: %w", err)
 	}
 	s.Total = s.Requests + s.AdminActions

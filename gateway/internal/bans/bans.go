@@ -1,9 +1,11 @@
 // Package bans creates, lists and lifts client bans. A ban is the key
-// <prefix>{<ip>}:ban (wire.BanKey) holding the reason with a TTL, which the
+// <prefix>{<id>}:ban (wire.BanKey) holding the reason with a TTL, which the
 // gateway's per-request script (package traffic) checks; this package also
-// keeps the sorted set <prefix>bans (wire.BanIndexKey; member: IP, score:
+// keeps the sorted set <prefix>bans (wire.BanIndexKey; member: id, score:
 // until in Unix ms) so that bans can be listed without scanning the
-// keyspace.
+// keyspace. The id is the client's clientid.Identity: the address for
+// IPv4, the first address of the /64 for IPv6, so any address of a /64
+// bans, finds and lifts the /64's one ban.
 //
 // Every write sends the ban key and the index in one round trip: inside
 // MULTI/EXEC where one server holds both, in a plain pipeline on Redis
@@ -23,6 +25,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -31,7 +34,7 @@ var ErrInvalid = errors.New("invalid ban")
 
 // Ban is one active ban.
 type Ban struct {
-	IP     netip.Addr
+	IP     netip.Addr // the client's clientid.Identity
 	Reason string
 	Until  time.Time // zero for a ban without expiry (set outside this package)
 }
@@ -54,9 +57,9 @@ func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 	return &Store{rdb: rdb, prefix: prefix, index: wire.BanIndexKey(prefix)}, nil
 }
 
-// normalise gives the form the gateway uses for client IPs (see realip), so
-// keys match the ones the traffic script checks.
-func normalise(ip netip.Addr) netip.Addr { return ip.WithZone("").Unmap() }
+// normalise gives the identity the gateway keeps a client under
+// (clientid.Identity), so keys match the ones the traffic script checks.
+func normalise(ip netip.Addr) netip.Addr { return clientid.Identity(ip) }
 
 func (s *Store) key(ip netip.Addr) string { return wire.BanKey(s.prefix, ip.String()) }
 
@@ -169,7 +172,9 @@ func (s *Store) List(ctx context.Context, now time.Time) ([]Ban, error) {
 	for _, z := range zs {
 		m, _ := z.Member.(string)
 		ip, err := netip.ParseAddr(m)
-		if err != nil {
+		if err != nil || ip.String() != m || clientid.Identity(ip) != ip {
+			// Not an id: no gateway checks such a key (an IPv6 ban once
+			// made on one address of a /64), so it bans nobody.
 			stale = append(stale, m, scoreArg(z.Score))
 			continue
 		}

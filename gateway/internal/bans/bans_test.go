@@ -94,8 +94,8 @@ func TestLongerBanIsNotShortened(t *testing.T) {
 	s, rdb, prefix := newStore(t)
 	ctx := context.Background()
 	now := time.Now().Truncate(time.Millisecond)
-	ip := netip.MustParseAddr("2001:db8::7")
-	key := prefix + "{2001:db8::7}:ban"
+	ip := netip.MustParseAddr("2001:db8::")
+	key := prefix + "{2001:db8::}:ban"
 
 	require.NoError(t, s.Ban(ctx, ip, time.Hour, "manual", now))
 	require.NoError(t, s.Ban(ctx, ip, time.Minute, "score", now))
@@ -130,7 +130,7 @@ func TestListSortsAndPrunes(t *testing.T) {
 		reason string
 	}{
 		{"198.51.100.3", 3 * time.Hour, "third"},
-		{"2001:db8::1", time.Hour, "first"},
+		{"2001:db8::1", time.Hour, "first"},           // stored as its /64
 		{"::ffff:192.0.2.1", 2 * time.Hour, "second"}, // stored unmapped
 		{"192.0.2.99", time.Minute, "lifted behind our back"},
 	}
@@ -142,23 +142,26 @@ func TestListSortsAndPrunes(t *testing.T) {
 	// A ban set without the index is not listed, but Get finds it.
 	require.NoError(t, rdb.Set(ctx, prefix+"{192.0.2.50}:ban", "legacy", time.Minute).Err())
 	// An index entry whose time has passed, one that is not an IP, one
-	// without expiry whose key is gone.
+	// without expiry whose key is gone, and one that is not a client's id
+	// (an IPv6 ban once made on one address, which no gateway checks).
+	require.NoError(t, rdb.Set(ctx, prefix+"{2001:db8:5::1}:ban", "never enforced", time.Hour).Err())
 	require.NoError(t, rdb.ZAdd(ctx, prefix+"bans",
 		redis.Z{Score: float64(now.Add(-time.Second).UnixMilli()), Member: "192.0.2.77"},
 		redis.Z{Score: float64(now.Add(time.Hour).UnixMilli()), Member: "not an ip"},
-		redis.Z{Score: math.Inf(1), Member: "192.0.2.78"}).Err())
+		redis.Z{Score: math.Inf(1), Member: "192.0.2.78"},
+		redis.Z{Score: float64(now.Add(time.Hour).UnixMilli()), Member: "2001:db8:5::1"}).Err())
 
 	got, err := s.List(ctx, now)
 	require.NoError(t, err)
 	want := []bans.Ban{
-		{IP: netip.MustParseAddr("2001:db8::1"), Reason: "first", Until: now.Add(time.Hour)},
+		{IP: netip.MustParseAddr("2001:db8::"), Reason: "first", Until: now.Add(time.Hour)},
 		{IP: netip.MustParseAddr("192.0.2.1"), Reason: "second", Until: now.Add(2 * time.Hour)},
 		{IP: netip.MustParseAddr("198.51.100.3"), Reason: "third", Until: now.Add(3 * time.Hour)},
 	}
 	assert.Equal(t, want, got)
 	members, err := rdb.ZRange(ctx, prefix+"bans", 0, -1).Result()
 	require.NoError(t, err)
-	assert.Equal(t, []string{"2001:db8::1", "192.0.2.1", "198.51.100.3"}, members, "stale index entries pruned")
+	assert.Equal(t, []string{"2001:db8::", "192.0.2.1", "198.51.100.3"}, members, "stale index entries pruned")
 
 	// Listing later drops bans whose time has come, by the passed-in clock.
 	got, err = s.List(ctx, now.Add(90*time.Minute))
@@ -212,6 +215,45 @@ func TestGet(t *testing.T) {
 			assert.Equal(t, bans.Ban{IP: ip, Until: now.Add(10 * time.Minute)}, b)
 		})
 	}
+}
+
+// TestIPv6BansTheSlash64: any address of a /64 bans, finds and lifts the
+// /64's one ban, under the key the traffic script checks for every address
+// of it.
+func TestIPv6BansTheSlash64(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t)
+	tr, err := traffic.New(rdb, prefix)
+	require.NoError(t, err)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Millisecond)
+	id := netip.MustParseAddr("2001:db8:1:2::")
+
+	require.NoError(t, s.Ban(ctx, netip.MustParseAddr("2001:db8:1:2::5"), time.Hour, "admin", now))
+	reason, err := rdb.Get(ctx, prefix+"{2001:db8:1:2::}:ban").Result()
+	require.NoError(t, err)
+	assert.Equal(t, "admin", reason)
+	o, err := tr.Observe(ctx, id, now, traffic.Request{})
+	require.NoError(t, err)
+	assert.True(t, o.Banned, "the gateway observes a /64 under its first address")
+
+	got, err := s.List(ctx, now)
+	require.NoError(t, err)
+	assert.Equal(t, []bans.Ban{{IP: id, Reason: "admin", Until: now.Add(time.Hour)}}, got)
+	b, ok, err := s.Get(ctx, netip.MustParseAddr("2001:db8:1:2:ffff::1"))
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, id, b.IP)
+	_, ok, err = s.Get(ctx, netip.MustParseAddr("2001:db8:1:3::5"))
+	require.NoError(t, err)
+	assert.False(t, ok, "the next /64 is another client")
+
+	lifted, err := s.Unban(ctx, netip.MustParseAddr("2001:db8:1:2::99"))
+	require.NoError(t, err)
+	assert.True(t, lifted)
+	o, err = tr.Observe(ctx, id, now, traffic.Request{})
+	require.NoError(t, err)
+	assert.False(t, o.Banned)
 }
 
 func TestEmptyList(t *testing.T) {

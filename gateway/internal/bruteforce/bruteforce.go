@@ -67,6 +67,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 )
 
 var (
@@ -244,17 +246,13 @@ func normLogin(login string) (string, error) {
 	return sha256hex(l), nil
 }
 
-// normIP returns the stored form of an address: itself for IPv4, its /64
-// for IPv6.
+// normIP returns the stored form of an address: its client as
+// clientid.Display spells it, itself for IPv4, its /64 for IPv6.
 func normIP(ip netip.Addr) (string, error) {
 	if !ip.IsValid() {
 		return "", fmt.Errorf("invalid ip: %w", ErrInvalid)
 	}
-	ip = ip.WithZone("").Unmap()
-	if ip.Is4() {
-		return ip.String(), nil
-	}
-	return netip.PrefixFrom(ip, 64).Masked().String(), nil
+	return clientid.Display(ip), nil
 }
 
 func sha256hex(s string) string {

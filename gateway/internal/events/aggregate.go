@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -26,8 +27,8 @@ func folds(t wire.EventType) bool {
 // IPv6 client by its /64, as the limits count it), the type, the route and
 // the status.
 type foldKey struct {
-	client netip.Prefix
-	raw    string // the IP field when it is not an address
+	client netip.Addr // clientid.Identity
+	raw    string     // the IP field when it is not an address
 	typ    wire.EventType
 	route  string
 	status int
@@ -36,14 +37,11 @@ type foldKey struct {
 func keyOf(ev wire.Event) foldKey {
 	k := foldKey{typ: ev.Type, route: ev.Route, status: ev.Status}
 	ip, err := netip.ParseAddr(ev.IP)
-	switch {
-	case err != nil:
+	if err != nil {
 		k.raw = ev.IP
-	case ip.Unmap().Is4():
-		k.client = netip.PrefixFrom(ip.Unmap(), 32)
-	default:
-		k.client, _ = ip.WithZone("").Prefix(64)
+		return k
 	}
+	k.client = clientid.Identity(ip)
 	return k
 }
 

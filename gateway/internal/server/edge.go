@@ -17,6 +17,7 @@ import (
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/audit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -42,7 +43,7 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 		})
 
 		v := &verdict{start: start, rt: rt, decision: decisionForwarded, ip: rt.ips.IP(req)}
-		v.id = identity(v.ip)
+		v.id = clientid.Identity(v.ip)
 		// Routing is decided once, here; later steps read it from v.
 		if r, ok := rt.route(req.URL.Path); ok {
 			v.route, v.routePath = r, r.Path

@@ -23,6 +23,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -295,26 +296,9 @@ func (p *pipeline) limit(c echo.Context, v *verdict, l queuedLimit) error {
 	return nil
 }
 
-// ClientKey is the identity limits count under: the address for IPv4, the
-// /64 for IPv6.
-func ClientKey(ip netip.Addr) string {
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
-}
-
-// identity is the address counts, bans and failures are kept under: the
-// client's own for IPv4, the first of its /64 for IPv6, so rotating through
-// the 2^64 addresses every IPv6 host has does not make a new client.
-func identity(ip netip.Addr) netip.Addr {
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.Addr()
-	}
-	return ip
-}
+// ClientKey is the identity limits count under, spelled as people read it
+// (clientid.Display): the address for IPv4, the /64 for IPv6.
+func ClientKey(ip netip.Addr) string { return clientid.Display(ip) }
 
 // score asks the scorer (through the score cache) with everything the
 // traffic store observed, unless the request cannot reach the throttle

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"regexp"
 	"sync"
 	"time"
 
@@ -259,12 +260,14 @@ type AuditLog struct {
 
 var _ admin.AuditLog = (*AuditLog)(nil)
 
-// Logs filters Entries by type and IP, then applies offset and limit.
+// Logs filters Entries by type, IP and IP pattern, then applies offset and
+// limit.
 func (l *AuditLog) Logs(_ context.Context, f admin.AuditFilter) ([]admin.AuditEntry, error) {
 	l.Last = f
+	re := regexp.MustCompile(f.ClientPattern)
 	var out []admin.AuditEntry
 	for _, e := range l.Entries {
-		if (f.EventType == "" || e.EventType == f.EventType) && (f.ClientIP == "" || e.ClientIP == f.ClientIP) {
+		if (f.EventType == "" || e.EventType == f.EventType) && (f.ClientIP == "" || e.ClientIP == f.ClientIP) && re.MatchString(e.ClientIP) {
 			out = append(out, e)
 		}
 	}
