@@ -31,6 +31,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/connlimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
+	"github.com/bulwarkgw/bulwark/gateway/internal/framing"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
 	"github.com/bulwarkgw/bulwark/gateway/internal/logbuf"
@@ -192,13 +193,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// Every connection's bytes are scanned for ambiguous request framing
+	// (package framing); Guard refuses those requests before echo sees
+	// them and closes the connection.
 	srv := &http.Server{
-		Handler:           gw,
-		ReadHeaderTimeout: cfg.Edge.ReadHeaderTimeout,
-		IdleTimeout:       cfg.Edge.Connections.IdleTimeout,
-		MaxHeaderBytes:    cfg.Edge.MaxHeaderBytes,
-		ConnState:         conns.ConnState,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler: framing.Guard(gw, func(r *http.Request, why framing.Reason) {
+			metrics.Refused("bad_framing", http.StatusBadRequest)
+			log.Warn("request framing refused", "reason", why.String(), "remote", r.RemoteAddr, "method", r.Method)
+		}),
+		ConnContext:                  framing.ConnContext,
+		ConnState:                    conns.ConnState,
+		DisableGeneralOptionsHandler: true, // "OPTIONS *" must reach Guard too
+		ReadHeaderTimeout:            cfg.Edge.ReadHeaderTimeout,
+		IdleTimeout:                  cfg.Edge.Connections.IdleTimeout,
+		MaxHeaderBytes:               cfg.Edge.MaxHeaderBytes,
+		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "routes", len(cfg.Routes))
 	adminSrv, adminLn, err := newAdmin(cfg, gw, rl, adminDeps{
@@ -233,7 +242,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(conns.Listen(ln)) }()
+	// Limits first (a refused connection is never scanned), then the
+	// framing scanner over what the server reads; ConnState sees the
+	// framing wrapper and unwraps it (NetConn).
+	go func() { serveErr <- srv.Serve(framing.Listen(conns.Listen(ln))) }()
 	var draining time.Time
 	select {
 	case err = <-serveErr:

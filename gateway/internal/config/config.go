@@ -171,8 +171,8 @@ type Scoring struct {
 	FastPath bool
 }
 
-// Route sends requests whose cleaned path starts with Path (on a segment
-// boundary) to Upstream.
+// Route sends requests whose normalised path starts with Path (on a
+// segment boundary) to Upstream.
 type Route struct {
 	Path        string
 	Upstream    *url.URL
@@ -180,6 +180,7 @@ type Route struct {
 	Timeout     time.Duration // upstream response-header timeout
 	Auth        string        // "" or "api_key"
 	RateLimit   Limit         // per client on this route; zero: none
+	RawPath     bool          // path_normalization: raw — forward the path as sent
 }
 
 // Redis holds the shared-state connection settings.
@@ -333,6 +334,7 @@ type fileRoute struct {
 	Timeout     string    `yaml:"timeout"`
 	Auth        string    `yaml:"auth"`
 	RateLimit   fileLimit `yaml:"rate_limit"`
+	PathNorm    string    `yaml:"path_normalization"`
 }
 
 type fileLimit struct {
@@ -607,6 +609,16 @@ func (f *file) validate() (*Config, error) {
 			bad(key+".auth", `must be "" or "api_key", got %q`, r.Auth)
 		}
 		route.RateLimit = limit(key+".rate_limit", r.RateLimit)
+		switch r.PathNorm {
+		case "", "strict":
+		case "raw":
+			route.RawPath = true
+			if r.StripPrefix {
+				bad(key+".path_normalization", `"raw" forwards the path as sent and cannot be combined with strip_prefix`)
+			}
+		default:
+			bad(key+".path_normalization", `must be "strict" or "raw", got %q`, r.PathNorm)
+		}
 		if u := checkURL(key+".upstream", r.Upstream, "http", "https"); u != nil {
 			route.Upstream = u
 			c.Routes = append(c.Routes, route)
@@ -835,8 +847,12 @@ func (c *Config) Redacted() map[string]any {
 	}
 	routes := make([]map[string]any, len(c.Routes))
 	for i, r := range c.Routes {
+		norm := "strict"
+		if r.RawPath {
+			norm = "raw"
+		}
 		routes[i] = map[string]any{"path": r.Path, "target": r.Upstream.Redacted(), "strip_prefix": r.StripPrefix,
-			"timeout": r.Timeout.String(), "auth": r.Auth, "rate_limit": r.RateLimit}
+			"timeout": r.Timeout.String(), "auth": r.Auth, "rate_limit": r.RateLimit, "path_normalization": norm}
 	}
 	return map[string]any{
 		"listen": c.Listen, "gateway_id": c.GatewayID, "routes": routes,

@@ -120,3 +120,16 @@ func TestDollarsSurviveExpansion(t *testing.T) {
 	assert.Equal(t, "pa$w0rd$x", cfg.Admin.Password, "only ${NAME} expands; $$ is a literal $")
 	assert.Equal(t, "u:1", cfg.Routes[0].Upstream.Host)
 }
+
+func TestPathNormalization(t *testing.T) {
+	cfg, err := config.Parse([]byte("routes:\n  - {path: /raw/, upstream: http://u, path_normalization: raw}\n  - {path: /s/, upstream: http://u, path_normalization: strict}\n  - {path: /, upstream: http://u}\n"), env(nil))
+	require.NoError(t, err)
+	assert.True(t, cfg.Routes[0].RawPath)
+	assert.False(t, cfg.Routes[1].RawPath)
+	assert.False(t, cfg.Routes[2].RawPath, "strict by default")
+
+	_, err = config.Parse([]byte("routes:\n  - {path: /a/, upstream: http://u, path_normalization: loose}\n  - {path: /b/, upstream: http://u, path_normalization: raw, strip_prefix: true}\n"), env(nil))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `routes[0].path_normalization: must be "strict" or "raw", got "loose"`)
+	assert.Contains(t, err.Error(), `routes[1].path_normalization: "raw" forwards the path as sent and cannot be combined with strip_prefix`)
+}

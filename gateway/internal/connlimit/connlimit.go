@@ -157,6 +157,25 @@ func (ln *listener) Accept() (net.Conn, error) {
 	}
 }
 
+// own finds the connection this limiter accepted under c and the wrappers
+// other listeners put around it (each exposes NetConn, as tls.Conn does).
+func (l *Limiter) own(c net.Conn) *Conn {
+	for range 8 {
+		if tc, ok := c.(*Conn); ok {
+			if tc.l == l {
+				return tc
+			}
+			return nil
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
+}
+
 // refuse answers 503 if the socket takes it without waiting, and closes.
 func refuse(c net.Conn) {
 	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
@@ -287,8 +306,8 @@ func (l *Limiter) unidleLocked(c *Conn) {
 // be reclaimed, active, new and hijacked ones cannot, closed ones are
 // released. Set it as http.Server.ConnState (or call it from there).
 func (l *Limiter) ConnState(c net.Conn, s http.ConnState) {
-	tc, ok := c.(*Conn)
-	if !ok || tc.l != l {
+	tc := l.own(c)
+	if tc == nil {
 		return
 	}
 	l.mu.Lock()

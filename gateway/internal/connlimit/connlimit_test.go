@@ -330,3 +330,47 @@ var (
 	_ interface{ CloseWrite() error } = (*connlimit.Conn)(nil)
 	_ io.ReaderFrom                   = (*connlimit.Conn)(nil)
 )
+
+// wrapped is another listener's wrapper around the limiter's connections
+// (the gateway's framing scanner): ConnState must see through it.
+type wrapped struct{ net.Conn }
+
+func (w wrapped) NetConn() net.Conn { return w.Conn }
+
+type wrapListener struct{ net.Listener }
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return wrapped{c}, nil
+}
+
+func TestConnStateSeesThroughWrappers(t *testing.T) {
+	t.Parallel()
+	l, err := connlimit.New(connlimit.Config{Max: 4})
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	idle := make(chan struct{}, 16)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), ReadHeaderTimeout: time.Minute,
+		ConnState: func(c net.Conn, st http.ConnState) {
+			l.ConnState(c, st)
+			if st == http.StateIdle {
+				idle <- struct{}{}
+			}
+		}}
+	go func() { _ = srv.Serve(wrapListener{l.Listen(ln)}) }()
+	t.Cleanup(func() { _ = srv.Close() })
+
+	s := &server{t: t, l: l, addr: ln.Addr().String()}
+	c := s.dial("127.0.0.1")
+	require.Equal(t, http.StatusOK, c.get())
+	select {
+	case <-idle:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no idle state")
+	}
+	assert.Equal(t, 1, l.Stats().Idle, "the idle connection was found under the wrapper, so it can be reclaimed")
+}

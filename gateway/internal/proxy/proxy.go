@@ -1,5 +1,7 @@
 // Package proxy forwards requests to upstreams: longest-prefix routing on
-// path-segment boundaries over a cleaned path, httputil.ReverseProxy on one
+// path-segment boundaries over a cleaned path (the gateway hands it paths
+// already normalised by package pathnorm; routes in raw mode get the path as
+// the client sent it), httputil.ReverseProxy on one
 // pooled transport, hop-by-hop headers stripped, X-Forwarded-* set from the
 // gateway's own idea of the client, redirects passed through untouched, and
 // upstream failures rendered as 502/504 JSON without internal details.
@@ -28,6 +30,7 @@ type Route struct {
 	Upstream    *url.URL
 	StripPrefix bool          // forward /api/x as /x
 	Timeout     time.Duration // until the upstream's response headers; 0: 30 s
+	RawPath     bool          // forward the path as sent (see WithSentPath)
 }
 
 // ClientIP tells the proxy which address to report in X-Forwarded-For.
@@ -52,6 +55,18 @@ type deadline struct {
 type deadlineKey struct{}
 
 type corsKey struct{}
+
+type sentPathKey struct{}
+
+// sentPath is the request's URL path as the client sent it.
+type sentPath struct{ path, raw string }
+
+// WithSentPath keeps the path a request arrived with (url.URL's Path and
+// RawPath) before the gateway replaced it with the normalised one: a route
+// with RawPath forwards it instead of the normalised path.
+func WithSentPath(ctx context.Context, path, rawPath string) context.Context {
+	return context.WithValue(ctx, sentPathKey{}, sentPath{path, rawPath})
+}
 
 // OwnCORS marks a request whose CORS headers the gateway writes itself; the
 // upstream's Access-Control-* headers are then dropped from the response.
@@ -195,12 +210,16 @@ func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
 
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	route, _ := pr.In.Context().Value(routeKey{}).(Route)
-	clean := CleanPath(pr.In.URL.Path)
-	if route.StripPrefix {
-		clean = "/" + strings.TrimPrefix(strings.TrimPrefix(clean, strings.TrimSuffix(route.Path, "/")), "/")
+	if sent, ok := pr.In.Context().Value(sentPathKey{}).(sentPath); ok && route.RawPath {
+		pr.Out.URL.Path, pr.Out.URL.RawPath = sent.path, sent.raw
+	} else if !route.RawPath {
+		clean := CleanPath(pr.In.URL.Path)
+		if route.StripPrefix {
+			clean = "/" + strings.TrimPrefix(strings.TrimPrefix(clean, strings.TrimSuffix(route.Path, "/")), "/")
+		}
+		pr.Out.URL.Path = clean
+		pr.Out.URL.RawPath = ""
 	}
-	pr.Out.URL.Path = clean
-	pr.Out.URL.RawPath = ""
 	pr.SetURL(route.Upstream) // joins the upstream's base path; Host becomes the upstream's
 	// The forwarding headers are rebuilt from the gateway's decision about
 	// the client, never copied from what the client sent.

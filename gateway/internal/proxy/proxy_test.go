@@ -231,3 +231,25 @@ func TestEncodingAndDateArePassedThrough(t *testing.T) {
 	assert.Equal(t, []string{"upstream/1"}, resp.Header.Values("Server"))
 	assert.Equal(t, []string{"Mon, 23 Nov 2026 10:00:00 GMT"}, resp.Header.Values("Date"), "one Date: the upstream's")
 }
+
+// A raw route forwards the path the request arrived with (WithSentPath),
+// byte for byte; other routes forward the request's (normalised) path.
+func TestRawRouteForwardsTheSentPath(t *testing.T) {
+	got := make(chan recorded, 4)
+	u1, u2 := upstream(t, "u1", got), upstream(t, "u2", got)
+	p, err := proxy.New([]proxy.Route{{Path: "/raw/", Upstream: u1, RawPath: true}, {Path: "/", Upstream: u2}},
+		func(*http.Request) string { return "203.0.113.9" }, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	for _, tc := range []struct{ target, normalised, want string }{
+		{"/raw//a%2Fb//c%252e?q=1", "/raw/a/b/c%2e", "/raw//a%2Fb//c%252e?q=1"},
+		{"/plain//a%20b", "/plain/a b", "/plain/a%20b"},
+	} {
+		r := httptest.NewRequest("GET", tc.target, nil)
+		// What the gateway's edge does first: keep the path as sent, then
+		// replace it with the normalised one.
+		r = r.WithContext(proxy.WithSentPath(r.Context(), r.URL.Path, r.URL.RawPath))
+		r.URL.Path, r.URL.RawPath = tc.normalised, ""
+		p.ServeHTTP(httptest.NewRecorder(), r)
+		assert.Equal(t, tc.want, (<-got).uri, tc.target)
+	}
+}

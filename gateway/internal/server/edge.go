@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/audit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/pathnorm"
 	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
 	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
@@ -44,13 +47,12 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 
 		v := &verdict{start: start, rt: rt, decision: decisionForwarded, ip: rt.ips.IP(req)}
 		v.id = clientid.Identity(v.ip)
-		// Routing is decided once, here; later steps read it from v.
-		if r, ok := rt.route(req.URL.Path); ok {
-			v.route, v.routePath = r, r.Path
-		}
+		// The path is normalised and routed once, here; later steps read
+		// the normalised path from the request and the route from v.
+		ctx := normalizePath(withVerdict(req.Context(), v), req, v)
 		ak := rt.cfg.APIKey
-		v.login = ak.AuthUpstream != nil && ak.AuthPath != "" && req.Method == http.MethodPost && loginKey(req.URL.Path) == rt.authPath
-		c.SetRequest(req.WithContext(withVerdict(req.Context(), v)))
+		v.login = v.pathErr == nil && ak.AuthUpstream != nil && ak.AuthPath != "" && req.Method == http.MethodPost && loginKey(req.URL.Path) == rt.authPath
+		c.SetRequest(req.WithContext(ctx))
 
 		if err := next(c); err != nil {
 			c.Error(err)
@@ -77,6 +79,45 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000), slog.String("request_id", id))
 		return nil
 	}
+}
+
+// normalizePath applies the path policy (package pathnorm) and routes the
+// request. An accepted path replaces the request's URL path, so routing and
+// every protection after this see only the normalised one; a route in raw
+// mode gets the path as sent (kept on the context for the proxy). A refused
+// path is left in v for the route step to answer 400, after the lists and
+// the ban check.
+func normalizePath(ctx context.Context, req *http.Request, v *verdict) context.Context {
+	sent := req.URL.RawPath
+	if sent == "" {
+		sent = req.URL.EscapedPath() // the path as sent: Go keeps RawPath only when it differs
+	}
+	path, err := pathnorm.Normalize(sent, pathnorm.Strict)
+	var route config.Route
+	routed := false
+	if err == nil {
+		route, routed = v.rt.route(path)
+	} else if pathnorm.RawAccepts(err) {
+		// Encoded slashes and double encoding pass on raw routes only;
+		// what even those refuse is the reason to report.
+		if p, rerr := pathnorm.Normalize(sent, pathnorm.Raw); rerr != nil {
+			err = rerr
+		} else if r, ok := v.rt.route(p); ok && r.RawPath {
+			path, err, route, routed = p, nil, r, true
+		}
+	}
+	if err != nil {
+		v.pathErr = err
+		return ctx
+	}
+	if routed {
+		v.route, v.routePath = route, route.Path
+		if route.RawPath {
+			ctx = proxy.WithSentPath(ctx, req.URL.Path, req.URL.RawPath)
+		}
+	}
+	req.URL.Path, req.URL.RawPath = path, ""
+	return ctx
 }
 
 // actionTaken folds a decision into the threat log's three actions.

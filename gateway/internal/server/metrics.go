@@ -70,6 +70,15 @@ func (m *Metrics) observe(route, decision string, code int, d time.Duration) {
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }
 
+// Refused counts a request refused before the chain (its framing): no
+// route, the decision and the status code.
+func (m *Metrics) Refused(decision string, code int) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues("none", decision, strconv.Itoa(code)).Inc()
+}
+
 func (m *Metrics) dependencyError(dep string) {
 	if m == nil {
 		return

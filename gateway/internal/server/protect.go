@@ -50,6 +50,7 @@ const (
 	decisionUnauthorized = "unauthorized"
 	decisionForbidden    = "forbidden"
 	decisionNotFound     = "no_route"
+	decisionBadPath      = "bad_path"
 	decisionDegraded     = "degraded"
 	decisionTooLarge     = "too_large"
 	decisionCORS         = "cors_preflight"
@@ -65,6 +66,7 @@ type verdict struct {
 	id        netip.Addr // whom counts, bans and failures are kept for: ip, or its /64 for IPv6
 	route     config.Route
 	routePath string // "" when no route matched
+	pathErr   error  // why the path policy refused the path (package pathnorm)
 	login     bool   // a POST to api_key.auth_path, answered by the gateway
 	bypass    bool   // allow-listed: no protection layer applies
 	obs       traffic.Observation
@@ -109,14 +111,17 @@ func stop(v *verdict, decision string, code int, msg string) error {
 	return echo.NewHTTPError(code, msg)
 }
 
-// route answers 404 when the request matched no route (edge matched it on
-// the cleaned path, once). The login path needs no route:
-// the gateway answers it itself.
+// route answers 400 when the path policy refused the path and 404 when the
+// request matched no route (edge normalised and matched it, once). The
+// login path needs no route: the gateway answers it itself.
 func (p *pipeline) route(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		v := verdictOf(c)
 		if !v.ip.IsValid() {
 			return stop(v, decisionForbidden, http.StatusBadRequest, "unknown client address")
+		}
+		if v.pathErr != nil {
+			return stop(v, decisionBadPath, http.StatusBadRequest, "Ambiguous path: "+v.pathErr.Error())
 		}
 		if v.routePath == "" && !v.login {
 			return stop(v, decisionNotFound, http.StatusNotFound, msgNoRoute)

@@ -69,11 +69,11 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 		}
 	}
 	protected := e.Group("",
-		p.edge,      // 1. X-Request-ID, timing headers, access log, metrics, audit
+		p.edge,      // 1. X-Request-ID, timing headers, access log, metrics, audit; the path normalised (pathnorm) and routed
 		p.cors,      // 2. CORS from config, strict by default; preflights end here
 		p.lists,     // 3. deny list → 403 on every path; allow list → skips every layer below
 		p.observe,   // 4. a ban stops the client; one Redis round trip counts it
-		p.route,     // 5. longest-prefix route on the cleaned path, or 404
+		p.route,     // 5. an ambiguous path → 400; no longest-prefix route on the normalised path → 404
 		p.rateLimit, // 6. per-client and per-route sliding windows → 429
 		p.bodyLimit, // 7. 413 over max_body_size (chunked bodies too), only for clients let this far
 		p.apiKey,    // 8. key required on protected routes, RBAC, bad keys → ban

@@ -25,7 +25,7 @@ type runtime struct {
 func newRuntime(cfg *config.Config, d Deps) (*runtime, error) {
 	routes := make([]proxy.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
-		routes[i] = proxy.Route{Path: r.Path, Upstream: r.Upstream, StripPrefix: r.StripPrefix, Timeout: r.Timeout}
+		routes[i] = proxy.Route{Path: r.Path, Upstream: r.Upstream, StripPrefix: r.StripPrefix, Timeout: r.Timeout, RawPath: r.RawPath}
 	}
 	ips := realip.WithHeader(cfg.TrustedProxies, cfg.ClientIPHeader)
 	px, err := proxy.New(routes, ips.Extractor, d.Log)
