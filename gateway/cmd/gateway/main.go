@@ -33,6 +33,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
 	"github.com/bulwarkgw/bulwark/gateway/internal/logbuf"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/redisbreaker"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scorecache"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
@@ -76,9 +77,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ropt.DialTimeout = time.Second
 	ropt.ReadTimeout = cfg.Redis.Timeout
 	ropt.WriteTimeout = cfg.Redis.Timeout
-	ropt.MaxRetries = -1 // no retries on the hot path: fail fast, degrade as configured
+	ropt.MaxRetries = -1   // no retries on the hot path: fail fast, degrade as configured
+	ropt.DialerRetries = 1 // one dial per call: the breaker decides when to try again
 	rdb := redis.NewClient(ropt)
 	defer rdb.Close()
+	// Every Redis user shares one circuit breaker: after a first timeout or
+	// refused connection calls fail at once until a probe answers.
+	breaker, err := redisbreaker.New(log)
+	if err != nil {
+		return err
+	}
+	rdb.AddHook(breaker)
 
 	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.Mongo.URI).SetServerSelectionTimeout(5 * time.Second))
 	if err != nil {
@@ -159,6 +168,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	metrics := server.NewMetrics()
+	metrics.GaugeFunc("bulwark_gateway_redis_circuit_open", "1 while the Redis circuit breaker is open: calls fail at once, the gateway runs on its in-memory fallback (fail_mode open) or answers 503 (closed).",
+		func() float64 {
+			if breaker.Open() {
+				return 1
+			}
+			return 0
+		})
+	metrics.CounterFunc("bulwark_gateway_redis_circuit_opens_total", "Times the Redis circuit breaker opened.",
+		func() float64 { return float64(breaker.Opens()) })
+	metrics.CounterFunc("bulwark_gateway_redis_circuit_rejected_total", "Redis calls and pipelines refused by the open circuit breaker without waiting.",
+		func() float64 { return float64(breaker.Rejected()) })
 	gw, err := server.New(cfg, server.Deps{
 		Traffic: store, Bans: banStore, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
 		Scorer: scorer, Local: local, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,
@@ -196,6 +216,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	var g errgroup.Group
+	g.Go(func() error { return breaker.Run(bg, time.Second, redisbreaker.Ping(ropt)) })
 	g.Go(func() error { return sink.Run(bg) })
 	g.Go(func() error { return counter.Run(bg, 500*time.Millisecond) })
 	g.Go(func() error { ensureIndexes(bg, coll, cfg.Mongo.Retention, log); return nil })

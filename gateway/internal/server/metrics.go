@@ -48,6 +48,22 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// GaugeFunc registers a gauge whose value fn reads at each scrape.
+func (m *Metrics) GaugeFunc(name, help string, fn func() float64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
+// CounterFunc registers a counter whose value fn reads at each scrape.
+func (m *Metrics) CounterFunc(name, help string, fn func() float64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
+}
+
 func (m *Metrics) observe(route, decision string, code int, d time.Duration) {
 	if m == nil {
 		return

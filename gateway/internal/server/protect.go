@@ -20,6 +20,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/redisbreaker"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
@@ -102,6 +103,17 @@ type pipeline struct {
 	local LocalScorer
 }
 
+// redisDown logs a failed Redis call: a warning, or only at debug level
+// when the open circuit breaker refused it (the breaker logged its opening
+// once; a log line per request would flood during an outage).
+func (p *pipeline) redisDown(msg string, err error, args ...any) {
+	level := slog.LevelWarn
+	if errors.Is(err, redisbreaker.ErrOpen) {
+		level = slog.LevelDebug
+	}
+	p.d.Log.Log(context.Background(), level, msg, append(args, "err", err)...)
+}
+
 // stop records why the chain ended here and returns the error to render.
 func stop(v *verdict, decision string, code int, msg string) error {
 	v.decision = decision
@@ -162,7 +174,7 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		switch {
 		case err != nil:
 			p.d.Metrics.dependencyError("redis")
-			p.d.Log.Warn("traffic store unavailable", "err", err, "fail_mode", cfg.Redis.FailMode)
+			p.redisDown("traffic store unavailable", err, "fail_mode", cfg.Redis.FailMode)
 			if cfg.Redis.FailMode == config.FailClosed {
 				p.d.Stats.Request(now, stats.Blocked)
 				return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
@@ -275,7 +287,7 @@ func (p *pipeline) limit(c echo.Context, v *verdict, l queuedLimit) error {
 	cancel()
 	if err != nil {
 		p.d.Metrics.dependencyError("redis")
-		p.d.Log.Warn("rate limiter unavailable", "err", err, "fail_mode", cfg.Redis.FailMode)
+		p.redisDown("rate limiter unavailable", err, "fail_mode", cfg.Redis.FailMode)
 		if cfg.Redis.FailMode == config.FailClosed {
 			return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
 		}
@@ -402,7 +414,7 @@ func (p *pipeline) remember(c echo.Context, v *verdict, kind string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
 	defer cancel()
 	if err := rec.Remember(ctx, v.principal, v.ip, p.d.Now()); err != nil {
-		p.d.Log.Warn("principal not remembered", "err", err)
+		p.redisDown("principal not remembered", err)
 	}
 }
 
@@ -437,7 +449,7 @@ func (p *pipeline) countRefusal(c echo.Context, v *verdict, err error) {
 	defer cancel()
 	// Recorded as 429 either way: a refusal is not an auth failure.
 	if rerr := rec.RecordResponse(ctx, v.id, p.d.Now(), http.StatusTooManyRequests); rerr != nil {
-		p.d.Log.Warn("refusal not recorded", "ip", v.ip, "err", rerr)
+		p.redisDown("refusal not recorded", rerr, "ip", v.ip)
 	}
 }
 
@@ -477,7 +489,7 @@ func (p *pipeline) ban(c echo.Context, v *verdict, ttl time.Duration, reason str
 	defer cancel()
 	if err := p.d.Bans.Ban(ctx, v.id, ttl, reason, p.d.Now()); err != nil {
 		p.d.Metrics.dependencyError("redis")
-		p.d.Log.Warn("ban not stored", "ip", v.ip, "err", err)
+		p.redisDown("ban not stored", err, "ip", v.ip)
 	}
 	p.d.Stats.Ban(p.d.Now())
 }

@@ -37,7 +37,7 @@ func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
 		defer cancel()
 		if rerr := rec.RecordResponse(ctx, v.id, p.d.Now(), status); rerr != nil {
-			p.d.Log.Warn("response not recorded", "ip", v.ip, "status", status, "err", rerr)
+			p.redisDown("response not recorded", rerr, "ip", v.ip, "status", status)
 		}
 		return nil
 	}
