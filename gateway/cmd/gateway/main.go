@@ -150,6 +150,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// While the breaker is open (fail_mode open) each gateway counts,
+	// scores and bans on its own; once Redis is back the bans it made are
+	// written there and the states it kept are dropped.
+	fallback, err := traffic.NewMemory(cfg.Redis.FallbackClients)
+	if err != nil {
+		return fmt.Errorf("redis.fallback_clients: %w", err)
+	}
+	breaker.OnClose(func(ctx context.Context) {
+		n, err := fallback.Replay(ctx, banStore.Ban, time.Now())
+		if err != nil {
+			log.Warn("local bans not all written to redis; kept for the next recovery", "written", n, "held", fallback.Bans(), "err", err)
+		} else if n > 0 {
+			log.Info("local bans written to redis", "written", n)
+		}
+		fallback.Forget()
+	})
 	limiter, err := ratelimit.New(rdb, cfg.Redis.Prefix)
 	if err != nil {
 		return err
@@ -177,10 +193,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		})
 	metrics.CounterFunc("bulwark_gateway_redis_circuit_opens_total", "Times the Redis circuit breaker opened.",
 		func() float64 { return float64(breaker.Opens()) })
+	metrics.GaugeFunc("bulwark_gateway_fallback_clients", "Client states this gateway keeps in memory while Redis is unreachable (at most redis.fallback_clients).",
+		func() float64 { return float64(fallback.Len()) })
+	metrics.GaugeFunc("bulwark_gateway_fallback_bans", "Bans this gateway made while Redis could not take them, enforced here until written back.",
+		func() float64 { return float64(fallback.Bans()) })
 	metrics.CounterFunc("bulwark_gateway_redis_circuit_rejected_total", "Redis calls and pipelines refused by the open circuit breaker without waiting.",
 		func() float64 { return float64(breaker.Rejected()) })
 	gw, err := server.New(cfg, server.Deps{
-		Traffic: store, Bans: banStore, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
+		Traffic: store, Bans: banStore, Fallback: fallback, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
 		Scorer: scorer, Local: local, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,
 		Ready: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})

@@ -4,9 +4,12 @@ package main
 // tests stop, kill, freeze and restart.
 
 import (
+	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,15 +17,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 // outageConfig has the scorer down, so scores come from the gateway's
-// fallback rules (the default profile): a 50 rps client crosses the block
-// threshold within a second, one request every few seconds never does.
+// fallback rules (the default profile): a 50 rps client with an HTTP
+// library's user agent crosses the block threshold within a second (0.7
+// here: at 27 requests in a second, so that a loaded test machine that
+// sends them late still gets there), a browser every few hundred ms never
+// reaches the throttle threshold.
 const outageConfig = `
 routes:
   - {path: /svc/, upstream: "{{U3}}"}
 scorer: {url: "http://127.0.0.1:1", timeout: 200ms, fail_mode: open}
+thresholds: {block: 0.7, throttle: 0.6}
 redis: {fail_mode: MODE}
 admin: {username: admin, password: s3cret}
 `
@@ -99,3 +107,131 @@ func TestRedisFailClosedRecovers(t *testing.T) {
 	require.Eventually(t, func() bool { return c.get("/svc/a").Code == http.StatusOK }, 10*time.Second, 50*time.Millisecond)
 	assert.Zero(t, s.metric("bulwark_gateway_redis_circuit_open"))
 }
+
+// shot is one request of an attack: its status, when it was sent and
+// when its answer came.
+type shot struct {
+	code       int
+	sent, done time.Time
+}
+
+// attack sends n requests from ip at rate per second, each on its own
+// connection without waiting for the one before, in the order sent.
+func (s *stack) attack(ip string, n int, rate float64) []shot {
+	c := s.from(ip)
+	shots := make([]shot, n)
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	for i := range n {
+		if i > 0 {
+			<-tick.C
+		}
+		shots[i].sent = time.Now()
+		wg.Go(func() {
+			defer func() { shots[i].done = time.Now() }()
+			req, err := http.NewRequest(http.MethodGet, c.base+"/svc/items", nil)
+			if err != nil {
+				return
+			}
+			resp, err := c.hc.Do(req)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			shots[i].code = resp.StatusCode
+		})
+	}
+	wg.Wait()
+	return shots
+}
+
+func codes(shots []shot) []int {
+	out := make([]int, len(shots))
+	for i, s := range shots {
+		out[i] = s.code
+	}
+	return out
+}
+
+// Item 6: with Redis down or frozen and fail_mode open, the gateway keeps
+// counting and scoring in memory: a single attacker at 50 rps is blocked
+// within a second (among its first 50 requests) and stays banned, a client
+// at a human pace passes, a client banned before the outage stays banned,
+// and once Redis is back the new ban is there, written by the gateway, for
+// every replica to see.
+func TestRedisOutageStillProtects(t *testing.T) {
+	t.Parallel()
+	for _, fault := range []string{"killed", "frozen"} {
+		t.Run(fault, func(t *testing.T) {
+			t.Parallel()
+			srv := testenv.StartRedisServer(t)
+			// The default redis.timeout: a frozen Redis holds the first
+			// requests that long before they are counted in memory.
+			s := startOutageStack(t, srv, "open", "100ms")
+			attacker, human, banned := "127.0.0.120", "127.0.0.121", "127.0.0.124"
+			if fault == "frozen" {
+				attacker, human, banned = "127.0.0.122", "127.0.0.123", "127.0.0.125"
+			}
+			require.Equal(t, http.StatusOK, s.from(human).get("/svc/home", "User-Agent", browser).Code)
+			require.Equal(t, http.StatusCreated, s.adminPost("/v1/admin/bans", `{"ip":"`+banned+`","ttl":"1h"}`).Code)
+			require.Equal(t, http.StatusForbidden, s.from(banned).get("/svc/home", "User-Agent", browser).Code)
+
+			if fault == "killed" {
+				srv.Kill()
+			} else {
+				srv.Freeze()
+			}
+			humanCodes := make(chan int, 5)
+			go func() {
+				defer close(humanCodes)
+				for range 5 {
+					humanCodes <- s.from(human).get("/svc/home", "User-Agent", browser).Code
+					time.Sleep(400 * time.Millisecond)
+				}
+			}()
+			shots := s.attack(attacker, 100, 50)
+			first := slices.IndexFunc(shots, func(s shot) bool { return s.code == http.StatusForbidden })
+			require.GreaterOrEqual(t, first, 0, "never blocked: %v", codes(shots))
+			assert.Less(t, first, 50, "blocked within the first second: %v", codes(shots))
+			for i, sh := range shots {
+				// Requests already past the ban check when the ban was made
+				// may still pass; every one sent after the client had its
+				// 403 is refused.
+				if sh.sent.After(shots[first].done) {
+					assert.Equal(t, http.StatusForbidden, sh.code, "request %d, sent after the block: %v", i, codes(shots))
+				}
+			}
+			for code := range humanCodes {
+				assert.Equal(t, http.StatusOK, code, "a client at a human pace passes")
+			}
+			assert.Equal(t, 1.0, s.metric("bulwark_gateway_redis_circuit_open"))
+			assert.Equal(t, 1.0, s.metric("bulwark_gateway_fallback_bans"))
+			assert.Equal(t, http.StatusForbidden, s.from(banned).get("/svc/home", "User-Agent", browser).Code,
+				"banned in Redis before the outage: still banned during it")
+			r := s.from(attacker).get("/svc/items")
+			assert.Equal(t, http.StatusForbidden, r.Code, "the local ban holds")
+			assert.NotEmpty(t, r.Header.Get("Retry-After"))
+
+			if fault == "killed" {
+				srv.Start() // empty: no append-only file in this test
+			} else {
+				srv.Thaw()
+			}
+			rdb := srv.Client()
+			banKey := wire.BanKey(s.prefix, attacker)
+			require.Eventually(t, func() bool {
+				return rdb.Exists(context.Background(), banKey).Val() == 1
+			}, 10*time.Second, 50*time.Millisecond, "the gateway writes its ban to Redis once it is back")
+			ttl := rdb.PTTL(context.Background(), banKey).Val()
+			assert.Greater(t, ttl, 9*time.Minute, "with its time left (ban_ttl 10m)")
+			assert.Contains(t, rdb.Get(context.Background(), banKey).Val(), "score")
+			assert.Zero(t, s.metric("bulwark_gateway_fallback_bans"), "held by Redis now")
+			assert.Equal(t, http.StatusForbidden, s.from(attacker).get("/svc/items").Code, "banned through Redis")
+			assert.Equal(t, http.StatusOK, s.from(human).get("/svc/home", "User-Agent", browser).Code)
+			assert.Less(t, s.u3.count("/svc/items"), 50, "the upstream saw less than a second of the attack")
+		})
+	}
+}
+
+const browser = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"

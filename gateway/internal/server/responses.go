@@ -31,8 +31,15 @@ func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 		err := next(c)
 		v := verdictOf(c)
 		status := c.Response().Status
-		if rec == nil || err != nil || v == nil || v.bypass || status < 400 || status > 499 {
+		if err != nil || v == nil || v.bypass || status < 400 || status > 499 {
 			return err
+		}
+		if v.local {
+			p.d.Fallback.RecordResponse(v.id, p.d.Now(), status)
+			return nil
+		}
+		if rec == nil {
+			return nil
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
 		defer cancel()

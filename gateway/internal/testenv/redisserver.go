@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +34,10 @@ type RedisServer struct {
 // with args added to its command line (say "--appendonly", "yes"), in a
 // temporary directory, and stops it when the test ends. Without
 // redis-server the test skips, or fails when CI is set.
+//
+// The port lies below the kernel's ephemeral range: a port from that range
+// may be taken by any outgoing connection while the server is down between
+// a stop and a start (the gateway's own redials would do it).
 func StartRedisServer(t testing.TB, args ...string) *RedisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
@@ -40,16 +46,39 @@ func StartRedisServer(t testing.TB, args ...string) *RedisServer {
 		}
 		t.Skip("redis-server not on PATH: make test installs it")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	r := &RedisServer{t: t, Port: port, Dir: t.TempDir(), args: args}
-	r.Start()
+	r := &RedisServer{t: t, Dir: t.TempDir(), args: args}
 	t.Cleanup(r.Kill)
-	return r
+	for attempt := 1; ; attempt++ {
+		r.Port = quietPort(t)
+		err := r.start()
+		if err == nil {
+			return r
+		}
+		if attempt == 5 {
+			t.Fatal(err)
+		}
+	}
+}
+
+// quietPort is a free loopback port between 20000 and the ephemeral range.
+func quietPort(t testing.TB) int {
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 21000 {
+				low = n
+			}
+		}
+	}
+	for range 100 {
+		p := 20000 + rand.IntN(low-20000)
+		if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p)); err == nil {
+			ln.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return 0
 }
 
 // Addr is host:port.
@@ -58,15 +87,22 @@ func (r *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port)
 // URL is the server's redis:// URL.
 func (r *RedisServer) URL() string { return "redis://" + r.Addr() + "/0" }
 
-// Start starts the server (again) and waits until it answers PING.
+// Start starts the server again on its port and directory and waits until
+// it answers PING.
 func (r *RedisServer) Start() {
 	r.t.Helper()
+	if err := r.start(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *RedisServer) start() error {
 	args := append([]string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "",
 		"--dir", r.Dir, "--logfile", filepath.Join(r.Dir, "redis.log")}, r.args...)
 	r.cmd = exec.Command("redis-server", args...)
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
+		return err
 	}
 	r.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(r.cmd, r.done)
@@ -78,16 +114,17 @@ func (r *RedisServer) Start() {
 		err := rdb.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return
+			return nil
 		}
 		select {
 		case <-r.done:
 			log, _ := os.ReadFile(filepath.Join(r.Dir, "redis.log"))
-			r.t.Fatalf("redis-server on %s exited: %s", r.Addr(), log)
+			return fmt.Errorf("redis-server on %s exited: %s", r.Addr(), log)
 		default:
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on %s not ready: %v", r.Addr(), err)
+			r.Kill()
+			return fmt.Errorf("redis-server on %s not ready: %w", r.Addr(), err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
