@@ -235,3 +235,67 @@ func TestRedisOutageStillProtects(t *testing.T) {
 }
 
 const browser = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+// persistConfig locks a login for 10 minutes after 3 failures.
+const persistConfig = `
+routes:
+  - {path: /api/, upstream: "{{U1}}"}
+  - {path: /app/, upstream: "{{U1}}", auth: api_key}
+scorer: {enabled: false}
+admin: {username: admin, password: s3cret}
+api_key:
+  auth_upstream: "{{U1}}"
+  invalid_threshold: 1000
+login_protection:
+  login: {rate: 0}
+  password: {rate: 0}
+  ip: {rate: 0}
+  failures: 3
+  failure_window: 1m
+  block: 10m
+`
+
+// Item 9: with Redis run as docker-compose.yml runs it (an append-only
+// file, fsynced every second), a ban, a login lock and an API key made
+// through the gateway all hold after Redis is restarted (SIGTERM, then
+// started again on the same port and directory).
+func TestBansAndLocksSurviveRedisRestart(t *testing.T) {
+	t.Parallel()
+	srv := testenv.StartRedisServer(t, "--appendonly", "yes", "--appendfsync", "everysec")
+	s := startStack(t, persistConfig, "BULWARK_REDIS_URL", srv.URL(), "BULWARK_REDIS_TIMEOUT", "500ms")
+	banned := "127.0.0.131"
+	require.Equal(t, http.StatusCreated, s.adminPost("/v1/admin/bans", `{"ip":"`+banned+`","ttl":"1h","reason":"scraping"}`).Code)
+	require.Equal(t, http.StatusForbidden, s.from(banned).get("/api/x").Code)
+
+	loginAs(s.u1, "u", "right", "user")
+	for i, ip := range []string{"127.0.0.132", "127.0.0.133", "127.0.0.134"} {
+		require.Equal(t, http.StatusUnauthorized, s.from(ip).postJSON("/auth", `{"username":"u","password":"wrong"}`).Code, "failure %d", i+1)
+	}
+	locked := func() bool {
+		before := s.u1.count("/auth")
+		r := s.from("127.0.0.135").postJSON("/auth", `{"username":"u","password":"right"}`)
+		return r.Code == http.StatusForbidden && s.u1.count("/auth") == before
+	}
+	require.True(t, locked(), "locked even with the right password")
+	loginAs(s.u1, "other", "pw", "user")
+	r := s.from("127.0.0.136").postJSON("/auth", `{"username":"other","password":"pw"}`)
+	require.Equal(t, http.StatusOK, r.Code, r.Body)
+	key, _ := r.json(t)["API_KEY"].(string)
+	require.NotEmpty(t, key)
+
+	srv.Stop()
+	srv.Start()
+	rdb := srv.Client()
+	n, err := rdb.Exists(context.Background(), wire.BanKey(s.prefix, banned)).Result()
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n, "the ban is in the restarted Redis")
+	// Through the gateway, once it is back on Redis (not on what it
+	// remembers of the ban).
+	require.Eventually(t, func() bool {
+		return s.from("127.0.0.137").get("/api/x").Code == http.StatusOK && s.metric("bulwark_gateway_redis_circuit_open") == 0
+	}, 10*time.Second, 50*time.Millisecond)
+	assert.Equal(t, http.StatusForbidden, s.from(banned).get("/api/x").Code, "the ban holds")
+	assert.True(t, locked(), "the login lock holds")
+	assert.Equal(t, http.StatusOK, s.from("127.0.0.136").get("/app/x", "X-API-Key", key).Code, "the key still works")
+	assert.Equal(t, http.StatusOK, s.from("127.0.0.138").get("/api/x").Code, "others pass")
+}
