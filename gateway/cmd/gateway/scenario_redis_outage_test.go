@@ -42,6 +42,13 @@ func startOutageStack(t *testing.T, srv *testenv.RedisServer, mode, timeout stri
 		"BULWARK_REDIS_URL", srv.URL(), "BULWARK_REDIS_TIMEOUT", timeout)
 }
 
+// startUnscoredStack is startOutageStack without scoring: only the
+// breaker's behaviour shows.
+func startUnscoredStack(t *testing.T, srv *testenv.RedisServer, mode, timeout string) *stack {
+	cfg := strings.NewReplacer("MODE", mode, `scorer: {url: "http://127.0.0.1:1", timeout: 200ms, fail_mode: open}`, "scorer: {enabled: false}").Replace(outageConfig)
+	return startStack(t, cfg, "BULWARK_REDIS_URL", srv.URL(), "BULWARK_REDIS_TIMEOUT", timeout)
+}
+
 // metric reads one sample of the gateway's metrics ("name" or
 // `name{label="x"}`), 0 when absent.
 func (s *stack) metric(name string) float64 {
@@ -62,7 +69,7 @@ func (s *stack) metric(name string) float64 {
 func TestRedisFreezeCostsOneTimeout(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedisServer(t)
-	s := startOutageStack(t, srv, "open", "500ms")
+	s := startUnscoredStack(t, srv, "open", "500ms")
 	c := s.from("127.0.0.110")
 	require.Equal(t, http.StatusOK, c.get("/svc/a").Code)
 	require.Zero(t, s.metric("bulwark_gateway_redis_circuit_open"))
@@ -76,12 +83,15 @@ func TestRedisFreezeCostsOneTimeout(t *testing.T) {
 	// Each of the 19 requests after the first asked Redis at least once
 	// (its traffic state) and was refused at once.
 	assert.GreaterOrEqual(t, s.metric("bulwark_gateway_redis_circuit_rejected_total"), 19.0)
-	assert.Equal(t, 1, strings.Count(s.out.String(), `"msg":"redis circuit open`), "logged once")
-	assert.Equal(t, 1, strings.Count(s.out.String(), `"msg":"traffic store unavailable"`), "the timeout is a warning, the refusals after it are not")
+	// The log is written by a goroutine of its own, every 100 ms.
+	logged := func(msg string) int { return strings.Count(s.out.String(), `"msg":"`+msg) }
+	require.Eventually(t, func() bool { return logged("request") >= 21 }, 5*time.Second, 20*time.Millisecond)
+	assert.Equal(t, 1, logged("redis circuit open"), "logged once")
+	assert.Equal(t, 1, logged("traffic store unavailable"), "the timeout is a warning, the refusals after it are not")
 
 	srv.Thaw()
 	require.Eventually(t, func() bool { return s.metric("bulwark_gateway_redis_circuit_open") == 0 }, 10*time.Second, 50*time.Millisecond)
-	assert.Contains(t, s.out.String(), `"msg":"redis circuit closed"`)
+	assert.Eventually(t, func() bool { return logged("redis circuit closed") == 1 }, 5*time.Second, 20*time.Millisecond)
 	rejected := s.metric("bulwark_gateway_redis_circuit_rejected_total")
 	assert.Equal(t, http.StatusOK, c.get("/svc/a").Code)
 	assert.Equal(t, rejected, s.metric("bulwark_gateway_redis_circuit_rejected_total"), "back on Redis")
@@ -92,7 +102,7 @@ func TestRedisFreezeCostsOneTimeout(t *testing.T) {
 func TestRedisFailClosedRecovers(t *testing.T) {
 	t.Parallel()
 	srv := testenv.StartRedisServer(t)
-	s := startOutageStack(t, srv, "closed", "500ms")
+	s := startUnscoredStack(t, srv, "closed", "500ms")
 	c := s.from("127.0.0.111")
 	require.Equal(t, http.StatusOK, c.get("/svc/a").Code)
 
