@@ -2,7 +2,9 @@
 # make run: the whole stack natively, for machines without Docker. Builds the
 # UI and the binaries, starts the dev stack (a private redis-server and
 # FerretDB, data under var/run/), then the shop, scorer, gateway and
-# dashboard. Ctrl-C stops everything it started.
+# dashboard. Ctrl-C stops everything it started. Redis keeps its data in an
+# append-only file under var/run/data/redis/, as docker-compose.yml does:
+# bans, login locks and keys survive a restart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD

@@ -239,6 +239,28 @@ func TestComposeHealthchecks(t *testing.T) {
 	assert.Equal(t, types.HealthCheckTest{"CMD", "mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"}, project.Services["mongo"].HealthCheck.Test)
 }
 
+// Redis keeps bans, login locks and keys in an append-only file on its
+// volume, fsynced every second, so a restart forgets none of them (issue
+// 12, item 9; the gateway's scenario test restarts a redis-server run this
+// way and checks a ban and a lock still hold).
+func TestComposeRedisPersists(t *testing.T) {
+	project, _ := loadProject(t)
+	redis := project.Services["redis"]
+	require.NotEmpty(t, redis.Command, "redis: command")
+	assert.Equal(t, "redis-server", redis.Command[0])
+	opts := map[string]string{}
+	for i := 1; i+1 < len(redis.Command); i += 2 {
+		opts[redis.Command[i]] = redis.Command[i+1]
+	}
+	assert.Equal(t, "yes", opts["--appendonly"])
+	assert.Equal(t, "everysec", opts["--appendfsync"])
+	assert.Equal(t, "100", opts["--auto-aof-rewrite-percentage"], "rewrites on: the file would grow ~170 bytes per request forever")
+	assert.Equal(t, "64mb", opts["--auto-aof-rewrite-min-size"])
+	require.Len(t, redis.Volumes, 1)
+	assert.Equal(t, "/data", redis.Volumes[0].Target, "the redis image's working directory: the file lives in the volume")
+	assert.Equal(t, "volume", redis.Volumes[0].Type)
+}
+
 func TestComposeDependsOn(t *testing.T) {
 	project, _ := loadProject(t)
 	want := map[string][]string{

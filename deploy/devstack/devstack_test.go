@@ -210,3 +210,69 @@ func TestFerretLoggerFormatsOnlyWhatItWrites(t *testing.T) {
 		t.Fatalf("record = %q", got)
 	}
 }
+
+// With -dir, Redis keeps its data in an append-only file there: what make
+// run wrote (bans, login locks, keys) is back after a restart. Without it
+// nothing is kept (TestRun).
+func TestRunKeepsRedisDataInDir(t *testing.T) {
+	requireRedisServer(t)
+	dir := t.TempDir()
+	start := func() (string, func()) {
+		envFile := filepath.Join(t.TempDir(), "devstack.env")
+		var stdout, stderr lockedBuffer
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() {
+			errc <- run(ctx, []string{"-dir", dir, "-env-file", envFile}, &stdout, &stderr)
+		}()
+		env := waitEnvFile(t, envFile, errc, &stderr)
+		u, err := url.Parse(env[redisURLKey])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.Host, func() {
+			cancel()
+			if err := <-errc; err != nil {
+				t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+			}
+		}
+	}
+	ctx := context.Background()
+	addr, stop := start()
+	reply, err := redisCommand(ctx, addr, "SET bw:{198.51.100.1}:ban score PX 600000\r\n", readLine)
+	if err != nil || reply != "+OK" {
+		t.Fatalf("SET: %q %v", reply, err)
+	}
+	reply, err = redisCommand(ctx, addr, "CONFIG GET appendfsync\r\n", readAll)
+	if err != nil || !strings.Contains(reply, "everysec") {
+		t.Errorf("CONFIG GET appendfsync: %q %v", reply, err)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(dir, "redis", "appendonlydir")); err != nil {
+		t.Fatalf("no append-only file: %v", err)
+	}
+
+	addr, stop = start()
+	defer stop()
+	ban, err := redisCommand(ctx, addr, "GET bw:{198.51.100.1}:ban\r\n", readBulk)
+	if err != nil || ban != "score" {
+		t.Errorf("after a restart: GET = %q, %v; want the ban", ban, err)
+	}
+}
+
+func readLine(r *bufio.Reader) (string, error) {
+	l, err := r.ReadString('\n')
+	return strings.TrimRight(l, "\r\n"), err
+}
+
+// readAll reads what arrives within the connection's deadline.
+func readAll(r *bufio.Reader) (string, error) {
+	var b strings.Builder
+	for {
+		l, err := r.ReadString('\n')
+		b.WriteString(l)
+		if err != nil || r.Buffered() == 0 {
+			return b.String(), nil
+		}
+	}
+}

@@ -9,7 +9,9 @@
 //
 // to stdout (and atomically to -env-file, if given), then runs until
 // SIGINT/SIGTERM, when it stops both servers and removes its temporary
-// files and the env file.
+// files and the env file. With -dir both keep their data there across runs
+// (make run): FerretDB's in DIR/ferretdb/, Redis's in an append-only file
+// in DIR/redis/, as the recommended deployment keeps it.
 //
 // Usage:
 //
@@ -79,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	fs.IntVar(&c.redisPort, "redis-port", 0, "TCP port for redis-server on 127.0.0.1 (0 = pick a free one)")
 	fs.IntVar(&c.mongoPort, "mongo-port", 0, "TCP port for FerretDB on 127.0.0.1 (0 = pick a free one)")
-	fs.StringVar(&c.dir, "dir", "", "keep FerretDB data in `DIR`/ferretdb/ (default: a temporary directory removed on exit)")
+	fs.StringVar(&c.dir, "dir", "", "keep FerretDB data in `DIR`/ferretdb/ and Redis's append-only file in DIR/redis/ (default: temporary directories removed on exit, no Redis persistence)")
 	fs.StringVar(&c.envFile, "env-file", "", "once both servers are ready, atomically write the env lines to `PATH` (removed on exit)")
 	c.mongoLog = slog.LevelWarn
 	fs.TextVar(&c.mongoLog, "mongo-log-level", &c.mongoLog, "FerretDB log `level` on stderr (DEBUG, INFO, WARN, ERROR); at WARN and above, known noise is dropped")
@@ -143,7 +145,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	startCtx, cancelStart := context.WithTimeout(ctx, startTimeout)
 	defer cancelStart()
 
-	rs, err := startRedis(startCtx, c.redisPort, c.mongoPort, stderr)
+	redisDir := ""
+	if c.dir != "" {
+		// Absolute: redis-server runs in it and reads --dir from there.
+		if redisDir, err = filepath.Abs(filepath.Join(c.dir, "redis")); err != nil {
+			return fmt.Errorf("redis data dir: %w", err)
+		}
+	}
+	rs, err := startRedis(startCtx, c.redisPort, c.mongoPort, redisDir, stderr)
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}

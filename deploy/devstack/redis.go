@@ -21,15 +21,20 @@ import (
 type redisServer struct {
 	cmd  *exec.Cmd
 	port int
-	dir  string // temporary --dir, removed by stop
+	dir  string // --dir: temporary, removed by stop, unless keep
+	keep bool   // dir holds the append-only file of make run's data
 
 	exited  chan struct{} // closed when the process has been waited for
 	waitErr error         // valid after exited is closed
 }
 
 // startRedis starts redis-server from PATH on 127.0.0.1:port (a free port
-// other than avoid if port is 0) and waits until it answers PING.
-func startRedis(ctx context.Context, port, avoid int, stderr io.Writer) (*redisServer, error) {
+// other than avoid if port is 0) and waits until it answers PING. With a
+// dataDir it keeps its data there in an append-only file, fsynced every
+// second, as the recommended deployment does (docker-compose.yml): bans,
+// login locks and keys survive a restart. Without one it runs in a
+// temporary directory with no persistence at all.
+func startRedis(ctx context.Context, port, avoid int, dataDir string, stderr io.Writer) (*redisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found on PATH: %w", err)
@@ -48,7 +53,7 @@ func startRedis(ctx context.Context, port, avoid int, stderr io.Writer) (*redisS
 				return nil, err
 			}
 		}
-		rs, err := startRedisOnce(ctx, bin, p, stderr)
+		rs, err := startRedisOnce(ctx, bin, p, dataDir, stderr)
 		if err == nil {
 			return rs, nil
 		}
@@ -64,22 +69,22 @@ var (
 	errPortTaken   = errors.New("port taken")
 )
 
-func startRedisOnce(ctx context.Context, bin string, port int, stderr io.Writer) (*redisServer, error) {
-	dir, err := os.MkdirTemp("", "devstack-redis-*")
-	if err != nil {
-		return nil, fmt.Errorf("creating temp dir: %w", err)
+func startRedisOnce(ctx context.Context, bin string, port int, dataDir string, stderr io.Writer) (*redisServer, error) {
+	dir, keep, aof := dataDir, true, []string{"--appendonly", "yes", "--appendfsync", "everysec"}
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "devstack-redis-*"); err != nil {
+			return nil, fmt.Errorf("creating temp dir: %w", err)
+		}
+		keep, aof = false, []string{"--appendonly", "no"}
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
 
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port),
-		"--bind", loopback,
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", dir,
-		"--daemonize", "no",
-		"--loglevel", "warning",
-		"--logfile", filepath.Join(dir, logFileName),
-	)
+	args := []string{"--port", strconv.Itoa(port), "--bind", loopback, "--save", ""}
+	args = append(args, aof...)
+	args = append(args, "--dir", dir, "--daemonize", "no", "--loglevel", "warning", "--logfile", filepath.Join(dir, logFileName))
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	// Redis logs (even its start-up banner) go to a file that we quote on
 	// failure; anything it prints directly goes to stderr, as stdout is
@@ -89,18 +94,20 @@ func startRedisOnce(ctx context.Context, bin string, port int, stderr io.Writer)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	cmd.WaitDelay = time.Second // don't hang on the output pipe after exit
 
-	if err = cmd.Start(); err != nil {
-		os.RemoveAll(dir)
+	if err := cmd.Start(); err != nil {
+		if !keep {
+			os.RemoveAll(dir)
+		}
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
 
-	rs := &redisServer{cmd: cmd, port: port, dir: dir, exited: make(chan struct{})}
+	rs := &redisServer{cmd: cmd, port: port, dir: dir, keep: keep, exited: make(chan struct{})}
 	go func() {
 		rs.waitErr = cmd.Wait()
 		close(rs.exited)
 	}()
 
-	if err = rs.waitReady(ctx); err != nil {
+	if err := rs.waitReady(ctx); err != nil {
 		if stopErr := rs.stop(io.Discard); stopErr != nil {
 			err = errors.Join(err, fmt.Errorf("cleaning up: %w", stopErr))
 		}
@@ -177,8 +184,10 @@ func (rs *redisServer) stop(stderr io.Writer) error {
 		errs = append(errs, fmt.Errorf("SIGKILL: %w", err))
 	}
 
-	if err := os.RemoveAll(rs.dir); err != nil {
-		errs = append(errs, fmt.Errorf("removing %s: %w", rs.dir, err))
+	if !rs.keep {
+		if err := os.RemoveAll(rs.dir); err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", rs.dir, err))
+		}
 	}
 	return errors.Join(errs...)
 }

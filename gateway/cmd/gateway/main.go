@@ -36,6 +36,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
 	"github.com/bulwarkgw/bulwark/gateway/internal/logbuf"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/redisbreaker"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scorecache"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
@@ -79,9 +80,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ropt.DialTimeout = time.Second
 	ropt.ReadTimeout = cfg.Redis.Timeout
 	ropt.WriteTimeout = cfg.Redis.Timeout
-	ropt.MaxRetries = -1 // no retries on the hot path: fail fast, degrade as configured
+	ropt.MaxRetries = -1   // no retries on the hot path: fail fast, degrade as configured
+	ropt.DialerRetries = 1 // one dial per call: the breaker decides when to try again
 	rdb := redis.NewClient(ropt)
 	defer rdb.Close()
+	// Every Redis user shares one circuit breaker: after a first timeout or
+	// refused connection calls fail at once until a probe answers.
+	breaker, err := redisbreaker.New(log)
+	if err != nil {
+		return err
+	}
+	rdb.AddHook(breaker)
 
 	mc, err := mongo.Connect(options.Client().ApplyURI(cfg.Mongo.URI).SetServerSelectionTimeout(5 * time.Second))
 	if err != nil {
@@ -147,6 +156,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// While the breaker is open (fail_mode open) each gateway counts,
+	// scores and bans on its own; once Redis is back the bans it made are
+	// written there and the states it kept are dropped.
+	fallback, err := traffic.NewMemory(cfg.Redis.FallbackClients)
+	if err != nil {
+		return fmt.Errorf("redis.fallback_clients: %w", err)
+	}
+	breaker.OnClose(func(ctx context.Context) {
+		n, err := fallback.Replay(ctx, banStore.Ban, time.Now())
+		if err != nil {
+			log.Warn("local bans not all written to redis; kept for the next recovery", "written", n, "held", fallback.Bans(), "err", err)
+		} else if n > 0 {
+			log.Info("local bans written to redis", "written", n)
+		}
+		fallback.Forget()
+	})
 	limiter, err := ratelimit.New(rdb, cfg.Redis.Prefix)
 	if err != nil {
 		return err
@@ -166,13 +191,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	auditLog.SetStopTimeout(cfg.ShutdownTimeout * flushShare / 10)
 	metrics := server.NewMetrics()
-	metrics.CounterFunc("bulwark_gateway_events_written_total", "Events written to MongoDB.", sink.Written)
-	metrics.CounterFunc("bulwark_gateway_events_dropped_total", "Events that never reached MongoDB: the queue was full (and no spool could take them), or left unwritten at shutdown. Each is also logged (at most one line per 10 s).", sink.Dropped)
-	metrics.CounterFunc("bulwark_gateway_events_stream_dropped_total", "Events not added to the live Redis Stream because its queue was full.", sink.StreamDropped)
-	metrics.CounterFunc("bulwark_gateway_events_spooled_total", "Events parked in the spool on disk while MongoDB was down or slow.", sink.Spooled)
-	metrics.CounterFunc("bulwark_gateway_events_folded_total", "Repeats folded into an earlier event's count.", sink.Folded)
+	metrics.CounterFunc("bulwark_gateway_events_written_total", "Events written to MongoDB.", count(sink.Written))
+	metrics.CounterFunc("bulwark_gateway_events_dropped_total", "Events that never reached MongoDB: the queue was full (and no spool could take them), or left unwritten at shutdown. Each is also logged (at most one line per 10 s).", count(sink.Dropped))
+	metrics.CounterFunc("bulwark_gateway_events_stream_dropped_total", "Events not added to the live Redis Stream because its queue was full.", count(sink.StreamDropped))
+	metrics.CounterFunc("bulwark_gateway_events_spooled_total", "Events parked in the spool on disk while MongoDB was down or slow.", count(sink.Spooled))
+	metrics.CounterFunc("bulwark_gateway_events_folded_total", "Repeats folded into an earlier event's count.", count(sink.Folded))
+	metrics.GaugeFunc("bulwark_gateway_redis_circuit_open", "1 while the Redis circuit breaker is open: calls fail at once, the gateway runs on its in-memory fallback (fail_mode open) or answers 503 (closed).",
+		func() float64 {
+			if breaker.Open() {
+				return 1
+			}
+			return 0
+		})
+	metrics.CounterFunc("bulwark_gateway_redis_circuit_opens_total", "Times the Redis circuit breaker opened.",
+		func() float64 { return float64(breaker.Opens()) })
+	metrics.GaugeFunc("bulwark_gateway_fallback_clients", "Client states this gateway keeps in memory while Redis is unreachable (at most redis.fallback_clients).",
+		func() float64 { return float64(fallback.Len()) })
+	metrics.GaugeFunc("bulwark_gateway_fallback_bans", "Bans this gateway made while Redis could not take them, enforced here until written back.",
+		func() float64 { return float64(fallback.Bans()) })
+	metrics.CounterFunc("bulwark_gateway_redis_circuit_rejected_total", "Redis calls and pipelines refused by the open circuit breaker without waiting.",
+		func() float64 { return float64(breaker.Rejected()) })
 	gw, err := server.New(cfg, server.Deps{
-		Traffic: store, Bans: banStore, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
+		Traffic: store, Bans: banStore, Fallback: fallback, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
 		Scorer: scorer, Local: local, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,
 		Ready: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})
@@ -222,6 +262,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	var g errgroup.Group
+	g.Go(func() error { return breaker.Run(bg, time.Second, redisbreaker.Ping(ropt)) })
 	g.Go(func() error { return sink.Run(bg) })
 	g.Go(func() error { return counter.Run(bg, 500*time.Millisecond) })
 	g.Go(func() error { ensureIndexes(bg, coll, cfg.Mongo.Retention, log); return nil })
@@ -379,3 +420,6 @@ func sweep(ctx context.Context, coll *mongo.Collection, retention time.Duration,
 		}
 	}
 }
+
+// count adapts an int64 total to a metric function.
+func count(f func() int64) func() float64 { return func() float64 { return float64(f()) } }

@@ -189,6 +189,10 @@ type Redis struct {
 	Prefix   string
 	FailMode FailMode
 	Timeout  time.Duration
+	// FallbackClients bounds what each gateway keeps in memory while Redis
+	// is unreachable (fail_mode open): client states, local bans, local
+	// rate-limit logs.
+	FallbackClients int
 }
 
 // Mongo holds the event-history connection settings.
@@ -228,10 +232,11 @@ type file struct {
 	TrustedProxies []string    `yaml:"trusted_proxies"`
 	ClientIPHeader string      `yaml:"client_ip_header"`
 	Redis          struct {
-		URL      string `yaml:"url"`
-		Prefix   string `yaml:"prefix"`
-		FailMode string `yaml:"fail_mode"`
-		Timeout  string `yaml:"timeout"`
+		URL             string `yaml:"url"`
+		Prefix          string `yaml:"prefix"`
+		FailMode        string `yaml:"fail_mode"`
+		Timeout         string `yaml:"timeout"`
+		FallbackClients int    `yaml:"fallback_clients"`
 	} `yaml:"redis"`
 	Mongo struct {
 		URI       string `yaml:"uri"`
@@ -354,6 +359,7 @@ func defaults() file {
 	f.Redis.Prefix = "bw:"
 	f.Redis.FailMode = string(FailOpen)
 	f.Redis.Timeout = "100ms"
+	f.Redis.FallbackClients = 100_000
 	f.Mongo.URI = "mongodb://127.0.0.1:27017"
 	f.Mongo.Database = "bulwark"
 	f.Mongo.Retention = "720h"
@@ -504,8 +510,9 @@ func (f *file) validate() (*Config, error) {
 		Shadow:    f.Shadow,
 		Redis: Redis{
 			URL: f.Redis.URL, Prefix: f.Redis.Prefix,
-			FailMode: mode("redis.fail_mode", f.Redis.FailMode),
-			Timeout:  dur("redis.timeout", f.Redis.Timeout, time.Millisecond),
+			FailMode:        mode("redis.fail_mode", f.Redis.FailMode),
+			Timeout:         dur("redis.timeout", f.Redis.Timeout, time.Millisecond),
+			FallbackClients: f.Redis.FallbackClients,
 		},
 		Mongo: Mongo{
 			URI: f.Mongo.URI, Database: f.Mongo.Database,
@@ -536,6 +543,9 @@ func (f *file) validate() (*Config, error) {
 	}
 	if c.Redis.Prefix == "" {
 		bad("redis.prefix", "must not be empty")
+	}
+	if c.Redis.FallbackClients < 2 {
+		bad("redis.fallback_clients", "must be at least 2, got %d", c.Redis.FallbackClients)
 	}
 	limit := func(key string, l fileLimit) Limit {
 		if l.Requests == 0 && l.Window == "" {
@@ -857,7 +867,7 @@ func (c *Config) Redacted() map[string]any {
 	return map[string]any{
 		"listen": c.Listen, "gateway_id": c.GatewayID, "routes": routes,
 		"trusted_proxies": c.TrustedProxies, "client_ip_header": c.ClientIPHeader,
-		"redis":      map[string]any{"url": redactURL(c.Redis.URL), "prefix": c.Redis.Prefix, "fail_mode": c.Redis.FailMode, "timeout": c.Redis.Timeout.String()},
+		"redis":      map[string]any{"url": redactURL(c.Redis.URL), "prefix": c.Redis.Prefix, "fail_mode": c.Redis.FailMode, "timeout": c.Redis.Timeout.String(), "fallback_clients": c.Redis.FallbackClients},
 		"mongo":      map[string]any{"uri": redactURL(c.Mongo.URI), "database": c.Mongo.Database, "retention": c.Mongo.Retention.String()},
 		"scorer":     map[string]any{"enabled": c.Scorer.Enabled, "url": redactURL(c.Scorer.URL), "timeout": c.Scorer.Timeout.String(), "fail_mode": c.Scorer.FailMode},
 		"thresholds": map[string]any{"block": c.BlockAt, "throttle": c.ThrottleAt},

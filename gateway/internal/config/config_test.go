@@ -44,6 +44,7 @@ func TestParseGood(t *testing.T) {
 	assert.Equal(t, "/api/", cfg.Routes[0].Path)
 	assert.Equal(t, "127.0.0.1:9001", cfg.Routes[0].Upstream.Host, "${UP} expanded from the environment")
 	assert.Equal(t, "redis://r:6379/2", cfg.Redis.URL, "env overrides the default")
+	assert.Equal(t, 100_000, cfg.Redis.FallbackClients, "default")
 	assert.Equal(t, 40*time.Millisecond, cfg.Scorer.Timeout)
 	assert.Equal(t, config.FailClosed, cfg.Scorer.FailMode)
 	assert.Equal(t, 0.7, cfg.BlockAt)
@@ -86,6 +87,7 @@ func TestParseBad(t *testing.T) {
 		{"no routes", "listen: \":1\"\n", []string{"routes: at least one route is required"}},
 		{"bad route path and scheme", "routes: [{path: api/, upstream: http://u}, {path: /x, upstream: ftp://x}]\n", []string{`routes[0].path: must start with '/'`, "routes[1].upstream: must be an absolute http or https URL"}},
 		{"bad thresholds and fail mode", "routes: [{path: /, upstream: http://u}]\nthresholds: {block: 1.5, throttle: 0}\nredis: {fail_mode: maybe}\n", []string{"thresholds.block", "thresholds.throttle", `redis.fail_mode: must be "open" or "closed"`}},
+		{"bad fallback bound", "routes: [{path: /, upstream: http://u}]\nredis: {fallback_clients: 0}\n", []string{"redis.fallback_clients: must be at least 2, got 0"}},
 		{"not yaml", "routes: [", []string{"config:"}},
 		{"bad client ip header", "routes: [{path: /, upstream: http://u}]\nclient_ip_header: X-Client\n", []string{`client_ip_header: must be`}},
 		{"wrong type", "routes: 7\n", []string{"config:"}},

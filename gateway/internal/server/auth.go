@@ -115,7 +115,7 @@ func (p *pipeline) authFailure(c echo.Context, v *verdict, msg string, typ wire.
 	_, exceeded, err := p.d.Keys.Fail(c.Request().Context(), v.id, ak.InvalidWindow, ak.InvalidThreshold, p.d.Now())
 	if err != nil {
 		p.d.Metrics.dependencyError("redis")
-		p.d.Log.Warn("auth failure not counted", "err", err)
+		p.redisDown("auth failure not counted", err)
 	}
 	if exceeded {
 		return p.banForFailures(c, v)
@@ -228,7 +228,7 @@ func (p *pipeline) guardLogin(c echo.Context, v *verdict, login, password string
 // cannot be read.
 func (p *pipeline) guardDown(v *verdict, err error) error {
 	p.d.Metrics.dependencyError("redis")
-	p.d.Log.Warn("login guard unavailable", "err", err, "fail_mode", v.rt.cfg.Redis.FailMode)
+	p.redisDown("login guard unavailable", err, "fail_mode", v.rt.cfg.Redis.FailMode)
 	if v.rt.cfg.Redis.FailMode == config.FailClosed {
 		return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
 	}
@@ -250,7 +250,7 @@ func (p *pipeline) recordLogin(c echo.Context, v *verdict, login string, success
 	now := p.d.Now()
 	if p.d.Guard != nil && login != "" {
 		if _, _, err := p.d.Guard.Record(ctx, login, v.ip, success, now); err != nil {
-			p.d.Log.Warn("login verdict not recorded", "err", err)
+			p.redisDown("login verdict not recorded", err)
 		}
 	}
 	if !success {
@@ -258,7 +258,7 @@ func (p *pipeline) recordLogin(c echo.Context, v *verdict, login string, success
 		if p.d.Keys != nil {
 			ak := v.rt.cfg.APIKey
 			if _, _, err := p.d.Keys.Fail(ctx, v.id, ak.InvalidWindow, ak.InvalidThreshold, now); err != nil {
-				p.d.Log.Warn("auth failure not counted", "err", err)
+				p.redisDown("auth failure not counted", err)
 			}
 		}
 	}

@@ -30,7 +30,7 @@ func (nopPublisher) Publish(wire.Event) {}
 // plain proxying, in the same run and against the same upstream: each
 // iteration sends one request through the bare reverse proxy (the baseline)
 // and one through the whole chain (lists, the Redis round trip for counts
-// and ban, a rate limit, scoring with an in-process scorer, the decision).
+// and ban, the in-memory fallback's ban checks, a rate limit, scoring with an in-process scorer, the decision).
 // It reports both latencies and their ratio (x-baseline); the ratio, not the
 // absolute numbers, is what compares across machines.
 func BenchmarkChainOverhead(b *testing.B) {
@@ -55,8 +55,10 @@ func BenchmarkChainOverhead(b *testing.B) {
 	require.NoError(b, err)
 	limiter, err := ratelimit.New(rdb, prefix)
 	require.NoError(b, err)
+	fallback, err := traffic.NewMemory(cfg.Redis.FallbackClients)
+	require.NoError(b, err)
 	scorer := scoreFunc(func(wire.ScoreRequest) (wire.ScoreResponse, error) { return wire.ScoreResponse{Score: 0.1}, nil })
-	chain, err := server.New(cfg, server.Deps{Traffic: store, Bans: banStore, Lists: listStore, Limiter: limiter,
+	chain, err := server.New(cfg, server.Deps{Traffic: store, Bans: banStore, Fallback: fallback, Lists: listStore, Limiter: limiter,
 		Scorer: scorer, Events: nopPublisher{}, Stats: nopStats{}, Log: log})
 	require.NoError(b, err)
 

@@ -59,6 +59,22 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// GaugeFunc registers a gauge whose value fn reads at each scrape.
+func (m *Metrics) GaugeFunc(name, help string, fn func() float64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
+// CounterFunc registers a counter whose value fn reads at each scrape.
+func (m *Metrics) CounterFunc(name, help string, fn func() float64) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
+}
+
 func (m *Metrics) observe(route, decision string, code int, d time.Duration) {
 	if m == nil {
 		return
@@ -84,15 +100,6 @@ func (m *Metrics) dependencyError(dep string) {
 		return
 	}
 	m.depErrs.WithLabelValues(dep).Inc()
-}
-
-// CounterFunc exports a count kept elsewhere (the event sink's totals) as a
-// Prometheus counter read at scrape time.
-func (m *Metrics) CounterFunc(name, help string, f func() int64) {
-	if m == nil {
-		return
-	}
-	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) }))
 }
 
 // dependencyTime records how long the request path waited on dep, success

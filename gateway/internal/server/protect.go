@@ -20,6 +20,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/redisbreaker"
 	"github.com/bulwarkgw/bulwark/gateway/internal/scoreclient"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
@@ -72,6 +73,7 @@ type verdict struct {
 	obs       traffic.Observation
 	score     wire.ScoreResponse
 	degraded  bool
+	local     bool // counted in this gateway's memory: Redis was unreachable
 	keyID     string
 	role      string
 	principal string // the API key or login the request names, unverified
@@ -103,6 +105,17 @@ type pipeline struct {
 	g     *Gateway
 	d     Deps
 	local LocalScorer
+}
+
+// redisDown logs a failed Redis call: a warning, or only at debug level
+// when the open circuit breaker refused it (the breaker logged its opening
+// once; a log line per request would flood during an outage).
+func (p *pipeline) redisDown(msg string, err error, args ...any) {
+	level := slog.LevelWarn
+	if errors.Is(err, redisbreaker.ErrOpen) {
+		level = slog.LevelDebug
+	}
+	p.d.Log.Log(context.Background(), level, msg, append(args, "err", err)...)
 }
 
 // stop records why the chain ended here and returns the error to render.
@@ -152,6 +165,10 @@ func (p *pipeline) lists(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // observe refuses banned clients before any other work and counts the rest.
+// While Redis is unreachable fail_mode closed answers 503; open counts the
+// request in this gateway's memory (Deps.Fallback), so scoring and banning
+// go on: the bans Redis held that this gateway has seen still refuse, and
+// the bans it makes meanwhile hold until Redis has them.
 func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		v := verdictOf(c)
@@ -160,6 +177,12 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		cfg := v.rt.cfg
 		now := p.d.Now()
+		fb := p.d.Fallback
+		if fb != nil {
+			if ttl, banned := fb.Banned(v.id, now); banned {
+				return p.refuseBanned(c, v, now, ttl)
+			}
+		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
 		desc := traffic.DescribeRequest(c.Request(), cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow)
 		v.principal = desc.Principal
@@ -170,22 +193,43 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		switch {
 		case err != nil:
 			p.d.Metrics.dependencyError("redis")
-			p.d.Log.Warn("traffic store unavailable", "err", err, "fail_mode", cfg.Redis.FailMode)
+			p.redisDown("traffic store unavailable", err, "fail_mode", cfg.Redis.FailMode)
 			if cfg.Redis.FailMode == config.FailClosed {
 				p.d.Stats.Request(now, stats.Blocked)
 				return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
 			}
 			v.degraded = true
-		case obs.Banned:
-			p.d.Stats.Request(now, stats.Blocked)
-			if obs.BanTTL > 0 {
-				c.Response().Header().Set("Retry-After", strconv.Itoa(int((obs.BanTTL+time.Second-1)/time.Second)))
+			if fb != nil {
+				// Looked at again: this gateway may have banned the client
+				// while this request waited for Redis.
+				if ttl, banned := fb.Banned(v.id, now); banned {
+					return p.refuseBanned(c, v, now, ttl)
+				}
+				if ttl, banned := fb.BannedInRedis(v.id, now); banned {
+					return p.refuseBanned(c, v, now, ttl)
+				}
+				obs, v.local = fb.Observe(v.id, now, desc), true
 			}
-			return stop(v, decisionBanned, http.StatusForbidden, msgBanned)
+		case obs.Banned:
+			if fb != nil {
+				fb.Seen(v.id, obs.BanTTL, now)
+			}
+			return p.refuseBanned(c, v, now, obs.BanTTL)
+		case fb != nil:
+			fb.Lifted(v.id)
 		}
 		v.obs = obs
 		return next(c)
 	}
+}
+
+// refuseBanned answers a banned client: 403 with the ban's time left.
+func (p *pipeline) refuseBanned(c echo.Context, v *verdict, now time.Time, ttl time.Duration) error {
+	p.d.Stats.Request(now, stats.Blocked)
+	if ttl > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int((ttl+time.Second-1)/time.Second)))
+	}
+	return stop(v, decisionBanned, http.StatusForbidden, msgBanned)
 }
 
 // pipelinedObserver and queuingLimiter let observe send the client's rate
@@ -283,7 +327,7 @@ func (p *pipeline) limit(c echo.Context, v *verdict, l queuedLimit) error {
 	cancel()
 	if err != nil {
 		p.d.Metrics.dependencyError("redis")
-		p.d.Log.Warn("rate limiter unavailable", "err", err, "fail_mode", cfg.Redis.FailMode)
+		p.redisDown("rate limiter unavailable", err, "fail_mode", cfg.Redis.FailMode)
 		if cfg.Redis.FailMode == config.FailClosed {
 			return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
 		}
@@ -395,7 +439,7 @@ func (p *pipeline) remember(c echo.Context, v *verdict, kind string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
 	defer cancel()
 	if err := rec.Remember(ctx, v.principal, v.ip, p.d.Now()); err != nil {
-		p.d.Log.Warn("principal not remembered", "err", err)
+		p.redisDown("principal not remembered", err)
 	}
 }
 
@@ -422,15 +466,22 @@ func truncate(s string, n int) string {
 // (and so its score) instead of diluting it.
 func (p *pipeline) countRefusal(c echo.Context, v *verdict, err error) {
 	var he *echo.HTTPError
+	if !errors.As(err, &he) || he.Code != http.StatusTooManyRequests && he.Code != http.StatusForbidden {
+		return
+	}
+	// Recorded as 429 either way: a refusal is not an auth failure.
+	if v.local {
+		p.d.Fallback.RecordResponse(v.id, p.d.Now(), http.StatusTooManyRequests)
+		return
+	}
 	rec, ok := p.d.Traffic.(ResponseRecorder)
-	if !ok || v.degraded || !errors.As(err, &he) || he.Code != http.StatusTooManyRequests && he.Code != http.StatusForbidden {
+	if !ok || v.degraded {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
 	defer cancel()
-	// Recorded as 429 either way: a refusal is not an auth failure.
 	if rerr := rec.RecordResponse(ctx, v.id, p.d.Now(), http.StatusTooManyRequests); rerr != nil {
-		p.d.Log.Warn("refusal not recorded", "ip", v.ip, "err", rerr)
+		p.redisDown("refusal not recorded", rerr, "ip", v.ip)
 	}
 }
 
@@ -464,15 +515,21 @@ func (p *pipeline) enforce(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// ban stores a ban; a failure is logged, the response is the same.
+// ban stores a ban; the response is the same whether it is stored or not.
+// When Redis cannot take it, this gateway holds it (Deps.Fallback) and it
+// is written back once Redis is reachable again.
 func (p *pipeline) ban(c echo.Context, v *verdict, ttl time.Duration, reason string) {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), v.rt.cfg.Redis.Timeout)
 	defer cancel()
-	if err := p.d.Bans.Ban(ctx, v.id, ttl, reason, p.d.Now()); err != nil {
+	now := p.d.Now()
+	if err := p.d.Bans.Ban(ctx, v.id, ttl, reason, now); err != nil {
 		p.d.Metrics.dependencyError("redis")
-		p.d.Log.Warn("ban not stored", "ip", v.ip, "err", err)
+		if p.d.Fallback != nil {
+			p.d.Fallback.Ban(v.id, ttl, reason, now)
+		}
+		p.redisDown("ban not stored in redis", err, "ip", v.ip, "held_locally", p.d.Fallback != nil)
 	}
-	p.d.Stats.Ban(p.d.Now())
+	p.d.Stats.Ban(now)
 }
 
 func (p *pipeline) publish(c echo.Context, v *verdict, typ wire.EventType, status int, login string) {

@@ -31,13 +31,20 @@ func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 		err := next(c)
 		v := verdictOf(c)
 		status := c.Response().Status
-		if rec == nil || err != nil || v == nil || v.bypass || status < 400 || status > 499 {
+		if err != nil || v == nil || v.bypass || status < 400 || status > 499 {
 			return err
+		}
+		if v.local {
+			p.d.Fallback.RecordResponse(v.id, p.d.Now(), status)
+			return nil
+		}
+		if rec == nil {
+			return nil
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
 		defer cancel()
 		if rerr := rec.RecordResponse(ctx, v.id, p.d.Now(), status); rerr != nil {
-			p.d.Log.Warn("response not recorded", "ip", v.ip, "status", status, "err", rerr)
+			p.redisDown("response not recorded", rerr, "ip", v.ip, "status", status)
 		}
 		return nil
 	}

@@ -31,7 +31,7 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	local, err := locallimit.New(100_000)
+	local, err := locallimit.New(cfg.Redis.FallbackClients)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,21 @@ type Bans interface {
 	Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reason string, now time.Time) error
 }
 
+// Fallback keeps counting, scoring and banning in this gateway while
+// Redis is unreachable (traffic.Memory): the same features from the same
+// requests; the bans Redis could not take, held (Banned) until they are
+// written back; and the bans Redis holds that this gateway has seen,
+// enforced while Redis cannot be read (BannedInRedis).
+type Fallback interface {
+	Observe(ip netip.Addr, now time.Time, req traffic.Request) traffic.Observation
+	RecordResponse(ip netip.Addr, now time.Time, status int)
+	Ban(ip netip.Addr, ttl time.Duration, reason string, now time.Time)
+	Banned(ip netip.Addr, now time.Time) (time.Duration, bool)
+	Seen(ip netip.Addr, ttl time.Duration, now time.Time)
+	Lifted(ip netip.Addr)
+	BannedInRedis(ip netip.Addr, now time.Time) (time.Duration, bool)
+}
+
 // Lists matches clients against the allow and deny lists.
 type Lists interface {
 	Match(ip netip.Addr) lists.Verdict
@@ -94,19 +109,22 @@ type Ready func(ctx context.Context) error
 type Deps struct {
 	Traffic Traffic
 	Bans    Bans
-	Lists   Lists
-	Limiter Limiter
-	Keys    Keys
-	Guard   Guard
-	Scorer  Scorer
-	Local   LocalScorer // nil: no fast path, and the default profile's fallback
-	Events  Publisher
-	Stats   Stats
-	Audit   Auditor // nil: no request audit
-	Ready   Ready
-	Metrics *Metrics
-	Log     *slog.Logger
-	Now     func() time.Time
+	// Fallback, when set, is what fail_mode open runs on while Redis is
+	// unreachable; nil forwards such requests uncounted.
+	Fallback Fallback
+	Lists    Lists
+	Limiter  Limiter
+	Keys     Keys
+	Guard    Guard
+	Scorer   Scorer
+	Local    LocalScorer // nil: no fast path, and the default profile's fallback
+	Events   Publisher
+	Stats    Stats
+	Audit    Auditor // nil: no request audit
+	Ready    Ready
+	Metrics  *Metrics
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 func (d Deps) validate() error {

@@ -1,6 +1,12 @@
 package traffic
 
-import "math"
+import (
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
 
 // Regularity is the coefficient of variation the state's gaps are scored
 // with (cv), for request times (Unix ms, newest first): the number of gaps
@@ -15,4 +21,12 @@ func Regularity(times []int64) (int, float64) {
 		gaps[i] = math.Abs(float64(times[i] - times[i+1]))
 	}
 	return len(gaps), cv(gaps)
+}
+
+// State is ip's live state in m, as Observe would read it at now.
+func (m *Memory) State(ip netip.Addr, now time.Time) (wire.ClientState, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, fresh := m.get(ip, now.UnixMilli())
+	return s.st, !fresh
 }

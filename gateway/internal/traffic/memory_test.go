@@ -1,0 +1,302 @@
+package traffic_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+// step is one thing a client does: a request, or an upstream answer to
+// record.
+type step struct {
+	at     time.Time
+	req    traffic.Request
+	status int // > 0: RecordResponse instead of Observe
+}
+
+// clientSteps makes a random but reproducible life for one client:
+// bursts and pauses (up to 45 s, under the state's 62 s TTL, which in
+// Redis runs on the server's clock), a clock that sometimes steps back or
+// far ahead (another gateway's), sequential ids going up and down,
+// sensitive paths, 4xx and 401/403 answers, and visit windows shorter and
+// longer than the state's TTL.
+func clientSteps(seed uint64, n int) []step {
+	r := rand.New(rand.NewPCG(seed, 1))
+	sensitive := map[string]bool{"/login": true, "/api/checkout": true}
+	paths := []string{"/", "/login", "/api/checkout", "/api/products", "/about", "/api/search"}
+	window := []time.Duration{0, 3 * time.Second, time.Minute, 2 * time.Minute}[r.IntN(4)]
+	t := time.Unix(1_800_000_000, 0).Add(time.Duration(r.Int64N(int64(time.Hour))))
+	id := r.Int64N(1000)
+	dir := int64(1)
+	var out []step
+	for range n {
+		switch p := r.IntN(100); {
+		case p < 60:
+			t = t.Add(time.Duration(r.Int64N(int64(300 * time.Millisecond))))
+		case p < 80:
+			t = t.Add(time.Duration(r.Int64N(int64(3 * time.Second))))
+		case p < 92:
+			t = t.Add(time.Duration(r.Int64N(int64(45 * time.Second))))
+		case p < 97:
+			t = t.Add(-time.Duration(r.Int64N(int64(3 * time.Second)))) // a clock behind
+		default:
+			// A gateway far ahead writes once; time goes on from where it was.
+			out = append(out, step{at: t.Add(time.Duration(2+r.IntN(20)) * time.Second), req: traffic.Describe("/", sensitive, window)})
+		}
+		if r.IntN(6) == 0 {
+			out = append(out, step{at: t, status: []int{400, 401, 403, 404, 429}[r.IntN(5)]})
+			continue
+		}
+		path := paths[r.IntN(len(paths))]
+		switch r.IntN(4) {
+		case 0:
+			if r.IntN(8) == 0 {
+				dir = -dir
+			}
+			id += []int64{dir, dir, 0, 7}[r.IntN(4)]
+			path = fmt.Sprintf("/api/items/%d", id)
+		case 1:
+			path = fmt.Sprintf("/p/%d", r.IntN(300)) // many distinct paths
+		case 2:
+			path = fmt.Sprintf("/n/%d", r.Int64N(1<<62)) // ids past 2^53: Lua reads them as doubles
+		}
+		out = append(out, step{at: t, req: traffic.Describe(path, sensitive, window)})
+	}
+	return out
+}
+
+// TestMemoryMatchesRedis: the in-memory store and the Redis scripts make
+// the same state, byte for byte, and so the same features, for the same
+// requests and answers.
+func TestMemoryMatchesRedis(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	s, err := traffic.New(rdb, prefix)
+	require.NoError(t, err)
+	m, err := traffic.NewMemory(1000)
+	require.NoError(t, err)
+	ctx := context.Background()
+	for c := range 12 {
+		ip := netip.AddrFrom4([4]byte{198, 18, 0, byte(c + 1)})
+		for i, st := range clientSteps(uint64(c), 250) {
+			if st.status > 0 {
+				require.NoError(t, s.RecordResponse(ctx, ip, st.at, st.status))
+				m.RecordResponse(ip, st.at, st.status)
+			} else {
+				want, err := s.Observe(ctx, ip, st.at, st.req)
+				require.NoError(t, err)
+				got := m.Observe(ip, st.at, st.req)
+				require.Equal(t, want, got, "client %d step %d: %+v", c, i, st)
+			}
+			raw, err := rdb.Get(ctx, wire.ClientKey(prefix, ip.String())).Bytes()
+			require.NoError(t, err)
+			mem, ok := m.State(ip, st.at)
+			require.True(t, ok)
+			require.Equal(t, raw, mem.Encode(), "client %d step %d: %+v", c, i, st)
+		}
+	}
+}
+
+// A state not touched for its TTL starts again, as the Redis key expires.
+func TestMemoryStateExpires(t *testing.T) {
+	m, err := traffic.NewMemory(100)
+	require.NoError(t, err)
+	ip := netip.MustParseAddr("198.18.1.1")
+	t0 := time.Unix(1_800_000_000, 0)
+	for i := range 5 {
+		m.Observe(ip, t0.Add(time.Duration(i)*time.Second), root)
+	}
+	o := m.Observe(ip, t0.Add(4*time.Second+61*time.Second), root)
+	assert.Equal(t, 5, o.Intervals, "61 s after the last request: the same state")
+	o = m.Observe(ip, t0.Add(4*time.Second+61*time.Second+62*time.Second), root)
+	assert.Equal(t, 0, o.Intervals, "62 s after the last request: a new state")
+	assert.EqualValues(t, 1, o.Count60s)
+
+	// A window longer than the TTL keeps the state for the visit counter.
+	long := traffic.Describe("/", nil, 5*time.Minute)
+	m.Observe(ip, t0.Add(time.Hour), long)
+	o = m.Observe(ip, t0.Add(time.Hour+4*time.Minute), long)
+	assert.EqualValues(t, 2, o.Visits)
+}
+
+// The store holds at most its bound; recent clients are kept, the oldest
+// forgotten.
+func TestMemoryIsBounded(t *testing.T) {
+	m, err := traffic.NewMemory(1000)
+	require.NoError(t, err)
+	now := time.Unix(1_800_000_000, 0)
+	keep := netip.MustParseAddr("198.18.2.1")
+	for i := range 10_000 {
+		ip := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)})
+		m.Observe(ip, now, root)
+		if i%100 == 0 {
+			m.Observe(keep, now, root) // a client that keeps coming
+		}
+		require.LessOrEqual(t, m.Len(), 1000)
+	}
+	o := m.Observe(keep, now, root)
+	assert.EqualValues(t, 101, o.Count1s, "a client seen all along is remembered")
+	o = m.Observe(netip.AddrFrom4([4]byte{10, 1, 0, 0}), now, root)
+	assert.EqualValues(t, 1, o.Count1s, "the first client was forgotten")
+	m.Forget()
+	assert.Zero(t, m.Len())
+}
+
+func TestMemoryResponses(t *testing.T) {
+	m, err := traffic.NewMemory(100)
+	require.NoError(t, err)
+	ip := netip.MustParseAddr("198.18.3.1")
+	now := time.Unix(1_800_000_000, 0)
+	for _, status := range []int{200, 302, 404, 401, 403, 500} {
+		m.RecordResponse(ip, now, status)
+	}
+	o := m.Observe(ip, now, root)
+	assert.EqualValues(t, 3, o.Errors4xx)
+	assert.EqualValues(t, 2, o.AuthFailures)
+}
+
+// Local bans: held until written back, the longer of two kept, expired
+// ones gone, bounded.
+func TestMemoryBans(t *testing.T) {
+	m, err := traffic.NewMemory(4)
+	require.NoError(t, err)
+	now := time.Unix(1_800_000_000, 0)
+	a, b := netip.MustParseAddr("198.18.4.1"), netip.MustParseAddr("198.18.4.2")
+	_, banned := m.Banned(a, now)
+	assert.False(t, banned)
+	m.Ban(a, time.Minute, "score 0.90", now)
+	m.Ban(a, time.Second, "shorter", now)
+	left, banned := m.Banned(a, now.Add(10*time.Second))
+	assert.True(t, banned)
+	assert.Equal(t, 50*time.Second, left, "the longer ban holds")
+	_, banned = m.Banned(b, now)
+	assert.False(t, banned, "per client")
+	_, banned = m.Banned(a, now.Add(time.Minute))
+	assert.False(t, banned, "expired")
+	assert.Zero(t, m.Bans())
+
+	for i := range 6 {
+		m.Ban(netip.AddrFrom4([4]byte{10, 2, 0, byte(i)}), time.Duration(i+1)*time.Minute, "x", now)
+	}
+	assert.Equal(t, 4, m.Bans(), "bounded")
+	_, banned = m.Banned(netip.AddrFrom4([4]byte{10, 2, 0, 0}), now)
+	assert.False(t, banned, "the ban that ends first gave way")
+	_, banned = m.Banned(netip.AddrFrom4([4]byte{10, 2, 0, 5}), now)
+	assert.True(t, banned)
+}
+
+// Replay writes each ban with its time left, drops those written, and
+// keeps the rest when a write fails.
+func TestMemoryReplay(t *testing.T) {
+	m, err := traffic.NewMemory(100)
+	require.NoError(t, err)
+	now := time.Unix(1_800_000_000, 0)
+	a, b, gone := netip.MustParseAddr("198.18.5.1"), netip.MustParseAddr("198.18.5.2"), netip.MustParseAddr("198.18.5.3")
+	m.Ban(a, 10*time.Minute, "score 0.95", now)
+	m.Ban(b, time.Minute, "repeated invalid requests", now)
+	m.Ban(gone, time.Second, "x", now)
+
+	down := errors.New("redis down")
+	_, err = m.Replay(context.Background(), func(context.Context, netip.Addr, time.Duration, string, time.Time) error { return down }, now)
+	assert.ErrorIs(t, err, down)
+	_, banned := m.Banned(a, now)
+	assert.True(t, banned, "kept, and enforced, for the next replay")
+
+	var mu sync.Mutex
+	got := map[netip.Addr]string{}
+	later := now.Add(30 * time.Second)
+	n, err := m.Replay(context.Background(), func(_ context.Context, ip netip.Addr, ttl time.Duration, reason string, at time.Time) error {
+		mu.Lock()
+		defer mu.Unlock()
+		assert.Equal(t, later, at)
+		got[ip] = fmt.Sprint(ttl, " ", reason)
+		return nil
+	}, later)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	assert.Equal(t, map[netip.Addr]string{a: "9m30s score 0.95", b: "30s repeated invalid requests"}, got)
+	assert.Zero(t, m.Bans(), "written back: Redis has them now")
+	_, banned = m.Banned(a, later)
+	assert.False(t, banned)
+}
+
+// Known bans (Redis's, seen by this gateway) are what the fallback
+// enforces; Redis saying "not banned" forgets them; a replayed ban becomes
+// known.
+func TestMemoryKnownBans(t *testing.T) {
+	m, err := traffic.NewMemory(4)
+	require.NoError(t, err)
+	now := time.Unix(1_800_000_000, 0)
+	a, b := netip.MustParseAddr("198.18.6.1"), netip.MustParseAddr("198.18.6.2")
+	_, banned := m.BannedInRedis(a, now)
+	assert.False(t, banned)
+	m.Seen(a, time.Minute, now)
+	m.Seen(a, time.Minute-10*time.Millisecond, now.Add(10*time.Millisecond)) // seen again, same ban
+	left, banned := m.BannedInRedis(a, now.Add(20*time.Second))
+	assert.True(t, banned)
+	assert.Equal(t, 40*time.Second, left)
+	_, banned = m.Banned(a, now)
+	assert.False(t, banned, "Redis has it: not held for replay")
+	m.Seen(b, 0, now) // a ban without expiry
+	_, banned = m.BannedInRedis(b, now.Add(59*time.Minute))
+	assert.True(t, banned)
+
+	m.Lifted(a)
+	_, banned = m.BannedInRedis(a, now)
+	assert.False(t, banned, "lifted in Redis")
+	_, banned = m.BannedInRedis(b, now.Add(61*time.Minute))
+	assert.False(t, banned, "ended")
+
+	c := netip.MustParseAddr("198.18.6.3")
+	m.Ban(c, time.Minute, "score 0.91", now)
+	_, err = m.Replay(context.Background(), func(context.Context, netip.Addr, time.Duration, string, time.Time) error { return nil }, now)
+	require.NoError(t, err)
+	_, banned = m.Banned(c, now)
+	assert.False(t, banned, "written back")
+	_, banned = m.BannedInRedis(c, now)
+	assert.True(t, banned, "and known: should Redis go away again, it still holds here")
+
+	for i := range 10 {
+		m.Seen(netip.AddrFrom4([4]byte{10, 3, 0, byte(i)}), time.Minute, now)
+	}
+	_, banned = m.BannedInRedis(netip.AddrFrom4([4]byte{10, 3, 0, 2}), now)
+	assert.True(t, banned)
+	_, banned = m.BannedInRedis(netip.AddrFrom4([4]byte{10, 3, 0, 9}), now)
+	assert.False(t, banned, "bounded: a full set takes no more")
+}
+
+// BenchmarkMemory: what the fallback adds to every request while Redis is
+// up (the held-ban check and the lifted-ban check, nothing held or known),
+// and what counting a request in memory costs while Redis is down (50,000
+// clients, as BenchmarkObserve).
+func BenchmarkMemory(b *testing.B) {
+	m, err := traffic.NewMemory(100_000)
+	require.NoError(b, err)
+	ip := netip.MustParseAddr("198.18.7.1")
+	now := time.Unix(1_800_000_000, 0)
+	b.Run("checks", func(b *testing.B) {
+		for b.Loop() {
+			m.Banned(ip, now)
+			m.Lifted(ip)
+		}
+	})
+	b.Run("observe", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			m.Observe(netip.AddrFrom4([4]byte{10, 200 + byte(i>>16), byte(i >> 8), byte(i)}), now.Add(time.Duration(i)*250*time.Microsecond), root)
+			i = (i + 1) % 50_000
+		}
+	})
+}
