@@ -350,7 +350,7 @@ func TestIPv6ClientsAreLimitedByTheirSlash64(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusTooManyRequests, proxy.get("/api/x", "X-Forwarded-For", "2001:db8:1:2::ffff").Code, "same /64")
 	assert.Equal(t, http.StatusOK, proxy.get("/api/x", "X-Forwarded-For", "2001:db8:1:3::1").Code, "another /64")
-	assert.Equal(t, "2001:db8:1:3::1", s.u1.requests()[len(s.u1.requests())-1].XFF, "the upstream sees the client")
+	assert.Equal(t, "2001:db8:1:3::1, 127.0.0.2", s.u1.requests()[len(s.u1.requests())-1].XFF, "the upstream sees the client, then the proxy")
 }
 
 func TestOversizedHeadersAreRefused(t *testing.T) {

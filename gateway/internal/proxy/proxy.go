@@ -1,8 +1,17 @@
 // Package proxy forwards requests to upstreams: longest-prefix routing on
 // path-segment boundaries over a cleaned path, httputil.ReverseProxy on one
-// pooled transport, hop-by-hop headers stripped, X-Forwarded-* set from the
-// gateway's own idea of the client, redirects passed through untouched, and
-// upstream failures rendered as 502/504 JSON without internal details.
+// pooled transport, redirects passed through untouched, and upstream
+// failures rendered as 502/504 JSON without internal details.
+//
+// What the upstream is told about the client comes from the gateway's own
+// decision (an Origin), never from what the client sent: X-Forwarded-For is
+// the verified chain (the client, then each trusted proxy, then the
+// gateway's peer), X-Real-IP the client, X-Forwarded-Host the Host asked
+// for (absent when there was none), X-Forwarded-Proto the scheme it arrived
+// on; every other client-address header (Forwarded, True-Client-IP,
+// CF-Connecting-IP, X-Client-IP, ...) is removed, from trusted proxies
+// too. Hop-by-hop headers are stripped; of TE only "trailers" passes (the
+// proxy relays trailers, and gRPC needs the client to say it accepts them).
 package proxy
 
 import (
@@ -30,8 +39,16 @@ type Route struct {
 	Timeout     time.Duration // until the upstream's response headers; 0: 30 s
 }
 
-// ClientIP tells the proxy which address to report in X-Forwarded-For.
-type ClientIP func(*http.Request) string
+// Origin is the gateway's decision about where a request comes from, as
+// the upstream is told it.
+type Origin struct {
+	Client  string // the client's address: X-Real-IP
+	Chain   string // X-Forwarded-For: the client, then each proxy it came through, ending with the gateway's peer
+	Trusted bool   // the TCP peer is a trusted proxy: its X-Forwarded-Proto is believed
+}
+
+// ClientIP tells the proxy where a request comes from.
+type ClientIP func(*http.Request) Origin
 
 // Proxy is an http.Handler that routes and forwards.
 type Proxy struct {
@@ -202,16 +219,73 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Path = clean
 	pr.Out.URL.RawPath = ""
 	pr.SetURL(route.Upstream) // joins the upstream's base path; Host becomes the upstream's
-	// The forwarding headers are rebuilt from the gateway's decision about
-	// the client, never copied from what the client sent.
-	pr.Out.Header.Del("Forwarded")
-	client := p.clientIP(pr.In)
-	pr.Out.Header.Set("X-Forwarded-For", client)
-	pr.Out.Header.Set("X-Real-IP", client)
-	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
-	proto := "http"
-	if pr.In.TLS != nil {
-		proto = "https"
+	SetForwarding(pr.Out.Header, pr.In, p.clientIP(pr.In))
+}
+
+// clientHeaders name the client, or how it connected, in one proxy's or
+// CDN's dialect. None of them is ever forwarded as received, whoever sent
+// it: an application that reads one would otherwise believe whatever a
+// client (or a proxy passing the client's header through) wrote there.
+// The gateway rebuilds X-Forwarded-For, X-Real-IP, X-Forwarded-Host and
+// X-Forwarded-Proto from its own decision.
+var clientHeaders = func() map[string]bool {
+	m := map[string]bool{}
+	for _, h := range []string{
+		"Forwarded", "X-Forwarded", "Forwarded-For", "X-Forwarded-For", "X-Original-Forwarded-For",
+		"X-Real-IP", "X-Client-IP", "True-Client-IP", "CF-Connecting-IP", "CF-Connecting-IPv6", "CF-Pseudo-IPv4",
+		"Fastly-Client-IP", "X-Cluster-Client-IP", "X-Originating-IP", "X-Remote-IP", "X-Remote-Addr",
+		"X-ProxyUser-IP", "X-Azure-ClientIP", "X-Azure-SocketIP", "X-Envoy-External-Address", "X-Envoy-Internal",
+		"X-Forwarded-Host", "X-Forwarded-Server", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Forwarded-Scheme",
+		"X-Forwarded-Ssl", "X-Forwarded-Prefix", "X-Url-Scheme", "Front-End-Https",
+	} {
+		m[http.CanonicalHeaderKey(h)] = true
 	}
-	pr.Out.Header.Set("X-Forwarded-Proto", proto)
+	return m
+}()
+
+// SetForwarding rewrites out, the headers of a request to an upstream made
+// from in, to say where in came from: every client-address header removed,
+// then X-Forwarded-For set to o's chain, X-Real-IP to its client,
+// X-Forwarded-Host to the Host in asked for (left out when in had none) and
+// X-Forwarded-Proto to the scheme it arrived on: https when the gateway
+// terminated TLS, the trusted proxy's own X-Forwarded-Proto (http or https)
+// when the peer is one, else http.
+func SetForwarding(out http.Header, in *http.Request, o Origin) {
+	for k := range out {
+		// Also in other spellings: CGI-style servers read X_Real_IP as
+		// X-Real-IP. Neither call allocates for a canonical name.
+		if clientHeaders[k] || clientHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] {
+			delete(out, k)
+		}
+	}
+	if o.Chain != "" {
+		out["X-Forwarded-For"] = []string{o.Chain}
+	}
+	if o.Client != "" {
+		out["X-Real-Ip"] = []string{o.Client}
+	}
+	if in.Host != "" {
+		out["X-Forwarded-Host"] = []string{in.Host}
+	}
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	} else if o.Trusted {
+		if v := forwardedProto(in.Header); v != "" {
+			proto = v
+		}
+	}
+	out["X-Forwarded-Proto"] = []string{proto}
+}
+
+// forwardedProto is the first scheme of X-Forwarded-Proto when it is http
+// or https, else "".
+func forwardedProto(h http.Header) string {
+	v := h.Get("X-Forwarded-Proto")
+	v, _, _ = strings.Cut(v, ",")
+	switch v = strings.ToLower(strings.TrimSpace(v)); v {
+	case "http", "https":
+		return v
+	}
+	return ""
 }

@@ -44,7 +44,7 @@ func TestProxy(t *testing.T) {
 	got := make(chan recorded, 16)
 	u1, u2 := upstream(t, "u1", got), upstream(t, "u2", got)
 	p, err := proxy.New([]proxy.Route{{Path: "/api/", Upstream: u1}, {Path: "/api/v2/", Upstream: u2}, {Path: "/svc", Upstream: u2}},
-		func(*http.Request) string { return "203.0.113.9" }, slog.New(slog.DiscardHandler))
+		func(*http.Request) proxy.Origin { return proxy.Origin{Client: "203.0.113.9", Chain: "203.0.113.9"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	gw := httptest.NewServer(p)
 	defer gw.Close()
@@ -118,7 +118,7 @@ func TestUpstreamDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	u, _ := url.Parse(srv.URL)
 	srv.Close() // nothing listens there now
-	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(*http.Request) proxy.Origin { return proxy.Origin{Client: "1.2.3.4", Chain: "1.2.3.4"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
@@ -174,7 +174,7 @@ func TestTimeoutAndStripPrefix(t *testing.T) {
 	p, err := proxy.New([]proxy.Route{
 		{Path: "/t/", Upstream: u, Timeout: 100 * time.Millisecond},
 		{Path: "/s/", Upstream: u, StripPrefix: true},
-	}, func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+	}, func(*http.Request) proxy.Origin { return proxy.Origin{Client: "1.2.3.4", Chain: "1.2.3.4"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 
 	rec := httptest.NewRecorder()
@@ -200,7 +200,7 @@ func TestUpstreamTimeoutIs504(t *testing.T) {
 	defer slow.Close()
 	u, _ := url.Parse(slow.URL + "/base")
 	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u, Timeout: 50 * time.Millisecond}},
-		func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+		func(*http.Request) proxy.Origin { return proxy.Origin{Client: "1.2.3.4", Chain: "1.2.3.4"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
@@ -217,7 +217,7 @@ func TestEncodingAndDateArePassedThrough(t *testing.T) {
 	}))
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
-	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(*http.Request) proxy.Origin { return proxy.Origin{Client: "1.2.3.4", Chain: "1.2.3.4"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	gw := httptest.NewServer(p)
 	defer gw.Close()
@@ -230,4 +230,45 @@ func TestEncodingAndDateArePassedThrough(t *testing.T) {
 	assert.Equal(t, "\x1f\x8b not really gzip, and the proxy must not care", string(b), "the body is not decoded")
 	assert.Equal(t, []string{"upstream/1"}, resp.Header.Values("Server"))
 	assert.Equal(t, []string{"Mon, 23 Nov 2026 10:00:00 GMT"}, resp.Header.Values("Date"), "one Date: the upstream's")
+}
+
+// FuzzSetForwarding: whatever header names and values a client sends, the
+// upstream gets the gateway's X-Forwarded-For, X-Real-IP and scheme, and no
+// other header that names the client, in any spelling.
+func FuzzSetForwarding(f *testing.F) {
+	for _, seed := range [][3]string{
+		{"True-Client-IP", "6.6.6.6", "https"},
+		{"x_real_ip", "6.6.6.6", "HTTPS, http"},
+		{"CF-CONNECTING-IP", "6.6.6.6", "ftp"},
+		{"X-Forwarded-For", "6.6.6.6", ""},
+		{"X-Custom", "kept", " http "},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	named := []string{"forwarded", "x-forwarded-for", "x-real-ip", "true-client-ip", "cf-connecting-ip", "x-client-ip",
+		"fastly-client-ip", "x-cluster-client-ip", "x-original-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+	f.Fuzz(func(t *testing.T, name, value, proto string) {
+		in := httptest.NewRequest("GET", "/", nil)
+		in.Header[name] = []string{value}
+		in.Header["X-Forwarded-Proto"] = []string{proto}
+		out := in.Header.Clone()
+		proxy.SetForwarding(out, in, proxy.Origin{Client: "9.9.9.9", Chain: "9.9.9.9, 10.0.0.1", Trusted: true})
+		assert.Equal(t, []string{"9.9.9.9, 10.0.0.1"}, out["X-Forwarded-For"])
+		assert.Equal(t, []string{"9.9.9.9"}, out["X-Real-Ip"])
+		if p := out["X-Forwarded-Proto"]; len(p) != 1 || p[0] != "http" && p[0] != "https" {
+			t.Fatalf("X-Forwarded-Proto %q", p)
+		}
+		for k, v := range out {
+			norm := strings.ReplaceAll(strings.ToLower(k), "_", "-")
+			switch http.CanonicalHeaderKey(k) {
+			case "X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Proto", "X-Forwarded-Host":
+				continue
+			}
+			for _, n := range named {
+				if norm == n {
+					t.Fatalf("%q: %q reached the upstream", k, v)
+				}
+			}
+		}
+	})
 }

@@ -299,12 +299,8 @@ func (p *pipeline) login(c echo.Context) error {
 		}
 		out.Header[k] = vals
 	}
-	// The forwarding headers are the gateway's, never the client's.
-	for _, h := range []string{"Forwarded", "X-Real-Ip", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		out.Header.Del(h)
-	}
-	out.Header.Set("X-Forwarded-For", v.ip.String())
-	out.Header.Set("X-Real-IP", v.ip.String())
+	// The forwarding headers are the gateway's, as for proxied requests.
+	proxy.SetForwarding(out.Header, r, origin(v.rt.ips)(r))
 	resp, err := loginClient.Do(out)
 	if err != nil {
 		p.d.Metrics.dependencyError("upstream")
