@@ -12,6 +12,9 @@
 // CF-Connecting-IP, X-Client-IP, ...) is removed, from trusted proxies
 // too. Hop-by-hop headers are stripped; of TE only "trailers" passes (the
 // proxy relays trailers, and gRPC needs the client to say it accepts them).
+//
+// A client that goes away before the upstream answers is recorded as
+// StatusClientClosed (499).
 package proxy
 
 import (
@@ -56,6 +59,11 @@ type Proxy struct {
 	clientIP ClientIP
 	rp       *httputil.ReverseProxy
 }
+
+// StatusClientClosed is the status recorded (nginx's 499) when the client
+// went away before the upstream answered. It is never an upstream's answer
+// and says nothing about the client's behaviour.
+const StatusClientClosed = 499
 
 type routeKey struct{}
 
@@ -133,7 +141,7 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 			case d != nil && d.timedOut.Load(), errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
 				status, msg = http.StatusGatewayTimeout, "Gateway Timeout"
 			case errors.Is(r.Context().Err(), context.Canceled):
-				status = 499 // the client went away; nobody reads this
+				status = StatusClientClosed // nobody reads this
 			}
 			log.Warn("upstream failed", "path", r.URL.Path, "err", err, "status", status)
 			w.Header().Set("Content-Type", "application/json")
