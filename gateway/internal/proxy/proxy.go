@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -67,11 +68,49 @@ const StatusClientClosed = 499
 
 type routeKey struct{}
 
-// deadline lets the error handler tell an upstream timeout from a client
-// that went away.
+// deadline is a route's timeout: it runs until the upstream's response
+// headers, counted again from each piece of request body sent on, so a
+// large upload that keeps moving is not cut off while a stalled one is. It
+// lets the error handler tell an upstream timeout from a client that went
+// away.
 type deadline struct {
+	mu       sync.Mutex
 	timer    *time.Timer
+	stopped  bool // the response headers arrived
 	timedOut atomic.Bool
+}
+
+// extend restarts the timeout after body progress, unless it has stopped
+// or fired.
+func (d *deadline) extend(timeout time.Duration) {
+	d.mu.Lock()
+	if !d.stopped && !d.timedOut.Load() {
+		d.timer.Reset(timeout)
+	}
+	d.mu.Unlock()
+}
+
+func (d *deadline) stop() {
+	d.mu.Lock()
+	d.stopped = true
+	d.timer.Stop()
+	d.mu.Unlock()
+}
+
+// progressBody extends the deadline whenever request body is read (by the
+// transport, to send it on).
+type progressBody struct {
+	io.ReadCloser
+	d       *deadline
+	timeout time.Duration
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.d.extend(b.timeout)
+	}
+	return n, err
 }
 
 type deadlineKey struct{}
@@ -122,7 +161,7 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 		ModifyResponse: func(resp *http.Response) error {
 			// Headers arrived in time: the body may stream as long as it takes.
 			if d, ok := resp.Request.Context().Value(deadlineKey{}).(*deadline); ok {
-				d.timer.Stop()
+				d.stop()
 			}
 			if owned, _ := resp.Request.Context().Value(corsKey{}).(bool); owned {
 				for k := range resp.Header {
@@ -204,8 +243,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	d := &deadline{}
 	d.timer = time.AfterFunc(timeout, func() { d.timedOut.Store(true); cancel() })
-	defer d.timer.Stop()
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, deadlineKey{}, d)))
+	defer d.stop()
+	out := r.WithContext(context.WithValue(ctx, deadlineKey{}, d))
+	if out.Body != nil && out.Body != http.NoBody {
+		out.Body = &progressBody{ReadCloser: out.Body, d: d, timeout: timeout}
+	}
+	p.rp.ServeHTTP(w, out)
 }
 
 // copyBuffers lends the 32 KiB buffers responses are copied through:

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -230,6 +231,53 @@ func TestEncodingAndDateArePassedThrough(t *testing.T) {
 	assert.Equal(t, "\x1f\x8b not really gzip, and the proxy must not care", string(b), "the body is not decoded")
 	assert.Equal(t, []string{"upstream/1"}, resp.Header.Values("Server"))
 	assert.Equal(t, []string{"Mon, 23 Nov 2026 10:00:00 GMT"}, resp.Header.Values("Date"), "one Date: the upstream's")
+}
+
+// dripBody sends n small pieces, pausing gap before each.
+type dripBody struct {
+	n   int
+	gap time.Duration
+}
+
+func (d *dripBody) Read(p []byte) (int, error) {
+	if d.n == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(d.gap)
+	d.n--
+	p[0] = 'x'
+	return 1, nil
+}
+
+// The route timeout runs until the upstream's response headers, counted
+// again from each piece of body sent on: an upload that keeps moving may
+// take longer than the timeout, one that stalls may not.
+func TestTimeoutCountsFromTheBodysProgress(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		_, _ = fmt.Fprint(w, n)
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u, Timeout: 500 * time.Millisecond}},
+		func(*http.Request) proxy.Origin { return proxy.Origin{Client: "1.2.3.4", Chain: "1.2.3.4"} }, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	gw := httptest.NewServer(p)
+	defer gw.Close()
+
+	post := func(body io.Reader) (int, string) {
+		resp, err := http.Post(gw.URL+"/up", "text/plain", body)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post(&dripBody{n: 150, gap: 10 * time.Millisecond}) // 1.5 s in all
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "150", body)
+
+	code, _ = post(io.MultiReader(strings.NewReader("x"), &dripBody{n: 1, gap: 3 * time.Second}))
+	assert.Equal(t, http.StatusGatewayTimeout, code, "a body that stalls")
 }
 
 // FuzzSetForwarding: whatever header names and values a client sends, the
