@@ -13,8 +13,10 @@
 // too. Hop-by-hop headers are stripped; of TE only "trailers" passes (the
 // proxy relays trailers, and gRPC needs the client to say it accepts them).
 //
-// A client that goes away before the upstream answers is recorded as
-// StatusClientClosed (499).
+// A request body that fails with *http.MaxBytesError while it streams
+// (the gateway's max_body_size) ends the upstream request mid-body and is
+// answered 413; a client that goes away before the upstream answers is
+// recorded as StatusClientClosed (499).
 package proxy
 
 import (
@@ -175,8 +177,13 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			status, msg := http.StatusBadGateway, "Bad Gateway"
 			var nerr net.Error
+			var tooLarge *http.MaxBytesError
 			d, _ := r.Context().Value(deadlineKey{}).(*deadline)
 			switch {
+			case errors.As(err, &tooLarge):
+				// The body passed its limit while it streamed: the upstream
+				// connection was cut mid-body.
+				status, msg = http.StatusRequestEntityTooLarge, "Request body too large"
 			case d != nil && d.timedOut.Load(), errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
 				status, msg = http.StatusGatewayTimeout, "Gateway Timeout"
 			case errors.Is(r.Context().Err(), context.Canceled):

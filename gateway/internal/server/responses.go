@@ -29,7 +29,9 @@ type PrincipalRecorder interface {
 // (502/504: no penalty for the client when the upstream is down). Neither
 // does a request the client abandoned before the upstream answered (the
 // proxy's 499): giving up is not an error of the client's, and a client
-// whose requests time out under load must not be throttled for it.
+// whose requests time out under load must not be throttled for it. A body
+// cut at max_body_size (the proxy's 413) is the gateway's own answer, not
+// counted, like the 413 to a declared length.
 func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 	rec, _ := p.d.Traffic.(ResponseRecorder)
 	return func(c echo.Context) error {
@@ -39,7 +41,7 @@ func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 		if rec == nil || err != nil || v == nil || v.bypass || status < 400 || status > 499 {
 			return err
 		}
-		if status == proxy.StatusClientClosed && c.Request().Context().Err() != nil {
+		if status == proxy.StatusClientClosed && c.Request().Context().Err() != nil || v.bodyOver.Load() {
 			return nil
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
