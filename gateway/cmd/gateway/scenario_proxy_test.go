@@ -100,7 +100,6 @@ func TestS16RateLimitFromStartAndS17Admin(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, proxyConfig)
 	c := s.from("127.0.0.6")
-	first := time.Now()
 	for i := range 5 {
 		r := c.get("/api/x")
 		require.Equal(t, http.StatusOK, r.Code, "request %d", i+1)
@@ -122,6 +121,7 @@ func TestS16RateLimitFromStartAndS17Admin(t *testing.T) {
 	cl := s.adminPost("/admin/ratelimit/clear/127.0.0.6", "")
 	require.Equal(t, http.StatusOK, cl.Code, cl.Body)
 	assert.JSONEq(t, `{"status":"success","message":"Rate limit cleared for 127.0.0.6"}`, cl.Body)
+	windowStart := time.Now() // the window now starts with this request
 	assert.Equal(t, http.StatusOK, c.get("/api/x").Code)
 	st = s.adminGet("/admin/ratelimit/stats/127.0.0.6")
 	assert.Contains(t, st.Body, `"requests_in_window":1`)
@@ -130,12 +130,16 @@ func TestS16RateLimitFromStartAndS17Admin(t *testing.T) {
 	}, 5*time.Second, 50*time.Millisecond)
 
 	// Refused requests were not counted: once the window has passed since
-	// the first request, requests pass again.
+	// the first request, requests pass again. The rest come at least 0.5 s
+	// later, so they (and the refused one, were it counted) are still in
+	// the window when the first has left it, however slow the machine was
+	// to send the first (up to 0.3 s).
+	time.Sleep(time.Until(windowStart.Add(500 * time.Millisecond)))
 	for range 4 {
 		c.get("/api/x")
 	}
 	require.Equal(t, http.StatusTooManyRequests, c.get("/api/x").Code)
-	time.Sleep(time.Until(first.Add(3100 * time.Millisecond)))
+	time.Sleep(time.Until(windowStart.Add(3300 * time.Millisecond)))
 	assert.Equal(t, http.StatusOK, c.get("/api/x").Code)
 }
 
