@@ -128,7 +128,13 @@ type Bucket struct {
 
 // Edge holds listener hygiene settings.
 type Edge struct {
-	MaxBodyBytes      int64
+	MaxBodyBytes int64
+	// BodyBufferBytes is the most of one request body the gateway holds in
+	// memory: a body it reads itself (a login) may be no larger, and a
+	// chunked body is read this far before it is forwarded.
+	// BodyBufferMemory bounds all requests' buffered bodies together.
+	BodyBufferBytes   int64
+	BodyBufferMemory  int64
 	MaxHeaderBytes    int
 	ReadHeaderTimeout time.Duration
 	CORS              CORS
@@ -314,6 +320,8 @@ type file struct {
 		Block         string     `yaml:"block"`
 	} `yaml:"login_protection"`
 	MaxBodySize       int64  `yaml:"max_body_size"`
+	BodyBufferSize    int64  `yaml:"body_buffer_size"`
+	BodyBufferMemory  int64  `yaml:"body_buffer_memory"`
 	MaxHeaderBytes    int    `yaml:"max_header_bytes"`
 	ReadHeaderTimeout string `yaml:"read_header_timeout"`
 	CORS              struct {
@@ -390,6 +398,8 @@ func defaults() file {
 	f.Login.FailureWindow = "10s"
 	f.Login.Block = "1h"
 	f.MaxBodySize = 10 << 20
+	f.BodyBufferSize = 64 << 10
+	f.BodyBufferMemory = 32 << 20
 	f.MaxHeaderBytes = 64 << 10
 	f.ReadHeaderTimeout = "5s"
 	f.CORS.AllowMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
@@ -805,6 +815,7 @@ func (f *file) validate() (*Config, error) {
 
 	c.Edge = Edge{
 		MaxBodyBytes: f.MaxBodySize, MaxHeaderBytes: f.MaxHeaderBytes,
+		BodyBufferBytes: f.BodyBufferSize, BodyBufferMemory: f.BodyBufferMemory,
 		ReadHeaderTimeout: dur("read_header_timeout", f.ReadHeaderTimeout, time.Millisecond),
 		CORS: CORS{
 			AllowOrigins: f.CORS.AllowOrigins, AllowMethods: f.CORS.AllowMethods, AllowHeaders: f.CORS.AllowHeaders,
@@ -813,6 +824,12 @@ func (f *file) validate() (*Config, error) {
 	}
 	if f.MaxBodySize < 1 {
 		bad("max_body_size", "must be positive, got %d", f.MaxBodySize)
+	}
+	if f.BodyBufferSize < 1024 {
+		bad("body_buffer_size", "must be at least 1024, got %d", f.BodyBufferSize)
+	}
+	if f.BodyBufferMemory < f.BodyBufferSize {
+		bad("body_buffer_memory", "must be at least body_buffer_size (%d), got %d", f.BodyBufferSize, f.BodyBufferMemory)
 	}
 	if f.MaxHeaderBytes < 1024 {
 		bad("max_header_bytes", "must be at least 1024, got %d", f.MaxHeaderBytes)
@@ -880,7 +897,8 @@ func (c *Config) Redacted() map[string]any {
 			"permissions": c.APIKey.Permissions},
 		"login_protection": c.Login,
 		"max_body_size":    c.Edge.MaxBodyBytes,
-		"cors":             c.Edge.CORS,
+		"body_buffer_size": c.Edge.BodyBufferBytes, "body_buffer_memory": c.Edge.BodyBufferMemory,
+		"cors": c.Edge.CORS,
 		"connections": map[string]any{"max": c.Edge.Connections.Max, "per_address": c.Edge.Connections.PerAddress,
 			"idle_timeout": c.Edge.Connections.IdleTimeout.String()},
 		"shutdown_timeout": c.ShutdownTimeout.String(),

@@ -71,6 +71,8 @@ func TestDefaultsWithUpstreamFromEnv(t *testing.T) {
 	assert.Equal(t, 0.8, cfg.BlockAt)
 	assert.Equal(t, 50*time.Millisecond, cfg.Scorer.Timeout)
 	assert.Equal(t, time.Second, cfg.Events.AggregateWindow)
+	assert.EqualValues(t, 64<<10, cfg.Edge.BodyBufferBytes)
+	assert.EqualValues(t, 32<<20, cfg.Edge.BodyBufferMemory)
 }
 
 func TestParseBad(t *testing.T) {
@@ -93,6 +95,8 @@ func TestParseBad(t *testing.T) {
 		{"wrong type", "routes: 7\n", []string{"config:"}},
 		{"bad aggregate window", "routes: [{path: /, upstream: http://u}]\nevents: {aggregate_window: 2m}\n", []string{"events.aggregate_window: must be at most 1m, got 2m"}},
 		{"negative aggregate window", "routes: [{path: /, upstream: http://u}]\nevents: {aggregate_window: -1s}\n", []string{"events.aggregate_window: must be at least 0s, got -1s"}},
+		{"body buffer too small", "routes: [{path: /, upstream: http://u}]\nbody_buffer_size: 100\n", []string{"body_buffer_size: must be at least 1024, got 100"}},
+		{"body memory below one buffer", "routes: [{path: /, upstream: http://u}]\nbody_buffer_size: 4096\nbody_buffer_memory: 2048\n", []string{"body_buffer_memory: must be at least body_buffer_size (4096), got 2048"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,15 +2,30 @@
 // path-segment boundaries over a cleaned path (the gateway hands it paths
 // already normalised by package pathnorm; routes in raw mode get the path as
 // the client sent it), httputil.ReverseProxy on one
-// pooled transport, hop-by-hop headers stripped, X-Forwarded-* set from the
-// gateway's own idea of the client, redirects passed through untouched, and
-// upstream failures rendered as 502/504 JSON without internal details.
+// pooled transport, redirects passed through untouched, and upstream
+// failures rendered as 502/504 JSON without internal details.
+//
+// What the upstream is told about the client comes from the gateway's own
+// decision (an Origin), never from what the client sent: X-Forwarded-For is
+// the verified chain (the client, then each trusted proxy, then the
+// gateway's peer), X-Real-IP the client, X-Forwarded-Host the Host asked
+// for (absent when there was none), X-Forwarded-Proto the scheme it arrived
+// on; every other client-address header (Forwarded, True-Client-IP,
+// CF-Connecting-IP, X-Client-IP, ...) is removed, from trusted proxies
+// too. Hop-by-hop headers are stripped; of TE only "trailers" passes (the
+// proxy relays trailers, and gRPC needs the client to say it accepts them).
+//
+// A request body that fails with *http.MaxBytesError while it streams
+// (the gateway's max_body_size) ends the upstream request mid-body and is
+// answered 413; a client that goes away before the upstream answers is
+// recorded as StatusClientClosed (499).
 package proxy
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,8 +48,16 @@ type Route struct {
 	RawPath     bool          // forward the path as sent (see WithSentPath)
 }
 
-// ClientIP tells the proxy which address to report in X-Forwarded-For.
-type ClientIP func(*http.Request) string
+// Origin is the gateway's decision about where a request comes from, as
+// the upstream is told it.
+type Origin struct {
+	Client  string // the client's address: X-Real-IP
+	Chain   string // X-Forwarded-For: the client, then each proxy it came through, ending with the gateway's peer
+	Trusted bool   // the TCP peer is a trusted proxy: its X-Forwarded-Proto is believed
+}
+
+// ClientIP tells the proxy where a request comes from.
+type ClientIP func(*http.Request) Origin
 
 // Proxy is an http.Handler that routes and forwards.
 type Proxy struct {
@@ -43,13 +66,56 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 }
 
+// StatusClientClosed is the status recorded (nginx's 499) when the client
+// went away before the upstream answered. It is never an upstream's answer
+// and says nothing about the client's behaviour.
+const StatusClientClosed = 499
+
 type routeKey struct{}
 
-// deadline lets the error handler tell an upstream timeout from a client
-// that went away.
+// deadline is a route's timeout: it runs until the upstream's response
+// headers, counted again from each piece of request body sent on, so a
+// large upload that keeps moving is not cut off while a stalled one is. It
+// lets the error handler tell an upstream timeout from a client that went
+// away.
 type deadline struct {
+	mu       sync.Mutex
 	timer    *time.Timer
+	stopped  bool // the response headers arrived
 	timedOut atomic.Bool
+}
+
+// extend restarts the timeout after body progress, unless it has stopped
+// or fired.
+func (d *deadline) extend(timeout time.Duration) {
+	d.mu.Lock()
+	if !d.stopped && !d.timedOut.Load() {
+		d.timer.Reset(timeout)
+	}
+	d.mu.Unlock()
+}
+
+func (d *deadline) stop() {
+	d.mu.Lock()
+	d.stopped = true
+	d.timer.Stop()
+	d.mu.Unlock()
+}
+
+// progressBody extends the deadline whenever request body is read (by the
+// transport, to send it on).
+type progressBody struct {
+	io.ReadCloser
+	d       *deadline
+	timeout time.Duration
+}
+
+func (b *progressBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.d.extend(b.timeout)
+	}
+	return n, err
 }
 
 type deadlineKey struct{}
@@ -112,7 +178,7 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 		ModifyResponse: func(resp *http.Response) error {
 			// Headers arrived in time: the body may stream as long as it takes.
 			if d, ok := resp.Request.Context().Value(deadlineKey{}).(*deadline); ok {
-				d.timer.Stop()
+				d.stop()
 			}
 			if owned, _ := resp.Request.Context().Value(corsKey{}).(bool); owned {
 				for k := range resp.Header {
@@ -126,12 +192,17 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			status, msg := http.StatusBadGateway, "Bad Gateway"
 			var nerr net.Error
+			var tooLarge *http.MaxBytesError
 			d, _ := r.Context().Value(deadlineKey{}).(*deadline)
 			switch {
+			case errors.As(err, &tooLarge):
+				// The body passed its limit while it streamed: the upstream
+				// connection was cut mid-body.
+				status, msg = http.StatusRequestEntityTooLarge, "Request body too large"
 			case d != nil && d.timedOut.Load(), errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
 				status, msg = http.StatusGatewayTimeout, "Gateway Timeout"
 			case errors.Is(r.Context().Err(), context.Canceled):
-				status = 499 // the client went away; nobody reads this
+				status = StatusClientClosed // nobody reads this
 			}
 			log.Warn("upstream failed", "path", r.URL.Path, "err", err, "status", status)
 			w.Header().Set("Content-Type", "application/json")
@@ -194,8 +265,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	d := &deadline{}
 	d.timer = time.AfterFunc(timeout, func() { d.timedOut.Store(true); cancel() })
-	defer d.timer.Stop()
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, deadlineKey{}, d)))
+	defer d.stop()
+	out := r.WithContext(context.WithValue(ctx, deadlineKey{}, d))
+	if out.Body != nil && out.Body != http.NoBody {
+		out.Body = &progressBody{ReadCloser: out.Body, d: d, timeout: timeout}
+	}
+	p.rp.ServeHTTP(w, out)
 }
 
 // copyBuffers lends the 32 KiB buffers responses are copied through:
@@ -221,16 +296,73 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.URL.RawPath = ""
 	}
 	pr.SetURL(route.Upstream) // joins the upstream's base path; Host becomes the upstream's
-	// The forwarding headers are rebuilt from the gateway's decision about
-	// the client, never copied from what the client sent.
-	pr.Out.Header.Del("Forwarded")
-	client := p.clientIP(pr.In)
-	pr.Out.Header.Set("X-Forwarded-For", client)
-	pr.Out.Header.Set("X-Real-IP", client)
-	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
-	proto := "http"
-	if pr.In.TLS != nil {
-		proto = "https"
+	SetForwarding(pr.Out.Header, pr.In, p.clientIP(pr.In))
+}
+
+// clientHeaders name the client, or how it connected, in one proxy's or
+// CDN's dialect. None of them is ever forwarded as received, whoever sent
+// it: an application that reads one would otherwise believe whatever a
+// client (or a proxy passing the client's header through) wrote there.
+// The gateway rebuilds X-Forwarded-For, X-Real-IP, X-Forwarded-Host and
+// X-Forwarded-Proto from its own decision.
+var clientHeaders = func() map[string]bool {
+	m := map[string]bool{}
+	for _, h := range []string{
+		"Forwarded", "X-Forwarded", "Forwarded-For", "X-Forwarded-For", "X-Original-Forwarded-For",
+		"X-Real-IP", "X-Client-IP", "True-Client-IP", "CF-Connecting-IP", "CF-Connecting-IPv6", "CF-Pseudo-IPv4",
+		"Fastly-Client-IP", "X-Cluster-Client-IP", "X-Originating-IP", "X-Remote-IP", "X-Remote-Addr",
+		"X-ProxyUser-IP", "X-Azure-ClientIP", "X-Azure-SocketIP", "X-Envoy-External-Address", "X-Envoy-Internal",
+		"X-Forwarded-Host", "X-Forwarded-Server", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Forwarded-Scheme",
+		"X-Forwarded-Ssl", "X-Forwarded-Prefix", "X-Url-Scheme", "Front-End-Https",
+	} {
+		m[http.CanonicalHeaderKey(h)] = true
 	}
-	pr.Out.Header.Set("X-Forwarded-Proto", proto)
+	return m
+}()
+
+// SetForwarding rewrites out, the headers of a request to an upstream made
+// from in, to say where in came from: every client-address header removed,
+// then X-Forwarded-For set to o's chain, X-Real-IP to its client,
+// X-Forwarded-Host to the Host in asked for (left out when in had none) and
+// X-Forwarded-Proto to the scheme it arrived on: https when the gateway
+// terminated TLS, the trusted proxy's own X-Forwarded-Proto (http or https)
+// when the peer is one, else http.
+func SetForwarding(out http.Header, in *http.Request, o Origin) {
+	for k := range out {
+		// Also in other spellings: CGI-style servers read X_Real_IP as
+		// X-Real-IP. Neither call allocates for a canonical name.
+		if clientHeaders[k] || clientHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] {
+			delete(out, k)
+		}
+	}
+	if o.Chain != "" {
+		out["X-Forwarded-For"] = []string{o.Chain}
+	}
+	if o.Client != "" {
+		out["X-Real-Ip"] = []string{o.Client}
+	}
+	if in.Host != "" {
+		out["X-Forwarded-Host"] = []string{in.Host}
+	}
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	} else if o.Trusted {
+		if v := forwardedProto(in.Header); v != "" {
+			proto = v
+		}
+	}
+	out["X-Forwarded-Proto"] = []string{proto}
+}
+
+// forwardedProto is the first scheme of X-Forwarded-Proto when it is http
+// or https, else "".
+func forwardedProto(h http.Header) string {
+	v := h.Get("X-Forwarded-Proto")
+	v, _, _ = strings.Cut(v, ",")
+	switch v = strings.ToLower(strings.TrimSpace(v)); v {
+	case "http", "https":
+		return v
+	}
+	return ""
 }

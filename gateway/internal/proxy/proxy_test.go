@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -44,7 +45,7 @@ func TestProxy(t *testing.T) {
 	got := make(chan recorded, 16)
 	u1, u2 := upstream(t, "u1", got), upstream(t, "u2", got)
 	p, err := proxy.New([]proxy.Route{{Path: "/api/", Upstream: u1}, {Path: "/api/v2/", Upstream: u2}, {Path: "/svc", Upstream: u2}},
-		func(*http.Request) string { return "203.0.113.9" }, slog.New(slog.DiscardHandler))
+		func(*http.Request) proxy.Origin { return proxy.Origin{Client: "203.0.113.9", Chain: "203.0.113.9"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	gw := httptest.NewServer(p)
 	defer gw.Close()
@@ -118,7 +119,7 @@ func TestUpstreamDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	u, _ := url.Parse(srv.URL)
 	srv.Close() // nothing listens there now
-	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(*http.Request) proxy.Origin { return proxy.Origin{Client: "1.2.3.4", Chain: "1.2.3.4"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
@@ -174,7 +175,7 @@ func TestTimeoutAndStripPrefix(t *testing.T) {
 	p, err := proxy.New([]proxy.Route{
 		{Path: "/t/", Upstream: u, Timeout: 100 * time.Millisecond},
 		{Path: "/s/", Upstream: u, StripPrefix: true},
-	}, func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+	}, func(*http.Request) proxy.Origin { return proxy.Origin{Client: "1.2.3.4", Chain: "1.2.3.4"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 
 	rec := httptest.NewRecorder()
@@ -200,7 +201,7 @@ func TestUpstreamTimeoutIs504(t *testing.T) {
 	defer slow.Close()
 	u, _ := url.Parse(slow.URL + "/base")
 	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u, Timeout: 50 * time.Millisecond}},
-		func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+		func(*http.Request) proxy.Origin { return proxy.Origin{Client: "1.2.3.4", Chain: "1.2.3.4"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
 	p.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
@@ -217,7 +218,7 @@ func TestEncodingAndDateArePassedThrough(t *testing.T) {
 	}))
 	defer up.Close()
 	u, _ := url.Parse(up.URL)
-	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(*http.Request) string { return "1.2.3.4" }, slog.New(slog.DiscardHandler))
+	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(*http.Request) proxy.Origin { return proxy.Origin{Client: "1.2.3.4", Chain: "1.2.3.4"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	gw := httptest.NewServer(p)
 	defer gw.Close()
@@ -238,7 +239,7 @@ func TestRawRouteForwardsTheSentPath(t *testing.T) {
 	got := make(chan recorded, 4)
 	u1, u2 := upstream(t, "u1", got), upstream(t, "u2", got)
 	p, err := proxy.New([]proxy.Route{{Path: "/raw/", Upstream: u1, RawPath: true}, {Path: "/", Upstream: u2}},
-		func(*http.Request) string { return "203.0.113.9" }, slog.New(slog.DiscardHandler))
+		func(*http.Request) proxy.Origin { return proxy.Origin{Client: "203.0.113.9", Chain: "203.0.113.9"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	for _, tc := range []struct{ target, normalised, want string }{
 		{"/raw//a%2Fb//c%252e?q=1", "/raw/a/b/c%2e", "/raw//a%2Fb//c%252e?q=1"},
@@ -252,4 +253,92 @@ func TestRawRouteForwardsTheSentPath(t *testing.T) {
 		p.ServeHTTP(httptest.NewRecorder(), r)
 		assert.Equal(t, tc.want, (<-got).uri, tc.target)
 	}
+}
+
+// dripBody sends n small pieces, pausing gap before each.
+type dripBody struct {
+	n   int
+	gap time.Duration
+}
+
+func (d *dripBody) Read(p []byte) (int, error) {
+	if d.n == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(d.gap)
+	d.n--
+	p[0] = 'x'
+	return 1, nil
+}
+
+// The route timeout runs until the upstream's response headers, counted
+// again from each piece of body sent on: an upload that keeps moving may
+// take longer than the timeout, one that stalls may not.
+func TestTimeoutCountsFromTheBodysProgress(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		_, _ = fmt.Fprint(w, n)
+	}))
+	defer up.Close()
+	u, _ := url.Parse(up.URL)
+	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u, Timeout: 500 * time.Millisecond}},
+		func(*http.Request) proxy.Origin { return proxy.Origin{Client: "1.2.3.4", Chain: "1.2.3.4"} }, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	gw := httptest.NewServer(p)
+	defer gw.Close()
+
+	post := func(body io.Reader) (int, string) {
+		resp, err := http.Post(gw.URL+"/up", "text/plain", body)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	code, body := post(&dripBody{n: 150, gap: 10 * time.Millisecond}) // 1.5 s in all
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "150", body)
+
+	code, _ = post(io.MultiReader(strings.NewReader("x"), &dripBody{n: 1, gap: 3 * time.Second}))
+	assert.Equal(t, http.StatusGatewayTimeout, code, "a body that stalls")
+}
+
+// FuzzSetForwarding: whatever header names and values a client sends, the
+// upstream gets the gateway's X-Forwarded-For, X-Real-IP and scheme, and no
+// other header that names the client, in any spelling.
+func FuzzSetForwarding(f *testing.F) {
+	for _, seed := range [][3]string{
+		{"True-Client-IP", "6.6.6.6", "https"},
+		{"x_real_ip", "6.6.6.6", "HTTPS, http"},
+		{"CF-CONNECTING-IP", "6.6.6.6", "ftp"},
+		{"X-Forwarded-For", "6.6.6.6", ""},
+		{"X-Custom", "kept", " http "},
+	} {
+		f.Add(seed[0], seed[1], seed[2])
+	}
+	named := []string{"forwarded", "x-forwarded-for", "x-real-ip", "true-client-ip", "cf-connecting-ip", "x-client-ip",
+		"fastly-client-ip", "x-cluster-client-ip", "x-original-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+	f.Fuzz(func(t *testing.T, name, value, proto string) {
+		in := httptest.NewRequest("GET", "/", nil)
+		in.Header[name] = []string{value}
+		in.Header["X-Forwarded-Proto"] = []string{proto}
+		out := in.Header.Clone()
+		proxy.SetForwarding(out, in, proxy.Origin{Client: "9.9.9.9", Chain: "9.9.9.9, 10.0.0.1", Trusted: true})
+		assert.Equal(t, []string{"9.9.9.9, 10.0.0.1"}, out["X-Forwarded-For"])
+		assert.Equal(t, []string{"9.9.9.9"}, out["X-Real-Ip"])
+		if p := out["X-Forwarded-Proto"]; len(p) != 1 || p[0] != "http" && p[0] != "https" {
+			t.Fatalf("X-Forwarded-Proto %q", p)
+		}
+		for k, v := range out {
+			norm := strings.ReplaceAll(strings.ToLower(k), "_", "-")
+			switch http.CanonicalHeaderKey(k) {
+			case "X-Forwarded-For", "X-Real-Ip", "X-Forwarded-Proto", "X-Forwarded-Host":
+				continue
+			}
+			for _, n := range named {
+				if norm == n {
+					t.Fatalf("%q: %q reached the upstream", k, v)
+				}
+			}
+		}
+	})
 }

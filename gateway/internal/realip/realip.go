@@ -2,7 +2,8 @@
 // a request comes from. The TCP peer is the client unless it is a trusted
 // proxy; only then are X-Forwarded-For (walked from the right, skipping
 // trusted hops) and X-Real-IP believed. Every layer of the gateway (counts,
-// bans, scores, events) uses this one answer.
+// bans, scores, events) uses this one answer, and Forwarding turns it into
+// the X-Forwarded-For chain the upstream is told.
 package realip
 
 import (
@@ -44,37 +45,90 @@ func WithHeader(trusted []netip.Prefix, header string) *Resolver {
 // IP returns the client address of r. It never fails: a peer address that
 // cannot be parsed yields the zero Addr, which callers treat as unknown.
 func (res *Resolver) IP(r *http.Request) netip.Addr {
-	peer := parseAddr(r.RemoteAddr)
+	client, _, _, _ := res.resolve(r)
+	return client
+}
+
+// Forwarding returns the client of r (as IP does), whether the TCP peer is
+// a trusted proxy, and the X-Forwarded-For chain to pass on: the client,
+// then each proxy the request is known to have come through, ending with
+// the peer.
+//
+// From an untrusted peer the chain is the peer alone: what it sent is its
+// own claim. From a trusted proxy the received chain is kept from the hop
+// the walk chose as the client rightward and the peer is appended, as
+// nginx's $proxy_add_x_forwarded_for does, except that the hops left of
+// the client are dropped: the client wrote them and nobody checked them, so
+// an upstream that reads the left-most entry still finds the client the
+// gateway counted. When the client was named by Forwarded or X-Real-IP the
+// chain is the client, then the peer.
+func (res *Resolver) Forwarding(r *http.Request) (client netip.Addr, chain string, trusted bool) {
+	client, peer, trusted, hops := res.resolve(r)
+	switch {
+	case !client.IsValid():
+		return client, "", trusted
+	case !trusted || client == peer:
+		return client, client.String(), trusted
+	}
+	var b strings.Builder
+	if len(hops) == 0 {
+		hops = []netip.Addr{client}
+	}
+	for _, h := range hops {
+		b.WriteString(h.String())
+		b.WriteString(", ")
+	}
+	b.WriteString(peer.String())
+	return client, b.String(), trusted
+}
+
+// resolve decides the client of r. hops is the part of X-Forwarded-For
+// from the client rightward when the client came from it, else nil.
+func (res *Resolver) resolve(r *http.Request) (client, peer netip.Addr, trusted bool, hops []netip.Addr) {
+	peer = parseAddr(r.RemoteAddr)
 	if !res.isTrusted(peer) {
-		return peer
+		return peer, peer, false, nil
 	}
 	use := func(h string) bool { return res.only == "" || res.only == h }
 	if xff := r.Header.Values(HeaderXForwardedFor); len(xff) > 0 && use(HeaderXForwardedFor) {
-		hops := strings.Split(strings.Join(xff, ","), ",")
-		// Walk from the right: the nearest hop we do not trust is the client.
-		// Anything left of it was written by the client and proves nothing.
-		for i := len(hops) - 1; i >= 0; i-- {
-			a := parseAddr(strings.TrimSpace(hops[i]))
-			if !a.IsValid() {
-				return peer // a garbled chain: fall back to what we saw
-			}
-			if !res.isTrusted(a) || i == 0 {
-				return a
-			}
+		a, hops, ok := res.fromXFF(xff)
+		if !ok {
+			return peer, peer, true, nil // a garbled chain: fall back to what we saw
 		}
+		return a, peer, true, hops
 	}
 	if fwd := r.Header.Values(HeaderForwarded); len(fwd) > 0 && use(HeaderForwarded) {
 		if a, ok := res.fromForwarded(fwd); ok {
-			return a
+			return a, peer, true, nil
 		}
-		return peer
+		return peer, peer, true, nil
 	}
 	if xr := strings.TrimSpace(r.Header.Get(HeaderXRealIP)); xr != "" && use(http.CanonicalHeaderKey(HeaderXRealIP)) {
 		if a := parseAddr(xr); a.IsValid() {
-			return a
+			return a, peer, true, nil
 		}
 	}
-	return peer
+	return peer, peer, true, nil
+}
+
+// fromXFF walks X-Forwarded-For from the right: the nearest hop we do not
+// trust is the client. Anything left of it was written by the client and
+// proves nothing. It returns the client and the hops from it rightward;
+// false for a garbled chain.
+func (res *Resolver) fromXFF(values []string) (netip.Addr, []netip.Addr, bool) {
+	hops := strings.Split(strings.Join(values, ","), ",")
+	addrs := make([]netip.Addr, len(hops))
+	for i := len(hops) - 1; i >= 0; i-- {
+		a := parseAddr(strings.TrimSpace(hops[i]))
+		if !a.IsValid() {
+			return netip.Addr{}, nil, false
+		}
+		addrs[i] = a
+		if !res.isTrusted(a) || i == 0 {
+			return a, addrs[i:], true
+		}
+	}
+	return netip.Addr{}, nil, false // no hops: Values never holds none
 }
 
 // fromForwarded walks RFC 7239 Forwarded elements from the right, like

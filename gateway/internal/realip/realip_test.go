@@ -3,6 +3,7 @@ package realip_test
 import (
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -106,4 +107,88 @@ func TestOnlyTheConfiguredHeaderIsBelieved(t *testing.T) {
 	assert.Equal(t, "127.0.0.2", realip.WithHeader(trusted, "Forwarded").IP(r).String(), "no Forwarded: the peer")
 	r.Header.Set("Forwarded", "for=198.51.100.9")
 	assert.Equal(t, "198.51.100.9", realip.WithHeader(trusted, "Forwarded").IP(r).String())
+}
+
+func TestForwarding(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32"), netip.MustParsePrefix("10.0.0.0/8")}
+	tests := []struct {
+		name, peer, header string
+		xff, realIP, fwd   string
+		client, chain      string
+		trusted            bool
+	}{
+		{"untrusted peer: the peer alone", "127.0.0.9:1", "", "6.6.6.6", "", "", "127.0.0.9", "127.0.0.9", false},
+		{"trusted proxy is appended", "127.0.0.2:1", "", "9.9.9.9", "", "", "9.9.9.9", "9.9.9.9, 127.0.0.2", true},
+		{"trusted hops right of the client are kept", "127.0.0.2:1", "", "9.9.9.9, 10.1.1.1", "", "", "9.9.9.9", "9.9.9.9, 10.1.1.1, 127.0.0.2", true},
+		{"hops left of the client are the client's own claim", "127.0.0.2:1", "", "6.6.6.6, 9.9.9.9", "", "", "9.9.9.9", "9.9.9.9, 127.0.0.2", true},
+		{"hops are written canonically", "127.0.0.2:1", "", " [2001:DB8::7]:443 ", "", "", "2001:db8::7", "2001:db8::7, 127.0.0.2", true},
+		{"garbled chain: the peer", "127.0.0.2:1", "", "9.9.9.9, x", "", "", "127.0.0.2", "127.0.0.2", true},
+		{"trusted proxy without headers", "127.0.0.2:1", "", "", "", "", "127.0.0.2", "127.0.0.2", true},
+		{"client from X-Real-IP", "127.0.0.2:1", "X-Real-IP", "6.6.6.6", "9.9.9.9", "", "9.9.9.9", "9.9.9.9, 127.0.0.2", true},
+		{"client from Forwarded", "127.0.0.2:1", "", "", "", "for=9.9.9.9", "9.9.9.9", "9.9.9.9, 127.0.0.2", true},
+		{"ipv4-mapped peer", "[::ffff:127.0.0.2]:1", "", "9.9.9.9", "", "", "9.9.9.9", "9.9.9.9, 127.0.0.2", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tt.peer
+			for k, v := range map[string]string{"X-Forwarded-For": tt.xff, "X-Real-IP": tt.realIP, "Forwarded": tt.fwd} {
+				if v != "" {
+					r.Header.Set(k, v)
+				}
+			}
+			res := realip.WithHeader(trusted, tt.header)
+			client, chain, tr := res.Forwarding(r)
+			assert.Equal(t, tt.client, client.String())
+			assert.Equal(t, tt.chain, chain)
+			assert.Equal(t, tt.trusted, tr)
+			assert.Equal(t, res.IP(r), client, "one decision")
+		})
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "garbage"
+	client, chain, _ := realip.New(trusted).Forwarding(r)
+	assert.False(t, client.IsValid())
+	assert.Empty(t, chain, "no chain without a client")
+}
+
+// FuzzForwarding: whatever a trusted proxy sends, the chain passed on is a
+// list of addresses that starts with the client the gateway decided and
+// ends with the peer.
+func FuzzForwarding(f *testing.F) {
+	res := realip.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")})
+	for _, seed := range [][2]string{
+		{"127.0.0.2:1", "9.9.9.9"},
+		{"127.0.0.2:1", "6.6.6.6, 9.9.9.9, 10.0.0.1"},
+		{"127.0.0.2:1", "10.0.0.1, 10.0.0.2"},
+		{"127.0.0.9:1", "9.9.9.9, , x"},
+		{"[::1]:1", "[2001:db8::1]:80,  ::ffff:9.9.9.9"},
+		{"127.0.0.2:1", "9.9.9.9\r\nX-Injected: 1"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, peer, xff string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", xff)
+		client, chain, _ := res.Forwarding(r)
+		if !client.IsValid() {
+			if chain != "" {
+				t.Fatalf("chain %q without a client", chain)
+			}
+			return
+		}
+		hops := strings.Split(chain, ", ")
+		for _, h := range hops {
+			if a, err := netip.ParseAddr(h); err != nil || a.String() != h {
+				t.Fatalf("hop %q of %q is not a canonical address", h, chain)
+			}
+		}
+		if hops[0] != client.String() {
+			t.Fatalf("chain %q does not start with the client %s", chain, client)
+		}
+		if p := realip.New(nil).IP(r); hops[len(hops)-1] != p.String() {
+			t.Fatalf("chain %q does not end with the peer %s", chain, p)
+		}
+	})
 }

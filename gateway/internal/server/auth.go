@@ -132,30 +132,19 @@ func (p *pipeline) banForFailures(c echo.Context, v *verdict) error {
 }
 
 // credentials reads the login and password from a JSON, form or multipart
-// body and puts the body back for forwarding. A login that is absent or not
-// a string comes back empty.
-func credentials(r *http.Request, lr config.LoginRoute) (body []byte, login, password string, err error) {
-	if r.Body != nil {
-		body, err = io.ReadAll(r.Body)
-		if err != nil {
-			return nil, "", "", err
-		}
-	}
-	restore := func() {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
-	}
-	defer restore()
-	mediaType, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+// body (read whole by readBody). A login that is absent or not a string
+// comes back empty.
+func credentials(body []byte, contentType string, lr config.LoginRoute) (login, password string) {
+	mediaType, params, _ := mime.ParseMediaType(contentType)
 	switch mediaType {
 	case "application/x-www-form-urlencoded":
 		vals, _ := url.ParseQuery(string(body))
-		return body, vals.Get(lr.LoginField), vals.Get(lr.PasswordField), nil
+		return vals.Get(lr.LoginField), vals.Get(lr.PasswordField)
 	case "multipart/form-data":
 		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
-		form, ferr := mr.ReadForm(1 << 20)
+		form, ferr := mr.ReadForm(int64(len(body)))
 		if ferr != nil {
-			return body, "", "", nil
+			return "", ""
 		}
 		defer form.RemoveAll()
 		first := func(k string) string {
@@ -164,14 +153,30 @@ func credentials(r *http.Request, lr config.LoginRoute) (body []byte, login, pas
 			}
 			return ""
 		}
-		return body, first(lr.LoginField), first(lr.PasswordField), nil
+		return first(lr.LoginField), first(lr.PasswordField)
 	}
 	var m map[string]any
 	if json.Unmarshal(body, &m) == nil {
 		s := func(k string) string { x, _ := m[k].(string); return x }
-		return body, s(lr.LoginField), s(lr.PasswordField), nil
+		return s(lr.LoginField), s(lr.PasswordField)
 	}
-	return body, "", "", nil
+	return "", ""
+}
+
+// readCredentials reads the body whole (readBody), puts it back for
+// forwarding and returns the login and password it names; release gives
+// the body's memory back once it has been forwarded.
+func (p *pipeline) readCredentials(c echo.Context, v *verdict, lr config.LoginRoute) (body []byte, login, password string, release func(), err error) {
+	body, release, err = p.readBody(c, v)
+	if err != nil {
+		return nil, "", "", noRelease, err
+	}
+	r := c.Request()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+	login, password = credentials(body, r.Header.Get("Content-Type"), lr)
+	return body, login, password, release, nil
 }
 
 // guardLogin applies brute-force protection before a login is forwarded:
@@ -275,10 +280,11 @@ func (p *pipeline) login(c echo.Context) error {
 	if lr.LoginField == "" {
 		lr = config.LoginRoute{LoginField: "username", PasswordField: "password"}
 	}
-	body, login, password, err := credentials(r, lr)
+	body, login, password, release, err := p.readCredentials(c, v, lr)
 	if err != nil {
-		return stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
+		return err
 	}
+	defer release()
 	if err := p.guardLogin(c, v, login, password); err != nil {
 		return err
 	}
@@ -299,12 +305,8 @@ func (p *pipeline) login(c echo.Context) error {
 		}
 		out.Header[k] = vals
 	}
-	// The forwarding headers are the gateway's, never the client's.
-	for _, h := range []string{"Forwarded", "X-Real-Ip", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		out.Header.Del(h)
-	}
-	out.Header.Set("X-Forwarded-For", v.ip.String())
-	out.Header.Set("X-Real-IP", v.ip.String())
+	// The forwarding headers are the gateway's, as for proxied requests.
+	proxy.SetForwarding(out.Header, r, origin(v.rt.ips)(r))
 	resp, err := loginClient.Do(out)
 	if err != nil {
 		p.d.Metrics.dependencyError("upstream")
@@ -351,15 +353,16 @@ func (p *pipeline) forward(c echo.Context) error {
 	if v.login && p.d.Keys != nil {
 		return p.login(c)
 	}
-	lr, guarded := v.rt.loginPaths[loginKey(r.URL.Path)]
-	if !guarded || r.Method != http.MethodPost {
+	if !p.readsBody(v, r) {
 		v.rt.proxy.ServeHTTP(c.Response(), r)
 		return nil
 	}
-	_, login, password, err := credentials(r, lr)
+	lr := v.rt.loginPaths[loginKey(r.URL.Path)]
+	_, login, password, release, err := p.readCredentials(c, v, lr)
 	if err != nil {
-		return stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
+		return err
 	}
+	defer release()
 	if err := p.guardLogin(c, v, login, password); err != nil {
 		return err
 	}

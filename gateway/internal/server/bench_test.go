@@ -40,7 +40,11 @@ func BenchmarkChainOverhead(b *testing.B) {
 	u, _ := url.Parse(up.URL)
 	log := slog.New(slog.DiscardHandler)
 
-	base, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, realip.New(nil).Extractor, log)
+	ips := realip.New(nil)
+	base, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}}, func(r *http.Request) proxy.Origin {
+		client, chain, trusted := ips.Forwarding(r)
+		return proxy.Origin{Client: client.String(), Chain: chain, Trusted: trusted}
+	}, log)
 	require.NoError(b, err)
 
 	cfg, err := config.Parse([]byte("routes: [{path: /, upstream: "+up.URL+"}]\nrate_limit: {requests_per_minute: 1000000000}\n"), func(string) string { return "" })

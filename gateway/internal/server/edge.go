@@ -1,11 +1,9 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -141,44 +139,6 @@ func location(g *wire.Geo) string {
 		return g.Country
 	}
 	return g.City + ", " + g.Country
-}
-
-// bodyLimit refuses bodies over max_body_size with 413 before anything is
-// forwarded. A declared length is checked at once; a chunked body is read up
-// to the limit first, so an oversized one never reaches the upstream. It
-// runs after the lists, bans and rate limits, so only clients let this far
-// can make the gateway buffer.
-func (p *pipeline) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if err := p.limitBody(c, verdictOf(c).rt.cfg.Edge.MaxBodyBytes); err != nil {
-			return err
-		}
-		return next(c)
-	}
-}
-
-func (p *pipeline) limitBody(c echo.Context, max int64) error {
-	r := c.Request()
-	if r.ContentLength > max {
-		verdictOf(c).decision = decisionTooLarge
-		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "Request body too large")
-	}
-	if r.ContentLength >= 0 || r.Body == nil || r.Body == http.NoBody {
-		r.Body = http.MaxBytesReader(c.Response(), r.Body, max)
-		return nil
-	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, "unreadable request body")
-	}
-	if int64(len(b)) > max {
-		verdictOf(c).decision = decisionTooLarge
-		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "Request body too large")
-	}
-	r.Body = io.NopCloser(bytes.NewReader(b))
-	r.ContentLength = int64(len(b))
-	r.TransferEncoding = nil
-	return nil
 }
 
 // Request ids: 8 random bytes drawn once per process, then a counter, as

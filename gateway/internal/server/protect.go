@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -54,6 +55,7 @@ const (
 	decisionBadPath      = "bad_path"
 	decisionDegraded     = "degraded"
 	decisionTooLarge     = "too_large"
+	decisionOverloaded   = "overloaded" // body_buffer_memory is full
 	decisionCORS         = "cors_preflight"
 	decisionLogin        = "login"
 )
@@ -79,6 +81,7 @@ type verdict struct {
 	principal string // the API key or login the request names, unverified
 	decision  string
 	limits    []queuedLimit // rate limits already sent with the observe round trip
+	bodyOver  atomic.Bool   // the body passed max_body_size while it streamed
 }
 
 // queuedLimit is a rate limit checked in the observe pipeline, read in the
@@ -176,6 +179,11 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		cfg := v.rt.cfg
+		// Before the deadline starts: reading a login's head waits for the
+		// client, and a slow client must not turn its own count into a
+		// Redis timeout.
+		desc, release := p.describe(c, v)
+		defer release()
 		now := p.d.Now()
 		fb := p.d.Fallback
 		if fb != nil {
@@ -184,7 +192,6 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
-		desc := traffic.DescribeRequest(c.Request(), cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow)
 		v.principal = desc.Principal
 		t0 := time.Now()
 		obs, err := p.observeAndQueueLimits(ctx, c, v, now, desc)
@@ -230,6 +237,28 @@ func (p *pipeline) refuseBanned(c echo.Context, v *verdict, now time.Time, ttl t
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int((ttl+time.Second-1)/time.Second)))
 	}
 	return stop(v, decisionBanned, http.StatusForbidden, msgBanned)
+}
+
+// describe is traffic.DescribeRequest with the login's head (read from a
+// POST to a sensitive path, at most traffic.MaxLoginBody) charged to
+// body_buffer_memory; while that is full the login is not read.
+func (p *pipeline) describe(c echo.Context, v *verdict) (traffic.Request, func()) {
+	r := c.Request()
+	cfg := v.rt.cfg
+	desc := traffic.Describe(r.URL.Path, cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow)
+	desc.Principal = traffic.PrincipalOf(r)
+	if desc.Principal != "" || !desc.Sensitive || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+		return desc, noRelease
+	}
+	n := int64(traffic.MaxLoginBody)
+	if r.ContentLength >= 0 {
+		n = min(n, r.ContentLength)
+	}
+	if n == 0 || !p.g.bodies.reserve(n, cfg.Edge.BodyBufferMemory) {
+		return desc, noRelease
+	}
+	desc.Principal = traffic.LoginOf(r)
+	return desc, func() { p.g.bodies.release(n) }
 }
 
 // pipelinedObserver and queuingLimiter let observe send the client's rate

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
 )
 
 // ResponseRecorder counts the upstream's answers per client: a Traffic
@@ -24,7 +26,12 @@ type PrincipalRecorder interface {
 // upstream's status for the client: every 4xx toward the error ratio
 // (scanning), 401 and 403 also as auth failures. The gateway's own refusals
 // never get here (they are returned before the proxy), nor do proxy errors
-// (502/504: no penalty for the client when the upstream is down).
+// (502/504: no penalty for the client when the upstream is down). Neither
+// does a request the client abandoned before the upstream answered (the
+// proxy's 499): giving up is not an error of the client's, and a client
+// whose requests time out under load must not be throttled for it. A body
+// cut at max_body_size (the proxy's 413) is the gateway's own answer, not
+// counted, like the 413 to a declared length.
 func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 	rec, _ := p.d.Traffic.(ResponseRecorder)
 	return func(c echo.Context) error {
@@ -33,6 +40,9 @@ func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 		status := c.Response().Status
 		if err != nil || v == nil || v.bypass || status < 400 || status > 499 {
 			return err
+		}
+		if status == proxy.StatusClientClosed && c.Request().Context().Err() != nil || v.bodyOver.Load() {
+			return nil // the client left, or its body was cut at the limit: not an error of its own
 		}
 		if v.local {
 			p.d.Fallback.RecordResponse(v.id, p.d.Now(), status)

@@ -16,9 +16,10 @@ import (
 // Gateway is the gateway's HTTP handler plus its reloadable runtime.
 type Gateway struct {
 	*echo.Echo
-	rt    holder
-	d     Deps
-	local *locallimit.Limiter // rate limits while Redis is down
+	rt     holder
+	d      Deps
+	local  *locallimit.Limiter // rate limits while Redis is down
+	bodies bodyBudget          // request bodies held in memory, all requests together
 }
 
 // New returns the gateway. Read it top to bottom: health first (never

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 
@@ -28,7 +29,7 @@ func newRuntime(cfg *config.Config, d Deps) (*runtime, error) {
 		routes[i] = proxy.Route{Path: r.Path, Upstream: r.Upstream, StripPrefix: r.StripPrefix, Timeout: r.Timeout, RawPath: r.RawPath}
 	}
 	ips := realip.WithHeader(cfg.TrustedProxies, cfg.ClientIPHeader)
-	px, err := proxy.New(routes, ips.Extractor, d.Log)
+	px, err := proxy.New(routes, origin(ips), d.Log)
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
 	}
@@ -69,3 +70,15 @@ func (rt *runtime) route(path string) (config.Route, bool) {
 type holder struct{ p atomic.Pointer[runtime] }
 
 func (h *holder) load() *runtime { return h.p.Load() }
+
+// origin tells the proxy what the resolver decided about a request.
+func origin(ips *realip.Resolver) proxy.ClientIP {
+	return func(r *http.Request) proxy.Origin {
+		client, chain, trusted := ips.Forwarding(r)
+		o := proxy.Origin{Chain: chain, Trusted: trusted}
+		if client.IsValid() {
+			o.Client = client.String()
+		}
+		return o
+	}
+}

@@ -202,7 +202,7 @@ func TestSpoofedForwardedForIsCountedUnderThePeer(t *testing.T) {
 	// The trusted proxy's X-Forwarded-For is believed.
 	assert.Equal(t, http.StatusOK, f.get("127.0.0.2:1", "/", "X-Forwarded-For", "203.0.113.50").Code)
 	assert.Equal(t, "203.0.113.50", seen[len(seen)-1])
-	assert.Equal(t, "203.0.113.50", f.lastXFF())
+	assert.Equal(t, "203.0.113.50, 127.0.0.2", f.lastXFF(), "the trusted chain, with the proxy appended")
 }
 
 func TestShadowModeRecordsButPasses(t *testing.T) {

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/labstack/echo/v4"
+)
+
+const msgTooLarge = "Request body too large"
+
+// bodyBudget counts the bytes of request bodies the gateway holds in
+// memory, over all requests: body_buffer_memory bounds it.
+type bodyBudget struct{ used atomic.Int64 }
+
+// reserve takes n bytes if the total stays within max.
+func (b *bodyBudget) reserve(n, max int64) bool {
+	for {
+		u := b.used.Load()
+		if u+n > max {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+func (b *bodyBudget) release(n int64) { b.used.Add(-n) }
+
+// bodyLimit enforces max_body_size. A declared length over it is refused
+// with 413 at once. A chunked body is read up to body_buffer_size first
+// (charged to body_buffer_memory): one that ends there is forwarded whole
+// with its length, or refused with 413 without reaching the upstream; a
+// longer one streams on with a running count, and the read that passes the
+// limit fails, so the upstream connection is cut mid-body (the upstream
+// sees an incomplete chunked body, never a complete truncated one) and the
+// client gets 413 if the upstream has not answered yet. It runs after the
+// lists, bans and rate limits, so only clients let this far make the
+// gateway read anything.
+func (p *pipeline) bodyLimit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v := verdictOf(c)
+		release, err := p.limitBody(c, v)
+		if err != nil {
+			return err
+		}
+		defer release()
+		err = next(c)
+		if v.bodyOver.Load() {
+			v.decision = decisionTooLarge
+		}
+		return err
+	}
+}
+
+func noRelease() {}
+
+func (p *pipeline) limitBody(c echo.Context, v *verdict) (release func(), err error) {
+	r := c.Request()
+	edge := v.rt.cfg.Edge
+	max := edge.MaxBodyBytes
+	if r.ContentLength > max {
+		return noRelease, stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return noRelease, nil
+	}
+	// The server's own writer, so that a body cut at the limit also closes
+	// the client's connection after the answer.
+	w := c.Response().Writer
+	if r.ContentLength >= 0 || p.readsBody(v, r) {
+		// A login's body is read whole later (readBody), with its own
+		// bound; reading ahead here would hold it twice.
+		r.Body = &flagOverflow{http.MaxBytesReader(w, r.Body, max), &v.bodyOver}
+		return noRelease, nil
+	}
+	n := min(max+1, edge.BodyBufferBytes)
+	if !p.g.bodies.reserve(n, edge.BodyBufferMemory) {
+		// No memory to look ahead: the whole body streams with the count.
+		r.Body = &flagOverflow{http.MaxBytesReader(w, r.Body, max), &v.bodyOver}
+		return noRelease, nil
+	}
+	release = func() { p.g.bodies.release(n) }
+	// Grown as it arrives: a small body costs what it holds.
+	buf, err := io.ReadAll(io.LimitReader(r.Body, n))
+	switch {
+	case err != nil:
+		release()
+		return noRelease, stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
+	case int64(len(buf)) < n:
+		// The whole body, within the limit (len < n <= max+1).
+		r.Body = io.NopCloser(bytes.NewReader(buf))
+		r.ContentLength = int64(len(buf))
+		r.TransferEncoding = nil
+		return release, nil
+	case n > max:
+		release()
+		return noRelease, stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
+	}
+	r.Body = &flagOverflow{http.MaxBytesReader(w, struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}, max), &v.bodyOver}
+	return release, nil
+}
+
+// flagOverflow records that a body passed its limit: the proxy answers
+// 413 then, and the request is accounted as too large, not as the
+// upstream's answer. Set from the transport's goroutine, hence atomic.
+type flagOverflow struct {
+	io.ReadCloser
+	over *atomic.Bool
+}
+
+func (f *flagOverflow) Read(p []byte) (int, error) {
+	n, err := f.ReadCloser.Read(p)
+	var tooLarge *http.MaxBytesError
+	if err != nil && errors.As(err, &tooLarge) {
+		f.over.Store(true)
+	}
+	return n, err
+}
+
+// readsBody reports whether forward will read r's body whole: a login to
+// the gateway's auth path or to a guarded login route.
+func (p *pipeline) readsBody(v *verdict, r *http.Request) bool {
+	if v.login && p.d.Keys != nil {
+		return true
+	}
+	_, guarded := v.rt.loginPaths[loginKey(r.URL.Path)]
+	return guarded && r.Method == http.MethodPost
+}
+
+// readBody reads a body the gateway must see whole (a login's, to read the
+// login and password) into memory: at most body_buffer_size (413 above
+// it, or the guards could be skipped by padding the body), charged to
+// body_buffer_memory (503 while the gateway holds as much as it may).
+// release gives the memory back once the body has been forwarded.
+func (p *pipeline) readBody(c echo.Context, v *verdict) (body []byte, release func(), err error) {
+	r := c.Request()
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil, noRelease, nil
+	}
+	edge := v.rt.cfg.Edge
+	limit := edge.BodyBufferBytes
+	if r.ContentLength > limit {
+		return nil, noRelease, stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
+	}
+	n := limit + 1 // chunked: one byte more tells a body over the limit
+	if r.ContentLength > 0 {
+		n = r.ContentLength
+	}
+	if !p.g.bodies.reserve(n, edge.BodyBufferMemory) {
+		c.Response().Header().Set("Retry-After", "1")
+		return nil, noRelease, stop(v, decisionOverloaded, http.StatusServiceUnavailable, msgDegraded)
+	}
+	buf := make([]byte, n)
+	k, err := io.ReadFull(r.Body, buf)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		err = stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
+	case r.ContentLength < 0 && err == nil: // filled: more than limit
+		err = stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
+	case r.ContentLength < 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
+		err = nil
+	case err != nil:
+		err = stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
+	}
+	if err != nil {
+		p.g.bodies.release(n)
+		return nil, noRelease, err
+	}
+	return buf[:k], func() { p.g.bodies.release(n) }, nil
+}
