@@ -2,7 +2,7 @@ package main
 
 // The edge of the gateway against hostile bytes, spoken raw over TCP:
 // request smuggling, i.e. ambiguous framing (issue 12, item 1). Policy:
-// gateway/internal/framing; docs/security-edge.md.
+// gateway/internal/framing; SECURITY.md ("The gateway's edge").
 
 import (
 	"bufio"

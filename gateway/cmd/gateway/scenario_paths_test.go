@@ -2,7 +2,7 @@ package main
 
 // Ambiguous paths, sent raw over TCP (issue 12, item 4): refused with 400
 // before any upstream sees them, except what a raw route opts into.
-// Policy: gateway/internal/pathnorm; docs/security-edge.md.
+// Policy: gateway/internal/pathnorm; SECURITY.md ("The gateway's edge").
 
 import (
 	"net/http"

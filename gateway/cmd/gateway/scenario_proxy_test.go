@@ -58,7 +58,7 @@ func TestS11LongestPrefixRouting(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, c.get("/svc/a").Code)
 	assert.Equal(t, "/svc/a", s.u3.requests()[0].URI)
-	// The path is normalised before matching (docs/security-edge.md): a
+	// The path is normalised before matching (SECURITY.md, "The gateway's edge"): a
 	// dot segment, encoded or not, is refused rather than resolved, so a
 	// backend that resolves it differently is never asked.
 	r := c.get("/api/..%2fsvc/x")
