@@ -132,10 +132,7 @@ func report(w io.Writer, res *results) {
 		if r.Bulwark == nil {
 			continue
 		}
-		name := r.Mode + " " + r.Load
-		if r.Mode == "open" {
-			name += fmt.Sprintf(" @%d", r.Rate)
-		}
+		name := runName(r)
 		c := r.Bulwark
 		rows = append(rows, []string{name, f1(c.RedisCPUMicros), f2(c.RedisCommands), f2(c.RedisReads), f2(c.ScorerScores), f0(c.EventsPerSec), degraded(c.DependencyErrors), decisions(c.Decisions)})
 	}
@@ -161,10 +158,7 @@ func dependencyTimes(w io.Writer, res *results) {
 		if r.Bulwark == nil {
 			continue
 		}
-		name := r.Mode + " " + r.Load
-		if r.Mode == "open" {
-			name += fmt.Sprintf(" @%d", r.Rate)
-		}
+		name := runName(r)
 		for _, dep := range []string{"redis", "scorer"} {
 			d, ok := r.Bulwark.DependencyTimes[dep]
 			if !ok {
@@ -178,6 +172,14 @@ func dependencyTimes(w io.Writer, res *results) {
 	}
 	fmt.Fprintln(w, "\nTime the request path waited on each dependency (the gateway's histogram: each figure is a bucket's upper bound)")
 	table(w, 1, rows)
+}
+
+// runName is a run's row label: "closed legit", "open legit @2064".
+func runName(r *runResult) string {
+	if r.Mode == "open" {
+		return fmt.Sprintf("%s %s @%d", r.Mode, r.Load, r.Rate)
+	}
+	return r.Mode + " " + r.Load
 }
 
 func bucketMS(v float64) string {
