@@ -129,6 +129,9 @@ func newAdmin(cfg *config.Config, gw *server.Gateway, rl *reloader, d adminDeps)
 		if err != nil {
 			return echo.NewHTTPError(http.StatusBadRequest, "ip: not an IP address")
 		}
+		if ip.Zone() != "" { // a zone names a link, not a client: fe80::1%eth0 would be a second identity
+			return echo.NewHTTPError(http.StatusBadRequest, "ip: an address with a zone is not a client address")
+		}
 		ok, err := gw.Check(c.Request().Context(), req.Login, req.Password, ip.Unmap())
 		if errors.Is(err, bruteforce.ErrInvalid) {
 			return echo.NewHTTPError(http.StatusBadRequest, "invalid login or ip")

@@ -77,6 +77,8 @@ func TestS33ThreeBucketsAndS34Expiry(t *testing.T) {
 		`{"login":"` + strings.Repeat("a", 100_000) + `","ip":"10.0.0.1"}`:        "login: at most 256 bytes",
 		`{"login":"a","password":"` + strings.Repeat("p", 2000) + `","ip":"::1"}`: "password: at most 1024 bytes",
 		`not json`: "body must be JSON",
+		`{"login":"a","password":"y","ip":"fe80::1%eth0"}`: "ip: an address with a zone",
+		`{"login":"a","password":"y","ip":"10.0.0.300"}`:   "ip: not an IP address",
 	} {
 		r := s.adminPost("/v1/check", body)
 		assert.Equal(t, http.StatusBadRequest, r.Code, body[:min(len(body), 60)])
