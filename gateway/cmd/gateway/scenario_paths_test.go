@@ -120,3 +120,18 @@ login_protection:
 	assert.Equal(t, http.StatusForbidden, login("/raw/login/"))
 	assert.Len(t, s.u2.requests(), 2, "the locked attempts never reached the upstream")
 }
+
+// Headers some frameworks take as the real path (Symfony, IIS URL Rewrite)
+// would name a path the gateway never routed or checked: removed.
+func TestPathOverrideHeadersAreRemoved(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, pathsConfig)
+	r := s.from("127.0.0.123").get("/api/public", "X-Original-URL", "/admin/secret", "X-Rewrite-URL", "/admin/secret",
+		"X_Original_URL", "/admin/secret", "X-Original-URI", "/admin/secret")
+	require.Equal(t, http.StatusOK, r.Code)
+	got := s.u1.last(t)
+	require.Equal(t, "/api/public", got.URI)
+	for k, v := range got.Header {
+		assert.NotContains(t, v, "/admin/secret", k)
+	}
+}

@@ -304,7 +304,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 // it: an application that reads one would otherwise believe whatever a
 // client (or a proxy passing the client's header through) wrote there.
 // The gateway rebuilds X-Forwarded-For, X-Real-IP, X-Forwarded-Host and
-// X-Forwarded-Proto from its own decision.
+// X-Forwarded-Proto from its own decision. The headers some frameworks take
+// as the request's real path (X-Original-URL, X-Rewrite-URL: Symfony, IIS
+// URL Rewrite) go too: they would name a path the gateway never routed or
+// checked.
 var clientHeaders = func() map[string]bool {
 	m := map[string]bool{}
 	for _, h := range []string{
@@ -314,6 +317,7 @@ var clientHeaders = func() map[string]bool {
 		"X-ProxyUser-IP", "X-Azure-ClientIP", "X-Azure-SocketIP", "X-Envoy-External-Address", "X-Envoy-Internal",
 		"X-Forwarded-Host", "X-Forwarded-Server", "X-Forwarded-Port", "X-Forwarded-Proto", "X-Forwarded-Scheme",
 		"X-Forwarded-Ssl", "X-Forwarded-Prefix", "X-Url-Scheme", "Front-End-Https",
+		"X-Original-URL", "X-Rewrite-URL", "X-Override-URL", "X-Original-URI",
 	} {
 		m[http.CanonicalHeaderKey(h)] = true
 	}
