@@ -76,7 +76,11 @@ func TestReadmeQueries(t *testing.T) {
 
 	uri := strings.TrimSuffix(mongoURI, "/") + "/" + db
 	run := func(q string) string {
-		cmd := exec.CommandContext(ctx, mongosh, "--quiet", "--norc", uri, "--eval", q)
+		// Each mongosh is a Node.js start: seconds on a busy machine. A
+		// deadline per query, so six of them never share one budget.
+		qctx, qcancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer qcancel()
+		cmd := exec.CommandContext(qctx, mongosh, "--quiet", "--norc", uri, "--eval", q)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "mongosh %q:\n%s", q, out)
 		return string(out)
