@@ -269,14 +269,15 @@ func TestLoginBodiesAreBounded(t *testing.T) {
 	assert.Equal(t, http.StatusRequestEntityTooLarge, r.Code, "chunked too")
 	assert.Equal(t, 1, s.u1.count("/api/login"))
 
-	// Two clients announce 1000-byte logins and send 10 bytes of them.
+	// Three clients announce 1024-byte logins, send 10 bytes of them and
+	// stall: together they hold the whole budget.
 	var slow []net.Conn
-	for i := range 2 {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", 94+i))}, Timeout: 5 * time.Second}
+	for i := range 3 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.1.%d", 94+i))}, Timeout: 5 * time.Second}
 		conn, err := d.Dial("tcp", s.gw)
 		require.NoError(t, err)
 		defer conn.Close()
-		_, err = fmt.Fprintf(conn, "POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"username\"")
+		_, err = fmt.Fprintf(conn, "POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1024\r\n\r\n{\"username\"")
 		require.NoError(t, err)
 		slow = append(slow, conn)
 	}
@@ -291,4 +292,24 @@ func TestLoginBodiesAreBounded(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return other.postJSON("/api/login", good).Code == http.StatusOK
 	}, 10*time.Second, 50*time.Millisecond, "the memory comes back")
+}
+
+// Stalled chunked uploads hold only what they sent, and all uploads
+// together at most half of body_buffer_memory: they cannot lock logins out
+// (the reviewer's finding: two stalled uploads took the whole budget).
+func TestStalledUploadsDoNotLockOutLogins(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, guardedConfig+"body_buffer_size: 1024\nbody_buffer_memory: 4096\n")
+	loginBackend(s.u1)
+	for i := range 8 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", 180+i))}, Timeout: 5 * time.Second}
+		conn, err := d.Dial("tcp", s.gw)
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+		require.NoError(t, err)
+	}
+	time.Sleep(500 * time.Millisecond) // let the gateway take all eight (a wait for them, not a speed bound)
+	r := s.from("127.0.0.97").postJSON("/api/login", `{"username":"carol","password":"right"}`)
+	assert.Equal(t, http.StatusOK, r.Code, "a login still gets its share of the buffer memory")
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -79,34 +81,73 @@ func (p *pipeline) limitBody(c echo.Context, v *verdict) (release func(), err er
 		return noRelease, nil
 	}
 	n := min(max+1, edge.BodyBufferBytes)
-	if !p.g.bodies.reserve(n, edge.BodyBufferMemory) {
-		// No memory to look ahead: the whole body streams with the count.
-		r.Body = &flagOverflow{http.MaxBytesReader(w, r.Body, max), &v.bodyOver}
-		return noRelease, nil
-	}
-	release = func() { p.g.bodies.release(n) }
-	// Grown as it arrives: a small body costs what it holds.
-	buf, err := io.ReadAll(io.LimitReader(r.Body, n))
+	// Uploads may hold at most half of body_buffer_memory between them, so
+	// stalled uploads can never take the logins' share.
+	buf, held, rerr := p.g.bodies.readUpTo(r.Body, n, edge.BodyBufferMemory/2)
+	release = func() { p.g.bodies.release(held) }
 	switch {
-	case err != nil:
+	case rerr != nil && !errors.Is(rerr, errBudget):
 		release()
 		return noRelease, stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
-	case int64(len(buf)) < n:
+	case rerr == nil && int64(len(buf)) < n:
 		// The whole body, within the limit (len < n <= max+1).
 		r.Body = io.NopCloser(bytes.NewReader(buf))
 		r.ContentLength = int64(len(buf))
 		r.TransferEncoding = nil
 		return release, nil
-	case n > max:
+	case rerr == nil && n > max:
 		release()
 		return noRelease, stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
 	}
+	// Longer than the look-ahead, or no memory to look further: what was
+	// read goes first, the rest streams with the count.
 	r.Body = &flagOverflow{http.MaxBytesReader(w, struct {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}, max), &v.bodyOver}
 	return release, nil
 }
+
+// errBudget: body_buffer_memory (or the uploads' share of it) is full.
+var errBudget = errors.New("body buffer memory is full")
+
+// readUpTo reads r until EOF or n bytes, growing its buffer as bytes
+// arrive and charging each growth to the budget (within max): a client
+// that sends one byte and stalls holds one small step, not the whole
+// look-ahead. It returns what it read and what it holds; err is nil at
+// EOF or n, errBudget when the budget refused a growth (buf holds what was
+// read), or the read error.
+func (b *bodyBudget) readUpTo(r io.Reader, n, max int64) (buf []byte, held int64, err error) {
+	step := min(n, bodyStep)
+	if !b.reserve(step, max) {
+		return nil, 0, errBudget
+	}
+	held = step
+	buf = make([]byte, 0, step)
+	for int64(len(buf)) < n {
+		if len(buf) == cap(buf) {
+			grow := min(n, 2*int64(cap(buf))) - int64(cap(buf))
+			if !b.reserve(grow, max) {
+				return buf, held, errBudget
+			}
+			held += grow
+			buf = append(make([]byte, 0, int64(cap(buf))+grow), buf...)
+		}
+		k, rerr := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if rerr == io.EOF {
+			return buf, held, nil
+		}
+		if rerr != nil {
+			return buf, held, rerr
+		}
+	}
+	return buf, held, nil
+}
+
+// bodyStep is the first piece of a body the gateway holds, and what a
+// stalled client costs the budget.
+const bodyStep = 4 << 10
 
 // flagOverflow records that a body passed its limit: the proxy answers
 // 413 then, and the request is accounted as too large, not as the
@@ -154,26 +195,34 @@ func (p *pipeline) readBody(c echo.Context, v *verdict) (body []byte, release fu
 	if r.ContentLength > 0 {
 		n = r.ContentLength
 	}
-	if !p.g.bodies.reserve(n, edge.BodyBufferMemory) {
-		c.Response().Header().Set("Retry-After", "1")
-		return nil, noRelease, stop(v, decisionOverloaded, http.StatusServiceUnavailable, msgDegraded)
+	// The login's body must arrive within read_header_timeout: a client
+	// that stalls mid-body holds its share of the budget no longer.
+	rc := http.NewResponseController(c.Response().Writer)
+	if rc.SetReadDeadline(p.d.Now().Add(edge.ReadHeaderTimeout)) == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}
-	buf := make([]byte, n)
-	k, err := io.ReadFull(r.Body, buf)
+	buf, held, err := p.g.bodies.readUpTo(r.Body, n, edge.BodyBufferMemory)
 	var tooLarge *http.MaxBytesError
+	var ne net.Error
 	switch {
+	case errors.Is(err, errBudget):
+		c.Response().Header().Set("Retry-After", "1")
+		err = stop(v, decisionOverloaded, http.StatusServiceUnavailable, msgDegraded)
 	case errors.As(err, &tooLarge):
 		err = stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
-	case r.ContentLength < 0 && err == nil: // filled: more than limit
-		err = stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
-	case r.ContentLength < 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
-		err = nil
+	case errors.As(err, &ne) && ne.Timeout():
+		c.Response().Header().Set("Connection", "close")
+		err = stop(v, decisionForbidden, http.StatusRequestTimeout, "request body not received in time")
 	case err != nil:
+		err = stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
+	case r.ContentLength < 0 && int64(len(buf)) == n: // filled: more than limit
+		err = stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
+	case r.ContentLength > 0 && int64(len(buf)) < n:
 		err = stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
 	}
 	if err != nil {
-		p.g.bodies.release(n)
+		p.g.bodies.release(held)
 		return nil, noRelease, err
 	}
-	return buf[:k], func() { p.g.bodies.release(n) }, nil
+	return buf, func() { p.g.bodies.release(held) }, nil
 }
