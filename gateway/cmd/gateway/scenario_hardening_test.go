@@ -59,7 +59,7 @@ func TestGuardedLoginRouteHoldsAgainstVariants(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, c.postJSON("/api/login", `{"username":"carol","password":"wrong"}`).Code, "failure %d", i+1)
 	}
 	before := s.u1.count("/")
-	for _, p := range []string{"/api/login", "/api/login/", "/API/LOGIN", "//api//login"} {
+	for _, p := range []string{"/api/login", "/api/login/", "/API/LOGIN", "//api//login", "/api/login;jsessionid=1", "/api;x=1/login;y"} {
 		r := c.postJSON(p, `{"username":"carol","password":"right"}`)
 		assert.Equal(t, http.StatusForbidden, r.Code, "%s: the locked login stays locked", p)
 	}

@@ -161,3 +161,18 @@ func BenchmarkNormalize(b *testing.B) {
 		})
 	}
 }
+
+func TestWithoutParams(t *testing.T) {
+	for in, want := range map[string]string{
+		"/login":                 "/login",
+		"/login;jsessionid=1":    "/login",
+		"/login;a=b/":            "/login/",
+		"/api;x/login;y=z":       "/api/login",
+		"/;x":                    "/",
+		"/a;b;c/d":               "/a/d",
+		"":                       "",
+		"/app/secret;a=b/next;c": "/app/secret/next",
+	} {
+		assert.Equal(t, want, pathnorm.WithoutParams(in), in)
+	}
+}

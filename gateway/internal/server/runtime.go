@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/pathnorm"
 	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
 	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
 )
@@ -49,7 +50,7 @@ func newRuntime(cfg *config.Config, d Deps) (*runtime, error) {
 // reach a login the gateway does not guard (many backends route them all
 // to the same handler).
 func loginKey(path string) string {
-	k := strings.ToLower(proxy.CleanPath(path))
+	k := strings.ToLower(proxy.CleanPath(pathnorm.WithoutParams(path)))
 	if len(k) > 1 {
 		k = strings.TrimSuffix(k, "/")
 	}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/pathnorm"
 )
 
 // Request is what Observe needs to know about the current request besides
@@ -120,10 +122,11 @@ func PrincipalOf(r *http.Request) string {
 	return "key:" + hex.EncodeToString(sum[:8])
 }
 
-// NormalizePath lower-cases p and drops trailing slashes, so that
-// /API/DATA, /api/data/ and /api/data are one path. The root stays "/".
+// NormalizePath lower-cases p, drops ";parameters" from its segments and
+// trailing slashes, so that /API/DATA, /api/data/, /api/data;x=1 and
+// /api/data are one path. The root stays "/".
 func NormalizePath(p string) string {
-	p = strings.ToLower(p)
+	p = strings.ToLower(pathnorm.WithoutParams(p))
 	for len(p) > 1 && strings.HasSuffix(p, "/") {
 		p = p[:len(p)-1]
 	}
