@@ -3,6 +3,8 @@ package k8stest
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 const (
@@ -444,4 +448,48 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// The README's way to change the gateway's file in an overlay (a
+// configMapGenerator of the same name, behavior: replace) works, and the
+// Deployment follows the new name.
+func TestOverlayReplacesGatewayConfig(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	base, err := filepath.Rel(dir, filepath.Join(root, baseDir))
+	require.NoError(t, err)
+	write := func(name, body string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644))
+	}
+	write("gateway.yaml", "listen: \":8080\"\nroutes: [{path: /, upstream: \"${BULWARK_UPSTREAM_URL}\"}]\nshutdown_timeout: 5s\n")
+	write("kustomization.yaml", `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [`+base+`]
+configMapGenerator:
+  - name: gateway-config
+    behavior: replace
+    files: [gateway.yaml]
+`)
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	require.NoError(t, err)
+	r := newRendered()
+	for _, res := range m.Resources() {
+		y, err := res.AsYAML()
+		require.NoError(t, err)
+		require.NoError(t, r.add(y))
+	}
+	assert.Equal(t, "5s", r.gatewayConfig(t).ShutdownTimeout)
+	var vol string
+	for _, v := range r.Deployments["gateway"].Spec.Template.Spec.Volumes {
+		if v.ConfigMap != nil {
+			vol = v.ConfigMap.Name
+		}
+	}
+	require.NotNil(t, r.configMapNamed(vol), "the Deployment mounts the replaced ConfigMap (%s)", vol)
+	assert.Equal(t, "5s", func() string {
+		var f gatewayFile
+		require.NoError(t, yaml.Unmarshal([]byte(r.configMapNamed(vol).Data["gateway.yaml"]), &f))
+		return f.ShutdownTimeout
+	}())
 }

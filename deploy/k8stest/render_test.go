@@ -36,7 +36,17 @@ func render(t *testing.T, dir string) *rendered {
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(repoRoot(t), dir))
 	require.NoError(t, err, "kustomize build %s", dir)
-	out := &rendered{
+	out := newRendered()
+	for _, r := range m.Resources() {
+		y, err := r.AsYAML()
+		require.NoError(t, err)
+		require.NoError(t, out.add(y), "%s %s/%s", dir, r.GetKind(), r.GetName())
+	}
+	return out
+}
+
+func newRendered() *rendered {
+	return &rendered{
 		Deployments: map[string]*appsv1.Deployment{},
 		Services:    map[string]*corev1.Service{},
 		ConfigMaps:  map[string]*corev1.ConfigMap{},
@@ -45,12 +55,6 @@ func render(t *testing.T, dir string) *rendered {
 		HPAs:        map[string]*autoscalingv2.HorizontalPodAutoscaler{},
 		PDBs:        map[string]*policyv1.PodDisruptionBudget{},
 	}
-	for _, r := range m.Resources() {
-		y, err := r.AsYAML()
-		require.NoError(t, err)
-		require.NoError(t, out.add(y), "%s %s/%s", dir, r.GetKind(), r.GetName())
-	}
-	return out
 }
 
 // add decodes one resource into its API type, refusing unknown and

@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -65,4 +67,36 @@ func TestMongoWriteConcern(t *testing.T) {
 		require.Error(t, err, wc)
 		assert.Contains(t, err.Error(), "mongo.write_concern", wc)
 	}
+}
+
+// FuzzMongoSettings: whatever mongo.uri and mongo.write_concern hold, the
+// loader answers (no panic from it or the driver's parser), an error names
+// the key, never repeats a password, and an accepted write concern is one
+// the gateway can map.
+func FuzzMongoSettings(f *testing.F) {
+	f.Add("mongodb://h1:27017,h2/?replicaSet=rs0", "majority")
+	f.Add("mongodb+srv://u:pw@cluster0.example.net/?w=majority", "2")
+	f.Add("mongodb://u:pw@[::1]:27017/?tls=true&ssl=false", "0")
+	f.Add("mongodb://u:p%40w@h/?authMechanism=SCRAM-SHA-256&authSource=$external", "")
+	f.Add("mongodb://%zz@h", "-1")
+	f.Fuzz(func(t *testing.T, uri, wc string) {
+		env := map[string]string{config.EnvMongoURI: uri}
+		doc := "routes: [{path: /, upstream: 'http://u:1'}]\nmongo: {write_concern: '" +
+			strings.ReplaceAll(wc, "'", "''") + "'}\n"
+		cfg, err := config.Parse([]byte(doc), func(k string) string { return env[k] })
+		if err != nil {
+			if strings.Contains(err.Error(), "mongo.uri") {
+				if _, pw, ok := strings.Cut(uri, ":pw"); ok && len(pw) > 0 {
+					assert.NotContains(t, err.Error(), uri)
+				}
+			}
+			return
+		}
+		w := cfg.Mongo.WriteConcern
+		if w != "" && w != "majority" {
+			n, err := strconv.Atoi(w)
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, n, 1)
+		}
+	})
 }
