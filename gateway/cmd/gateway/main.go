@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer cancel()
 		_ = mc.Disconnect(dctx)
 	}()
-	coll := mc.Database(cfg.Mongo.Database).Collection("events")
+	coll := mongoCollection(mc, cfg.Mongo, "events")
 
 	store, err := traffic.New(rdb, cfg.Redis.Prefix)
 	if err != nil {
@@ -184,7 +184,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return fmt.Errorf("login_protection: %w", err)
 	}
-	auditColl := mc.Database(cfg.Mongo.Database).Collection("audit")
+	auditColl := mongoCollection(mc, cfg.Mongo, "audit")
 	auditLog, err := audit.New(auditColl, cfg.Events.QueueSize, log)
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 	"gopkg.in/yaml.v3"
 )
 
@@ -206,6 +207,10 @@ type Mongo struct {
 	URI       string
 	Database  string
 	Retention time.Duration
+	// WriteConcern is the events and audit collections' write concern:
+	// "" leaves the URI's (w=...) or the driver's default, "majority", or
+	// a number of members (at least 1: w=0 would lose events silently).
+	WriteConcern string
 }
 
 // Scorer holds the scoring service's client settings.
@@ -245,9 +250,10 @@ type file struct {
 		FallbackClients int    `yaml:"fallback_clients"`
 	} `yaml:"redis"`
 	Mongo struct {
-		URI       string `yaml:"uri"`
-		Database  string `yaml:"database"`
-		Retention string `yaml:"retention"`
+		URI          string `yaml:"uri"`
+		Database     string `yaml:"database"`
+		Retention    string `yaml:"retention"`
+		WriteConcern string `yaml:"write_concern"`
 	} `yaml:"mongo"`
 	Scorer struct {
 		Enabled  *bool  `yaml:"enabled"`
@@ -526,7 +532,8 @@ func (f *file) validate() (*Config, error) {
 		},
 		Mongo: Mongo{
 			URI: f.Mongo.URI, Database: f.Mongo.Database,
-			Retention: dur("mongo.retention", f.Mongo.Retention, time.Hour),
+			Retention:    dur("mongo.retention", f.Mongo.Retention, time.Hour),
+			WriteConcern: f.Mongo.WriteConcern,
 		},
 		Scorer: Scorer{
 			Enabled:  f.Scorer.Enabled == nil || *f.Scorer.Enabled,
@@ -591,7 +598,14 @@ func (f *file) validate() (*Config, error) {
 		return u
 	}
 	checkURL("redis.url", c.Redis.URL, "redis", "rediss")
-	checkURL("mongo.uri", c.Mongo.URI, "mongodb", "mongodb+srv")
+	if err := checkMongoURI(c.Mongo.URI); err != nil {
+		bad("mongo.uri", "%v", err)
+	}
+	if wc := c.Mongo.WriteConcern; wc != "" && wc != "majority" {
+		if n, err := strconv.Atoi(wc); err != nil || n < 1 {
+			bad("mongo.write_concern", `must be "", "majority" or a number of members of at least 1, got %q`, wc)
+		}
+	}
 	checkURL("scorer.url", c.Scorer.URL, "http", "https")
 	if c.Mongo.Database == "" {
 		bad("mongo.database", "must not be empty")
@@ -885,7 +899,7 @@ func (c *Config) Redacted() map[string]any {
 		"listen": c.Listen, "gateway_id": c.GatewayID, "routes": routes,
 		"trusted_proxies": c.TrustedProxies, "client_ip_header": c.ClientIPHeader,
 		"redis":      map[string]any{"url": redactURL(c.Redis.URL), "prefix": c.Redis.Prefix, "fail_mode": c.Redis.FailMode, "timeout": c.Redis.Timeout.String(), "fallback_clients": c.Redis.FallbackClients},
-		"mongo":      map[string]any{"uri": redactURL(c.Mongo.URI), "database": c.Mongo.Database, "retention": c.Mongo.Retention.String()},
+		"mongo":      map[string]any{"uri": redactURL(c.Mongo.URI), "database": c.Mongo.Database, "retention": c.Mongo.Retention.String(), "write_concern": c.Mongo.WriteConcern},
 		"scorer":     map[string]any{"enabled": c.Scorer.Enabled, "url": redactURL(c.Scorer.URL), "timeout": c.Scorer.Timeout.String(), "fail_mode": c.Scorer.FailMode},
 		"thresholds": map[string]any{"block": c.BlockAt, "throttle": c.ThrottleAt},
 		"ban_ttl":    c.BanTTL.String(), "shadow": c.Shadow,
@@ -906,6 +920,28 @@ func (c *Config) Redacted() map[string]any {
 }
 
 // redactURL hides a password inside a connection URL.
+// checkMongoURI accepts what the driver accepts: a mongodb:// URI is parsed
+// by the driver itself (several hosts, as a replica set URI has, are more
+// than net/url takes: "h1:27017,h2"); a mongodb+srv:// one names one host
+// without a port, and its DNS records are looked up at connect, not here.
+// The errors never repeat the URI, which may hold a password.
+func checkMongoURI(s string) error {
+	switch {
+	case strings.HasPrefix(s, "mongodb://"):
+		if _, err := connstring.ParseAndValidate(s); err != nil {
+			return errors.New(strings.ReplaceAll(err.Error(), s, "[uri]"))
+		}
+		return nil
+	case strings.HasPrefix(s, "mongodb+srv://"):
+		u, err := url.Parse(s)
+		if err != nil || u.Hostname() == "" || u.Port() != "" || strings.Contains(u.Host, ",") {
+			return errors.New("a mongodb+srv URI names one host name, without a port")
+		}
+		return nil
+	}
+	return errors.New("must be a mongodb:// or mongodb+srv:// URI")
+}
+
 func redactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
