@@ -309,7 +309,18 @@ func TestStalledUploadsDoNotLockOutLogins(t *testing.T) {
 		_, err = fmt.Fprintf(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
 		require.NoError(t, err)
 	}
-	time.Sleep(500 * time.Millisecond) // let the gateway take all eight (a wait for them, not a speed bound)
+	// And four POSTs to a sensitive path (/login, not a guarded login
+	// route) that announce 1024 bytes and stall while the gateway reads
+	// their head to name the login.
+	for i := range 4 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(fmt.Sprintf("127.0.0.%d", 190+i))}, Timeout: 5 * time.Second}
+		conn, err := d.Dial("tcp", s.gw)
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = fmt.Fprintf(conn, "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1024\r\n\r\n{\"username\"")
+		require.NoError(t, err)
+	}
+	time.Sleep(500 * time.Millisecond) // let the gateway take all twelve (a wait for them, not a speed bound)
 	r := s.from("127.0.0.97").postJSON("/api/login", `{"username":"carol","password":"right"}`)
 	assert.Equal(t, http.StatusOK, r.Code, "a login still gets its share of the buffer memory")
 }

@@ -241,7 +241,8 @@ func (p *pipeline) refuseBanned(c echo.Context, v *verdict, now time.Time, ttl t
 
 // describe is traffic.DescribeRequest with the login's head (read from a
 // POST to a sensitive path, at most traffic.MaxLoginBody) charged to
-// body_buffer_memory; while that is full the login is not read.
+// body_buffer_memory, within the half uploads may use; while that is full
+// the login is not named.
 func (p *pipeline) describe(c echo.Context, v *verdict) (traffic.Request, func()) {
 	r := c.Request()
 	cfg := v.rt.cfg
@@ -254,7 +255,9 @@ func (p *pipeline) describe(c echo.Context, v *verdict) (traffic.Request, func()
 	if r.ContentLength >= 0 {
 		n = min(n, r.ContentLength)
 	}
-	if n == 0 || !p.g.bodies.reserve(n, cfg.Edge.BodyBufferMemory) {
+	// Within the half of body_buffer_memory uploads share: heads that
+	// stall here must not take the memory logins are read with.
+	if n == 0 || !p.g.bodies.reserve(n, cfg.Edge.BodyBufferMemory/2) {
 		return desc, noRelease
 	}
 	desc.Principal = traffic.LoginOf(r)
