@@ -256,7 +256,7 @@ func TestOverLimitChunkedUploadIsCutOff(t *testing.T) {
 // pass again.
 func TestLoginBodiesAreBounded(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, guardedConfig+"body_buffer_size: 1024\nbody_buffer_memory: 2048\n")
+	s := startStack(t, guardedConfig+"body_buffer_size: 1024\nbody_buffer_memory: 2048\nread_header_timeout: 30s\n")
 	loginBackend(s.u1)
 	c := s.from("127.0.0.93")
 	good := `{"username":"carol","password":"right"}`
