@@ -19,7 +19,7 @@ import (
 
 var t0 = time.Unix(1_800_000_000, 0)
 
-func newStore(t *testing.T, ttl time.Duration) (*apikey.Store, *redis.Client, string) {
+func newStore(t *testing.T, ttl time.Duration) (*apikey.Store, redis.UniversalClient, string) {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	s, err := apikey.New(rdb, prefix, ttl)

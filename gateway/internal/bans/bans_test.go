@@ -17,7 +17,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 )
 
-func newStore(t *testing.T) (*bans.Store, *redis.Client, string) {
+func newStore(t *testing.T) (*bans.Store, redis.UniversalClient, string) {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	s, err := bans.New(rdb, prefix)

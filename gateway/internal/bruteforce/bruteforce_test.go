@@ -38,7 +38,7 @@ func testConfig() bruteforce.Config {
 	}
 }
 
-func newGuard(t *testing.T, cfg bruteforce.Config) (*bruteforce.Guard, *redis.Client, string) {
+func newGuard(t *testing.T, cfg bruteforce.Config) (*bruteforce.Guard, redis.UniversalClient, string) {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	g, err := bruteforce.New(rdb, prefix, cfg)
