@@ -99,8 +99,8 @@ func clusterPort(t testing.TB, used map[int]bool) int {
 	return 0
 }
 
-// waitOK waits until every running node reports cluster_state:ok and knows
-// all 16384 slots.
+// waitOK waits until every running node reports cluster_state:ok, knows
+// all 16384 slots and sees every replica as one.
 func (c *RedisCluster) waitOK() {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -112,8 +112,13 @@ func (c *RedisCluster) waitOK() {
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			info, err := rdb.ClusterInfo(ctx).Result()
+			var nodes string
+			if err == nil {
+				nodes, err = rdb.ClusterNodes(ctx).Result()
+			}
 			cancel()
-			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384") {
+			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384") &&
+				strings.Count(nodes, "slave") >= c.replicas() {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -124,6 +129,17 @@ func (c *RedisCluster) waitOK() {
 		}
 		_ = rdb.Close()
 	}
+}
+
+// replicas is how many replicas are running.
+func (c *RedisCluster) replicas() int {
+	n := 0
+	for _, r := range c.Nodes[len(c.Nodes)/2:] {
+		if !r.exited() {
+			n++
+		}
+	}
+	return n
 }
 
 // Addrs are the nodes' host:port.
