@@ -43,7 +43,6 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/bulwarkgw/bulwark/shared/redisconn"
-	"github.com/redis/go-redis/v9"
 )
 
 func main() {
@@ -264,17 +263,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	var g errgroup.Group
-	probe := redisbreaker.Ping(ropt)
-	if cc, ok := rdb.(*redis.ClusterClient); ok {
-		// go-redis rereads a cluster's slot map on MOVED, or after 60s: a
-		// dead master's slots would stay routed to it for a minute after
-		// its replica took over. While the breaker is open each probe asks
-		// for a reload too, so the gateway follows a failover within a
-		// probe interval of it.
-		ping := probe
-		probe = func(ctx context.Context) error { cc.ReloadState(ctx); return ping(ctx) }
-	}
-	g.Go(func() error { return breaker.Run(bg, time.Second, probe) })
+	g.Go(func() error { return breaker.Run(bg, time.Second, redisbreaker.Ping(ropt)) })
 	g.Go(func() error { return sink.Run(bg) })
 	g.Go(func() error { return counter.Run(bg, 500*time.Millisecond) })
 	g.Go(func() error { ensureIndexes(bg, coll, cfg.Mongo.Retention, log); return nil })

@@ -164,30 +164,3 @@ func (c *RedisCluster) Client() *redis.ClusterClient {
 	c.t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
 }
-
-// MasterOf returns the node that serves key's slot now.
-func (c *RedisCluster) MasterOf(key string) *RedisServer {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	rdb := c.Client()
-	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
-	if err != nil {
-		c.t.Fatalf("CLUSTER KEYSLOT: %v", err)
-	}
-	slots, err := rdb.ClusterSlots(ctx).Result()
-	if err != nil {
-		c.t.Fatalf("CLUSTER SLOTS: %v", err)
-	}
-	for _, s := range slots {
-		if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
-			for _, n := range c.Nodes {
-				if n.Addr() == s.Nodes[0].Addr {
-					return n
-				}
-			}
-		}
-	}
-	c.t.Fatalf("no master for slot %d", slot)
-	return nil
-}
