@@ -23,7 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/sync/errgroup"
@@ -33,6 +32,7 @@ import (
 	"github.com/bulwarkgw/bulwark/dashboard/internal/live"
 	"github.com/bulwarkgw/bulwark/dashboard/internal/server"
 	"github.com/bulwarkgw/bulwark/dashboard/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/redisconn"
 	"github.com/bulwarkgw/bulwark/web"
 )
 
@@ -101,7 +101,7 @@ func load(args []string, getenv func(string) string) (settings, error) {
 			errs = append(errs, fmt.Errorf("BULWARK_DASHBOARD_ORIGINS: %q is not an origin like https://host:port", o))
 		}
 	}
-	if _, err := redis.ParseURL(s.redisURL); err != nil {
+	if _, err := redisconn.Options(s.redisURL); err != nil {
 		errs = append(errs, fmt.Errorf("BULWARK_REDIS_URL: %w", err))
 	}
 	return s, errors.Join(errs...)
@@ -117,9 +117,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "dashboard")
 
-	ropt, _ := redis.ParseURL(s.redisURL)
+	// One node, a Redis Cluster (addr=) or Sentinel (master_name=).
+	ropt, _ := redisconn.Options(s.redisURL)
 	ropt.DialTimeout, ropt.ReadTimeout, ropt.WriteTimeout = time.Second, 3*time.Second, time.Second
-	rdb := redis.NewClient(ropt)
+	rdb := redisconn.New(ropt)
 	defer rdb.Close()
 	mc, err := mongo.Connect(options.Client().ApplyURI(s.mongoURI).SetServerSelectionTimeout(3 * time.Second))
 	if err != nil {

@@ -45,12 +45,16 @@ func TestLoad(t *testing.T) {
 		{"origin with a path", map[string]string{"BULWARK_DASHBOARD_ORIGINS": "https://ops.example/x"}, "BULWARK_DASHBOARD_ORIGINS"},
 		{"origin without a scheme", map[string]string{"BULWARK_DASHBOARD_ORIGINS": "ops.example"}, "BULWARK_DASHBOARD_ORIGINS"},
 		{"negative cost", map[string]string{"BULWARK_COST_PER_REQUEST": "-1"}, "BULWARK_COST_PER_REQUEST"},
+		{"redis url scheme", map[string]string{"BULWARK_REDIS_URL": "http://r:1"}, "BULWARK_REDIS_URL: scheme must be redis or rediss"},
+		{"redis cluster with a database", map[string]string{"BULWARK_REDIS_URL": "redis://a:1/3?addr=b:2"}, "BULWARK_REDIS_URL: a cluster has only database 0"},
+		{"redis cluster", map[string]string{"BULWARK_REDIS_URL": "redis://a:1?addr=b:2&addr=c:3"}, ""},
+		{"redis sentinel", map[string]string{"BULWARK_REDIS_URL": "redis://s:26379?master_name=mymaster&addr=t:26379"}, ""},
 		{"empty prefix", map[string]string{"BULWARK_REDIS_PREFIX": ""}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load([]string{"dashboard"}, env(tc.env))
 			if tc.want == "" {
-				assert.NoError(t, err, "an empty variable means the default")
+				assert.NoError(t, err)
 				return
 			}
 			require.Error(t, err)
@@ -122,7 +126,7 @@ func TestRunListsBans(t *testing.T) {
 	ns := testenv.Namespace(t)
 	ctx := context.Background()
 	ip := "203.0.113.9"
-	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, wire.BanKey(prefix, ip), "score 0.95", 10*time.Minute)
 		p.ZAdd(ctx, wire.BanIndexKey(prefix), redis.Z{Score: float64(time.Now().Add(10 * time.Minute).UnixMilli()), Member: ip})
 		return nil
@@ -171,9 +175,11 @@ func TestRunListsBans(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	n, err := rdb.Exists(ctx, wire.BanKey(prefix, ip), wire.BanIndexKey(prefix)).Result()
-	require.NoError(t, err)
-	assert.Zero(t, n, "the ban key and the index are gone")
+	for _, k := range []string{wire.BanKey(prefix, ip), wire.BanIndexKey(prefix)} { // two slots on a cluster
+		n, err := rdb.Exists(ctx, k).Result()
+		require.NoError(t, err)
+		assert.Zero(t, n, "the ban key and the index are gone: %s", k)
+	}
 	require.Eventually(t, func() bool { return len(bans()) == 0 }, 10*time.Second, 50*time.Millisecond)
 
 	cancel()

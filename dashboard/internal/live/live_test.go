@@ -17,7 +17,7 @@ import (
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
-func publish(t *testing.T, rdb *redis.Client, prefix string, ev wire.Event) {
+func publish(t *testing.T, rdb redis.UniversalClient, prefix string, ev wire.Event) {
 	t.Helper()
 	b, err := json.Marshal(ev)
 	require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/shared/redisconn"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -44,14 +45,15 @@ func RedisURL(t testing.TB) string { return need(t, "BULWARK_TEST_REDIS_URL") }
 func MongoURI(t testing.TB) string { return need(t, "BULWARK_TEST_MONGO_URI") }
 
 // Redis returns a client for the test server and a key prefix unique to the
-// test. Keys under the prefix are deleted when the test ends.
-func Redis(t testing.TB) (*redis.Client, string) {
+// test. Keys under the prefix are deleted when the test ends. The URL may
+// name a Redis Cluster (redis://host:port?addr=host2:port...).
+func Redis(t testing.TB) (redis.UniversalClient, string) {
 	t.Helper()
-	opt, err := redis.ParseURL(RedisURL(t))
+	opt, err := redisconn.Options(RedisURL(t))
 	if err != nil {
 		t.Fatalf("BULWARK_TEST_REDIS_URL: %v", err)
 	}
-	rdb := redis.NewClient(opt)
+	rdb := redisconn.New(opt)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -61,9 +63,18 @@ func Redis(t testing.TB) (*redis.Client, string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
+		del := func(ctx context.Context, c *redis.Client) error {
+			iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+			return iter.Err()
+		}
+		switch c := rdb.(type) {
+		case *redis.ClusterClient:
+			_ = c.ForEachMaster(ctx, del)
+		case *redis.Client:
+			_ = del(ctx, c)
 		}
 		_ = rdb.Close()
 	})

@@ -16,7 +16,7 @@ import (
 // redisMicros reads the Redis CPU time (µs) all commands have taken so far,
 // from INFO commandstats. Other clients of the server count too: run the
 // benchmark alone.
-func redisMicros(b *testing.B, rdb *redis.Client) float64 {
+func redisMicros(b *testing.B, rdb redis.UniversalClient) float64 {
 	b.Helper()
 	info, err := rdb.Info(context.Background(), "commandstats").Result()
 	if err != nil {

@@ -86,7 +86,7 @@ type stack struct {
 	gw, admin  string
 	cfgPath    string
 	u1, u2, u3 *upstream
-	rdb        *redis.Client
+	rdb        redis.UniversalClient
 	prefix     string
 	out        *syncBuffer
 	env        map[string]string

@@ -19,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/sync/errgroup"
@@ -43,6 +42,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 	"github.com/bulwarkgw/bulwark/scorer/rules"
+	"github.com/bulwarkgw/bulwark/shared/redisconn"
 )
 
 func main() {
@@ -73,7 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer func() { stopLog(); <-logDone }()
 	log := slog.New(slog.NewJSONHandler(logOut, nil)).With("service", "gateway", "gateway", cfg.GatewayID)
 
-	ropt, err := redis.ParseURL(cfg.Redis.URL)
+	// One node, a Redis Cluster (addr=) or Sentinel (master_name=).
+	ropt, err := redisconn.Options(cfg.Redis.URL)
 	if err != nil {
 		return fmt.Errorf("redis.url: %w", err)
 	}
@@ -82,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ropt.WriteTimeout = cfg.Redis.Timeout
 	ropt.MaxRetries = -1   // no retries on the hot path: fail fast, degrade as configured
 	ropt.DialerRetries = 1 // one dial per call: the breaker decides when to try again
-	rdb := redis.NewClient(ropt)
+	rdb := redisconn.New(ropt)
 	defer rdb.Close()
 	// Every Redis user shares one circuit breaker: after a first timeout or
 	// refused connection calls fail at once until a probe answers.

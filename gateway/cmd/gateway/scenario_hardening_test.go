@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -190,7 +191,7 @@ func TestVerifiedKeysAreRememberedForTravel(t *testing.T) {
 	require.Equal(t, http.StatusOK, s.from("127.0.0.107").get("/app/hello", "X-API-Key", key).Code)
 	require.Equal(t, http.StatusUnauthorized, s.from("127.0.0.108").get("/app/hello", "X-API-Key", strings.Repeat("0", 64)).Code)
 
-	locs, err := s.rdb.Keys(t.Context(), s.prefix+"{key:*}:loc").Result()
+	locs, err := testenv.Keys(t.Context(), s.rdb, s.prefix+"{key:*}:loc")
 	require.NoError(t, err)
 	require.Len(t, locs, 1, "only the accepted key")
 	ip, err := s.rdb.HGet(t.Context(), locs[0], "ip").Result()

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -84,7 +85,7 @@ func TestS01KeyIssuance(t *testing.T) {
 	assert.Equal(t, body, string(got[0].Body), "the same body bytes")
 	assert.Equal(t, "application/json", got[0].ContentType, "client headers are forwarded")
 	// Keys are stored hashed: the raw key is nowhere in Redis.
-	keys, err := s.rdb.Keys(t.Context(), s.prefix+"*").Result()
+	keys, err := testenv.Keys(t.Context(), s.rdb, s.prefix+"*")
 	require.NoError(t, err)
 	for _, k := range keys {
 		assert.NotContains(t, k, m["API_KEY"])

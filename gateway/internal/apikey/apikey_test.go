@@ -19,7 +19,7 @@ import (
 
 var t0 = time.Unix(1_800_000_000, 0)
 
-func newStore(t *testing.T, ttl time.Duration) (*apikey.Store, *redis.Client, string) {
+func newStore(t *testing.T, ttl time.Duration) (*apikey.Store, redis.UniversalClient, string) {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	s, err := apikey.New(rdb, prefix, ttl)
@@ -146,9 +146,9 @@ func TestStorageHoldsOnlyHashes(t *testing.T) {
 	}
 
 	var dump []string
-	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
-	for iter.Next(ctx) {
-		name := iter.Val()
+	names, err := testenv.Keys(ctx, rdb, prefix+"*")
+	require.NoError(t, err)
+	for _, name := range names {
 		dump = append(dump, name)
 		typ, err := rdb.Type(ctx, name).Result()
 		require.NoError(t, err)
@@ -169,7 +169,6 @@ func TestStorageHoldsOnlyHashes(t *testing.T) {
 		assert.Positive(t, ttl, "every key expires: %s", name)
 		assert.LessOrEqual(t, ttl, time.Hour)
 	}
-	require.NoError(t, iter.Err())
 	require.Len(t, dump, 3*(1+4)+3*(1+1)+1+3, "3 sessions (hash of 2 fields), 3 indexes, 1 failure log of 3 entries")
 	all := strings.Join(dump, "\n")
 	for _, k := range keys {
@@ -184,7 +183,7 @@ func TestSessionKeysExpireInRedis(t *testing.T) {
 	ctx := context.Background()
 	_, sess, err := s.Mint(ctx, "user", time.Now())
 	require.NoError(t, err)
-	names, err := rdb.Keys(ctx, prefix+"apikey:{"+sess.ID+"}*").Result()
+	names, err := testenv.Keys(ctx, rdb, prefix+"apikey:{"+sess.ID+"}*")
 	require.NoError(t, err)
 	require.Len(t, names, 2, "session and revoke index share the ID hash tag")
 	for _, n := range names {

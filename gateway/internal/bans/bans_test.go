@@ -17,7 +17,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 )
 
-func newStore(t *testing.T) (*bans.Store, *redis.Client, string) {
+func newStore(t *testing.T) (*bans.Store, redis.UniversalClient, string) {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	s, err := bans.New(rdb, prefix)
@@ -320,10 +320,17 @@ func TestBanWritesKeyAndIndexInOneRoundTrip(t *testing.T) {
 	now := time.Now().Truncate(time.Millisecond)
 	ip := netip.MustParseAddr("198.51.100.20")
 
+	// On a cluster the pipeline is split per node, sent concurrently: one
+	// round trip in time, one pipeline per node, never a transaction.
+	cluster := testenv.IsCluster(rdb)
 	require.NoError(t, s.Ban(ctx, ip, 10*time.Minute, "score 0.91", now))
 	n, names := rec.take()
-	assert.Equal(t, 1, n, "one round trip")
-	assert.Equal(t, []string{"multi", "eval", "zadd", "zremrangebyscore", "exec"}, names, "one transaction on a single server")
+	if cluster {
+		assert.ElementsMatch(t, []string{"eval", "zadd", "zremrangebyscore"}, names, "a plain pipeline on a cluster")
+	} else {
+		assert.Equal(t, 1, n, "one round trip")
+		assert.Equal(t, []string{"multi", "eval", "zadd", "zremrangebyscore", "exec"}, names, "one transaction on a single server")
+	}
 	score, err := rdb.ZScore(ctx, prefix+"bans", "198.51.100.20").Result()
 	require.NoError(t, err)
 	assert.Equal(t, float64(now.Add(10*time.Minute).UnixMilli()), score)
@@ -333,7 +340,9 @@ func TestBanWritesKeyAndIndexInOneRoundTrip(t *testing.T) {
 	rec.take()
 	require.NoError(t, s.Ban(ctx, ip, time.Minute, "shorter", now))
 	n, _ = rec.take()
-	assert.Equal(t, 2, n)
+	if !cluster {
+		assert.Equal(t, 2, n)
+	}
 	score, err = rdb.ZScore(ctx, prefix+"bans", "198.51.100.20").Result()
 	require.NoError(t, err)
 	assert.InDelta(t, float64(now.Add(10*time.Minute).UnixMilli()), score, 2000)
@@ -343,8 +352,12 @@ func TestBanWritesKeyAndIndexInOneRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, lifted)
 	n, names = rec.take()
-	assert.Equal(t, 1, n)
-	assert.Equal(t, []string{"multi", "del", "zrem", "exec"}, names)
+	if cluster {
+		assert.ElementsMatch(t, []string{"del", "zrem"}, names)
+	} else {
+		assert.Equal(t, 1, n)
+		assert.Equal(t, []string{"multi", "del", "zrem", "exec"}, names)
+	}
 	members, err := rdb.ZCard(ctx, prefix+"bans").Result()
 	require.NoError(t, err)
 	assert.Zero(t, members, "the index entry went with the ban")

@@ -38,7 +38,7 @@ func testConfig() bruteforce.Config {
 	}
 }
 
-func newGuard(t *testing.T, cfg bruteforce.Config) (*bruteforce.Guard, *redis.Client, string) {
+func newGuard(t *testing.T, cfg bruteforce.Config) (*bruteforce.Guard, redis.UniversalClient, string) {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	g, err := bruteforce.New(rdb, prefix, cfg)
@@ -618,9 +618,9 @@ func TestStorage(t *testing.T) {
 
 	var dump []string
 	kinds := map[string]bool{}
-	iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
-	for iter.Next(ctx) {
-		name := iter.Val()
+	names, err := testenv.Keys(ctx, rdb, prefix+"*")
+	require.NoError(t, err)
+	for _, name := range names {
 		if name == prefix+"bf:secret" {
 			continue // the shared HMAC key: no login, no password, no expiry
 		}
@@ -646,7 +646,6 @@ func TestStorage(t *testing.T) {
 		assert.Positive(t, ttl, "%s expires", name)
 		assert.LessOrEqual(t, ttl, 2*time.Second+time.Second, name)
 	}
-	require.NoError(t, iter.Err())
 	assert.Equal(t, map[string]bool{
 		"bucket:login": true, "bucket:password": true, "bucket:ip": true,
 		"lock:login": true, "lock:ip": true, // alice's runs became locks
@@ -680,7 +679,7 @@ func TestPasswordsAreKeyedByASharedSecret(t *testing.T) {
 
 	sum := sha256.Sum256([]byte("hunter2"))
 	plain := hex.EncodeToString(sum[:])
-	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	keys, err := testenv.Keys(ctx, rdb, prefix+"*")
 	require.NoError(t, err)
 	for _, k := range keys {
 		assert.NotContains(t, k, "hunter2")

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/shared/redisconn"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 	"gopkg.in/yaml.v3"
 )
@@ -597,7 +598,9 @@ func (f *file) validate() (*Config, error) {
 		}
 		return u
 	}
-	checkURL("redis.url", c.Redis.URL, "redis", "rediss")
+	if _, err := redisconn.Options(c.Redis.URL); err != nil {
+		bad("redis.url", "%v", err)
+	}
 	if err := checkMongoURI(c.Mongo.URI); err != nil {
 		bad("mongo.uri", "%v", err)
 	}

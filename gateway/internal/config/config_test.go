@@ -75,6 +75,14 @@ func TestDefaultsWithUpstreamFromEnv(t *testing.T) {
 	assert.EqualValues(t, 32<<20, cfg.Edge.BodyBufferMemory)
 }
 
+func TestRedisURLForms(t *testing.T) {
+	for _, u := range []string{"redis://r:6379/2", "rediss://u:p@r:6380", "redis://a:7000?addr=b:7001&addr=c:7002", "redis://s:26379?master_name=mymaster&addr=t:26379"} {
+		cfg, err := config.Parse(nil, env(map[string]string{config.EnvUpstreamURL: "http://shop:9000", config.EnvRedisURL: u}))
+		require.NoError(t, err, u)
+		assert.Equal(t, u, cfg.Redis.URL)
+	}
+}
+
 func TestParseBad(t *testing.T) {
 	tests := []struct {
 		name string
@@ -89,6 +97,10 @@ func TestParseBad(t *testing.T) {
 		{"no routes", "listen: \":1\"\n", []string{"routes: at least one route is required"}},
 		{"bad route path and scheme", "routes: [{path: api/, upstream: http://u}, {path: /x, upstream: ftp://x}]\n", []string{`routes[0].path: must start with '/'`, "routes[1].upstream: must be an absolute http or https URL"}},
 		{"bad thresholds and fail mode", "routes: [{path: /, upstream: http://u}]\nthresholds: {block: 1.5, throttle: 0}\nredis: {fail_mode: maybe}\n", []string{"thresholds.block", "thresholds.throttle", `redis.fail_mode: must be "open" or "closed"`}},
+		{"bad redis url scheme", "routes: [{path: /, upstream: http://u}]\nredis: {url: 'http://r:1'}\n", []string{"redis.url: scheme must be redis or rediss"}},
+		{"bad redis cluster addr", "routes: [{path: /, upstream: http://u}]\nredis: {url: 'redis://a:1?addr=nohost'}\n", []string{"redis.url: redis: unable to parse addr param"}},
+		{"redis cluster with a database", "routes: [{path: /, upstream: http://u}]\nredis: {url: 'redis://a:1/2?addr=b:2'}\n", []string{"redis.url: a cluster has only database 0"}},
+		{"redis unknown option", "routes: [{path: /, upstream: http://u}]\nredis: {url: 'redis://a:1?master_name=m&bogus=1'}\n", []string{"redis.url: redis: unexpected option: bogus"}},
 		{"bad fallback bound", "routes: [{path: /, upstream: http://u}]\nredis: {fallback_clients: 0}\n", []string{"redis.fallback_clients: must be at least 2, got 0"}},
 		{"not yaml", "routes: [", []string{"config:"}},
 		{"bad client ip header", "routes: [{path: /, upstream: http://u}]\nclient_ip_header: X-Client\n", []string{`client_ip_header: must be`}},

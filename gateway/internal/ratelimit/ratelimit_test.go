@@ -16,7 +16,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
 )
 
-func newLimiter(t *testing.T) (*ratelimit.Limiter, *redis.Client, string) {
+func newLimiter(t *testing.T) (*ratelimit.Limiter, redis.UniversalClient, string) {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	l, err := ratelimit.New(rdb, prefix)

@@ -215,16 +215,18 @@ func (b *Breaker) Run(ctx context.Context, interval time.Duration, probe func(co
 	}
 }
 
-// Ping returns a probe that PINGs the server opt names on a client of its
-// own, made for each probe: it always dials, whatever the state of the
-// shared client's pool (go-redis stops dialing for a while after many dial
-// errors), and it runs with opt's dial and read timeouts.
-func Ping(opt *redis.Options) func(context.Context) error {
+// Ping returns a probe that PINGs the deployment opt names (one node, a
+// cluster or a Sentinel master) on a client of its own, made for each
+// probe: it always dials, whatever the state of the shared client's pool
+// (go-redis stops dialing for a while after many dial errors), and it runs
+// with opt's dial and read timeouts. On a cluster the PING goes to one
+// node, after the client has read the slot map from a seed.
+func Ping(opt *redis.UniversalOptions) func(context.Context) error {
 	o := *opt
 	o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 1, 0, 1
 	o.MaxRetries, o.DialerRetries = -1, 1
 	return func(ctx context.Context) error {
-		c := redis.NewClient(&o)
+		c := redis.NewUniversalClient(&o)
 		defer c.Close()
 		return c.Ping(ctx).Err()
 	}

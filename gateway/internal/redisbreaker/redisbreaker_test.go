@@ -149,7 +149,7 @@ func TestFrozenRedisOpensAndRecovers(t *testing.T) {
 	assert.ErrorIs(t, err, redisbreaker.ErrOpen)
 	assert.EqualValues(t, 22, b.Rejected())
 
-	run(t, b, redisbreaker.Ping(opt))
+	run(t, b, redisbreaker.Ping(&redis.UniversalOptions{Addrs: []string{opt.Addr}, DialTimeout: opt.DialTimeout, ReadTimeout: opt.ReadTimeout, WriteTimeout: opt.WriteTimeout}))
 	time.Sleep(200 * time.Millisecond) // probes keep failing while frozen
 	assert.True(t, b.Open(), "no answer, no closing")
 	srv.Thaw()

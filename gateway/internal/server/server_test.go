@@ -71,7 +71,7 @@ type fixture struct {
 	events   *recorder
 	hits     func() int
 	lastXFF  func() string
-	redis    *redis.Client
+	redis    redis.UniversalClient
 	prefix   string
 	upstream *url.URL
 }
@@ -79,7 +79,7 @@ type fixture struct {
 // newGateway is the whole chain in front of upstream, on a real traffic
 // store and ban store under prefix, with the given scorer; mutate may
 // adjust the config first.
-func newGateway(t *testing.T, upstream string, mutate func(*config.Config), scorer server.Scorer, rdb *redis.Client, prefix string) (*server.Gateway, *recorder) {
+func newGateway(t *testing.T, upstream string, mutate func(*config.Config), scorer server.Scorer, rdb redis.UniversalClient, prefix string) (*server.Gateway, *recorder) {
 	t.Helper()
 	cfg, err := config.Parse([]byte("routes: [{path: /, upstream: "+upstream+"}]\ntrusted_proxies: [127.0.0.2]\nban_ttl: 1m\n"), func(string) string { return "" })
 	require.NoError(t, err)
@@ -97,7 +97,7 @@ func newGateway(t *testing.T, upstream string, mutate func(*config.Config), scor
 	return g, rec
 }
 
-func newFixture(t *testing.T, mutate func(*config.Config), scorer server.Scorer, rdb *redis.Client, prefix string) *fixture {
+func newFixture(t *testing.T, mutate func(*config.Config), scorer server.Scorer, rdb redis.UniversalClient, prefix string) *fixture {
 	t.Helper()
 	var mu sync.Mutex
 	hits, xff := 0, ""

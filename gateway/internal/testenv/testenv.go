@@ -10,9 +10,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/shared/redisconn"
 	"github.com/redis/go-redis/v9"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -44,14 +46,16 @@ func RedisURL(t testing.TB) string { return need(t, "BULWARK_TEST_REDIS_URL") }
 func MongoURI(t testing.TB) string { return need(t, "BULWARK_TEST_MONGO_URI") }
 
 // Redis returns a client for the test server and a key prefix unique to the
-// test. Keys under the prefix are deleted when the test ends.
-func Redis(t testing.TB) (*redis.Client, string) {
+// test. Keys under the prefix are deleted when the test ends. The URL may
+// name a Redis Cluster (redis://host:port?addr=host2:port...): the whole
+// suite then runs against it.
+func Redis(t testing.TB) (redis.UniversalClient, string) {
 	t.Helper()
-	opt, err := redis.ParseURL(RedisURL(t))
+	opt, err := redisconn.Options(RedisURL(t))
 	if err != nil {
 		t.Fatalf("BULWARK_TEST_REDIS_URL: %v", err)
 	}
-	rdb := redis.NewClient(opt)
+	rdb := redisconn.New(opt)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
@@ -61,13 +65,27 @@ func Redis(t testing.TB) (*redis.Client, string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
+		DeletePrefix(ctx, rdb, prefix)
 		_ = rdb.Close()
 	})
 	return rdb, prefix
+}
+
+// DeletePrefix deletes the keys under prefix, on every master of a cluster.
+func DeletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) {
+	del := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+"*", 500).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+		return iter.Err()
+	}
+	switch c := rdb.(type) {
+	case *redis.ClusterClient:
+		_ = c.ForEachMaster(ctx, del)
+	case *redis.Client:
+		_ = del(ctx, c)
+	}
 }
 
 // Mongo returns a database unique to the test, dropped when it ends.
@@ -85,4 +103,29 @@ func Mongo(t testing.TB) *mongo.Database {
 		_ = client.Disconnect(ctx)
 	})
 	return db
+}
+
+// Keys lists the keys matching pattern, on every master of a cluster (KEYS
+// on a cluster client asks one node).
+func Keys(ctx context.Context, rdb redis.UniversalClient, pattern string) ([]string, error) {
+	c, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return rdb.Keys(ctx, pattern).Result()
+	}
+	var mu sync.Mutex
+	var all []string
+	err := c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		keys, err := n.Keys(ctx, pattern).Result()
+		mu.Lock()
+		all = append(all, keys...)
+		mu.Unlock()
+		return err
+	})
+	return all, err
+}
+
+// IsCluster tells whether rdb is a Redis Cluster client.
+func IsCluster(rdb redis.UniversalClient) bool {
+	_, ok := rdb.(*redis.ClusterClient)
+	return ok
 }

@@ -35,7 +35,10 @@ func TestExpiredRequestDoesNotCutTheBatch(t *testing.T) {
 	require.NotNil(t, freshCmd)
 	assert.NoError(t, freshCmd.Err())
 	assert.Equal(t, abandoned, stale.state.Load())
-	n, err := rdb.Exists(context.Background(), prefix+"stale", prefix+"fresh").Result()
+	n, err := rdb.Exists(context.Background(), prefix+"stale").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "never sent")
+	n, err = rdb.Exists(context.Background(), prefix+"fresh").Result()
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // info reads one numeric field of a Redis INFO section.
-func info(b *testing.B, rdb *redis.Client, section, field string) float64 {
+func info(b *testing.B, rdb redis.UniversalClient, section, field string) float64 {
 	b.Helper()
 	s, err := rdb.Info(context.Background(), section).Result()
 	if err != nil {

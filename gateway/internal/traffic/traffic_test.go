@@ -158,7 +158,7 @@ func TestStateIsTheWireRecord(t *testing.T) {
 	}
 	assert.Equal(t, wire.MaxGaps, o.Intervals)
 
-	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	keys, err := testenv.Keys(ctx, rdb, prefix+"*")
 	require.NoError(t, err)
 	assert.Equal(t, []string{wire.ClientKey(prefix, "192.0.2.77")}, keys, "one key per client")
 	raw, err := rdb.Get(ctx, keys[0]).Bytes()
