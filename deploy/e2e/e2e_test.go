@@ -140,11 +140,21 @@ type syncBuf struct {
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-// start runs a service until the test ends and waits for its /healthz.
-func start(t *testing.T, name, bin, addr string, env ...string) {
+// start runs a service until the test ends and waits for its /healthz; it
+// returns the address the service listens on. With addr "" the service
+// binds a port the kernel picks, and the address is read from its
+// "listening" log line: nothing can take the port between a check and the
+// bind. Either way the service must have logged that it listens on the
+// address before its /healthz counts, so a port another test's process
+// holds is never mistaken for this service.
+func start(t *testing.T, name, bin, addr string, env ...string) string {
 	out := &syncBuf{}
+	listen := addr
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), append(env, "BULWARK_LISTEN="+addr)...)
+	cmd.Env = append(os.Environ(), append(env, "BULWARK_LISTEN="+listen)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
 	// done closes when the process has exited; waitErr is then its status.
@@ -156,6 +166,9 @@ func start(t *testing.T, name, bin, addr string, env ...string) {
 	t.Cleanup(func() {
 		select {
 		case <-done: // it exited on its own; the health loop reported it
+			if t.Failed() {
+				t.Logf("%s exited early (%v); output:\n%s", name, waitErr, out)
+			}
 			return
 		default:
 		}
@@ -172,24 +185,49 @@ func start(t *testing.T, name, bin, addr string, env ...string) {
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
+	bound := ""
 	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
 		select {
 		case <-done:
 			t.Fatalf("%s exited: %v\n%s", name, waitErr, out)
 		default:
+		}
+		if bound == "" {
+			bound = listeningAddr(out.String())
+			if bound != "" && addr != "" && bound != addr {
+				t.Fatalf("%s listens on %s, not on %s", name, bound, addr)
+			}
+		}
+		if bound != "" {
+			resp, err := http.Get("http://" + bound + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return bound
+				}
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not healthy in 20s:\n%s", name, out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// listeningAddr is the address in a service's JSON "listening" log line
+// ("listening", or "scorer listening"; never "admin listening"), or ""
+// before it has logged one.
+func listeningAddr(log string) string {
+	for line := range strings.Lines(log) {
+		var l struct {
+			Msg  string `json:"msg"`
+			Addr string `json:"addr"`
+		}
+		if json.Unmarshal([]byte(line), &l) == nil && (l.Msg == "listening" || l.Msg == "scorer listening") && l.Addr != "" {
+			return l.Addr
+		}
+	}
+	return ""
 }
 
 // stack is the whole system running as processes on free ports.
@@ -213,19 +251,18 @@ func startStack(t *testing.T, gatewayEnv, dashboardEnv []string) stack {
 		"BULWARK_REDIS_URL=" + redisURL, "BULWARK_REDIS_PREFIX=" + ns + ":",
 		"BULWARK_MONGO_URI=" + mongoURI, "BULWARK_MONGO_DB=" + ns,
 	}
-	shop, scorer, gw, dash := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	start(t, "shop", bins["shop"], shop)
+	shop := start(t, "shop", bins["shop"], "")
 	var geo []string
 	if db := os.Getenv("BULWARK_TEST_GEOIP_DB"); db != "" {
 		geo = append(geo, "BULWARK_GEOIP_DB="+db)
 	}
-	start(t, "scorer", bins["scorer"], scorer, geo...)
-	start(t, "gateway", bins["gateway"], gw, append(append(shared,
+	scorer := start(t, "scorer", bins["scorer"], "", geo...)
+	gw := start(t, "gateway", bins["gateway"], "", append(append(shared,
 		"BULWARK_UPSTREAM_URL=http://"+shop, "BULWARK_SCORER_URL=http://"+scorer, "BULWARK_GATEWAY_ID=e2e-gw",
 		// These tests check behaviour, not latency: a loaded test machine
 		// must not turn a slow reply into a fail-open.
 		"BULWARK_REDIS_TIMEOUT=3s", "BULWARK_SCORER_TIMEOUT=3s"), gatewayEnv...)...)
-	start(t, "dashboard", bins["dashboard"], dash, append(shared, dashboardEnv...)...)
+	dash := start(t, "dashboard", bins["dashboard"], "", append(shared, dashboardEnv...)...)
 
 	mc, err := mongo.Connect(options.Client().ApplyURI(mongoURI))
 	require.NoError(t, err)
