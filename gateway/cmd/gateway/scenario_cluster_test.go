@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -84,4 +85,48 @@ func TestClusterThreeGatewaysOneBanList(t *testing.T) {
 	n, err := gws[0].rdb.Exists(t.Context(), gws[0].prefix+"{127.0.0.93}:ban").Result()
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, n, "the ban lives in the cluster")
+}
+
+// A login's consecutive failures are counted once across the gateways:
+// one failure through each of three gateways locks the login on all of
+// them, the lock refuses even the right password without calling the
+// backend, and it stays on the login, not on the addresses.
+func TestClusterThreeGatewaysOneLoginLock(t *testing.T) {
+	t.Parallel()
+	cfg := strings.Replace(loginConfig, "login: {rate: 2, interval: 1s}\n  password: {rate: 3, interval: 1s}\n  ip: {rate: 4, interval: 1s}", "login: {rate: 0}\n  password: {rate: 0}\n  ip: {rate: 0}", 1)
+	cfg = strings.Replace(cfg, "block: 2s", "block: 1h", 1)
+	gws := startCluster(t, 3, cfg)
+	for _, gw := range gws {
+		twoUsers(gw.u1)
+	}
+	for i, gw := range gws {
+		r := gw.from("127.0.0."+strconv.Itoa(31+i)).postJSON("/auth", `{"username":"u","password":"wrong"}`)
+		require.Equal(t, http.StatusUnauthorized, r.Code, "failure %d, through gw-%d", i+1, i+1)
+	}
+	for i, gw := range gws {
+		before := gw.u1.count("/auth")
+		r := gw.from("127.0.0.35").postJSON("/auth", `{"username":"u","password":"right"}`)
+		assert.Contains(t, []int{http.StatusForbidden, http.StatusTooManyRequests}, r.Code, "gw-%d: locked even with the right password: %s", i+1, r.Body)
+		assert.Equal(t, before, gw.u1.count("/auth"), "gw-%d did not call the backend", i+1)
+		assert.Equal(t, http.StatusOK, gw.from("127.0.0.35").postJSON("/auth", `{"username":"other","password":"pw"}`).Code,
+			"gw-%d: the lock is on the login, not on the address", i+1)
+	}
+}
+
+// twoUsers makes u's /auth accept u/right and other/pw.
+func twoUsers(u *upstream) {
+	u.handle(func(w http.ResponseWriter, r *http.Request, body []byte) bool {
+		if r.URL.Path != "/auth" {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch string(body) {
+		case `{"username":"u","password":"right"}`, `{"username":"other","password":"pw"}`:
+			fmt.Fprint(w, `{"success":"ok","role":"user"}`)
+		default:
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"success":false}`)
+		}
+		return true
+	})
 }
