@@ -1,11 +1,11 @@
-package testenv_test
+package redistest_test
 
 import (
 	"context"
 	"strings"
 	"testing"
 
-	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/shared/redistest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -13,7 +13,7 @@ import (
 // keys of different slots written through one client, and a cross-slot
 // MSET refused as a real cluster refuses it.
 func TestStartRedisCluster(t *testing.T) {
-	c := testenv.StartRedisCluster(t)
+	c := redistest.StartRedisCluster(t)
 	rdb := c.Client()
 	ctx := context.Background()
 	nodes, err := rdb.ClusterNodes(ctx).Result()
