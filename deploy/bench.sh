@@ -60,8 +60,10 @@ if [ "$BENCH_GO" != 0 ]; then
   (cd scorer && go test -run '^$' -bench . -benchmem ./rules/ ./internal/server/)
   (cd gateway && go test -run '^$' -bench . -benchmem ./internal/server/ ./internal/lists/ ./internal/realip/ ./internal/events/ ./internal/connlimit/)
   # The traffic store alone: Redis CPU, round trips and memory per client
-  # (150,000 requests from 50,000 clients, 32 at a time).
-  (cd gateway && go test -run '^$' -bench '^BenchmarkObserve$' -benchtime 150000x ./internal/traffic/)
+  # (150,000 requests from 50,000 clients, 32 at a time), on one node and
+  # on a private 3-master 3-replica Redis Cluster (CPU and memory summed
+  # over the masters; round trips are per master).
+  (cd gateway && go test -run '^$' -bench '^BenchmarkObserve(Cluster)?$' -benchtime 150000x ./internal/traffic/)
   # What Redis's append-only file grows by per request (a private
   # redis-server run as docker-compose.yml runs it), the in-memory fallback
   # (its checks on every request, a request counted while Redis is down),
