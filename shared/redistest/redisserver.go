@@ -26,6 +26,7 @@ type RedisServer struct {
 	Port int
 	Dir  string   // --dir: the AOF or RDB files, kept across restarts
 	args []string // extra redis-server arguments
+	conf string   // a config file read first (a sentinel's: it rewrites it), or ""
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -97,8 +98,13 @@ func (r *RedisServer) Start() {
 }
 
 func (r *RedisServer) start() error {
-	args := append([]string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "",
-		"--dir", r.Dir, "--logfile", filepath.Join(r.Dir, "redis.log")}, r.args...)
+	var args []string
+	if r.conf != "" {
+		args = []string{r.conf} // redis-server reads a config file only as its first argument
+	}
+	args = append(args, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "",
+		"--dir", r.Dir, "--logfile", filepath.Join(r.Dir, "redis.log"))
+	args = append(args, r.args...)
 	r.cmd = exec.Command("redis-server", args...)
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {
