@@ -10,8 +10,9 @@ import (
 // whole-stack tests in deploy/e2e start them the same way; these names
 // keep the gateway's tests as they were.
 type (
-	RedisServer  = redistest.RedisServer
-	RedisCluster = redistest.RedisCluster
+	RedisServer   = redistest.RedisServer
+	RedisCluster  = redistest.RedisCluster
+	RedisSentinel = redistest.RedisSentinel
 )
 
 // StartRedisServer is redistest.StartRedisServer.
@@ -24,4 +25,10 @@ func StartRedisServer(t testing.TB, args ...string) *RedisServer {
 func StartRedisCluster(t testing.TB) *RedisCluster {
 	t.Helper()
 	return redistest.StartRedisCluster(t)
+}
+
+// StartRedisSentinel is redistest.StartRedisSentinel.
+func StartRedisSentinel(t testing.TB) *RedisSentinel {
+	t.Helper()
+	return redistest.StartRedisSentinel(t)
 }

@@ -1,4 +1,4 @@
-package testenv_test
+package redistest_test
 
 import (
 	"context"
@@ -7,14 +7,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/shared/redistest"
 )
 
 // TestStartRedisSentinel: a failover client finds the master through the
 // sentinels; after the master is killed the sentinels promote the replica,
 // which has the data written before, and the same client writes to it.
 func TestStartRedisSentinel(t *testing.T) {
-	s := testenv.StartRedisSentinel(t)
+	s := redistest.StartRedisSentinel(t)
 	old := s.Master()
 	require.Same(t, s.Servers[0], old)
 	rdb := s.Client()
