@@ -23,6 +23,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
+	"github.com/bulwarkgw/bulwark/gateway/internal/redisbreaker"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
@@ -96,7 +97,7 @@ func newAdmin(cfg *config.Config, gw *server.Gateway, rl *reloader, d adminDeps)
 		Buckets:   bucketsAdmin{d.guard},
 		Keys:      keysAdmin{d.keys},
 		Errors: admin.Errors{Invalid: lists.ErrInvalid, Exists: lists.ErrExists, Conflict: lists.ErrConflict,
-			NotFound: errNotFound, Static: lists.ErrStatic},
+			NotFound: errNotFound, Static: lists.ErrStatic, Unavailable: redisbreaker.Unavailable},
 		Audit:    sink,
 		AuditLog: auditQuery{d.audit},
 		Metrics:  d.metrics.Handler(),

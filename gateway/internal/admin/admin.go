@@ -146,6 +146,9 @@ type Errors struct {
 	Conflict error // 409: on the other list
 	NotFound error // 404: no such bucket, subnet or key
 	Static   error // 409: defined in the config file, not removable here
+	// Unavailable reports an error that says a dependency (Redis) cannot
+	// be reached now: 503 with Retry-After, not a 500, so scripts retry.
+	Unavailable func(error) bool
 }
 
 // AuditSink records an admin action; the caller turns it into an audit

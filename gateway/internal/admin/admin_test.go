@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/admin"
 	"github.com/bulwarkgw/bulwark/gateway/internal/admin/admintest"
+	"github.com/bulwarkgw/bulwark/gateway/internal/redisbreaker"
 )
 
 var creds = admin.Auth{Token: "t0ken", Username: "admin", Password: "s3cret"}
@@ -577,6 +579,29 @@ func TestUnexpectedErrorsAreOpaque500s(t *testing.T) {
 	assert.Equal(t, http.StatusInternalServerError, rec.Code)
 	assert.JSONEq(t, `{"error":"Internal Server Error"}`, rec.Body.String())
 	assert.Empty(t, f.Audit.Actions(), "a failed change is not audited as done")
+}
+
+// A store that cannot be reached (the Redis breaker open, a refused
+// connection) is a 503 the client may retry, with Retry-After and without
+// the cause's details; other errors stay opaque 500s.
+func TestUnavailableStoreIs503(t *testing.T) {
+	f := admintest.NewFixture()
+	d := f.Deps(creds)
+	d.Errors.Unavailable = redisbreaker.Unavailable
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+	for _, cause := range []error{redisbreaker.ErrOpen, refused} {
+		d.Keys = revokeFunc(func(string) error { return fmt.Errorf("revoke in 10.0.0.9:6379: %w", cause) })
+		e, err := admin.New(d)
+		require.NoError(t, err)
+		rec := do(e, http.MethodDelete, "/v1/admin/keys/k1", "", asAdmin)
+		assert.Equal(t, http.StatusServiceUnavailable, rec.Code, "%v", cause)
+		assert.Equal(t, "1", rec.Header().Get("Retry-After"))
+		assert.JSONEq(t, `{"error":"state store unavailable: try again"}`, rec.Body.String())
+	}
+	d.Keys = revokeFunc(func(string) error { return errors.New("bad record") })
+	e, err := admin.New(d)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusInternalServerError, do(e, http.MethodDelete, "/v1/admin/keys/k1", "", asAdmin).Code)
 }
 
 type revokeFunc func(id string) error

@@ -25,6 +25,10 @@ func (e Errors) domainError(err error) error {
 			return echo.NewHTTPError(m.code, err.Error())
 		}
 	}
+	if e.Unavailable != nil && e.Unavailable(err) {
+		// The cause (addresses included) goes to the log, not the client.
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "state store unavailable: try again").SetInternal(err)
+	}
 	return err
 }
 

@@ -70,7 +70,7 @@ func (h *handlers) status(c echo.Context) error {
 	}
 	a, err := h.d.AuditLog.Stats(ctx)
 	if err != nil {
-		return fmt.Errorf("audit stats: %w", err)
+		return h.d.Errors.domainError(fmt.Errorf("audit stats: %w", err))
 	}
 	st.Audit = a
 	return c.JSON(http.StatusOK, st)
@@ -464,7 +464,7 @@ func (h *handlers) auditLogs(c echo.Context) error {
 	}
 	es, err := h.d.AuditLog.Logs(c.Request().Context(), f)
 	if err != nil {
-		return fmt.Errorf("audit logs: %w", err)
+		return h.d.Errors.domainError(fmt.Errorf("audit logs: %w", err))
 	}
 	if es == nil {
 		es = []AuditEntry{}
@@ -475,7 +475,7 @@ func (h *handlers) auditLogs(c echo.Context) error {
 func (h *handlers) auditStats(c echo.Context) error {
 	s, err := h.d.AuditLog.Stats(c.Request().Context())
 	if err != nil {
-		return fmt.Errorf("audit stats: %w", err)
+		return h.d.Errors.domainError(fmt.Errorf("audit stats: %w", err))
 	}
 	return c.JSON(http.StatusOK, s)
 }
@@ -483,7 +483,7 @@ func (h *handlers) auditStats(c echo.Context) error {
 func (h *handlers) seedAuditStats(c echo.Context) error {
 	s, err := h.d.AuditLog.Stats(c.Request().Context())
 	if err != nil {
-		return fmt.Errorf("audit stats: %w", err)
+		return h.d.Errors.domainError(fmt.Errorf("audit stats: %w", err))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "success", "stats": s})
 }

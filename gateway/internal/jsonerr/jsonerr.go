@@ -1,7 +1,9 @@
 // Package jsonerr renders every error an echo handler returns as JSON
 // {"error": "...", "request_id": "..."}: the one error format of the
 // gateway's listeners. An *echo.HTTPError keeps its code and message; any
-// other error is unexpected, logged, and answered 500 without its text.
+// other error is unexpected, logged, and answered 500 without its text. A
+// 503 tells the client when to retry (Retry-After: 1) and logs its
+// internal cause.
 package jsonerr
 
 import (
@@ -26,6 +28,14 @@ func Handler(log *slog.Logger) echo.HTTPErrorHandler {
 				msg = m
 			} else {
 				msg = http.StatusText(code)
+			}
+			if code == http.StatusServiceUnavailable {
+				if c.Response().Header().Get("Retry-After") == "" {
+					c.Response().Header().Set("Retry-After", "1")
+				}
+				if he.Internal != nil {
+					log.Warn("dependency unavailable", "err", he.Internal, "method", c.Request().Method, "path", c.Request().URL.Path)
+				}
 			}
 		} else {
 			log.Error("request failed", "err", err, "method", c.Request().Method, "path", c.Request().URL.Path)

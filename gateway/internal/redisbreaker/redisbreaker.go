@@ -22,6 +22,7 @@ package redisbreaker
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -129,6 +130,30 @@ func Failure(err error) bool {
 		return errors.As(err, &op)
 	}
 	return true
+}
+
+// Unavailable reports whether err means a call could not be served now
+// and may succeed later: the breaker refused it (ErrOpen), the network
+// failed it (no connection, reset, cut short by its deadline), or Redis
+// said it cannot serve (loading, master down, cluster down). An answer,
+// a bug or a cancelled request is not. The admin API answers these 503.
+func Unavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, ErrOpen) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return true
+	}
+	var answer redis.Error
+	if errors.As(err, &answer) {
+		return redis.IsLoadingError(err) || redis.IsMasterDownError(err) ||
+			redis.IsClusterDownError(err) || redis.IsMaxClientsError(err)
+	}
+	return false
 }
 
 func (b *Breaker) observe(err error) {
