@@ -5,6 +5,7 @@ package main
 // gateway a client hits.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/shared/redisconn"
 )
 
 const clusterConfig = `
@@ -153,8 +155,32 @@ rate_limit: {requests_per_minute: 1000000, window: 60s}
 	}
 	time.Sleep(500 * time.Millisecond)
 
+	// A client opened as the dashboard opens it (shared/redisconn, its
+	// timeouts) writes to the dead master's slots until it can again.
+	dopt, err := redisconn.Options(c.URL())
+	require.NoError(t, err)
+	dopt.DialTimeout, dopt.ReadTimeout, dopt.WriteTimeout = time.Second, 3*time.Second, time.Second
+	dash := redisconn.New(dopt)
+	t.Cleanup(func() { _ = dash.Close() })
+	require.NoError(t, dash.Set(t.Context(), prefix+"{"+ip+"}:dash", "before", 0).Err())
+
 	victim.Kill()
 	killed := time.Now()
+	var dashBack time.Duration // kill to the dashboard client's first write
+	dashDone := make(chan struct{})
+	go func() {
+		defer close(dashDone)
+		for time.Since(killed) < 60*time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := dash.Set(ctx, prefix+"{"+ip+"}:dash", "after", 0).Err()
+			cancel()
+			if err == nil {
+				dashBack = time.Since(killed)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
 	var promoted time.Duration // kill to promotion, as a surviving node sees it
 	var nodes string
 	promotedCh := make(chan struct{})
@@ -203,8 +229,10 @@ rate_limit: {requests_per_minute: 1000000, window: 60s}
 	close(stopLoad)
 	load.Wait()
 	<-promotedCh
+	<-dashDone
 	t.Logf("master %s killed: replica promoted after %v; ban written through gw-1 after %v (admin answers %v, last %q); enforced by all three after %v",
 		victim.Addr(), promoted.Round(10*time.Millisecond), banned.Round(10*time.Millisecond), banCodes, banBody, recovered.Round(10*time.Millisecond))
+	t.Logf("a client opened as the dashboard opens Redis wrote to the dead master's slots again after %v", dashBack.Round(10*time.Millisecond))
 	t.Logf("client responses from 500ms before the kill to recovery: %v (slowest %v)", codes, slowest.Round(time.Millisecond))
 	if promoted == 0 || recovered == 0 || recovered > 30*time.Second {
 		t.Logf("CLUSTER NODES from a survivor:\n%s", nodes)
@@ -215,6 +243,8 @@ rate_limit: {requests_per_minute: 1000000, window: 60s}
 	require.NotZero(t, promoted, "the cluster promoted no replica within 60s")
 	require.NotZero(t, recovered, "no ban written through gw-1 was enforced by all gateways within 60s of the kill")
 	assert.Less(t, recovered, 30*time.Second, "the gateways follow the failover by themselves")
+	require.NotZero(t, dashBack, "the dashboard's client could not write within 60s of the kill")
+	assert.Less(t, dashBack, 30*time.Second, "the dashboard's client follows the failover by itself")
 	for i, gw := range gws {
 		assert.Equal(t, http.StatusForbidden, gw.from(ip).get("/api/x").Code, "gw-%d enforces the ban after failover", i+1)
 	}
