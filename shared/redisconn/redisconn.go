@@ -15,8 +15,11 @@
 package redisconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 
 	"github.com/redis/go-redis/v9"
@@ -92,9 +95,61 @@ func Options(rawURL string) (*redis.UniversalOptions, error) {
 }
 
 // New opens the client opt names: a *redis.Client, a *redis.ClusterClient or
-// a sentinel-backed failover client.
+// a sentinel-backed failover client. A cluster client rereads the slot map
+// when a node fails it (see followFailover).
 func New(opt *redis.UniversalOptions) redis.UniversalClient {
-	return redis.NewUniversalClient(opt)
+	c := redis.NewUniversalClient(opt)
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		cc.AddHook(followFailover{cc})
+	}
+	return c
+}
+
+// followFailover asks a cluster client to reread its slot map when a call
+// fails because a node is unreachable (a network error: refused, reset,
+// timed out, closed) or says the cluster is down. go-redis rereads it on a
+// MOVED reply, or once a minute: when a master dies, nobody answers MOVED
+// for its slots, so without this the client would keep calling the dead
+// master for up to a minute after its replica took over. The reload runs
+// in the background, one at a time (ClusterClient.ReloadState); the next
+// calls after a promotion go to the new master.
+//
+// It costs nothing on a call that succeeds or gets an answer (redis.Nil,
+// an error reply): only a nil check.
+type followFailover struct{ cc *redis.ClusterClient }
+
+func (f followFailover) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (f followFailover) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if err != nil && nodeFailed(err) {
+			f.cc.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+func (f followFailover) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if err != nil && nodeFailed(err) {
+			f.cc.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+// nodeFailed reports whether err says a node did not answer or the cluster
+// is down, rather than being a reply, the caller's cancellation or an
+// error raised without reaching the network (a gateway's open breaker).
+func nodeFailed(err error) bool {
+	if errors.Is(err, redis.Nil) {
+		return false
+	}
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		redis.IsClusterDownError(err)
 }
 
 func fromSimple(o *redis.Options) *redis.UniversalOptions {

@@ -1,9 +1,16 @@
 package redisconn
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,4 +159,29 @@ func FuzzOptions(f *testing.F) {
 			t.Fatalf("%q: no address", s)
 		}
 	})
+}
+
+// A cluster client rereads its slot map on the errors of a node that does
+// not answer, never on an answer or on an error raised before the network
+// (the gateway's open breaker).
+func TestNodeFailed(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{refused, true},
+		{fmt.Errorf("observe: %w", refused), true},
+		{&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, true},
+		{io.EOF, true},
+		{io.ErrUnexpectedEOF, true},
+		{redis.Nil, false},
+		{errors.New("redis circuit open"), false},
+		{context.Canceled, false},
+		{context.DeadlineExceeded, false},
+	} {
+		if got := nodeFailed(tc.err); got != tc.want {
+			t.Errorf("nodeFailed(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
 }

@@ -43,6 +43,11 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 		r := &RedisServer{t: t, Dir: t.TempDir(), args: []string{
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "2000", "--appendonly", "no",
+			// A replica syncs at once rather than after the 5s default
+			// delay: one that never synced refuses to take over from a
+			// dead master ("Disconnected from master for longer than
+			// allowed"), so a failover test would see no failover.
+			"--repl-diskless-sync-delay", "0",
 		}}
 		t.Cleanup(r.Kill)
 		for attempt := 1; ; attempt++ {
@@ -100,7 +105,9 @@ func clusterPort(t testing.TB, used map[int]bool) int {
 }
 
 // waitOK waits until every running node reports cluster_state:ok, knows
-// all 16384 slots and sees every replica as one.
+// all 16384 slots and sees every replica as one, and every replica has
+// synced with its master (master_link_status:up): only a synced replica
+// can be promoted.
 func (c *RedisCluster) waitOK() {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -112,18 +119,22 @@ func (c *RedisCluster) waitOK() {
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			info, err := rdb.ClusterInfo(ctx).Result()
-			var nodes string
+			var nodes, repl string
 			if err == nil {
 				nodes, err = rdb.ClusterNodes(ctx).Result()
 			}
+			if err == nil {
+				repl, err = rdb.Info(ctx, "replication").Result()
+			}
 			cancel()
 			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384") &&
-				strings.Count(nodes, "slave") >= c.replicas() {
+				strings.Count(nodes, "slave") >= c.replicas() &&
+				(!strings.Contains(repl, "role:slave") || strings.Contains(repl, "master_link_status:up")) {
 				break
 			}
 			if time.Now().After(deadline) {
 				_ = rdb.Close()
-				c.t.Fatalf("redis cluster node %s not ok after 30s: %v\n%s", n.Addr(), err, info)
+				c.t.Fatalf("redis cluster node %s not ok after 30s: %v\n%s\n%s", n.Addr(), err, info, repl)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -163,4 +174,68 @@ func (c *RedisCluster) Client() *redis.ClusterClient {
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
 	c.t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
+}
+
+// MasterOf returns the node that serves key's slot now.
+func (c *RedisCluster) MasterOf(key string) *RedisServer {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rdb := c.Client()
+	slot, err := rdb.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		c.t.Fatalf("CLUSTER KEYSLOT: %v", err)
+	}
+	slots, err := rdb.ClusterSlots(ctx).Result()
+	if err != nil {
+		c.t.Fatalf("CLUSTER SLOTS: %v", err)
+	}
+	for _, s := range slots {
+		if int64(s.Start) <= slot && slot <= int64(s.End) && len(s.Nodes) > 0 {
+			for _, n := range c.Nodes {
+				if n.Addr() == s.Nodes[0].Addr {
+					return n
+				}
+			}
+		}
+	}
+	c.t.Fatalf("no master for slot %d", slot)
+	return nil
+}
+
+// Promoted reports whether the cluster, as a surviving node sees it, has
+// moved every slot away from victim and reports cluster_state:ok: a replica
+// took over the slots of a master that died. nodes is that node's CLUSTER
+// NODES (or the error), for the test's log.
+func (c *RedisCluster) Promoted(victim *RedisServer) (ok bool, nodes string) {
+	c.t.Helper()
+	var via *RedisServer
+	for _, n := range c.Nodes {
+		if n != victim && !n.exited() {
+			via = n
+			break
+		}
+	}
+	if via == nil {
+		return false, "no surviving node"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: via.Addr(), MaxRetries: -1})
+	defer rdb.Close()
+	info, err := rdb.ClusterInfo(ctx).Result()
+	if err == nil {
+		nodes, err = rdb.ClusterNodes(ctx).Result()
+	}
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, line := range strings.Split(nodes, "\n") {
+		// <id> <ip:port@cport> <flags> <master> <ping> <pong> <epoch> <link> <slot>...
+		f := strings.Fields(line)
+		if len(f) >= 8 && strings.HasPrefix(f[1], victim.Addr()+"@") && len(f) > 8 {
+			return false, nodes // still holds slots
+		}
+	}
+	return strings.Contains(info, "cluster_state:ok"), nodes
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/bulwarkgw/bulwark/shared/redisconn"
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
@@ -263,7 +264,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	var g errgroup.Group
-	g.Go(func() error { return breaker.Run(bg, time.Second, redisbreaker.Ping(ropt)) })
+	probe := redisbreaker.Ping(ropt)
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		probe = redisbreaker.ClusterPing(cc) // follows a failover: see ClusterPing
+	}
+	g.Go(func() error { return breaker.Run(bg, time.Second, probe) })
 	g.Go(func() error { return sink.Run(bg) })
 	g.Go(func() error { return counter.Run(bg, 500*time.Millisecond) })
 	g.Go(func() error { ensureIndexes(bg, coll, cfg.Mongo.Retention, log); return nil })

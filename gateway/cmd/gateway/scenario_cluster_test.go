@@ -5,16 +5,20 @@ package main
 // gateway a client hits.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/shared/redisconn"
 )
 
 const clusterConfig = `
@@ -129,4 +133,181 @@ func twoUsers(u *upstream) {
 		}
 		return true
 	})
+}
+
+// The master holding a client's keys is killed under traffic: the gateways
+// fail open while its slots have no master, the cluster promotes the
+// replica (cluster-node-timeout 2s), and the gateways use it by themselves:
+// a ban written through one gateway is enforced by all again. The test logs
+// how long each step took and how the clients were answered meanwhile.
+func TestClusterMasterKilledFailsOver(t *testing.T) {
+	t.Parallel()
+	c := testenv.StartRedisCluster(t)
+	prefix := testenv.Namespace(t) + ":"
+	cfg := `
+routes:
+  - {path: /api/, upstream: "{{U1}}"}
+scorer: {enabled: false}
+admin: {username: admin, password: s3cret}
+rate_limit: {requests_per_minute: 1000000, window: 60s}
+`
+	var gws []*stack
+	for i := range 3 {
+		s := startStack(t, cfg, "BULWARK_REDIS_URL", c.URL(), "BULWARK_REDIS_PREFIX", prefix,
+			"BULWARK_GATEWAY_ID", fmt.Sprintf("gw-%d", i+1), "BULWARK_REDIS_TIMEOUT", "500ms")
+		gws = append(gws, s)
+	}
+	const ip = "127.0.0.97"
+	for i, gw := range gws {
+		require.Equal(t, http.StatusOK, gw.from(ip).get("/api/x").Code, "gw-%d before", i+1)
+	}
+	victim := c.MasterOf("{" + ip + "}")
+
+	// Load: clients whose keys lie on every master keep calling every
+	// gateway from before the kill until the end.
+	var (
+		mu      sync.Mutex
+		codes   = map[int]int{} // client responses by status; 0: no response
+		slowest time.Duration
+	)
+	get := func(c *client) int {
+		start := time.Now()
+		code := c.get("/api/x").Code
+		d := time.Since(start)
+		mu.Lock()
+		defer mu.Unlock()
+		codes[code]++
+		slowest = max(slowest, d)
+		return code
+	}
+	stopLoad := make(chan struct{})
+	var load sync.WaitGroup
+	for i, gw := range gws {
+		load.Add(1)
+		go func() {
+			defer load.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stopLoad:
+					return
+				default:
+				}
+				get(gw.from(fmt.Sprintf("127.0.1.%d", 10+(i*7+n)%20)))
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	// A client opened as the dashboard opens it (shared/redisconn, its
+	// timeouts) writes to the dead master's slots until it can again.
+	dopt, err := redisconn.Options(c.URL())
+	require.NoError(t, err)
+	dopt.DialTimeout, dopt.ReadTimeout, dopt.WriteTimeout = time.Second, 3*time.Second, time.Second
+	dash := redisconn.New(dopt)
+	t.Cleanup(func() { _ = dash.Close() })
+	require.NoError(t, dash.Set(t.Context(), prefix+"{"+ip+"}:dash", "before", 0).Err())
+
+	victim.Kill()
+	killed := time.Now()
+	var dashBack time.Duration // kill to the dashboard client's first write
+	dashDone := make(chan struct{})
+	go func() {
+		defer close(dashDone)
+		for time.Since(killed) < 60*time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := dash.Set(ctx, prefix+"{"+ip+"}:dash", "after", 0).Err()
+			cancel()
+			if err == nil {
+				dashBack = time.Since(killed)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	var promoted time.Duration // kill to promotion, as a surviving node sees it
+	var nodes string
+	promotedCh := make(chan struct{})
+	go func() {
+		defer close(promotedCh)
+		for time.Since(killed) < 60*time.Second {
+			ok, n := c.Promoted(victim)
+			if ok {
+				promoted, nodes = time.Since(killed), n
+				return
+			}
+			nodes = n
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+
+	// The client whose keys were on the dead master, through every
+	// gateway, until a ban written through gw-1 is enforced by all three.
+	banCodes := map[int]int{}
+	var banBody string
+	var banned, recovered time.Duration
+	deadline := killed.Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, gw := range gws {
+			get(gw.from(ip))
+		}
+		if banned == 0 {
+			r := gws[0].adminPost("/v1/admin/bans", `{"ip":"`+ip+`","ttl":"1h","reason":"after failover"}`)
+			banCodes[r.Code]++
+			banBody = r.Body
+			if r.Code == http.StatusCreated {
+				banned = time.Since(killed)
+			}
+		} else {
+			all := true
+			for _, gw := range gws {
+				all = all && get(gw.from(ip)) == http.StatusForbidden
+			}
+			if all {
+				recovered = time.Since(killed)
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stopLoad)
+	load.Wait()
+	<-promotedCh
+	<-dashDone
+	t.Logf("master %s killed: replica promoted after %v; ban written through gw-1 after %v (admin answers %v, last %q); enforced by all three after %v",
+		victim.Addr(), promoted.Round(10*time.Millisecond), banned.Round(10*time.Millisecond), banCodes, banBody, recovered.Round(10*time.Millisecond))
+	for code, n := range banCodes {
+		assert.Contains(t, []int{http.StatusCreated, http.StatusServiceUnavailable}, code,
+			"the admin API answered %d × %d: while Redis cannot take the ban it says so (503), never a 500", n, code)
+	}
+	t.Logf("a client opened as the dashboard opens Redis wrote to the dead master's slots again after %v", dashBack.Round(10*time.Millisecond))
+	t.Logf("client responses from 500ms before the kill to recovery: %v (slowest %v)", codes, slowest.Round(time.Millisecond))
+	if promoted == 0 || recovered == 0 || recovered > 30*time.Second {
+		t.Logf("CLUSTER NODES from a survivor:\n%s", nodes)
+		for i, gw := range gws {
+			t.Logf("gw-%d redis log:\n%s", i+1, redisLines(gw.out.String()))
+		}
+	}
+	require.NotZero(t, promoted, "the cluster promoted no replica within 60s")
+	require.NotZero(t, recovered, "no ban written through gw-1 was enforced by all gateways within 60s of the kill")
+	assert.Less(t, recovered, 30*time.Second, "the gateways follow the failover by themselves")
+	require.NotZero(t, dashBack, "the dashboard's client could not write within 60s of the kill")
+	assert.Less(t, dashBack, 30*time.Second, "the dashboard's client follows the failover by itself")
+	for i, gw := range gws {
+		assert.Equal(t, http.StatusForbidden, gw.from(ip).get("/api/x").Code, "gw-%d enforces the ban after failover", i+1)
+	}
+	for code, n := range codes {
+		assert.Contains(t, []int{http.StatusOK, http.StatusForbidden}, code, "%d responses of %d: fail open, never an error", n, code)
+	}
+}
+
+// redisLines are the lines of a gateway's log that tell about Redis.
+func redisLines(log string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(strings.ToLower(l), "redis") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
 }

@@ -184,6 +184,10 @@ func TestSentinelMasterKilledFailsOver(t *testing.T) {
 	}
 	t.Logf("master %s killed: sentinels report the new master after %v; ban written through gw-1 after %v, enforced by all 3 gateways after %v; client responses: %v; ban requests: %v",
 		old.Addr(), promoted.Round(10*time.Millisecond), written.Round(10*time.Millisecond), enforced.Round(10*time.Millisecond), byCode, banCodes)
+	for code, n := range banCodes {
+		assert.Contains(t, []int{http.StatusCreated, http.StatusServiceUnavailable}, code,
+			"the admin API answered %d × %d: while Redis cannot take the ban it says so (503), never a 500", n, code)
+	}
 	for _, gw := range gws {
 		var openFor []string
 		for _, m := range closedLog.FindAllStringSubmatch(gw.out.String(), -1) {

@@ -22,9 +22,11 @@ package redisbreaker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,5 +256,36 @@ func Ping(opt *redis.UniversalOptions) func(context.Context) error {
 		c := redis.NewUniversalClient(&o)
 		defer c.Close()
 		return c.Ping(ctx).Err()
+	}
+}
+
+// ClusterPing returns the probe for a Redis Cluster: it rereads the slot
+// map of cc, the client every caller shares, from a node that answers, and
+// asks every master in it for CLUSTER INFO; it succeeds when each master
+// answers and reports cluster_state:ok.
+//
+// A PING to one node (Ping) is not enough on a cluster: while a dead
+// master's replica is not yet promoted the other nodes still answer, the
+// breaker would close and the next call for the dead master's slots open it
+// again. And the shared client must follow the promotion: go-redis rereads
+// its slot map on a MOVED reply or once a minute, not when a node stops
+// answering, and ClusterClient.ReloadState only starts a reload in the
+// background. ForEachMaster rereads it before it returns, so once the probe
+// succeeds the callers' commands go to the promoted masters.
+//
+// The probe runs only while the breaker is open. Its commands go through
+// the node clients, which carry no hooks: the breaker does not refuse them.
+func ClusterPing(cc *redis.ClusterClient) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			info, err := m.ClusterInfo(ctx).Result()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, "cluster_state:ok") {
+				return fmt.Errorf("%s: cluster state not ok", m.Options().Addr)
+			}
+			return nil
+		})
 	}
 }
