@@ -1,0 +1,171 @@
+package crawlerdns_test
+
+import (
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/miekg/dns"
+	"github.com/stretchr/testify/require"
+)
+
+// dnsServer is a real DNS server on a free UDP port of 127.0.0.1, serving
+// the records a test gives it and counting the queries it gets.
+type dnsServer struct {
+	Addr string
+
+	mu      sync.Mutex
+	records map[string][]dns.RR // by question: "PTR 1.66.249.66.in-addr.arpa."
+	servfail map[string]bool
+	queries map[string]int
+	// gate, when set, holds every query until it is closed; each held
+	// query first sends its question on held.
+	gate chan struct{}
+	held chan string
+	// silent drops every query unanswered.
+	silent bool
+}
+
+func startDNS(t *testing.T) *dnsServer {
+	t.Helper()
+	s := &dnsServer{records: map[string][]dns.RR{}, servfail: map[string]bool{}, queries: map[string]int{}}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s.Addr = pc.LocalAddr().String()
+	started := make(chan struct{})
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(s.serve), NotifyStartedFunc: func() { close(started) }}
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() {
+		s.mu.Lock()
+		if s.gate != nil {
+			select {
+			case <-s.gate:
+			default:
+				close(s.gate)
+			}
+		}
+		s.mu.Unlock()
+		_ = srv.Shutdown()
+	})
+	return s
+}
+
+// add adds a record in zone-file syntax.
+func (s *dnsServer) add(t *testing.T, zone string) {
+	t.Helper()
+	rr, err := dns.NewRR(zone)
+	require.NoError(t, err)
+	h := rr.Header()
+	key := dns.TypeToString[h.Rrtype] + " " + strings.ToLower(h.Name)
+	s.mu.Lock()
+	s.records[key] = append(s.records[key], rr)
+	s.mu.Unlock()
+}
+
+// ptr adds PTR records for ip.
+func (s *dnsServer) ptr(t *testing.T, ip string, names ...string) {
+	t.Helper()
+	rev, err := dns.ReverseAddr(ip)
+	require.NoError(t, err)
+	for _, n := range names {
+		s.add(t, rev+" 300 IN PTR "+n)
+	}
+}
+
+// hold makes the server hold every query until release; each held
+// query's question is sent on the returned channel first.
+func (s *dnsServer) hold() <-chan string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gate, s.held = make(chan struct{}), make(chan string, 100)
+	return s.held
+}
+
+// release answers the held queries and every later one at once.
+func (s *dnsServer) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.gate)
+}
+
+// setSilent makes the server drop (silent) or answer every query.
+func (s *dnsServer) setSilent(silent bool) {
+	s.mu.Lock()
+	s.silent = silent
+	s.mu.Unlock()
+}
+
+// fail makes the server answer SERVFAIL to qtype queries for name.
+func (s *dnsServer) fail(qtype, name string) {
+	s.mu.Lock()
+	s.servfail[qtype+" "+strings.ToLower(dns.Fqdn(name))] = true
+	s.mu.Unlock()
+}
+
+// count returns how many queries of type qtype for name arrived.
+func (s *dnsServer) count(qtype, name string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queries[qtype+" "+strings.ToLower(dns.Fqdn(name))]
+}
+
+// total returns how many queries arrived.
+func (s *dnsServer) total() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.queries {
+		n += c
+	}
+	return n
+}
+
+func (s *dnsServer) serve(w dns.ResponseWriter, req *dns.Msg) {
+	if len(req.Question) != 1 {
+		return
+	}
+	q := req.Question[0]
+	key := dns.TypeToString[q.Qtype] + " " + strings.ToLower(q.Name)
+	s.mu.Lock()
+	s.queries[key]++
+	gate, held, silent := s.gate, s.held, s.silent
+	s.mu.Unlock()
+	if gate != nil {
+		if held != nil {
+			held <- key
+		}
+		<-gate
+	}
+	if silent {
+		return
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	s.mu.Lock()
+	switch {
+	case s.servfail[key]:
+		m.Rcode = dns.RcodeServerFailure
+	default:
+		m.Answer = append(m.Answer, s.records[key]...)
+		if len(m.Answer) == 0 && !s.nameExists(q.Name) {
+			m.Rcode = dns.RcodeNameError
+		}
+	}
+	s.mu.Unlock()
+	_ = w.WriteMsg(m)
+}
+
+// nameExists reports whether any record is held for name (of any type):
+// such a name answers NOERROR with no records for other types, like a
+// real zone.
+func (s *dnsServer) nameExists(name string) bool {
+	for k := range s.records {
+		if strings.HasSuffix(k, " "+strings.ToLower(name)) {
+			return true
+		}
+	}
+	return false
+}
