@@ -15,10 +15,10 @@ import (
 type dnsServer struct {
 	Addr string
 
-	mu      sync.Mutex
-	records map[string][]dns.RR // by question: "PTR 1.66.249.66.in-addr.arpa."
+	mu       sync.Mutex
+	records  map[string][]dns.RR // by question: "PTR 1.66.249.66.in-addr.arpa."
 	servfail map[string]bool
-	queries map[string]int
+	queries  map[string]int
 	// gate, when set, holds every query until it is closed; each held
 	// query first sends its question on held.
 	gate chan struct{}
