@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bulwarkgw/bulwark/scorer/internal/crawlerdns"
+	"github.com/bulwarkgw/bulwark/scorer/internal/crawlerdns/dnstest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,7 +40,7 @@ type result struct {
 
 type fixture struct {
 	v     *crawlerdns.Verifier
-	dns   *dnsServer
+	dns   *dnstest.Server
 	clock *clock
 	reg   *prometheus.Registry
 	done  chan result
@@ -49,7 +50,7 @@ var googleDomains = []string{"googlebot.com", "google.com", "search.msn.com"}
 
 func newFixture(t *testing.T, edit func(*crawlerdns.Config)) *fixture {
 	t.Helper()
-	f := &fixture{dns: startDNS(t), clock: &clock{now: time.Unix(1_700_000_000, 0)}, reg: prometheus.NewRegistry(), done: make(chan result, 100)}
+	f := &fixture{dns: dnstest.Start(t), clock: &clock{now: time.Unix(1_700_000_000, 0)}, reg: prometheus.NewRegistry(), done: make(chan result, 100)}
 	r, err := crawlerdns.NewResolver(f.dns.Addr)
 	require.NoError(t, err)
 	cfg := crawlerdns.Config{
@@ -92,24 +93,24 @@ func (f *fixture) lookups(t *testing.T, o crawlerdns.Outcome) float64 {
 
 func TestVerifiedAndCached(t *testing.T) {
 	f := newFixture(t, nil)
-	f.dns.ptr(t, "66.249.66.1", "crawl-66-249-66-1.googlebot.com.")
-	f.dns.add(t, "crawl-66-249-66-1.googlebot.com. 300 IN A 66.249.66.1")
+	f.dns.PTR(t, "66.249.66.1", "crawl-66-249-66-1.googlebot.com.")
+	f.dns.Add(t, "crawl-66-249-66-1.googlebot.com. 300 IN A 66.249.66.1")
 
 	names, o := f.resolve(t, "66.249.66.1")
 	assert.Equal(t, crawlerdns.Verified, o)
 	assert.Equal(t, []string{"crawl-66-249-66-1.googlebot.com"}, names)
-	assert.Equal(t, 1, f.dns.count("PTR", "1.66.249.66.in-addr.arpa"))
-	assert.Equal(t, 1, f.dns.count("A", "crawl-66-249-66-1.googlebot.com"))
-	assert.Zero(t, f.dns.count("AAAA", "crawl-66-249-66-1.googlebot.com"), "an IPv4 address needs only A records")
+	assert.Equal(t, 1, f.dns.Count("PTR", "1.66.249.66.in-addr.arpa"))
+	assert.Equal(t, 1, f.dns.Count("A", "crawl-66-249-66-1.googlebot.com"))
+	assert.Zero(t, f.dns.Count("AAAA", "crawl-66-249-66-1.googlebot.com"), "an IPv4 address needs only A records")
 
 	// Cache hits ask nothing, also for the IPv4-mapped form of the address.
-	before := f.dns.total()
+	before := f.dns.Total()
 	for _, ip := range []string{"66.249.66.1", "::ffff:66.249.66.1"} {
 		names, known := f.v.Hostnames(netip.MustParseAddr(ip))
 		assert.True(t, known)
 		assert.Equal(t, []string{"crawl-66-249-66-1.googlebot.com"}, names)
 	}
-	assert.Equal(t, before, f.dns.total(), "a cache hit sends no query")
+	assert.Equal(t, before, f.dns.Total(), "a cache hit sends no query")
 	assert.Equal(t, 3.0, metric(t, f.reg, "bulwark_scorer_crawler_dns_cache_hits_total", ""))
 	assert.Equal(t, 1.0, f.lookups(t, crawlerdns.Verified))
 
@@ -120,34 +121,34 @@ func TestVerifiedAndCached(t *testing.T) {
 	f.clock.advance(time.Second)
 	_, o = f.resolve(t, "66.249.66.1")
 	assert.Equal(t, crawlerdns.Verified, o)
-	assert.Equal(t, 2, f.dns.count("PTR", "1.66.249.66.in-addr.arpa"))
+	assert.Equal(t, 2, f.dns.Count("PTR", "1.66.249.66.in-addr.arpa"))
 }
 
 func TestIPv6(t *testing.T) {
 	f := newFixture(t, nil)
 	const ip = "2001:4860:4801:2008::1"
-	f.dns.ptr(t, ip, "crawl-2001-4860-4801-2008--1.googlebot.com.")
-	f.dns.add(t, "crawl-2001-4860-4801-2008--1.googlebot.com. 300 IN AAAA "+ip)
-	f.dns.add(t, "crawl-2001-4860-4801-2008--1.googlebot.com. 300 IN A 66.249.66.1")
+	f.dns.PTR(t, ip, "crawl-2001-4860-4801-2008--1.googlebot.com.")
+	f.dns.Add(t, "crawl-2001-4860-4801-2008--1.googlebot.com. 300 IN AAAA "+ip)
+	f.dns.Add(t, "crawl-2001-4860-4801-2008--1.googlebot.com. 300 IN A 66.249.66.1")
 
 	names, o := f.resolve(t, ip)
 	assert.Equal(t, crawlerdns.Verified, o)
 	assert.Equal(t, []string{"crawl-2001-4860-4801-2008--1.googlebot.com"}, names)
-	assert.Equal(t, 1, f.dns.count("AAAA", "crawl-2001-4860-4801-2008--1.googlebot.com"))
-	assert.Zero(t, f.dns.count("A", "crawl-2001-4860-4801-2008--1.googlebot.com"), "an IPv6 address needs only AAAA records")
+	assert.Equal(t, 1, f.dns.Count("AAAA", "crawl-2001-4860-4801-2008--1.googlebot.com"))
+	assert.Zero(t, f.dns.Count("A", "crawl-2001-4860-4801-2008--1.googlebot.com"), "an IPv6 address needs only AAAA records")
 }
 
 // TestSpoofedPTR: whoever holds an address's reverse zone can point its
 // PTR at a crawler's name; the crawler's zone does not point back.
 func TestSpoofedPTR(t *testing.T) {
 	f := newFixture(t, nil)
-	f.dns.ptr(t, "45.2.0.9", "crawl-66-249-66-1.googlebot.com.")
-	f.dns.add(t, "crawl-66-249-66-1.googlebot.com. 300 IN A 66.249.66.1")
+	f.dns.PTR(t, "45.2.0.9", "crawl-66-249-66-1.googlebot.com.")
+	f.dns.Add(t, "crawl-66-249-66-1.googlebot.com. 300 IN A 66.249.66.1")
 
 	names, o := f.resolve(t, "45.2.0.9")
 	assert.Equal(t, crawlerdns.Refused, o)
 	assert.Nil(t, names)
-	assert.Equal(t, 1, f.dns.count("A", "crawl-66-249-66-1.googlebot.com"), "the forward lookup was made and did not confirm")
+	assert.Equal(t, 1, f.dns.Count("A", "crawl-66-249-66-1.googlebot.com"), "the forward lookup was made and did not confirm")
 	assert.Equal(t, 1.0, f.lookups(t, crawlerdns.Refused))
 }
 
@@ -156,23 +157,23 @@ func TestSpoofedPTR(t *testing.T) {
 func TestLookalikeDomain(t *testing.T) {
 	f := newFixture(t, nil)
 	for _, name := range []string{"crawl.evilgooglebot.com.", "googlebot.com.evil.net.", "search.msn.com.attacker.org."} {
-		f.dns.ptr(t, "45.2.0.10", name)
-		f.dns.add(t, name+" 300 IN A 45.2.0.10")
+		f.dns.PTR(t, "45.2.0.10", name)
+		f.dns.Add(t, name+" 300 IN A 45.2.0.10")
 	}
 
 	names, o := f.resolve(t, "45.2.0.10")
 	assert.Equal(t, crawlerdns.Refused, o)
 	assert.Nil(t, names)
-	assert.Equal(t, 1, f.dns.total(), "only the PTR query: no forward lookup in a zone outside the domains")
+	assert.Equal(t, 1, f.dns.Total(), "only the PTR query: no forward lookup in a zone outside the domains")
 }
 
 // TestSeveralPTRNames: of several PTR names, those under the domains that
 // confirm are kept.
 func TestSeveralPTRNames(t *testing.T) {
 	f := newFixture(t, nil)
-	f.dns.ptr(t, "157.55.39.7", "host.example.net.", "msnbot-157-55-39-7.search.msn.com.", "MSNBOT-157-55-39-7.Search.MSN.com.", "other.search.msn.com.")
-	f.dns.add(t, "msnbot-157-55-39-7.search.msn.com. 300 IN A 157.55.39.7")
-	f.dns.add(t, "other.search.msn.com. 300 IN A 157.55.39.8")
+	f.dns.PTR(t, "157.55.39.7", "host.example.net.", "msnbot-157-55-39-7.search.msn.com.", "MSNBOT-157-55-39-7.Search.MSN.com.", "other.search.msn.com.")
+	f.dns.Add(t, "msnbot-157-55-39-7.search.msn.com. 300 IN A 157.55.39.7")
+	f.dns.Add(t, "other.search.msn.com. 300 IN A 157.55.39.8")
 
 	names, o := f.resolve(t, "157.55.39.7")
 	assert.Equal(t, crawlerdns.Verified, o)
@@ -186,16 +187,16 @@ func TestNoPTRIsCachedNegatively(t *testing.T) {
 	names, o := f.resolve(t, "52.167.144.20")
 	assert.Equal(t, crawlerdns.Refused, o)
 	assert.Nil(t, names)
-	assert.Equal(t, 1, f.dns.total())
+	assert.Equal(t, 1, f.dns.Total())
 
 	f.clock.advance(crawlerdns.DefaultNegativeTTL - time.Second)
 	_, known := f.v.Hostnames(netip.MustParseAddr("52.167.144.20"))
 	assert.True(t, known, "still cached")
-	assert.Equal(t, 1, f.dns.total(), "no new query within the negative TTL")
+	assert.Equal(t, 1, f.dns.Total(), "no new query within the negative TTL")
 
 	// The address gets its PTR meanwhile; after the TTL it is seen.
-	f.dns.ptr(t, "52.167.144.20", "msnbot-52-167-144-20.search.msn.com.")
-	f.dns.add(t, "msnbot-52-167-144-20.search.msn.com. 300 IN A 52.167.144.20")
+	f.dns.PTR(t, "52.167.144.20", "msnbot-52-167-144-20.search.msn.com.")
+	f.dns.Add(t, "msnbot-52-167-144-20.search.msn.com. 300 IN A 52.167.144.20")
 	f.clock.advance(time.Second)
 	names, o = f.resolve(t, "52.167.144.20")
 	assert.Equal(t, crawlerdns.Verified, o)
@@ -206,7 +207,7 @@ func TestNoPTRIsCachedNegatively(t *testing.T) {
 // and nothing else; the failure is cached for ErrorTTL only.
 func TestTimeout(t *testing.T) {
 	f := newFixture(t, func(c *crawlerdns.Config) { c.Timeout = 200 * time.Millisecond })
-	f.dns.setSilent(true)
+	f.dns.SetSilent(true)
 	names, o := f.resolve(t, "66.249.66.2")
 	assert.Equal(t, crawlerdns.Timeout, o)
 	assert.Nil(t, names)
@@ -216,17 +217,17 @@ func TestTimeout(t *testing.T) {
 	_, known := f.v.Hostnames(netip.MustParseAddr("66.249.66.2"))
 	assert.True(t, known, "a failure is cached too, so a dead server is not asked on every request")
 	f.clock.advance(time.Second)
-	f.dns.setSilent(false)
-	f.dns.ptr(t, "66.249.66.2", "crawl-66-249-66-2.googlebot.com.")
-	f.dns.add(t, "crawl-66-249-66-2.googlebot.com. 300 IN A 66.249.66.2")
+	f.dns.SetSilent(false)
+	f.dns.PTR(t, "66.249.66.2", "crawl-66-249-66-2.googlebot.com.")
+	f.dns.Add(t, "crawl-66-249-66-2.googlebot.com. 300 IN A 66.249.66.2")
 	_, o = f.resolve(t, "66.249.66.2")
 	assert.Equal(t, crawlerdns.Verified, o, "retried after the error TTL")
 }
 
 func TestServerFailure(t *testing.T) {
 	f := newFixture(t, nil)
-	f.dns.ptr(t, "66.249.66.3", "crawl-66-249-66-3.googlebot.com.")
-	f.dns.fail("A", "crawl-66-249-66-3.googlebot.com")
+	f.dns.PTR(t, "66.249.66.3", "crawl-66-249-66-3.googlebot.com.")
+	f.dns.Fail("A", "crawl-66-249-66-3.googlebot.com")
 	names, o := f.resolve(t, "66.249.66.3")
 	assert.Equal(t, crawlerdns.Failed, o, "a forward lookup that failed is not a no")
 	assert.Nil(t, names)
@@ -239,9 +240,9 @@ func TestServerFailure(t *testing.T) {
 // an address in flight is asked once however often it is asked for.
 func TestNeverWaits(t *testing.T) {
 	f := newFixture(t, nil)
-	held := f.dns.hold()
-	f.dns.ptr(t, "66.249.66.4", "crawl-66-249-66-4.googlebot.com.")
-	f.dns.add(t, "crawl-66-249-66-4.googlebot.com. 300 IN A 66.249.66.4")
+	held := f.dns.Hold()
+	f.dns.PTR(t, "66.249.66.4", "crawl-66-249-66-4.googlebot.com.")
+	f.dns.Add(t, "crawl-66-249-66-4.googlebot.com. 300 IN A 66.249.66.4")
 	addr := netip.MustParseAddr("66.249.66.4")
 
 	_, known := f.v.Hostnames(addr)
@@ -251,10 +252,10 @@ func TestNeverWaits(t *testing.T) {
 		_, known = f.v.Hostnames(addr)
 		assert.False(t, known, "answered at once while the lookup is held")
 	}
-	f.dns.release()
+	f.dns.Release()
 	r := <-f.done
 	assert.Equal(t, crawlerdns.Verified, r.outcome)
-	assert.Equal(t, 1, f.dns.count("PTR", "4.66.249.66.in-addr.arpa"), "one lookup for an address in flight")
+	assert.Equal(t, 1, f.dns.Count("PTR", "4.66.249.66.in-addr.arpa"), "one lookup for an address in flight")
 	names, known := f.v.Hostnames(addr)
 	assert.True(t, known)
 	assert.Equal(t, []string{"crawl-66-249-66-4.googlebot.com"}, names)
@@ -264,7 +265,7 @@ func TestNeverWaits(t *testing.T) {
 // (and answered "unknown"), never waited for.
 func TestQueueIsBounded(t *testing.T) {
 	f := newFixture(t, func(c *crawlerdns.Config) { c.Workers, c.Queue = 1, 1 })
-	held := f.dns.hold()
+	held := f.dns.Hold()
 	_, known := f.v.Hostnames(netip.MustParseAddr("10.0.0.1"))
 	require.False(t, known)
 	<-held // the worker is busy with 10.0.0.1
@@ -273,7 +274,7 @@ func TestQueueIsBounded(t *testing.T) {
 		assert.False(t, known)
 	}
 	assert.Equal(t, 2.0, metric(t, f.reg, "bulwark_scorer_crawler_dns_dropped_total", ""), "10.0.0.2 queued, the others dropped")
-	f.dns.release()
+	f.dns.Release()
 	got := map[netip.Addr]bool{}
 	for range 2 {
 		got[(<-f.done).addr] = true
@@ -297,8 +298,8 @@ func TestCacheIsBounded(t *testing.T) {
 // TestNewDomainsEmptyTheCache: the answers were given for the old domains.
 func TestNewDomainsEmptyTheCache(t *testing.T) {
 	f := newFixture(t, nil)
-	f.dns.ptr(t, "203.0.113.7", "crawler-7.example.org.")
-	f.dns.add(t, "crawler-7.example.org. 300 IN A 203.0.113.7")
+	f.dns.PTR(t, "203.0.113.7", "crawler-7.example.org.")
+	f.dns.Add(t, "crawler-7.example.org. 300 IN A 203.0.113.7")
 	names, o := f.resolve(t, "203.0.113.7")
 	assert.Equal(t, crawlerdns.Refused, o, "example.org is not a crawler domain yet")
 	assert.Nil(t, names)
@@ -320,7 +321,7 @@ func TestNoDomainsNoLookups(t *testing.T) {
 		_, known := f.v.Hostnames(netip.MustParseAddr("66.249.66.1"))
 		assert.False(t, known)
 	}
-	assert.Zero(t, f.dns.total())
+	assert.Zero(t, f.dns.Total())
 }
 
 func TestNewResolver(t *testing.T) {

@@ -1,4 +1,7 @@
-package crawlerdns_test
+// Package dnstest runs a real DNS server (github.com/miekg/dns) on a free
+// UDP port of 127.0.0.1 for tests: it serves the records a test gives it,
+// counts the queries it gets, and can hold, drop or fail them.
+package dnstest
 
 import (
 	"net"
@@ -10,9 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// dnsServer is a real DNS server on a free UDP port of 127.0.0.1, serving
-// the records a test gives it and counting the queries it gets.
-type dnsServer struct {
+// Server is a real DNS server on a free UDP port of 127.0.0.1 (Addr),
+// serving the records a test gives it and counting the queries it gets.
+type Server struct {
 	Addr string
 
 	mu       sync.Mutex
@@ -27,9 +30,10 @@ type dnsServer struct {
 	silent bool
 }
 
-func startDNS(t *testing.T) *dnsServer {
+// Start starts a server, stopped when the test ends.
+func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &dnsServer{records: map[string][]dns.RR{}, servfail: map[string]bool{}, queries: map[string]int{}}
+	s := &Server{records: map[string][]dns.RR{}, servfail: map[string]bool{}, queries: map[string]int{}}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	require.NoError(t, err)
 	s.Addr = pc.LocalAddr().String()
@@ -52,8 +56,8 @@ func startDNS(t *testing.T) *dnsServer {
 	return s
 }
 
-// add adds a record in zone-file syntax.
-func (s *dnsServer) add(t *testing.T, zone string) {
+// Add adds a record in zone-file syntax.
+func (s *Server) Add(t testing.TB, zone string) {
 	t.Helper()
 	rr, err := dns.NewRR(zone)
 	require.NoError(t, err)
@@ -64,55 +68,55 @@ func (s *dnsServer) add(t *testing.T, zone string) {
 	s.mu.Unlock()
 }
 
-// ptr adds PTR records for ip.
-func (s *dnsServer) ptr(t *testing.T, ip string, names ...string) {
+// PTR adds PTR records for ip.
+func (s *Server) PTR(t testing.TB, ip string, names ...string) {
 	t.Helper()
 	rev, err := dns.ReverseAddr(ip)
 	require.NoError(t, err)
 	for _, n := range names {
-		s.add(t, rev+" 300 IN PTR "+n)
+		s.Add(t, rev+" 300 IN PTR "+n)
 	}
 }
 
-// hold makes the server hold every query until release; each held
+// Hold makes the server hold every query until release; each held
 // query's question is sent on the returned channel first.
-func (s *dnsServer) hold() <-chan string {
+func (s *Server) Hold() <-chan string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gate, s.held = make(chan struct{}), make(chan string, 100)
 	return s.held
 }
 
-// release answers the held queries and every later one at once.
-func (s *dnsServer) release() {
+// Release answers the held queries and every later one at once.
+func (s *Server) Release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	close(s.gate)
 }
 
-// setSilent makes the server drop (silent) or answer every query.
-func (s *dnsServer) setSilent(silent bool) {
+// SetSilent makes the server drop (silent) or answer every query.
+func (s *Server) SetSilent(silent bool) {
 	s.mu.Lock()
 	s.silent = silent
 	s.mu.Unlock()
 }
 
-// fail makes the server answer SERVFAIL to qtype queries for name.
-func (s *dnsServer) fail(qtype, name string) {
+// Fail makes the server answer SERVFAIL to qtype queries for name.
+func (s *Server) Fail(qtype, name string) {
 	s.mu.Lock()
 	s.servfail[qtype+" "+strings.ToLower(dns.Fqdn(name))] = true
 	s.mu.Unlock()
 }
 
-// count returns how many queries of type qtype for name arrived.
-func (s *dnsServer) count(qtype, name string) int {
+// Count returns how many queries of type qtype for name arrived.
+func (s *Server) Count(qtype, name string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.queries[qtype+" "+strings.ToLower(dns.Fqdn(name))]
 }
 
-// total returns how many queries arrived.
-func (s *dnsServer) total() int {
+// Total returns how many queries arrived.
+func (s *Server) Total() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -122,7 +126,7 @@ func (s *dnsServer) total() int {
 	return n
 }
 
-func (s *dnsServer) serve(w dns.ResponseWriter, req *dns.Msg) {
+func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	if len(req.Question) != 1 {
 		return
 	}
@@ -161,7 +165,7 @@ func (s *dnsServer) serve(w dns.ResponseWriter, req *dns.Msg) {
 // nameExists reports whether any record is held for name (of any type):
 // such a name answers NOERROR with no records for other types, like a
 // real zone.
-func (s *dnsServer) nameExists(name string) bool {
+func (s *Server) nameExists(name string) bool {
 	for k := range s.records {
 		if strings.HasSuffix(k, " "+strings.ToLower(name)) {
 			return true
