@@ -28,6 +28,12 @@
 //	  - {name: googlebot, user_agent: Googlebot, networks: [66.249.64.0/19], domains: [googlebot.com, google.com]}
 //	thresholds: {block: 0.8, throttle: 0.5}
 //
+// An allow rule needs a user agent substring and networks, domains or
+// both: domains (the crawler's published DNS domains, at least two labels
+// each) verify by forward-confirmed reverse DNS, which the scorer resolves
+// off the request path, and only for clients whose user agent the rule
+// claims, so a rule with domains needs a user_agent.
+//
 // A key left out keeps its default; a list or map, when given, replaces the
 // default as a whole.
 package profile
