@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/bulwarkgw/bulwark/shared v0.0.0
 	github.com/labstack/echo/v4 v4.16.0
+	github.com/miekg/dns v1.1.73
 	github.com/oschwald/geoip2-golang/v2 v2.5.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/stretchr/testify v1.12.1

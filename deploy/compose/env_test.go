@@ -49,10 +49,12 @@ var optionalEnv = map[string]map[string]string{
 		"BULWARK_SCORER_TIMEOUT": "scorer.timeout comes from the config file",
 	},
 	"scorer": {
-		"BULWARK_LISTEN":    "defaults to :8081",
-		"BULWARK_CONFIG":    "built-in weights and thresholds",
-		"BULWARK_PROFILE":   "the built-in default profile",
-		"BULWARK_LOG_LEVEL": "defaults to info",
+		"BULWARK_LISTEN":      "defaults to :8081",
+		"BULWARK_CONFIG":      "built-in weights and thresholds",
+		"BULWARK_PROFILE":     "the built-in default profile",
+		"BULWARK_LOG_LEVEL":   "defaults to info",
+		"BULWARK_DNS_SERVER":  "crawlers are verified by reverse DNS through the system's resolver",
+		"BULWARK_DNS_TIMEOUT": "defaults to 2s per crawler verification",
 	},
 	"dashboard": {
 		"BULWARK_LISTEN":                "defaults to :8082",

@@ -58,9 +58,11 @@ var optionalEnv = map[string]map[string]string{
 		"BULWARK_SCORER_TIMEOUT": "scorer.timeout comes from the config file",
 	},
 	"scorer": {
-		"BULWARK_CONFIG":    "built-in weights and thresholds",
-		"BULWARK_PROFILE":   "the built-in default profile",
-		"BULWARK_LOG_LEVEL": "defaults to info",
+		"BULWARK_CONFIG":      "built-in weights and thresholds",
+		"BULWARK_PROFILE":     "the built-in default profile",
+		"BULWARK_LOG_LEVEL":   "defaults to info",
+		"BULWARK_DNS_SERVER":  "crawlers are verified by reverse DNS through the system's resolver",
+		"BULWARK_DNS_TIMEOUT": "defaults to 2s per crawler verification",
 	},
 	"dashboard": {
 		"BULWARK_COST_PER_REQUEST":  "a default estimate of backend cost per request",

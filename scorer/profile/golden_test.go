@@ -154,6 +154,8 @@ func TestDefaultGolden(t *testing.T) {
 		{"botnet member, first request", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, Sensitive: true, SensitiveHits: 1, UserAgent: chrome, Country: "US", ASN: 16509}},
 		{"botnet member, later", rules.Features{Count1s: 1, Count10s: 3, Count60s: 15, Sensitive: true, SensitiveHits: 15, AuthFailures: 3, Errors4xx: 3, Intervals: 11, IntervalCV: 0.04, UserAgent: chrome, Country: "US", ASN: 16509}},
 		{"verified googlebot", rules.Features{Count1s: 3, Count10s: 20, Count60s: 120, SequentialIDs: 30, DistinctPaths: 120, UserAgent: "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", Addr: netip.MustParseAddr("66.249.66.1"), Country: "US", ASN: 15169}},
+		{"bingbot verified by DNS on a hosting ASN", rules.Features{Count1s: 3, Count10s: 20, Count60s: 120, DistinctPaths: 120, UserAgent: "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", Addr: netip.MustParseAddr("52.167.144.20"), Country: "US", ASN: 8075, Hostnames: []string{"msnbot-52-167-144-20.search.msn.com"}}},
+		{"bingbot unverified on a hosting ASN", rules.Features{Count1s: 3, Count10s: 20, Count60s: 120, DistinctPaths: 120, UserAgent: "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", Addr: netip.MustParseAddr("52.167.144.20"), Country: "US", ASN: 8075}},
 	}
 	var rows []golden
 	for _, c := range cases {

@@ -25,8 +25,14 @@
 //	  hosting:  {weight: 0.45, asns: [14618, 16509]}
 //	  travel:   {low: 1000, high: 5000, weight: 0.9, min_km: 500, min_seconds: 60}   # km/h
 //	allow:
-//	  - {name: googlebot, user_agent: Googlebot, networks: [66.249.64.0/19]}
+//	  - {name: googlebot, user_agent: Googlebot, networks: [66.249.64.0/19], domains: [googlebot.com, google.com]}
 //	thresholds: {block: 0.8, throttle: 0.5}
+//
+// An allow rule needs a user agent substring and networks, domains or
+// both: domains (the crawler's published DNS domains, at least two labels
+// each) verify by forward-confirmed reverse DNS, which the scorer resolves
+// off the request path, and only for clients whose user agent the rule
+// claims, so a rule with domains needs a user_agent.
 //
 // A key left out keeps its default; a list or map, when given, replaces the
 // default as a whole.
@@ -138,11 +144,15 @@ func (f *Features) curves() [rules.NumFeatures]*Curve {
 
 // Allow is an allow rule for a verified client, typically a search
 // engine's crawler: its user agent contains UserAgent (case-insensitive)
-// and its address is in one of Networks.
+// and either its address is in one of Networks or its forward-confirmed
+// reverse DNS name is in one of Domains (the crawler's published domains,
+// e.g. googlebot.com; see rules.AllowRule). With domains the networks are
+// only the fallback for while the address's DNS is not known yet.
 type Allow struct {
 	Name      string   `yaml:"name" json:"name"`
 	UserAgent string   `yaml:"user_agent" json:"user_agent"`
 	Networks  []string `yaml:"networks" json:"networks"`
+	Domains   []string `yaml:"domains" json:"domains,omitempty"`
 }
 
 // Thresholds are the scores at which a client is throttled or blocked;
@@ -166,7 +176,7 @@ func Default() *Profile {
 	c := rules.DefaultConfig()
 	p := &Profile{Name: c.Name, Combine: string(c.Combine), Allow: []Allow{}}
 	for _, a := range c.Allow {
-		al := Allow{Name: a.Name, UserAgent: a.UserAgent, Networks: []string{}}
+		al := Allow{Name: a.Name, UserAgent: a.UserAgent, Networks: []string{}, Domains: slices.Clone(a.Domains)}
 		for _, n := range a.Networks {
 			al.Networks = append(al.Networks, n.String())
 		}
@@ -235,6 +245,9 @@ func (p *Profile) Rules() rules.Config {
 	c.BotUARisk = p.Features.UserAgent.BotRisk
 	for _, a := range p.Allow {
 		r := rules.AllowRule{Name: a.Name, UserAgent: strings.ToLower(a.UserAgent)}
+		for _, d := range a.Domains {
+			r.Domains = append(r.Domains, normalDomain(d))
+		}
 		for _, n := range a.Networks {
 			if pfx, err := parsePrefix(n); err == nil {
 				r.Networks = append(r.Networks, pfx)
@@ -269,6 +282,39 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return p.Masked(), nil
+}
+
+// normalDomain is d as rules.AllowRule wants it: lower case, without a
+// trailing dot.
+func normalDomain(d string) string { return strings.TrimSuffix(strings.ToLower(d), ".") }
+
+// domainSyntax explains what is wrong with domain d, or returns "". A
+// domain has at least two labels (a bare top-level domain would verify
+// half the internet), each of 1 to 63 letters, digits or hyphens, not
+// starting or ending with a hyphen, 253 characters at most.
+func domainSyntax(d string) string {
+	n := normalDomain(d)
+	if n == "" {
+		return "must not be empty"
+	}
+	if len(n) > 253 {
+		return fmt.Sprintf("%q is longer than 253 characters", d)
+	}
+	labels := strings.Split(n, ".")
+	if len(labels) < 2 {
+		return fmt.Sprintf("%q: want a domain of at least two labels, e.g. googlebot.com", d)
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Sprintf("%q is not a domain name: label %q", d, l)
+		}
+		for i := 0; i < len(l); i++ {
+			if c := l[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return fmt.Sprintf("%q is not a domain name: %q in label %q", d, c, l)
+			}
+		}
+	}
+	return ""
 }
 
 // KeyError is one problem with one key of a profile.
@@ -383,8 +429,16 @@ func (p *Profile) validate() []error {
 			fail(key+".name", "duplicate allow rule %q", a.Name)
 		}
 		names[a.Name] = true
-		if len(a.Networks) == 0 {
-			fail(key+".networks", "at least one network is required: a user agent alone is never verified")
+		if len(a.Networks) == 0 && len(a.Domains) == 0 {
+			fail(key+".networks", "at least one network or domain is required: a user agent alone is never verified")
+		}
+		if len(a.Domains) > 0 && strings.TrimSpace(a.UserAgent) == "" {
+			fail(key+".user_agent", "must not be empty with domains: only clients claiming the crawler's user agent are looked up in DNS")
+		}
+		for j, d := range a.Domains {
+			if why := domainSyntax(d); why != "" {
+				fail(fmt.Sprintf("%s.domains[%d]", key, j), "%s", why)
+			}
 		}
 		for j, n := range a.Networks {
 			if _, err := parsePrefix(n); err != nil {

@@ -195,6 +195,20 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "allow domains",
+			yaml: "allow:\n  - {name: a, domains: [googlebot.com]}\n" +
+				"  - {name: b, user_agent: x, domains: [com, '', evil_bot.com, -a.com, a..com, " + strings.Repeat("a", 64) + ".com]}\n",
+			want: map[string]string{
+				"allow[0].user_agent": "must not be empty with domains",
+				"allow[1].domains[0]": "at least two labels",
+				"allow[1].domains[1]": "must not be empty",
+				"allow[1].domains[2]": `'_' in label "evil_bot"`,
+				"allow[1].domains[3]": `label "-a"`,
+				"allow[1].domains[4]": `label ""`,
+				"allow[1].domains[5]": "is not a domain name",
+			},
+		},
+		{
 			name: "lists and integers",
 			yaml: "features:\n  hosting: {asns: [0]}\n  regularity: {min_intervals: 1}\n  user_agent: {automation: curl}\n",
 			want: map[string]string{
@@ -250,6 +264,19 @@ func TestParseSyntax(t *testing.T) {
 func TestLoadMissing(t *testing.T) {
 	_, err := profile.Load(filepath.Join(t.TempDir(), "missing.yaml"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func TestAllowDomains(t *testing.T) {
+	p, err := profile.Parse([]byte("allow:\n  - {name: bingbot, user_agent: BingBot, domains: [Search.MSN.com.]}\n"))
+	require.NoError(t, err)
+	c := p.Rules()
+	require.Len(t, c.Allow, 1)
+	assert.Equal(t, rules.AllowRule{Name: "bingbot", UserAgent: "bingbot", Domains: []string{"search.msn.com"}}, c.Allow[0],
+		"domains alone verify; compiled lower case without the root dot")
+
+	def := profile.Default()
+	assert.Equal(t, []string{"googlebot.com", "google.com"}, def.Allow[0].Domains)
+	assert.Equal(t, []string{"search.msn.com"}, def.Allow[1].Domains)
 }
 
 func TestJSON(t *testing.T) {

@@ -44,9 +44,18 @@ func DefaultConfig() Config {
 	c.AutomationUA = append([]string(nil), DefaultAutomationUA...)
 	c.BotUA = append([]string(nil), DefaultBotUA...)
 	c.BotUARisk = 0.5
+	// The crawlers' networks are a fallback for while their DNS is not
+	// known yet (or not looked up at all): the domains are what the search
+	// engines publish for verifying their crawlers by forward-confirmed
+	// reverse DNS. Google also lists googleusercontent.com, for fetchers
+	// that users trigger; it is left out on purpose: it is also the domain
+	// of every Google Cloud VM's PTR (*.bc.googleusercontent.com), so anyone
+	// with a VM there would pass as Googlebot.
 	c.Allow = []AllowRule{
-		{Name: "googlebot", UserAgent: "googlebot", Networks: prefixes("66.249.64.0/19")},
-		{Name: "bingbot", UserAgent: "bingbot", Networks: prefixes("157.55.39.0/24", "207.46.13.0/24", "40.77.167.0/24")},
+		{Name: "googlebot", UserAgent: "googlebot", Networks: prefixes("66.249.64.0/19"),
+			Domains: []string{"googlebot.com", "google.com"}},
+		{Name: "bingbot", UserAgent: "bingbot", Networks: prefixes("157.55.39.0/24", "207.46.13.0/24", "40.77.167.0/24"),
+			Domains: []string{"search.msn.com"}},
 	}
 	c.Block, c.Throttle = 0.8, 0.5
 	return c

@@ -39,8 +39,16 @@
 // Local and unknown addresses have no country and no ASN, hence no geo or
 // hosting risk.
 //
-// An allow rule (user agent substring AND network) gives a verified client
-// score 0; a user agent string alone is never enough.
+// An allow rule gives a verified client score 0: its user agent contains
+// the rule's substring AND either its address is in one of the rule's
+// networks or one of its forward-confirmed reverse DNS names
+// (Features.Hostnames: a PTR name whose own A/AAAA records contain the
+// address) is one of the rule's domains or below one, on a label boundary
+// (crawl-1.googlebot.com is in googlebot.com, evilgooglebot.com is not). A
+// user agent string alone is never enough. The package does no DNS: the
+// caller resolves, off the request path, only for clients whose user agent
+// a rule with domains claims (Config.WantsHostnames), and passes the names
+// in; while they are unknown only the networks can verify.
 //
 // # Combination
 //

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
@@ -118,13 +119,25 @@ func (c *Curve) Risk(v float64) float64 {
 }
 
 // AllowRule lets a verified client through with score 0: its user agent
-// contains UserAgent (case-insensitive; "" matches any) AND its address is
-// inside one of Networks. A user agent alone never qualifies.
+// contains UserAgent (case-insensitive; "" matches any) AND either its
+// address is inside one of Networks or one of its forward-confirmed reverse
+// DNS names (Features.Hostnames) is one of Domains or below one. A user
+// agent alone never qualifies.
 type AllowRule struct {
 	Name      string
 	UserAgent string // lower case
 	Networks  []netip.Prefix
+	// Domains are the crawler's published DNS domains, lower case without
+	// a trailing dot: "googlebot.com" verifies crawl-66-249-66-1.googlebot.com
+	// but not evilgooglebot.com.
+	Domains []string
 }
+
+// How an allow rule verified a client (Result.AllowVia).
+const (
+	AllowViaNetwork = "network"
+	AllowViaDNS     = "dns"
+)
 
 // Config is a compiled profile. The profile package builds and validates
 // it; Score assumes it is valid.
@@ -188,16 +201,24 @@ type Features struct {
 	// TravelKm is the distance between where the request's principal (an
 	// API key or a login) is now and where it was TravelSeconds ago; 0 when unknown.
 	TravelKm, TravelSeconds float64
+	// Hostnames are Addr's forward-confirmed reverse DNS names: names its
+	// PTR records give whose own A/AAAA records contain Addr again. Lower
+	// case, no trailing dot; nil when unknown or none. The rules never
+	// look anything up: the caller resolves (off the request path) and
+	// passes the answer in.
+	Hostnames []string
 }
 
 // Result is a score in [0, 1], its level, and one Reason per feature sorted
 // by contribution (largest first), then by feature name. Allow names the
-// allow rule that matched, if any.
+// allow rule that matched, if any, and AllowVia how it verified the client:
+// AllowViaNetwork or AllowViaDNS.
 type Result struct {
-	Score   float64
-	Level   string
-	Allow   string
-	Reasons []wire.Reason
+	Score    float64
+	Level    string
+	Allow    string
+	AllowVia string
+	Reasons  []wire.Reason
 }
 
 // Values returns every feature's raw value, indexed by Feature.
@@ -253,10 +274,11 @@ func (cfg *Config) uaRisk(ua string) float64 {
 	return 0
 }
 
-// allowed returns the name of the first allow rule f satisfies.
-func (cfg *Config) allowed(f *Features) string {
+// allowed returns the name of the first allow rule f satisfies and how:
+// by network or, failing that, by a verified DNS name.
+func (cfg *Config) allowed(f *Features) (name, via string) {
 	if len(cfg.Allow) == 0 || !f.Addr.IsValid() {
-		return ""
+		return "", ""
 	}
 	addr := f.Addr.Unmap()
 	var lower string
@@ -271,17 +293,110 @@ func (cfg *Config) allowed(f *Features) string {
 		}
 		for _, n := range r.Networks {
 			if n.Contains(addr) {
-				return r.Name
+				return r.Name, AllowViaNetwork
+			}
+		}
+		for _, h := range f.Hostnames {
+			if InDomains(h, r.Domains) {
+				return r.Name, AllowViaDNS
 			}
 		}
 	}
-	return ""
+	return "", ""
+}
+
+// InDomains reports whether host (lower case, no trailing dot) is one of
+// domains or below one, on a label boundary: "crawl-1.googlebot.com" and
+// "googlebot.com" are in googlebot.com, "evilgooglebot.com" and
+// "googlebot.com.evil.net" are not.
+func InDomains(host string, domains []string) bool {
+	for _, d := range domains {
+		if host == d || (len(host) > len(d) && host[len(host)-len(d)-1] == '.' && host[len(host)-len(d):] == d) {
+			return true
+		}
+	}
+	return false
+}
+
+// WantsHostnames reports whether Score could use f.Hostnames: some allow
+// rule with Domains claims ua (its UserAgent is in it). Only such clients
+// are worth a DNS lookup; for every other user agent it costs one
+// case-insensitive substring search per DNS rule and allocates nothing.
+func (cfg *Config) WantsHostnames(ua string) bool {
+	for i := range cfg.Allow {
+		r := &cfg.Allow[i]
+		if len(r.Domains) > 0 && r.UserAgent != "" && containsFold(ua, r.UserAgent) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains sub (lower case) ignoring case,
+// without allocating when sub is ASCII. For a non-ASCII sub it lower-cases
+// s as allowed does.
+func containsFold(s, sub string) bool {
+	for i := 0; i < len(sub); i++ {
+		if sub[i] >= utf8.RuneSelf {
+			return strings.Contains(strings.ToLower(s), sub)
+		}
+	}
+	if sub == "" {
+		return true
+	}
+	// Jump between the occurrences of sub's first byte, in either case, with
+	// IndexByte; most user agents have few of them.
+	first := [2]byte{sub[0], upperASCII(sub[0])}
+	for k, c := range first {
+		if k == 1 && c == first[0] {
+			break
+		}
+		for off := 0; ; {
+			i := strings.IndexByte(s[off:], c)
+			if i < 0 || off+i+len(sub) > len(s) {
+				break
+			}
+			if equalFoldASCII(s[off+i+1:off+i+len(sub)], sub[1:]) {
+				return true
+			}
+			off += i + 1
+		}
+	}
+	return false
+}
+
+// equalFoldASCII reports whether s equals lower (lower case) ignoring
+// ASCII case.
+func equalFoldASCII(s, lower string) bool {
+	for i := 0; i < len(lower); i++ {
+		if lowerASCII(s[i]) != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func upperASCII(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // Score combines the features by the configured rule; see the package
 // comment.
 func Score(cfg *Config, f Features) Result {
-	return cfg.ScoreValues(cfg.Values(&f), cfg.allowed(&f))
+	name, via := cfg.allowed(&f)
+	res := cfg.ScoreValues(cfg.Values(&f), name)
+	res.AllowVia = via
+	return res
 }
 
 // ScoreValues combines feature values (indexed by Feature) by the

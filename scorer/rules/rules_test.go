@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/bulwarkgw/bulwark/scorer/rules"
@@ -129,6 +130,127 @@ func TestAllowRuleNeedsUserAgentAndNetwork(t *testing.T) {
 	other.UserAgent = "curl/8.0"
 	other.Addr = netip.MustParseAddr("66.249.66.1")
 	assert.Empty(t, rules.Score(&cfg, other).Allow)
+}
+
+func TestAllowRuleByVerifiedHostname(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	const bingUA = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
+	// A busy crawler outside the rule's networks, on a hosting ASN.
+	busy := rules.Features{Count1s: 60, Count10s: 300, Count60s: 900, SequentialIDs: 50,
+		UserAgent: bingUA, Addr: netip.MustParseAddr("52.167.144.20"), ASN: 8075}
+
+	r := rules.Score(&cfg, busy)
+	require.Empty(t, r.Allow, "outside the networks and no hostname yet: only a claim")
+	assert.Equal(t, rules.LevelBlock, r.Level)
+
+	verified := busy
+	verified.Hostnames = []string{"msnbot-52-167-144-20.search.msn.com"}
+	r = rules.Score(&cfg, verified)
+	assert.Equal(t, "bingbot", r.Allow)
+	assert.Equal(t, rules.AllowViaDNS, r.AllowVia)
+	assert.Zero(t, r.Score)
+	assert.Equal(t, rules.LevelAllow, r.Level)
+	checkResult(t, r)
+
+	// The domain itself counts too.
+	verified.Hostnames = []string{"search.msn.com"}
+	assert.Equal(t, "bingbot", rules.Score(&cfg, verified).Allow)
+
+	// Names outside the rule's domains verify nothing: a lookalike, the
+	// domain as a mere prefix, another crawler's domain.
+	for _, h := range []string{"evilsearch.msn.com.example.net", "badsearch.msn.com", "search.msn.com.evil.net",
+		"crawl-66-249-66-1.googlebot.com", "msn.com"} {
+		f := busy
+		f.Hostnames = []string{h}
+		assert.Empty(t, rules.Score(&cfg, f).Allow, h)
+	}
+
+	// A verified hostname without the crawler's user agent is not the
+	// crawler: the rule still needs both.
+	other := verified
+	other.UserAgent = "curl/8.0"
+	assert.Empty(t, rules.Score(&cfg, other).Allow)
+
+	// Inside the networks the network answers first.
+	inNet := verified
+	inNet.Addr = netip.MustParseAddr("157.55.39.7")
+	r = rules.Score(&cfg, inNet)
+	assert.Equal(t, "bingbot", r.Allow)
+	assert.Equal(t, rules.AllowViaNetwork, r.AllowVia)
+}
+
+func TestInDomains(t *testing.T) {
+	doms := []string{"googlebot.com", "google.com"}
+	for host, want := range map[string]bool{
+		"googlebot.com": true, "crawl-66-249-66-1.googlebot.com": true, "rate-limited-proxy-66-249-90-77.google.com": true,
+		"evilgooglebot.com": false, "googlebot.com.evil.net": false, "xgoogle.com": false, "com": false, "": false,
+		"google.co": false, "oogle.com": false,
+	} {
+		assert.Equal(t, want, rules.InDomains(host, doms), host)
+	}
+	assert.False(t, rules.InDomains("googlebot.com", nil))
+}
+
+func TestWantsHostnames(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	for ua, want := range map[string]bool{
+		googlebotUA:                                     true,
+		"Mozilla/5.0 (compatible; BINGBOT/2.0)":         true,
+		"Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0": false,
+		"": false, "Googlebo": false, "ÄGooglebot": true,
+	} {
+		assert.Equal(t, want, cfg.WantsHostnames(ua), ua)
+	}
+	// The allocation-free search agrees with lower-casing on ASCII.
+	rng := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "gGoOlLeEbBiInNtT /"
+	noise := func() string {
+		b := make([]byte, rng.IntN(6))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	positives := 0
+	for range 20000 {
+		// Noise around a randomly cased crawler name, whole or missing a
+		// byte: hits and near misses.
+		name := []byte([]string{"googlebot", "bingbot"}[rng.IntN(2)])
+		for i := range name {
+			if rng.IntN(2) == 0 {
+				name[i] -= 'a' - 'A'
+			}
+		}
+		if rng.IntN(2) == 0 {
+			i := rng.IntN(len(name))
+			name = append(name[:i], name[i+1:]...)
+		}
+		ua := noise() + string(name) + noise()
+		lower := strings.ToLower(ua)
+		want := strings.Contains(lower, "googlebot") || strings.Contains(lower, "bingbot")
+		if want {
+			positives++
+		}
+		require.Equal(t, want, cfg.WantsHostnames(ua), "%q", ua)
+	}
+	require.Greater(t, positives, 5000)
+	// A rule without domains never wants a lookup.
+	cfg.Allow = []rules.AllowRule{{Name: "x", UserAgent: "googlebot", Networks: cfg.Allow[0].Networks}}
+	assert.False(t, cfg.WantsHostnames(googlebotUA))
+	// A non-ASCII rule string folds as allowed folds it.
+	cfg.Allow = []rules.AllowRule{{Name: "x", UserAgent: "crawlér", Domains: []string{"example.com"}}}
+	assert.True(t, cfg.WantsHostnames("CRAWLÉR/1.0"))
+}
+
+func BenchmarkWantsHostnamesBrowser(b *testing.B) {
+	cfg := rules.DefaultConfig()
+	ua := "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+	b.ReportAllocs()
+	for b.Loop() {
+		if cfg.WantsHostnames(ua) {
+			b.Fatal("a browser is no crawler")
+		}
+	}
 }
 
 func TestCombinationRules(t *testing.T) {

@@ -63,6 +63,10 @@ type ScoreResponse struct {
 	// matched (a verified crawler), if any.
 	Profile string `json:"profile,omitempty"`
 	Allow   string `json:"allow,omitempty"`
+	// AllowVia says how the allow rule verified the client: "network"
+	// (its address is in the rule's networks) or "dns" (its
+	// forward-confirmed reverse DNS name is in the rule's domains).
+	AllowVia string `json:"allow_via,omitempty"`
 	// ProfileHash names the exact profile that scored: ProfileHashOf the
 	// body the scorer serves at GET /v1/profile. A gateway that bounds
 	// scores with another profile stops until it has read this one.

@@ -210,6 +210,8 @@ const EstimateProfile = "local"
 
 // Fallback scores req without the scorer: the scorer's profile as last
 // read (the default one until then) with geo, hosting and travel unknown.
+// The gateway does no DNS: an allow rule verifies by its networks alone
+// (the scorer also verifies by the crawler's reverse DNS).
 // block and throttle are the gateway's thresholds, used for the level.
 func (r *Rules) Fallback(req wire.ScoreRequest, addr netip.Addr, block, throttle float64) wire.ScoreResponse {
 	cfg := r.last.Load()
@@ -224,5 +226,5 @@ func (r *Rules) Fallback(req wire.ScoreRequest, addr netip.Addr, block, throttle
 	case res.Score >= throttle:
 		level = wire.LevelThrottle
 	}
-	return wire.ScoreResponse{Score: res.Score, Reasons: res.Reasons, Level: level, Allow: res.Allow, Profile: Profile}
+	return wire.ScoreResponse{Score: res.Score, Reasons: res.Reasons, Level: level, Allow: res.Allow, AllowVia: res.AllowVia, Profile: Profile}
 }

@@ -70,7 +70,12 @@ func TestFallback(t *testing.T) {
 	// A verified crawler keeps its allow rule without the scorer.
 	bot := r.Fallback(wire.ScoreRequest{Count1s: 1, UserAgent: "Googlebot/2.1"}, netip.MustParseAddr("66.249.66.1"), 0.8, 0.5)
 	assert.Equal(t, "googlebot", bot.Allow)
+	assert.Equal(t, "network", bot.AllowVia)
 	assert.Zero(t, bot.Score)
+	// The gateway does no DNS: outside the networks a crawler that only the
+	// scorer's reverse DNS would verify is scored as its claim.
+	far := r.Fallback(wire.ScoreRequest{Count1s: 1, UserAgent: "bingbot/2.0"}, netip.MustParseAddr("52.167.144.20"), 0.8, 0.5)
+	assert.Empty(t, far.Allow)
 }
 
 func TestNoBoundUntilTheProfileIsKnown(t *testing.T) {

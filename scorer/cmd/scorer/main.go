@@ -9,6 +9,10 @@
 //	-config        BULWARK_CONFIG        scoring profile YAML (optional)
 //	-profile       BULWARK_PROFILE       built-in profile when no -config: default or seed-002
 //	-log-level     BULWARK_LOG_LEVEL     debug, info, warn or error (default info)
+//	-dns-server    BULWARK_DNS_SERVER    DNS server (host:port) for verifying crawlers by
+//	                                     forward-confirmed reverse DNS; default the system's
+//	                                     resolver, "off" verifies by the allow rules' networks only
+//	-dns-timeout   BULWARK_DNS_TIMEOUT   time limit of one crawler verification (default 2s)
 //
 // A file that is set but unreadable or invalid stops the scorer before it
 // listens, with an error naming the variable (and, for the profile, the key).
@@ -32,14 +36,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/scorer/internal/crawlerdns"
 	"github.com/bulwarkgw/bulwark/scorer/internal/geo"
 	"github.com/bulwarkgw/bulwark/scorer/internal/server"
 	"github.com/bulwarkgw/bulwark/scorer/profile"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 )
 
 // The geo package's Locator is what the server consumes.
 var _ server.Locator = (*geo.Locator)(nil)
+
+// The crawlerdns package's Verifier verifies crawlers for the server.
+var _ server.Crawlers = (*crawlerdns.Verifier)(nil)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -77,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	configPath := fs.String("config", getenv("BULWARK_CONFIG"), "scoring profile YAML (BULWARK_CONFIG)")
 	profileName := fs.String("profile", env("BULWARK_PROFILE", "default"), "built-in profile when no -config: default or seed-002 (BULWARK_PROFILE)")
 	logLevel := fs.String("log-level", env("BULWARK_LOG_LEVEL", "info"), "debug, info, warn or error (BULWARK_LOG_LEVEL)")
+	dnsServer := fs.String("dns-server", getenv("BULWARK_DNS_SERVER"), `DNS server host:port for crawler verification; "" the system's resolver, "off" none (BULWARK_DNS_SERVER)`)
+	dnsTimeout := fs.String("dns-timeout", env("BULWARK_DNS_TIMEOUT", crawlerdns.DefaultTimeout.String()), "time limit of one crawler verification (BULWARK_DNS_TIMEOUT)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long to wait for requests in flight on shutdown")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -120,7 +131,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	}()
 
-	handler, err := server.New(server.Config{Profile: prof, Locator: locator, Logger: logger})
+	registry := prometheus.NewRegistry()
+	crawlers, err := newCrawlers(*dnsServer, *dnsTimeout, registry, logger)
+	if err != nil {
+		return err
+	}
+	cfg := server.Config{Profile: prof, Locator: locator, Logger: logger, Registry: registry}
+	if crawlers != nil {
+		cfg.Crawlers = crawlers
+	}
+	handler, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -143,9 +163,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		"profile_file", *configPath,
 		"geoip_db", *cityPath,
 		"geoip_asn_db", *asnPath,
+		"dns_server", dnsServerName(*dnsServer),
 	)
 
 	g, gctx := errgroup.WithContext(ctx)
+	if crawlers != nil {
+		g.Go(func() error { crawlers.Run(gctx); return nil })
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -184,6 +208,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	err = g.Wait()
 	logger.Info("scorer stopped")
 	return err
+}
+
+// newCrawlers returns the crawler DNS verifier for BULWARK_DNS_SERVER and
+// BULWARK_DNS_TIMEOUT, or nil when the server is "off".
+func newCrawlers(server, timeout string, reg prometheus.Registerer, logger *slog.Logger) (*crawlerdns.Verifier, error) {
+	if server == "off" {
+		return nil, nil
+	}
+	d, err := time.ParseDuration(timeout)
+	if err != nil || d <= 0 || d > time.Minute {
+		return nil, fmt.Errorf("BULWARK_DNS_TIMEOUT %q: want a duration above 0 and at most 1m, e.g. 2s", timeout)
+	}
+	r, err := crawlerdns.NewResolver(server)
+	if err != nil {
+		return nil, fmt.Errorf(`BULWARK_DNS_SERVER: %w, or "off"`, err)
+	}
+	v, err := crawlerdns.New(crawlerdns.Config{Resolver: r, Timeout: d, Registerer: reg, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+func dnsServerName(s string) string {
+	if s == "" {
+		return "system"
+	}
+	return s
 }
 
 // openGeo opens the configured databases; with neither, the Locator knows

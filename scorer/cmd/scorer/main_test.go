@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/scorer/internal/crawlerdns/dnstest"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -212,6 +213,45 @@ func TestRunBuiltinProfileAndReload(t *testing.T) {
 	require.NoError(t, stop())
 }
 
+// TestRunVerifiesCrawlersByDNS: the scorer asks BULWARK_DNS_SERVER and a
+// crawler outside its allow rule's networks is allowed once its reverse DNS
+// is confirmed.
+func TestRunVerifiesCrawlersByDNS(t *testing.T) {
+	dns := dnstest.Start(t)
+	dns.PTR(t, "52.167.144.20", "msnbot-52-167-144-20.search.msn.com.")
+	dns.Add(t, "msnbot-52-167-144-20.search.msn.com. 300 IN A 52.167.144.20")
+	const bingbot = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
+	score := func(base string) wire.ScoreResponse {
+		resp, err := http.Post(base+"/v1/score", "application/json",
+			strings.NewReader(`{"ip":"52.167.144.20","count_1s":3,"count_10s":20,"count_60s":120,"distinct_paths":120,"user_agent":"`+bingbot+`"}`))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var sr wire.ScoreResponse
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&sr))
+		return sr
+	}
+
+	base, _, stop := start(t, map[string]string{"BULWARK_DNS_SERVER": dns.Addr})
+	first := score(base)
+	assert.Empty(t, first.Allow, "not known yet: the networks decide")
+	assert.Positive(t, first.Score)
+	require.Eventually(t, func() bool { return score(base).AllowVia == "dns" }, 5*time.Second, 10*time.Millisecond)
+	got := score(base)
+	assert.Equal(t, "bingbot", got.Allow)
+	assert.Zero(t, got.Score)
+	assert.Equal(t, 1, dns.Count("PTR", "20.144.167.52.in-addr.arpa"))
+	require.NoError(t, stop())
+
+	// "off" verifies by the networks alone and asks no DNS server.
+	base, out, stop := start(t, map[string]string{"BULWARK_DNS_SERVER": "off"})
+	assert.Contains(t, out.String(), `"dns_server":"off"`)
+	for range 3 {
+		assert.Empty(t, score(base).Allow)
+	}
+	require.NoError(t, stop())
+	assert.Equal(t, 2, dns.Total(), "only the first scorer's PTR and A queries")
+}
+
 func TestRunRefusesToStart(t *testing.T) {
 	dir := t.TempDir()
 	badProfile := filepath.Join(dir, "bad.yaml")
@@ -270,6 +310,16 @@ func TestRunRefusesToStart(t *testing.T) {
 			args: []string{"-config", badProfile},
 			env:  map[string]string{"BULWARK_CONFIG": ""},
 			want: []string{"features.burst.bogus"},
+		},
+		{
+			name: "bad dns server",
+			env:  map[string]string{"BULWARK_DNS_SERVER": "10.0.0.53"},
+			want: []string{"BULWARK_DNS_SERVER", `want host:port, got "10.0.0.53"`},
+		},
+		{
+			name: "bad dns timeout",
+			env:  map[string]string{"BULWARK_DNS_TIMEOUT": "soon"},
+			want: []string{"BULWARK_DNS_TIMEOUT", `"soon"`},
 		},
 		{
 			name: "unknown flag",

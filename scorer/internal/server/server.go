@@ -3,7 +3,9 @@
 // package and the geo lookup, POST /v1/score/batch does the same for many
 // clients, GET /v1/profile shows the active profile, GET /healthz answers
 // liveness probes and GET /metrics serves Prometheus metrics (scores by
-// level, scoring latency). The profile can be swapped at run time
+// level, scoring latency). A client whose user agent claims a crawler is
+// also verified by forward-confirmed reverse DNS (Config.Crawlers), from a
+// cache filled off the request path. The profile can be swapped at run time
 // (Handler.SetProfile) without dropping a request. Every error is rendered
 // as JSON {"error": "..."}.
 package server
@@ -38,6 +40,15 @@ type Locator interface {
 	Lookup(addr netip.Addr) (*wire.Geo, error)
 }
 
+// Crawlers verifies crawlers by forward-confirmed reverse DNS
+// (crawlerdns.Verifier): Hostnames never waits, answering known == false
+// until a lookup it starts has finished; SetDomains tells it which domains
+// the active profile's allow rules verify.
+type Crawlers interface {
+	Hostnames(addr netip.Addr) (names []string, known bool)
+	SetDomains(domains []string)
+}
+
 // Config is what New needs.
 type Config struct {
 	// Profile is the active scoring profile; required and already valid.
@@ -49,6 +60,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the scorer's metrics; nil makes a private one.
 	Registry *prometheus.Registry
+	// Crawlers may be nil: then allow rules verify by network only.
+	Crawlers Crawlers
 }
 
 // active is a profile, its compiled rules and the JSON GET /v1/profile
@@ -63,6 +76,7 @@ type active struct {
 type server struct {
 	active   atomic.Pointer[active]
 	locator  Locator
+	crawlers Crawlers
 	logger   *slog.Logger
 	registry *prometheus.Registry
 	scores   *prometheus.CounterVec
@@ -82,7 +96,15 @@ func (h *Handler) SetProfile(p *profile.Profile) {
 	if err != nil { // a Profile is plain data; this cannot fail
 		panic(fmt.Sprintf("server: encode profile: %v", err))
 	}
-	h.s.active.Store(&active{profile: p, rules: p.Rules(), body: body, hash: wire.ProfileHashOf(body)})
+	a := &active{profile: p, rules: p.Rules(), body: body, hash: wire.ProfileHashOf(body)}
+	if h.s.crawlers != nil {
+		var domains []string
+		for _, r := range a.rules.Allow {
+			domains = append(domains, r.Domains...)
+		}
+		h.s.crawlers.SetDomains(domains)
+	}
+	h.s.active.Store(a)
 }
 
 // New returns the scorer's HTTP handler.
@@ -99,6 +121,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	s := &server{
 		locator:  cfg.Locator,
+		crawlers: cfg.Crawlers,
 		logger:   cfg.Logger,
 		registry: reg,
 		scores: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -186,12 +209,17 @@ func (s *server) scoreOne(a *active, req *wire.ScoreRequest, addr netip.Addr) wi
 		prev = s.lookup(p)
 	}
 	f := Features(req, addr, g, prev)
+	// Only a client whose user agent claims a crawler with domains is
+	// worth its DNS; a cache miss is scored with the networks alone.
+	if s.crawlers != nil && a.rules.WantsHostnames(f.UserAgent) {
+		f.Hostnames, _ = s.crawlers.Hostnames(addr)
+	}
 	res := rules.Score(&a.rules, f)
 	s.latency.Observe(time.Since(start).Seconds())
 	s.scores.WithLabelValues(res.Level).Inc()
 	return wire.ScoreResponse{
 		Score: res.Score, Reasons: res.Reasons, Geo: g,
-		Level: res.Level, Profile: a.rules.Name, Allow: res.Allow, ProfileHash: a.hash,
+		Level: res.Level, Profile: a.rules.Name, Allow: res.Allow, AllowVia: res.AllowVia, ProfileHash: a.hash,
 	}
 }
 
