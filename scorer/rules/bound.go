@@ -23,6 +23,7 @@ func Observed(req *wire.ScoreRequest, addr netip.Addr) Features {
 		DistinctPaths: req.DistinctPaths, SequentialIDs: req.SequentialIDs,
 		Intervals: req.Intervals, IntervalCV: req.IntervalCV,
 		UserAgent: req.UserAgent, Addr: addr,
+		Asset: req.Asset, Assets10s: req.Assets10s, Probe: req.Probe, Probes: req.Probes,
 	}
 }
 

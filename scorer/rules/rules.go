@@ -201,6 +201,15 @@ type Features struct {
 	// TravelKm is the distance between where the request's principal (an
 	// API key or a login) is now and where it was TravelSeconds ago; 0 when unknown.
 	TravelKm, TravelSeconds float64
+	// Asset is true when the current request is a page asset, Assets10s
+	// the client's page-asset requests in 10 s (the counts above leave
+	// them out; see wire.ScoreRequest).
+	Asset     bool
+	Assets10s int64
+	// Probe is true when the current path is on the gateway's probe list,
+	// Probes the client's such requests in 60 s.
+	Probe  bool
+	Probes int64
 	// Hostnames are Addr's forward-confirmed reverse DNS names: names its
 	// PTR records give whose own A/AAAA records contain Addr again. Lower
 	// case, no trailing dot; nil when unknown or none. The rules never

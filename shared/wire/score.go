@@ -8,9 +8,15 @@ import (
 // ScoreRequest carries what the gateway observed about one client, gathered
 // from Redis in the request's single round trip. The scorer is stateless:
 // everything it needs is in here. Every count is per client IP.
+//
+// Page assets (a stylesheet, script, image, font or media file a browser
+// fetches for a page: Asset) are counted apart, in Assets10s only: the
+// windows, distinct paths, sequential ids, gaps and upstream answers below
+// are about the client's other requests, so a browser loading a page of
+// 150 images is not a burst and its missing icons are not errors.
 type ScoreRequest struct {
 	IP string `json:"ip"`
-	// Requests counted in sliding windows ending now.
+	// Requests other than page assets counted in sliding windows ending now.
 	Count1s  int64 `json:"count_1s"`
 	Count10s int64 `json:"count_10s"`
 	Count60s int64 `json:"count_60s"`
@@ -42,6 +48,17 @@ type ScoreRequest struct {
 	// principal is new or was last seen from this address.
 	PrevIP      string  `json:"prev_ip,omitempty"`
 	PrevSeconds float64 `json:"prev_seconds,omitempty"`
+
+	// Asset is true when the current request is a page asset; Assets10s
+	// counts the client's page-asset requests in 10 s, this one included.
+	Asset     bool  `json:"asset,omitempty"`
+	Assets10s int64 `json:"assets_10s,omitempty"`
+	// Probe is true when the current path is a well-known exploit or admin
+	// path of software the upstream does not run (the gateway's probe
+	// list: /wp-login.php, /.env, /.git/config, ...); Probes counts such
+	// requests in 60 s, this one included.
+	Probe  bool  `json:"probe,omitempty"`
+	Probes int64 `json:"probes,omitempty"`
 }
 
 // Score levels: what the gateway should do.

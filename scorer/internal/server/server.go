@@ -270,6 +270,7 @@ func validate(req *wire.ScoreRequest) (netip.Addr, error) {
 		{"visits", req.Visits}, {"sensitive_hits", req.SensitiveHits}, {"auth_failures", req.AuthFailures},
 		{"errors_4xx", req.Errors4xx}, {"distinct_paths", req.DistinctPaths},
 		{"sequential_ids", req.SequentialIDs}, {"intervals", int64(req.Intervals)},
+		{"assets_10s", req.Assets10s}, {"probes", req.Probes},
 	} {
 		if c.n < 0 {
 			return netip.Addr{}, badRequest(fmt.Sprintf("%s must not be negative, got %d", c.name, c.n))
