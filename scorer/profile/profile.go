@@ -19,7 +19,7 @@
 //	  burst:    {low: 15, high: 40, weight: 1.0}   # a ramp
 //	  visits:   {weight: 1, steps: [{above: 3, risk: 0.3}, {above: 6, risk: 0.8}]}
 //	  regularity: {low: 0.6, high: 0.85, weight: 0.8, min_intervals: 8}
-//	  error_ratio: {low: 0.25, high: 0.75, weight: 0.6, min_requests: 4}
+//	  error_ratio: {low: 0.25, high: 0.75, weight: 0.6, min_requests: 4, prior_requests: 8, prior_ratio: 0.05}
 //	  user_agent: {weight: 0.45, automation: [curl/, ...], bots: [bot, ...], bot_risk: 0.5}
 //	  geo:      {weight: 0.5, country_risk: {KP: 1.0, RU: 0.4}}
 //	  hosting:  {weight: 0.45, asns: [14618, 16509]}
@@ -76,10 +76,14 @@ type Regularity struct {
 	MinIntervals int `yaml:"min_intervals" json:"min_intervals"`
 }
 
-// ErrorRatio is the error-ratio curve and how many requests it needs.
+// ErrorRatio is the error-ratio curve, how many requests it needs, and
+// its smoothing: PriorRequests pseudo-requests at PriorRatio are added to
+// the client's own (0 for the raw ratio).
 type ErrorRatio struct {
-	Curve       `yaml:",inline"`
-	MinRequests int `yaml:"min_requests" json:"min_requests"`
+	Curve         `yaml:",inline"`
+	MinRequests   int     `yaml:"min_requests" json:"min_requests"`
+	PriorRequests float64 `yaml:"prior_requests" json:"prior_requests"`
+	PriorRatio    float64 `yaml:"prior_ratio" json:"prior_ratio"`
 }
 
 // UserAgent is the automation user-agent feature.
@@ -126,6 +130,8 @@ type Features struct {
 	Geo             Geo        `yaml:"geo" json:"geo"`
 	Hosting         Hosting    `yaml:"hosting" json:"hosting"`
 	Travel          Travel     `yaml:"travel" json:"travel"`
+	Probing         Curve      `yaml:"probing" json:"probing"`
+	AssetRate       Curve      `yaml:"asset_rate" json:"asset_rate"`
 }
 
 // curves returns a pointer to every feature's curve, indexed by
@@ -138,7 +144,7 @@ func (f *Features) curves() [rules.NumFeatures]*Curve {
 		rules.AuthFailures: &f.AuthFailures, rules.ErrorRatio: &f.ErrorRatio.Curve,
 		rules.PathDiversity: &f.PathDiversity, rules.Enumeration: &f.Enumeration,
 		rules.UserAgent: &f.UserAgent.Curve, rules.Geo: &f.Geo.Curve, rules.Hosting: &f.Hosting.Curve,
-		rules.Travel: &f.Travel.Curve,
+		rules.Travel: &f.Travel.Curve, rules.Probing: &f.Probing, rules.AssetRate: &f.AssetRate,
 	}
 }
 
@@ -191,6 +197,7 @@ func Default() *Profile {
 	}
 	p.Features.Regularity.MinIntervals = c.MinIntervals
 	p.Features.ErrorRatio.MinRequests = int(c.MinRequests)
+	p.Features.ErrorRatio.PriorRequests, p.Features.ErrorRatio.PriorRatio = c.ErrorPrior, c.ErrorPriorRatio
 	p.Features.Travel.MinKm, p.Features.Travel.MinSeconds = c.MinTravelKm, c.MinTravelSeconds
 	p.Features.UserAgent.Automation = slices.Clone(c.AutomationUA)
 	p.Features.UserAgent.Bots = slices.Clone(c.BotUA)
@@ -234,6 +241,7 @@ func (p *Profile) Rules() rules.Config {
 	}
 	c.MinIntervals = p.Features.Regularity.MinIntervals
 	c.MinRequests = int64(p.Features.ErrorRatio.MinRequests)
+	c.ErrorPrior, c.ErrorPriorRatio = p.Features.ErrorRatio.PriorRequests, p.Features.ErrorRatio.PriorRatio
 	c.MinTravelKm, c.MinTravelSeconds = p.Features.Travel.MinKm, p.Features.Travel.MinSeconds
 	c.CountryRisk = maps.Clone(p.Features.Geo.CountryRisk)
 	c.HostingASNs = make(map[uint32]bool, len(p.Features.Hosting.ASNs))
@@ -388,6 +396,10 @@ func (p *Profile) validate() []error {
 	if p.Features.ErrorRatio.MinRequests < 1 {
 		fail("features.error_ratio.min_requests", "must be at least 1, got %d", p.Features.ErrorRatio.MinRequests)
 	}
+	if pr := p.Features.ErrorRatio.PriorRequests; !finite(pr) || pr < 0 || pr > 1000 {
+		fail("features.error_ratio.prior_requests", "must be between 0 and 1000, got %v", pr)
+	}
+	unit(fail, "features.error_ratio.prior_ratio", p.Features.ErrorRatio.PriorRatio)
 	unit(fail, "features.user_agent.bot_risk", p.Features.UserAgent.BotRisk)
 	if tr := p.Features.Travel; !finite(tr.MinKm) || tr.MinKm < 0 {
 		fail("features.travel.min_km", "must be a number >= 0, got %v", tr.MinKm)

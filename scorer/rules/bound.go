@@ -11,7 +11,7 @@ import (
 // with its profile and a gateway bounds scores only with the same version:
 // bump it whenever a change could make Score return more for the same
 // profile and features.
-const Version = "1"
+const Version = "2"
 
 // Observed maps what a gateway observed (a score request) to the features
 // that need no geo lookup; Country, ASN and travel stay unknown.

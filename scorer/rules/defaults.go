@@ -25,15 +25,23 @@ func DefaultConfig() Config {
 	c.Curves[SensitiveHits] = Ramp(0, 4, 0.45)
 	c.Curves[Regularity] = Ramp(0.6, 0.85, 0.6)
 	c.Curves[AuthFailures] = Ramp(2, 8, 0.9)
-	c.Curves[ErrorRatio] = Ramp(0.25, 0.75, 0.6)
+	c.Curves[ErrorRatio] = Ramp(0.2, 0.7, 0.6)
 	c.Curves[PathDiversity] = Ramp(30, 100, 0.5)
 	c.Curves[Enumeration] = Ramp(2, 5, 0.9)
 	c.Curves[UserAgent] = Ramp(0, 1, 0.45)
 	c.Curves[Geo] = Ramp(0, 1, 0.5)
 	c.Curves[Hosting] = Ramp(0, 1, 0.45)
 	c.Curves[Travel] = Ramp(1000, 5000, 0.9)
+	// Probes of exploit and admin paths in 60 s: by themselves the 3rd
+	// throttles (0.52), the 5th blocks (1.0); with a tool's user agent the
+	// 2nd throttles already.
+	c.Curves[Probing] = Ramp(0.8, 5, 1.0)
+	// Page assets per second over 10 s: a browser loading a page of 150
+	// is at 15; only a flood far past any page throttles.
+	c.Curves[AssetRate] = Ramp(50, 120, 0.7)
 	c.MinIntervals = 8
 	c.MinRequests = 4
+	c.ErrorPrior, c.ErrorPriorRatio = 8, 0.05
 	c.MinTravelKm = 500
 	c.MinTravelSeconds = 60
 	c.CountryRisk = map[string]float64{}

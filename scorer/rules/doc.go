@@ -6,7 +6,12 @@
 // # Features
 //
 // Each feature has a raw value, computed from the gateway's observations,
-// and a curve that maps the value to a risk in [0, 1]:
+// and a curve that maps the value to a risk in [0, 1]. Page assets (GETs of
+// stylesheets, scripts, images, fonts, media: the gateway's
+// scoring.asset_extensions) are counted apart: they feed asset_rate only,
+// so a browser fetching a page's 150 images is neither a burst nor a
+// walk over many paths, and its missing icons are not errors. Every other
+// count below is of the client's other requests.
 //
 //	feature           value
 //	burst             requests in the last second
@@ -19,7 +24,10 @@
 //	                  of the client's recent requests (1 = a metronome), 0 until
 //	                  MinIntervals gaps are known
 //	auth_failures     upstream 401/403 answers to the client in 60 s
-//	error_ratio       4xx answers / requests in 60 s (0 below MinRequests)
+//	error_ratio       4xx answers / requests in 60 s, smoothed for small
+//	                  counts: (errors + ErrorPrior·ErrorPriorRatio) /
+//	                  (requests + ErrorPrior), the mean of a Beta posterior
+//	                  (0 below MinRequests)
 //	path_diversity    distinct paths in 60 s
 //	enumeration       length of the current run of neighbouring numeric ids
 //	                  (/products/41, /products/42, ... one way, step 1)
@@ -32,6 +40,10 @@
 //	                  request's principal (API key or login) would have moved from
 //	                  where it was last seen, when that is at least
 //	                  MinTravelKm away (time floored at MinTravelSeconds)
+//	probing           requests in 60 s to well-known exploit and admin paths
+//	                  of software the upstream does not run (the gateway's
+//	                  scoring.probe_paths: /wp-login.php, /.env, /.git, ...)
+//	asset_rate        page assets in the last 10 s / 10 (req/s)
 //
 // A curve is either a ramp (risk 0 at or below Low, 1 at or above High,
 // linear between) or a step function (the risk of the highest step whose
@@ -81,13 +93,15 @@
 //	sensitive_hits   0      4      0.45
 //	regularity       0.6    0.85   0.6    (at least 8 gaps)
 //	auth_failures    2      8      0.9
-//	error_ratio      0.25   0.75   0.6    (at least 4 requests)
+//	error_ratio      0.2    0.7    0.6    (at least 4 requests; prior 8 at 5 %)
 //	path_diversity   30     100    0.5
 //	enumeration      2      5      0.9
 //	user_agent       0      1      0.45
 //	geo              0      1      0.5    (country risk map empty)
 //	hosting          0      1      0.45
 //	travel           1000   5000   0.9    (km/h; at least 500 km, 60 s)
+//	probing          0.8    5      1.0    (3rd probe 0.52, 5th 1.0)
+//	asset_rate       50     120    0.7
 //	visits, sensitive_visits              0 (off)
 //
 // and block 0.8, throttle 0.5. Where they come from: the ramps start where

@@ -26,6 +26,8 @@ const (
 	FeatureGeo             = "geo"
 	FeatureHosting         = "hosting"
 	FeatureTravel          = "travel"
+	FeatureProbing         = "probing"
+	FeatureAssetRate       = "asset_rate"
 )
 
 // Feature indexes a feature in Config.Curves and in the order of
@@ -49,6 +51,8 @@ const (
 	Geo
 	Hosting
 	Travel
+	Probing
+	AssetRate
 	NumFeatures
 )
 
@@ -57,7 +61,7 @@ var FeatureNames = [NumFeatures]string{
 	FeatureBurst, FeatureRate, FeatureRate60s, FeatureVisits, FeatureSensitiveVisits,
 	FeatureSensitiveHits, FeatureRegularity, FeatureAuthFailures, FeatureErrorRatio,
 	FeaturePathDiversity, FeatureEnumeration, FeatureUserAgent, FeatureGeo, FeatureHosting,
-	FeatureTravel,
+	FeatureTravel, FeatureProbing, FeatureAssetRate,
 }
 
 // Combine names a combination rule.
@@ -148,8 +152,12 @@ type Config struct {
 	// MinIntervals is how many inter-arrival gaps regularity needs before
 	// it says anything.
 	MinIntervals int
-	// MinRequests is how many requests in 60 s error_ratio needs.
-	MinRequests int64
+	// MinRequests is how many requests in 60 s error_ratio needs;
+	// ErrorPrior and ErrorPriorRatio smooth it (see errorRatio): that many
+	// pseudo-requests at that error ratio are added to the client's own.
+	MinRequests     int64
+	ErrorPrior      float64
+	ErrorPriorRatio float64
 	// MinTravelKm is the shortest move travel considers: closer places
 	// are within the databases' accuracy. MinTravelSeconds floors the
 	// time between them.
@@ -246,7 +254,7 @@ func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
 	}
 	v[AuthFailures] = float64(max(f.AuthFailures, 0))
 	if f.Count60s >= cfg.MinRequests && f.Count60s > 0 {
-		v[ErrorRatio] = clamp01(float64(max(f.Errors4xx, 0)) / float64(f.Count60s))
+		v[ErrorRatio] = cfg.errorRatio(f.Errors4xx, f.Count60s)
 	}
 	v[PathDiversity] = float64(max(f.DistinctPaths, 0))
 	v[Enumeration] = float64(max(f.SequentialIDs, 0))
@@ -260,7 +268,20 @@ func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
 	if f.TravelKm >= cfg.MinTravelKm && f.TravelKm > 0 {
 		v[Travel] = f.TravelKm / max(f.TravelSeconds, cfg.MinTravelSeconds, 1) * 3600
 	}
+	v[Probing] = float64(max(f.Probes, 0))
+	v[AssetRate] = float64(max(f.Assets10s, 0)) / 10
 	return v
+}
+
+// errorRatio is the share of errors in n requests, smoothed towards
+// ErrorPriorRatio as if ErrorPrior requests at that ratio had come first
+// (the mean of a Beta posterior): 3 errors in 4 requests is weak evidence
+// and reads 0.28 with the default prior (8 requests at 5 %), 30 in 40 is
+// strong and reads 0.63. With ErrorPrior 0 it is the raw ratio.
+func (cfg *Config) errorRatio(errors, n int64) float64 {
+	e := float64(min(max(errors, 0), n))
+	prior := max(cfg.ErrorPrior, 0)
+	return clamp01((e + prior*clamp01(cfg.ErrorPriorRatio)) / (float64(n) + prior))
 }
 
 // uaRisk is 1 for an empty user agent or a tool's, BotUARisk for a

@@ -53,9 +53,12 @@ func TestFeatureValues(t *testing.T) {
 		{"regularity: human", rules.Features{Intervals: 10, IntervalCV: 1.4}, rules.Regularity, 0},
 		{"regularity: too few gaps", rules.Features{Intervals: 7, IntervalCV: 0}, rules.Regularity, 0},
 		{"auth failures", rules.Features{AuthFailures: 5}, rules.AuthFailures, 5},
-		{"error ratio", rules.Features{Count60s: 10, Errors4xx: 4}, rules.ErrorRatio, 0.4},
+		{"error ratio, smoothed by 8 requests at 5 %", rules.Features{Count60s: 10, Errors4xx: 4}, rules.ErrorRatio, 4.4 / 18},
+		{"error ratio: strong evidence", rules.Features{Count60s: 200, Errors4xx: 200}, rules.ErrorRatio, 200.4 / 208},
 		{"error ratio: too few requests", rules.Features{Count60s: 3, Errors4xx: 3}, rules.ErrorRatio, 0},
-		{"error ratio: capped", rules.Features{Count60s: 4, Errors4xx: 9}, rules.ErrorRatio, 1},
+		{"error ratio: errors capped at the requests", rules.Features{Count60s: 4, Errors4xx: 9}, rules.ErrorRatio, 4.4 / 12},
+		{"probing", rules.Features{Probes: 3}, rules.Probing, 3},
+		{"asset rate", rules.Features{Assets10s: 150, Asset: true}, rules.AssetRate, 15},
 		{"path diversity", rules.Features{DistinctPaths: 77}, rules.PathDiversity, 77},
 		{"enumeration", rules.Features{SequentialIDs: 6}, rules.Enumeration, 6},
 		{"geo: unknown country", rules.Features{Country: "GB"}, rules.Geo, 0},
@@ -285,6 +288,24 @@ func TestCombinationRules(t *testing.T) {
 	checkResult(t, r)
 }
 
+// TestErrorRatioNeedsEvidence: with the default profile no client of up
+// to a handful of requests reaches the throttle threshold by its error
+// ratio alone, however many of them failed; a sustained share does.
+func TestErrorRatioNeedsEvidence(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	for n := int64(1); n <= 10; n++ {
+		for e := int64(0); e <= n; e++ {
+			var vals [rules.NumFeatures]float64
+			vals[rules.ErrorRatio] = cfg.Values(&rules.Features{Count60s: n, Errors4xx: e})[rules.ErrorRatio]
+			r := cfg.ScoreValues(vals, "")
+			assert.Less(t, r.Score, cfg.Throttle, "%d errors in %d requests", e, n)
+		}
+	}
+	var vals [rules.NumFeatures]float64
+	vals[rules.ErrorRatio] = cfg.Values(&rules.Features{Count60s: 60, Errors4xx: 60})[rules.ErrorRatio]
+	assert.GreaterOrEqual(t, cfg.ScoreValues(vals, "").Score, cfg.Throttle, "60 errors in 60 requests")
+}
+
 func TestDefaultCalibration(t *testing.T) {
 	cfg := rules.DefaultConfig()
 	const chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
@@ -304,8 +325,16 @@ func TestDefaultCalibration(t *testing.T) {
 		{"50 rps checkout at its 32nd request", rules.Features{Count1s: 32, Count10s: 32, Count60s: 32, Sensitive: true, SensitiveHits: 32, UserAgent: chrome}, rules.LevelBlock},
 		{"50 rps checkout, evenly spaced, at its 20th request", rules.Features{Count1s: 20, Count10s: 20, Count60s: 20, Sensitive: true, SensitiveHits: 20, Intervals: 11, IntervalCV: 0.1, UserAgent: chrome}, rules.LevelBlock},
 		{"enumerating ids", rules.Features{Count1s: 4, Count10s: 5, Count60s: 5, SequentialIDs: 4, UserAgent: chrome}, rules.LevelThrottle},
-		{"scanning: three 404s in four", rules.Features{Count1s: 3, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, rules.LevelThrottle},
+		{"an iPhone: three icon 404s in four requests are no evidence", rules.Features{Count1s: 3, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, rules.LevelAllow},
+		{"a page of 150 assets", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, Asset: true, Assets10s: 150, UserAgent: chrome}, rules.LevelAllow},
+		{"two pages of 150 assets in 10 s", rules.Features{Count1s: 1, Count10s: 2, Count60s: 2, Asset: true, Assets10s: 300, UserAgent: chrome}, rules.LevelAllow},
+		{"an asset flood", rules.Features{Count1s: 0, Count10s: 0, Count60s: 1, Asset: true, Assets10s: 1200, UserAgent: chrome}, rules.LevelThrottle},
+		{"scanning: 30 404s in 40", rules.Features{Count1s: 3, Count10s: 20, Count60s: 40, Errors4xx: 30, UserAgent: chrome}, rules.LevelThrottle},
 		{"scanning with a tool", rules.Features{Count1s: 3, Count10s: 6, Count60s: 6, Errors4xx: 6, UserAgent: "python-requests/2"}, rules.LevelThrottle},
+		{"2nd probe, a browser's user agent", rules.Features{Count1s: 1, Count10s: 2, Count60s: 2, Probe: true, Probes: 2, Errors4xx: 1, UserAgent: chrome}, rules.LevelAllow},
+		{"3rd probe, a browser's user agent", rules.Features{Count1s: 1, Count10s: 3, Count60s: 3, Probe: true, Probes: 3, Errors4xx: 2, UserAgent: chrome}, rules.LevelThrottle},
+		{"5th probe, a browser's user agent", rules.Features{Count1s: 1, Count10s: 5, Count60s: 5, Probe: true, Probes: 5, Errors4xx: 4, UserAgent: chrome}, rules.LevelBlock},
+		{"2nd probe, no user agent", rules.Features{Count1s: 1, Count10s: 2, Count60s: 2, Probe: true, Probes: 2, Errors4xx: 1}, rules.LevelThrottle},
 		{"a metronome", rules.Features{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0.03, UserAgent: chrome}, rules.LevelThrottle},
 		{"an API key in Berlin, then London 2 hours later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 930, TravelSeconds: 7200, UserAgent: chrome}, rules.LevelAllow},
 		{"an API key in Berlin, then London 10 minutes later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 930, TravelSeconds: 600, UserAgent: chrome}, rules.LevelBlock},

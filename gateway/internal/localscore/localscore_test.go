@@ -53,7 +53,9 @@ func TestFallback(t *testing.T) {
 		{"50 rps checkout at its 32nd request", wire.ScoreRequest{Count1s: 32, Count10s: 32, Count60s: 32, SensitiveHits: 32, UserAgent: chrome}, 0.824, "block"},
 		{"burst alone", wire.ScoreRequest{Count1s: 40, Count10s: 40, Count60s: 40, UserAgent: chrome}, 1, "block"},
 		{"enumeration", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, SequentialIDs: 4, UserAgent: chrome}, 0.6, "throttle"},
-		{"error ratio", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, 0.6, "throttle"},
+		{"error ratio: 3 in 4 is no evidence", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, 0.1, "allow"},
+		{"error ratio: 40 in 40", wire.ScoreRequest{Count1s: 4, Count10s: 20, Count60s: 40, Errors4xx: 40, UserAgent: chrome}, 0.6, "throttle"},
+		{"3rd probe", wire.ScoreRequest{Count1s: 1, Count10s: 3, Count60s: 3, Probe: true, Probes: 3, UserAgent: chrome}, 0.5238, "throttle"},
 		{"metronome", wire.ScoreRequest{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0, UserAgent: chrome}, 0.6, "throttle"},
 	}
 	for _, tt := range tests {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bulwarkgw/bulwark/scorer/internal/crawlerdns/dnstest"
+	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -128,7 +129,7 @@ func TestRunServesAndStops(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, 1.0, sr.Score)
 	assert.Equal(t, "block", sr.Level)
-	assert.Len(t, sr.Reasons, 15)
+	assert.Len(t, sr.Reasons, int(rules.NumFeatures))
 	if dbPath != "" {
 		require.NotNil(t, sr.Geo)
 		assert.Equal(t, "GB", sr.Geo.Country)

@@ -118,22 +118,22 @@ func TestScore(t *testing.T) {
 			name:  "local address",
 			body:  `{"ip":"192.168.1.10","count_1s":5,"count_10s":20,"count_60s":60,"user_agent":"` + chrome + `"}`,
 			score: 0, level: "allow",
-			top: wire.Reason{Feature: "auth_failures", Value: 0, Contribution: 0},
+			top: wire.Reason{Feature: "asset_rate", Value: 0, Contribution: 0},
 			geo: &wire.Geo{Local: true},
 		},
 		{
 			name: "unknown address and IPv6, every new feature",
 			body: `{"ip":"2001:4860::8888","count_1s":2,"count_10s":4,"count_60s":8,"sensitive":true,"sensitive_hits":3,"auth_failures":5,"errors_4xx":5,"distinct_paths":4,"sequential_ids":0,"intervals":9,"interval_cv":0.9,"user_agent":"` + chrome + `"}`,
-			// auth_failures and error_ratio weigh 0.45 each, sensitive_hits
-			// 0.3375: 1 − 0.55 · 0.55 · 0.6625; the tie is broken by name.
-			score: 0.7996, level: "throttle",
-			top: wire.Reason{Feature: "auth_failures", Value: 5, Contribution: 0.2908},
+			// auth_failures weighs 0.45, sensitive_hits 0.3375, error_ratio
+			// (5 in 8, smoothed to 5.4 / 16) 0.165: 1 − 0.55 · 0.6625 · 0.835.
+			score: 0.6957, level: "throttle",
+			top: wire.Reason{Feature: "auth_failures", Value: 5, Contribution: 0.3287},
 		},
 		{
 			name:  "geo failure scores without geo",
 			body:  `{"ip":"6.6.6.6","user_agent":"` + chrome + `"}`,
 			score: 0, level: "allow",
-			top: wire.Reason{Feature: "auth_failures", Value: 0, Contribution: 0},
+			top: wire.Reason{Feature: "asset_rate", Value: 0, Contribution: 0},
 		},
 	}
 	for _, tt := range tests {
@@ -146,7 +146,7 @@ func TestScore(t *testing.T) {
 			assert.Equal(t, tt.score, got.Score)
 			assert.Equal(t, tt.level, got.Level)
 			assert.Equal(t, "default", got.Profile)
-			require.Len(t, got.Reasons, 15)
+			require.Len(t, got.Reasons, int(rules.NumFeatures))
 			assert.Equal(t, tt.top, got.Reasons[0], "%+v", got.Reasons)
 			assert.Equal(t, tt.geo, got.Geo)
 		})
