@@ -2,7 +2,8 @@
 # make detect: measures detection quality. Builds the services and the
 # traffic simulator, starts a private dev stack (redis-server + FerretDB),
 # the demo shop, the scorer (demo GeoIP City + ASN databases, default
-# profile) and the gateway (trusting the simulator's address), runs every
+# profile, crawlers verified by DNS against the simulator's -dns-listen) and
+# the gateway (trusting the simulator's address), runs every
 # scenario for DURATION (default 60s) and prints the table; the JSON report
 # goes to var/detect/report.json. Exits non-zero when a goal is missed.
 # Everything it started is stopped at the end.
@@ -14,6 +15,9 @@ SEED=${SEED:-1}
 SHOP_ADDR=${SHOP_ADDR:-127.0.0.1:19100}
 SCORER_ADDR=${SCORER_ADDR:-127.0.0.1:19101}
 GATEWAY_ADDR=${GATEWAY_ADDR:-127.0.0.1:19102}
+# The simulator serves its crawlers' reverse and forward DNS here during the
+# run; the scorer verifies Googlebot and Bingbot against it.
+DNS_ADDR=${DNS_ADDR:-127.0.0.1:19153}
 
 command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install redis-server" >&2; exit 1; }
 out=var/detect
@@ -38,7 +42,7 @@ for _ in $(seq 600); do [ -s "$envfile" ] && break; sleep 0.2; done
 
 BULWARK_LISTEN=$SHOP_ADDR $out/bin/shop >$out/shop.log 2>&1 & pids+=($!)
 BULWARK_LISTEN=$SCORER_ADDR BULWARK_GEOIP_DB=$root/$out/demo-city.mmdb BULWARK_GEOIP_ASN_DB=$root/$out/demo-asn.mmdb \
-  BULWARK_LOG_LEVEL=warn $out/bin/scorer >$out/scorer.log 2>&1 & pids+=($!)
+  BULWARK_DNS_SERVER=$DNS_ADDR BULWARK_LOG_LEVEL=warn $out/bin/scorer >$out/scorer.log 2>&1 & pids+=($!)
 BULWARK_LISTEN=$GATEWAY_ADDR BULWARK_UPSTREAM_URL=http://$SHOP_ADDR BULWARK_SCORER_URL=http://$SCORER_ADDR \
   BULWARK_REDIS_URL=$BULWARK_TEST_REDIS_URL BULWARK_MONGO_URI=$BULWARK_TEST_MONGO_URI \
   BULWARK_TRUSTED_PROXIES=127.0.0.1 BULWARK_CONFIG=${GATEWAY_CONFIG:-} \
@@ -49,5 +53,5 @@ for addr in $SHOP_ADDR $SCORER_ADDR $GATEWAY_ADDR; do
 done
 
 echo "simulating $DURATION of traffic (seed $SEED)..."
-$out/bin/simulator -target "http://$GATEWAY_ADDR" -duration "$DURATION" -seed "$SEED" \
+$out/bin/simulator -target "http://$GATEWAY_ADDR" -duration "$DURATION" -seed "$SEED" -dns-listen "$DNS_ADDR" \
   -report -json $out/report.json -check "$@"

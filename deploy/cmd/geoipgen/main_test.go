@@ -106,6 +106,22 @@ func TestASNDatabase(t *testing.T) {
 		{"45.3.0.1", 16276, "OVH SAS"},
 		{"45.4.0.1", 24940, "Hetzner Online GmbH"},
 		{"81.2.69.142", 20712, "Andrews & Arnold Ltd"},
+		// The clouds' and crawlers' real ranges.
+		{"3.80.1.1", 14618, "Amazon.com, Inc."},
+		{"18.185.0.1", 16509, "Amazon.com, Inc."},
+		{"13.64.0.1", 8075, "Microsoft Corporation"},
+		{"34.64.0.1", 396982, "Google LLC"},
+		{"159.89.0.1", 14061, "DigitalOcean, LLC"},
+		{"51.68.0.1", 16276, "OVH SAS"},
+		{"88.198.0.1", 24940, "Hetzner Online GmbH"},
+		{"66.249.66.1", 15169, "Google LLC"},
+		{"40.77.188.1", 8075, "Microsoft Corporation"},
+		{"52.167.144.20", 8075, "Microsoft Corporation"},
+		{"157.55.39.1", 8075, "Microsoft Corporation"},
+		{"207.46.13.1", 8075, "Microsoft Corporation"},
+		// Residential ISPs.
+		{"86.128.0.1", 2856, "British Telecommunications PLC"},
+		{"73.0.0.1", 7922, "Comcast Cable Communications, LLC"},
 	}
 	for _, tt := range tests {
 		rec, err := db.ASN(netip.MustParseAddr(tt.ip))
@@ -130,6 +146,17 @@ func TestTable(t *testing.T) {
 		}
 		if r.City != "" {
 			assert.NotEmpty(t, r.TimeZone, "range %s", r.Network)
+		}
+	}
+}
+
+// TestRangesDoNotOverlap: a range inside another would silently replace
+// part of it (the tree keeps the last insert).
+func TestRangesDoNotOverlap(t *testing.T) {
+	for i, a := range demoRanges {
+		pa := netip.MustParsePrefix(a.Network)
+		for _, b := range demoRanges[i+1:] {
+			assert.False(t, pa.Overlaps(netip.MustParsePrefix(b.Network)), "%s overlaps %s", a.Network, b.Network)
 		}
 	}
 }

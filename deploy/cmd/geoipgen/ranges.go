@@ -23,10 +23,13 @@ type geoRange struct {
 
 // demoRanges is the whole demo table. The documentation ranges stand for
 // residential clients; the 45.x.0.0/16 ranges stand for hosting providers
-// and carry those providers' real AS numbers and organisation names. Keep it
+// and carry those providers' real AS numbers and organisation names, as do
+// the clouds' real ranges (AWS, Azure, Google Cloud, DigitalOcean, OVH,
+// Hetzner) and the crawlers' networks (Google's, Microsoft's). Keep it
 // sorted by purpose, not address. The traffic simulator (deploy/cmd/simulator)
 // draws its clients from these ranges: people from the residential ones,
-// the botnet from the hosting ones, the crawler from Google's.
+// the botnet from the 45.x hosting ones, scanners from the clouds' and
+// residential ISPs', the crawlers from Google's and Microsoft's.
 var demoRanges = []geoRange{
 	// As in MaxMind's own test database.
 	{Network: "81.2.69.0/24", Continent: "EU", Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, TimeZone: "Europe/London", ASN: 20712, Org: "Andrews & Arnold Ltd"},
@@ -53,6 +56,36 @@ var demoRanges = []geoRange{
 	// simulator's verified crawler is located where the real one is.
 	{Network: "66.249.64.0/19", Continent: "NA", Country: "US", City: "Mountain View", Lat: 37.4056, Lon: -122.0775, TimeZone: "America/Los_Angeles", ASN: 15169, Org: "Google LLC"},
 
+	// The big clouds' and hosters' own ranges, with their real AS numbers
+	// (all in the scorer's DefaultHostingASNs), so that a run of the
+	// simulator exercises the hosting feature as a real ASN database would.
+	// The simulator's scanners come from here.
+	{Network: "3.80.0.0/12", Continent: "NA", Country: "US", City: "Ashburn", Lat: 39.0438, Lon: -77.4874, TimeZone: "America/New_York", ASN: 14618, Org: "Amazon.com, Inc."},
+	{Network: "54.80.0.0/12", Continent: "NA", Country: "US", City: "Ashburn", Lat: 39.0438, Lon: -77.4874, TimeZone: "America/New_York", ASN: 14618, Org: "Amazon.com, Inc."},
+	{Network: "18.184.0.0/15", Continent: "EU", Country: "DE", City: "Frankfurt am Main", Lat: 50.1109, Lon: 8.6821, TimeZone: "Europe/Berlin", ASN: 16509, Org: "Amazon.com, Inc."},
+	{Network: "13.64.0.0/11", Continent: "NA", Country: "US", City: "San Jose", Lat: 37.3394, Lon: -121.8950, TimeZone: "America/Los_Angeles", ASN: 8075, Org: "Microsoft Corporation"},
+	{Network: "34.64.0.0/10", Continent: "NA", Country: "US", City: "Council Bluffs", Lat: 41.2619, Lon: -95.8608, TimeZone: "America/Chicago", ASN: 396982, Org: "Google LLC"},
+	{Network: "159.89.0.0/16", Continent: "NA", Country: "US", City: "North Bergen", Lat: 40.8043, Lon: -74.0121, TimeZone: "America/New_York", ASN: 14061, Org: "DigitalOcean, LLC"},
+	{Network: "167.99.0.0/16", Continent: "EU", Country: "DE", City: "Frankfurt am Main", Lat: 50.1109, Lon: 8.6821, TimeZone: "Europe/Berlin", ASN: 14061, Org: "DigitalOcean, LLC"},
+	{Network: "51.68.0.0/16", Continent: "EU", Country: "FR", City: "Gravelines", Lat: 50.9865, Lon: 2.1281, TimeZone: "Europe/Paris", ASN: 16276, Org: "OVH SAS"},
+	{Network: "137.74.0.0/16", Continent: "EU", Country: "FR", City: "Roubaix", Lat: 50.6942, Lon: 3.1746, TimeZone: "Europe/Paris", ASN: 16276, Org: "OVH SAS"},
+	{Network: "88.198.0.0/16", Continent: "EU", Country: "DE", City: "Nuremberg", Lat: 49.4521, Lon: 11.0767, TimeZone: "Europe/Berlin", ASN: 24940, Org: "Hetzner Online GmbH"},
+	{Network: "95.216.0.0/16", Continent: "EU", Country: "FI", City: "Helsinki", Lat: 60.1699, Lon: 24.9384, TimeZone: "Europe/Helsinki", ASN: 24940, Org: "Hetzner Online GmbH"},
+
+	// Microsoft's network (AS8075, Azure's too: a hosting ASN), where
+	// Bingbot crawls from; the default allow rule lists only three /24s
+	// of it (157.55.39.0/24, 207.46.13.0/24, 40.77.167.0/24), the rest is
+	// vouched for by reverse DNS (*.search.msn.com).
+	{Network: "157.55.0.0/16", Continent: "NA", Country: "US", City: "Redmond", Lat: 47.6740, Lon: -122.1215, TimeZone: "America/Los_Angeles", ASN: 8075, Org: "Microsoft Corporation"},
+	{Network: "207.46.0.0/16", Continent: "NA", Country: "US", City: "Redmond", Lat: 47.6740, Lon: -122.1215, TimeZone: "America/Los_Angeles", ASN: 8075, Org: "Microsoft Corporation"},
+	{Network: "40.77.0.0/16", Continent: "NA", Country: "US", City: "Boydton", Lat: 36.6676, Lon: -78.3875, TimeZone: "America/New_York", ASN: 8075, Org: "Microsoft Corporation"},
+	{Network: "52.160.0.0/11", Continent: "NA", Country: "US", City: "Boydton", Lat: 36.6676, Lon: -78.3875, TimeZone: "America/New_York", ASN: 8075, Org: "Microsoft Corporation"},
+
+	// More residential ISPs (not hosting): scanners on people's
+	// machines come from here.
+	{Network: "86.128.0.0/16", Continent: "EU", Country: "GB", City: "Manchester", Lat: 53.4808, Lon: -2.2426, TimeZone: "Europe/London", ASN: 2856, Org: "British Telecommunications PLC"},
+	{Network: "73.0.0.0/16", Continent: "NA", Country: "US", City: "Chicago", Lat: 41.8781, Lon: -87.6298, TimeZone: "America/Chicago", ASN: 7922, Org: "Comcast Cable Communications, LLC"},
+
 	// Other countries.
 	{Network: "5.0.0.0/16", Continent: "EU", Country: "RU", City: "Moscow", Lat: 55.7558, Lon: 37.6173, TimeZone: "Europe/Moscow", ASN: 12389, Org: "PJSC Rostelecom"},
 	{Network: "36.0.0.0/16", Continent: "AS", Country: "CN", City: "Beijing", Lat: 39.9042, Lon: 116.4074, TimeZone: "Asia/Shanghai", ASN: 4134, Org: "Chinanet"},
@@ -68,6 +101,7 @@ var countryNames = map[string]string{
 	"BR": "Brazil",
 	"CN": "China",
 	"DE": "Germany",
+	"FI": "Finland",
 	"FR": "France",
 	"GB": "United Kingdom",
 	"IN": "India",

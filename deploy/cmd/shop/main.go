@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
@@ -111,6 +112,30 @@ func (s *shop) routes() http.Handler {
 		w.Header().Set("Content-Type", assetType(r.PathValue("file")))
 		_, _ = io.WriteString(w, "/* "+r.PathValue("file")+" */\n")
 	})
+	// The pages people's browsers load (the simulator's browser
+	// scenario): small HTML, its assets under /assets/. Like the real
+	// shop, there is a favicon but no apple-touch-icon*.png: phones
+	// asking for those get a 404.
+	mux.HandleFunc("GET /products/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.Atoi(r.PathValue("id"))
+		if err != nil || id < 1 || id > len(s.products) {
+			page(w, 404, "Not found")
+			return
+		}
+		page(w, 200, s.products[id-1].Name)
+	})
+	mux.HandleFunc("GET /collections/{name}", func(w http.ResponseWriter, r *http.Request) {
+		page(w, 200, "Collection "+r.PathValue("name"))
+	})
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=86400")
+		w.Header().Set("Content-Type", "image/x-icon")
+		_, _ = w.Write([]byte{0, 0, 1, 0})
+	})
+	mux.HandleFunc("GET /robots.txt", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "User-agent: *\nDisallow: /api/checkout\n")
+	})
 	mux.HandleFunc("GET /api/products", func(w http.ResponseWriter, r *http.Request) { reply(w, 200, s.products) })
 	mux.HandleFunc("GET /api/products/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id, err := strconv.Atoi(r.PathValue("id"))
@@ -168,9 +193,22 @@ func assetType(name string) string {
 		return "image/svg+xml"
 	case strings.HasSuffix(name, ".jpg"):
 		return "image/jpeg"
+	case strings.HasSuffix(name, ".png"):
+		return "image/png"
+	case strings.HasSuffix(name, ".webp"):
+		return "image/webp"
+	case strings.HasSuffix(name, ".woff2"):
+		return "font/woff2"
 	default:
 		return "application/octet-stream"
 	}
+}
+
+// page writes a small HTML page titled title.
+func page(w http.ResponseWriter, status int, title string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, "<!doctype html><title>%s</title><link rel=stylesheet href=/assets/app.css><h1>%s</h1>\n", html.EscapeString(title), html.EscapeString(title))
 }
 
 func reply(w http.ResponseWriter, status int, v any) {

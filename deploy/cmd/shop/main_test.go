@@ -56,4 +56,24 @@ func TestShop(t *testing.T) {
 	code, body = do("GET", "/assets/img/3.jpg", "", "")
 	assert.Equal(t, 200, code)
 	assert.Contains(t, body, "img/3.jpg")
+
+	// What the simulator's browsers and crawlers load.
+	code, body = do("GET", "/products/3", "", "")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, "<title>Limited drop</title>")
+	code, _ = do("GET", "/products/0", "", "")
+	assert.Equal(t, 404, code)
+	code, body = do("GET", "/collections/sale", "", "")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, "Collection sale")
+	code, _ = do("GET", "/favicon.ico", "", "")
+	assert.Equal(t, 200, code)
+	code, body = do("GET", "/robots.txt", "", "")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, "User-agent: *")
+	// Like the real shop: no home-screen icons, and nothing for scanners.
+	for _, p := range []string{"/apple-touch-icon.png", "/apple-touch-icon-precomposed.png", "/wp-login.php", "/.env", "/.git/config"} {
+		code, _ = do("GET", p, "", "")
+		assert.Equal(t, 404, code, p)
+	}
 }

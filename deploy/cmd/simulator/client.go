@@ -19,6 +19,7 @@ type client struct {
 	target   string
 	http     *http.Client
 	rate     float64
+	rtt      time.Duration // a browser's round trip before each request
 	ip       netip.Addr
 	rng      *rand.Rand
 	rec      *recorder
@@ -62,10 +63,12 @@ func classify(status int, body []byte) Outcome {
 }
 
 // do sends one request as this client and records the outcome. hdr holds
-// extra header name/value pairs.
-func (c *client) do(ctx context.Context, method, path, body, ua string, hdr ...string) {
+// extra header name/value pairs. An empty ua sends no User-Agent at all.
+// It returns the outcome, and false when none was recorded (the run
+// ended).
+func (c *client) do(ctx context.Context, method, path, body, ua string, hdr ...string) (Outcome, bool) {
 	if ctx.Err() != nil {
-		return
+		return 0, false
 	}
 	var rd io.Reader
 	if body != "" {
@@ -73,7 +76,7 @@ func (c *client) do(ctx context.Context, method, path, body, ua string, hdr ...s
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.target+path, rd)
 	if err != nil {
-		return
+		return 0, false
 	}
 	req.Header.Set("X-Forwarded-For", c.ip.String())
 	req.Header.Set("User-Agent", ua)
@@ -94,12 +97,14 @@ func (c *client) do(ctx context.Context, method, path, body, ua string, hdr ...s
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return // the run ended mid-request: not an outcome
+			return 0, false // the run ended mid-request: not an outcome
 		}
 		c.rec.add(c, sent, first, Failed)
-		return
+		return Failed, true
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	_ = resp.Body.Close()
-	c.rec.add(c, sent, first, classify(resp.StatusCode, b))
+	o := classify(resp.StatusCode, b)
+	c.rec.add(c, sent, first, o)
+	return o, true
 }

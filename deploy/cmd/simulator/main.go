@@ -11,10 +11,19 @@
 // guesser and a verified crawler (Googlebot from Google's network).
 //
 //	simulator [-target URL] [-duration 30s] [-rate 1] [-mix human=40,sneaker=1,...]
-//	          [-seed 1] [-report] [-json FILE|-] [-check]
+//	          [-seed 1] [-report] [-json FILE|-] [-check] [-rtt 80ms]
+//	          [-dns-listen 127.0.0.1:5353]
+//
+// Scenarios added for issue 13 (real traffic): browser (people loading
+// pages of 5–150 assets, median 70, over 6 connections at -rtt, with
+// same-site referers and the phones' icon 404s), scanner and scanner-ua
+// (probes for WordPress, phpMyAdmin, .env, .git/config, ... with no or a
+// tool's user agent, or a browser's) and bingbot (Bingbot on Microsoft's
+// network outside the allow rule's /24s, vouched for only by its DNS,
+// which -dns-listen serves with the Googlebot crawler's).
 //
 // -report prints a table per scenario: requests sent, allowed, throttled,
-// blocked, time to first block and the share of requests throttled or
+// blocked, clients refused and banned, time to first block and the share of requests throttled or
 // blocked (for bots: of those sent after each client's first second). -json
 // writes the same as JSON. -check exits non-zero when a detection goal is
 // missed. The same seed gives the same clients, addresses and choices.
@@ -57,6 +66,8 @@ type options struct {
 	report   bool
 	jsonOut  string
 	check    bool
+	rtt      time.Duration
+	dns      string
 }
 
 func parse(args []string, getenv func(string) string, out io.Writer) (options, error) {
@@ -75,6 +86,8 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.BoolVar(&o.report, "report", false, "print the per-scenario table")
 	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file (- for stdout)")
 	fs.BoolVar(&o.check, "check", false, "exit non-zero when a detection goal is missed")
+	fs.DurationVar(&o.rtt, "rtt", 80*time.Millisecond, "the browser scenario's round trip, waited before each of its requests")
+	fs.StringVar(&o.dns, "dns-listen", "", "serve the crawlers' reverse and forward DNS (PTR, A) on this UDP host:port during the run (point the scorer's BULWARK_DNS_SERVER at it)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -86,6 +99,9 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	}
 	if o.rate <= 0 {
 		return o, errors.New("-rate must be positive")
+	}
+	if o.rtt < 0 {
+		return o, errors.New("-rtt must not be negative")
 	}
 	m, err := parseMix(*mix)
 	if err != nil {
@@ -149,6 +165,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	if o.dns != "" {
+		records, err := crawlerRecords(o.mix, addresses(o.mix, o.seed))
+		if err != nil {
+			return err
+		}
+		srv, addr, err := startDNS(o.dns, records)
+		if err != nil {
+			return err
+		}
+		defer srv.close()
+		fmt.Fprintf(stdout, "serving the crawlers' DNS on %s (%d records)\n", addr, len(records))
+		defer func() { fmt.Fprintf(stdout, "crawlers' DNS: %d queries answered\n", srv.queries.Load()) }()
+	}
 	rep := simulate(ctx, o)
 	if o.report {
 		rep.writeTable(stdout)
@@ -196,7 +225,7 @@ func simulate(ctx context.Context, o options) *Report {
 		rec.declare(sc, n)
 		for i := range n {
 			c := &client{
-				n: i, scenario: sc.Name, target: o.target, http: hc, rate: o.rate,
+				n: i, scenario: sc.Name, target: o.target, http: hc, rate: o.rate, rtt: o.rtt,
 				ip:  addrs[sc.Name][i],
 				rng: newRand(o.seed, si, i), rec: rec,
 			}

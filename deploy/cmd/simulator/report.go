@@ -10,11 +10,15 @@ import (
 )
 
 // Detection goals (the issue's): bots caught after their first second,
-// people and verified crawlers left alone, a 50 rps bot blocked within 1 s.
+// people and verified crawlers left alone, a 50 rps bot blocked within 1 s;
+// browsers loading big pages: at most 0.1 % of clients refused even once
+// and none banned; scanners: 99 % of their probes after the 3rd refused.
 const (
-	goalBotCaught     = 0.99
-	goalHumanAffected = 0.001
-	goalFastBlock     = time.Second
+	goalBotCaught      = 0.99
+	goalHumanAffected  = 0.001
+	goalFastBlock      = time.Second
+	goalClientsRefused = 0.001
+	goalProbesRefused  = 0.99
 )
 
 // ScenarioReport is one scenario's outcome.
@@ -37,9 +41,20 @@ type ScenarioReport struct {
 	// block (-1 when none was blocked).
 	ClientsBlocked     int   `json:"clients_blocked"`
 	TimeToFirstBlockMS int64 `json:"time_to_first_block_ms"`
+	// ClientsRefused is how many clients got at least one refusal (429 or
+	// the gateway's 403).
+	ClientsRefused int `json:"clients_refused"`
+	// Probes counts scanners' probes, ProbesAfterGrace those after each
+	// client's 3rd and RefusedAfterGrace those of them refused.
+	Probes            int     `json:"probes,omitempty"`
+	ProbesAfterGrace  int     `json:"probes_after_3rd,omitempty"`
+	RefusedAfterGrace int     `json:"refused_after_3rd,omitempty"`
+	Measure           Measure `json:"measure,omitempty"`
 	// Share is the goal's measure: for bots the share of requests after
 	// the first second that were throttled or blocked; for people and
-	// crawlers the share of all requests throttled or blocked.
+	// crawlers the share of all requests throttled or blocked; for
+	// Measure PerClient the share of clients refused at least once; for
+	// AfterProbes the share of probes after each client's 3rd refused.
 	Share float64 `json:"share"`
 	Goal  string  `json:"goal"`
 	Pass  bool    `json:"pass"`
@@ -61,17 +76,34 @@ type recorder struct {
 	order     []string
 	scenarios map[string]*ScenarioReport
 	blocked   map[*client]time.Duration // first block after the client's first request
+	refused   map[*client]bool
 }
 
 func newRecorder(start time.Time) *recorder {
-	return &recorder{start: start, scenarios: map[string]*ScenarioReport{}, blocked: map[*client]time.Duration{}}
+	return &recorder{start: start, scenarios: map[string]*ScenarioReport{},
+		blocked: map[*client]time.Duration{}, refused: map[*client]bool{}}
 }
 
 func (r *recorder) declare(sc Scenario, clients int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.order = append(r.order, sc.Name)
-	r.scenarios[sc.Name] = &ScenarioReport{Name: sc.Name, Label: sc.Label, Clients: clients, TimeToFirstBlockMS: -1}
+	r.scenarios[sc.Name] = &ScenarioReport{Name: sc.Name, Label: sc.Label, Clients: clients, TimeToFirstBlockMS: -1, Measure: sc.Measure}
+}
+
+// probe records the outcome of a scanner's n-th probe (from 1), already
+// recorded as a request by add.
+func (r *recorder) probe(c *client, n int, o Outcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.scenarios[c.scenario]
+	s.Probes++
+	if n > probesGrace {
+		s.ProbesAfterGrace++
+		if o == Throttled || o == Blocked {
+			s.RefusedAfterGrace++
+		}
+	}
 }
 
 func (r *recorder) add(c *client, sent, first time.Time, o Outcome) {
@@ -84,8 +116,10 @@ func (r *recorder) add(c *client, sent, first time.Time, o Outcome) {
 		s.Allowed++
 	case Throttled:
 		s.Throttled++
+		r.refused[c] = true
 	case Blocked:
 		s.Blocked++
+		r.refused[c] = true
 		if _, ok := r.blocked[c]; !ok {
 			r.blocked[c] = sent.Sub(first)
 		}
@@ -109,6 +143,9 @@ func (r *recorder) report(elapsed time.Duration, o options) *Report {
 		s.ClientsBlocked++
 		s.TimeToFirstBlockMS = max(s.TimeToFirstBlockMS, d.Milliseconds())
 	}
+	for c := range r.refused {
+		r.scenarios[c.scenario].ClientsRefused++
+	}
 	rep := &Report{DurationS: elapsed.Seconds(), Seed: o.seed, Rate: o.rate, Pass: true}
 	for _, name := range r.order {
 		s := r.scenarios[name]
@@ -124,8 +161,23 @@ func (r *recorder) report(elapsed time.Duration, o options) *Report {
 
 // judge sets a scenario's share, goal and verdict.
 func judge(s *ScenarioReport, rate float64) {
-	switch s.Label {
-	case Bot:
+	switch {
+	case s.Measure == PerClient:
+		// A client refused even once is a person affected; a gateway 403
+		// (a block, which bans the address, or the ban itself) is a
+		// person banned: none may be.
+		if s.Clients > 0 {
+			s.Share = float64(s.ClientsRefused) / float64(s.Clients)
+		}
+		s.Goal = fmt.Sprintf("<= %.1f%% of clients refused, none banned", goalClientsRefused*100)
+		s.Pass = s.Sent > 0 && s.Share <= goalClientsRefused && s.ClientsBlocked == 0
+	case s.Measure == AfterProbes:
+		if s.ProbesAfterGrace > 0 {
+			s.Share = float64(s.RefusedAfterGrace) / float64(s.ProbesAfterGrace)
+		}
+		s.Goal = fmt.Sprintf(">= %.0f%% of probes after the %s refused", goalProbesRefused*100, ordinal(probesGrace))
+		s.Pass = s.ProbesAfterGrace > 0 && s.Share >= goalProbesRefused
+	case s.Label == Bot:
 		if s.AfterFirstSecond > 0 {
 			s.Share = float64(s.CaughtAfterFirstSecond) / float64(s.AfterFirstSecond)
 		}
@@ -136,7 +188,7 @@ func judge(s *ScenarioReport, rate float64) {
 			s.Pass = s.Pass && s.ClientsBlocked == s.Clients &&
 				s.TimeToFirstBlockMS >= 0 && s.TimeToFirstBlockMS <= goalFastBlock.Milliseconds()
 		}
-	default:
+	default: // people and crawlers, by request
 		if s.Sent > 0 {
 			s.Share = float64(s.Throttled+s.Blocked) / float64(s.Sent)
 		}
@@ -148,7 +200,7 @@ func judge(s *ScenarioReport, rate float64) {
 
 func (rep *Report) writeTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tclients\tsent\tallowed\tthrottled\tblocked\tfailed\tfirst block\tshare\tgoal\t\t")
+	fmt.Fprintln(tw, "scenario\tclients\tsent\tallowed\tthrottled\tblocked\tfailed\trefused/banned clients\tfirst block\tshare\tgoal\t\t")
 	for _, s := range rep.Scenarios {
 		first := "-"
 		if s.TimeToFirstBlockMS >= 0 {
@@ -158,8 +210,8 @@ func (rep *Report) writeTable(w io.Writer) {
 		if s.Pass {
 			verdict = "ok"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%.2f%%\t%s\t%s\t\n",
-			s.Name, s.Clients, s.Sent, s.Allowed, s.Throttled, s.Blocked, s.Failed, first, s.Share*100, s.Goal, verdict)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d/%d\t%s\t%.2f%%\t%s\t%s\t\n",
+			s.Name, s.Clients, s.Sent, s.Allowed, s.Throttled, s.Blocked, s.Failed, s.ClientsRefused, s.ClientsBlocked, first, s.Share*100, s.Goal, verdict)
 	}
 	_ = tw.Flush()
 	verdict := "every goal met"
@@ -173,4 +225,19 @@ func (rep *Report) writeJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
+}
+
+// ordinal spells 1, 2, 3, 4... as 1st, 2nd, 3rd, 4th...
+func ordinal(n int) string {
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+		return fmt.Sprintf("%dth", n)
+	case n%10 == 1:
+		return fmt.Sprintf("%dst", n)
+	case n%10 == 2:
+		return fmt.Sprintf("%dnd", n)
+	case n%10 == 3:
+		return fmt.Sprintf("%drd", n)
+	}
+	return fmt.Sprintf("%dth", n)
 }

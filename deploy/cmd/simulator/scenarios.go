@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,7 +32,28 @@ type Scenario struct {
 	Pool []netip.Prefix
 	// Run drives one client until ctx is done.
 	Run func(ctx context.Context, c *client)
+	// Measure is how the report judges the scenario ("" by its label:
+	// share of requests; see judge).
+	Measure Measure
+	// PTR, for a crawler, is the host name its address's reverse DNS
+	// gives (forward-confirmed: the name's A record is the address), as
+	// the simulator's DNS server (-dns-listen) answers it.
+	PTR func(netip.Addr) string
 }
+
+// Measure names a goal other than the label's default.
+type Measure string
+
+// Measures.
+const (
+	// PerClient: people, counted by client: at most 0.1 % of clients
+	// refused (429 or the gateway's 403) even once, none blocked or
+	// banned (any gateway 403).
+	PerClient Measure = "per_client"
+	// AfterProbes: scanners, counted by probe: at least 99 % of the
+	// probes after each client's 3rd refused.
+	AfterProbes Measure = "after_probes"
+)
 
 // Browser user agents people send.
 var browsers = []string{
@@ -42,7 +64,10 @@ var browsers = []string{
 	"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
 }
 
-const googlebotUA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+const (
+	googlebotUA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+	bingbotUA   = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
+)
 
 func prefixes(ss ...string) []netip.Prefix {
 	out := make([]netip.Prefix, len(ss))
@@ -59,6 +84,14 @@ var (
 	hosting = prefixes("45.0.0.0/16", "45.1.0.0/16", "45.2.0.0/16", "45.3.0.0/16", "45.4.0.0/16")
 	google  = prefixes("66.249.66.0/24")
 	russia  = prefixes("5.0.0.0/16")
+	// Bingbot's published ranges on Microsoft's network (AS8075, a
+	// hosting ASN as Azure's), outside the three /24s the default allow
+	// rule lists: only its reverse DNS can vouch for it there.
+	bing = prefixes("40.77.188.0/24", "52.167.144.0/24", "40.77.202.0/24")
+	// Where scanners come from: the big clouds' and hosters' ranges, and
+	// residential ISPs (infected machines, people's VPSes at home).
+	scanners = prefixes("3.80.0.0/16", "54.80.0.0/16", "13.64.0.0/16", "34.64.0.0/16",
+		"159.89.0.0/16", "51.68.0.0/16", "88.198.0.0/16", "86.128.0.0/16", "73.0.0.0/16")
 )
 
 // Scenarios lists every scenario, in report order.
@@ -69,7 +102,21 @@ var Scenarios = []Scenario{
 	{Name: "scraper", Label: Bot, Clients: 1, Pool: residential, Run: scraper},
 	{Name: "botnet", Label: Bot, Clients: 30, Pool: hosting, Run: botnet},
 	{Name: "keyguess", Label: Bot, Clients: 1, Pool: russia, Run: keyGuesser},
-	{Name: "crawler", Label: Good, Clients: 1, Pool: google, Run: crawler},
+	{Name: "crawler", Label: Good, Clients: 1, Pool: google, Run: crawler, PTR: googlebotPTR},
+	{Name: "browser", Label: Human, Clients: 150, Pool: residential, Run: browser, Measure: PerClient},
+	{Name: "scanner", Label: Bot, Clients: 40, Pool: scanners, Run: scanner, Measure: AfterProbes},
+	{Name: "scanner-ua", Label: Bot, Clients: 40, Pool: scanners, Run: scannerUA, Measure: AfterProbes},
+	{Name: "bingbot", Label: Good, Clients: 3, Pool: bing, Run: bingbot, PTR: bingbotPTR},
+}
+
+// googlebotPTR is Googlebot's reverse DNS name for a: crawl-66-249-66-1.googlebot.com.
+func googlebotPTR(a netip.Addr) string {
+	return "crawl-" + strings.ReplaceAll(a.String(), ".", "-") + ".googlebot.com"
+}
+
+// bingbotPTR is Bingbot's reverse DNS name for a: msnbot-40-77-188-1.search.msn.com.
+func bingbotPTR(a netip.Addr) string {
+	return "msnbot-" + strings.ReplaceAll(a.String(), ".", "-") + ".search.msn.com"
 }
 
 // human browses the shop: a page with its assets (fetched together, as a
@@ -167,6 +214,22 @@ func crawler(ctx context.Context, c *client) {
 		}
 		i++
 		c.do(ctx, "GET", path, "", googlebotUA)
+	})
+}
+
+// bingbot is Bingbot from Microsoft's network, fetching robots.txt, then
+// the shop's pages every 2 s.
+func bingbot(ctx context.Context, c *client) {
+	c.think(ctx, 0, 2)
+	c.do(ctx, "GET", "/robots.txt", "", bingbotUA)
+	i := 0
+	c.every(ctx, 0.5, 0.3, func() {
+		path := "/"
+		if i%9 != 0 {
+			path = "/products/" + strconv.Itoa(i%9)
+		}
+		i++
+		c.do(ctx, "GET", path, "", bingbotUA)
 	})
 }
 

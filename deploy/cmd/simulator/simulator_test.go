@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -167,4 +169,203 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		err := run(context.Background(), args, func(string) string { return "" }, &bytes.Buffer{})
 		assert.Error(t, err, "%v", args)
 	}
+}
+
+// TestAssetCount: pages carry 5–150 assets, median about 70.
+func TestAssetCount(t *testing.T) {
+	c := &client{rng: newRand(1, 0, 0)}
+	const n = 20001
+	counts := make([]int, n)
+	for i := range counts {
+		counts[i] = c.assetCount()
+		require.GreaterOrEqual(t, counts[i], assetsMin)
+		require.LessOrEqual(t, counts[i], assetsMax)
+	}
+	slices.Sort(counts)
+	assert.InDelta(t, 70, counts[n/2], 3, "median")
+	assert.Equal(t, assetsMax, counts[n-1], "the cap is reached")
+	assert.Less(t, counts[n/20], 40, "a tail of small pages")
+
+	as := c.pageAssets("home", 70)
+	require.Len(t, as, 70)
+	assert.Equal(t, "/assets/app.css", as[0].path)
+	for _, a := range as {
+		assert.True(t, strings.HasPrefix(a.path, "/assets/"), a.path)
+		assert.Contains(t, fetchHeaders, a.kind)
+	}
+}
+
+func TestJudgePerClientAndProbes(t *testing.T) {
+	b := ScenarioReport{Name: "browser", Label: Human, Measure: PerClient, Clients: 2000, Sent: 500000, Throttled: 40, ClientsRefused: 2}
+	judge(&b, 1)
+	assert.InDelta(t, 0.001, b.Share, 1e-12)
+	assert.True(t, b.Pass, "2 of 2000 clients refused is 0.1%%: met, however many of their requests were")
+	b.ClientsRefused = 3
+	judge(&b, 1)
+	assert.False(t, b.Pass, "3 of 2000")
+	b.ClientsRefused, b.Blocked, b.ClientsBlocked = 1, 1, 1
+	judge(&b, 1)
+	assert.False(t, b.Pass, "one person banned is too many")
+
+	s := ScenarioReport{Name: "scanner", Label: Bot, Measure: AfterProbes, Clients: 10, Probes: 230, ProbesAfterGrace: 200, RefusedAfterGrace: 198}
+	judge(&s, 1)
+	assert.InDelta(t, 0.99, s.Share, 1e-12)
+	assert.True(t, s.Pass)
+	s.RefusedAfterGrace = 197
+	judge(&s, 1)
+	assert.False(t, s.Pass)
+	s.ProbesAfterGrace, s.RefusedAfterGrace = 0, 0
+	judge(&s, 1)
+	assert.False(t, s.Pass, "no probe after the 3rd proves nothing")
+	assert.Equal(t, ">= 99% of probes after the 3rd refused", s.Goal)
+}
+
+// TestRecorderCountsClientsAndProbes: the recorder's per-client and
+// after-the-3rd-probe counts, from outcomes as clients report them.
+func TestRecorderCountsClientsAndProbes(t *testing.T) {
+	now := time.Now()
+	rec := newRecorder(now)
+	rec.declare(Scenario{Name: "browser", Label: Human, Measure: PerClient}, 4)
+	rec.declare(Scenario{Name: "scanner", Label: Bot, Measure: AfterProbes}, 2)
+	b := []*client{{scenario: "browser"}, {scenario: "browser"}, {scenario: "browser"}, {scenario: "browser"}}
+	for _, c := range b {
+		for range 50 {
+			rec.add(c, now, now, Allowed)
+		}
+	}
+	rec.add(b[1], now, now, Throttled)
+	rec.add(b[1], now, now, Throttled)
+	rec.add(b[2], now, now, Blocked)
+
+	s1, s2 := &client{scenario: "scanner"}, &client{scenario: "scanner"}
+	for i, o := range []Outcome{Allowed, Allowed, Allowed, Allowed, Throttled, Blocked} { // 4th let through
+		rec.add(s1, now, now, o)
+		rec.probe(s1, i+1, o)
+	}
+	for i, o := range []Outcome{Allowed, Throttled, Blocked, Blocked} {
+		rec.add(s2, now, now, o)
+		rec.probe(s2, i+1, o)
+	}
+	rep := rec.report(time.Second, options{seed: 1, rate: 1})
+	require.Len(t, rep.Scenarios, 2)
+	br, sc := rep.Scenarios[0], rep.Scenarios[1]
+	assert.Equal(t, 2, br.ClientsRefused)
+	assert.Equal(t, 1, br.ClientsBlocked)
+	assert.InDelta(t, 0.5, br.Share, 1e-12)
+	assert.False(t, br.Pass)
+	assert.Equal(t, 10, sc.Probes)
+	assert.Equal(t, 4, sc.ProbesAfterGrace, "s1's 4th–6th, s2's 4th")
+	assert.Equal(t, 3, sc.RefusedAfterGrace)
+	assert.InDelta(t, 0.75, sc.Share, 1e-12)
+	assert.False(t, rep.Pass)
+}
+
+// TestDNSServesCrawlers: the -dns-listen server gives every crawler
+// client's address its crawler's name (PTR) and the name the address (A),
+// through Go's resolver as the scorer asks it; other addresses have no
+// name.
+func TestDNSServesCrawlers(t *testing.T) {
+	mix := map[string]int{"crawler": 1, "bingbot": 3, "browser": 2}
+	addrs := addresses(mix, 1)
+	records, err := crawlerRecords(mix, addrs)
+	require.NoError(t, err)
+	assert.Len(t, records, 8, "PTR and A for 4 crawlers")
+	srv, addr, err := startDNS("127.0.0.1:0", records)
+	require.NoError(t, err)
+	t.Cleanup(srv.close)
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	bing := addrs["bingbot"][0]
+	for _, p := range []string{"157.55.39.0/24", "207.46.13.0/24", "40.77.167.0/24"} {
+		assert.False(t, netip.MustParsePrefix(p).Contains(bing), "bingbot must be outside the allow rule's %s", p)
+	}
+	for _, tc := range []struct {
+		a      netip.Addr
+		suffix string
+	}{{addrs["crawler"][0], ".googlebot.com."}, {bing, ".search.msn.com."}, {addrs["bingbot"][2], ".search.msn.com."}} {
+		names, err := r.LookupAddr(ctx, tc.a.String())
+		require.NoError(t, err, tc.a)
+		require.Len(t, names, 1)
+		assert.True(t, strings.HasSuffix(names[0], tc.suffix), names[0])
+		ips, err := r.LookupNetIP(ctx, "ip", names[0])
+		require.NoError(t, err, names[0])
+		assert.Equal(t, []netip.Addr{tc.a}, ips, "forward-confirmed")
+	}
+	assert.Equal(t, "msnbot-"+strings.ReplaceAll(bing.String(), ".", "-")+".search.msn.com", bingbotPTR(bing))
+
+	assert.GreaterOrEqual(t, srv.queries.Load(), int64(6), "3 PTR and 3 A at least")
+
+	_, err = r.LookupAddr(ctx, addrs["browser"][0].String())
+	var de *net.DNSError
+	require.ErrorAs(t, err, &de)
+	assert.True(t, de.IsNotFound, "a person's address has no name: %v", err)
+}
+
+// TestScannersAndBrowsers runs both against a fake gateway that refuses
+// every probe after a client's 2nd and lets everything else through.
+func TestScannersAndBrowsers(t *testing.T) {
+	var mu sync.Mutex
+	probes := map[string]int{}
+	uas := map[string]bool{}
+	var referers, icons, pages int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := r.Header.Get("X-Forwarded-For")
+		mu.Lock()
+		defer mu.Unlock()
+		if slices.Contains(probePaths, r.URL.Path) {
+			probes[ip]++
+			_, has := r.Header["User-Agent"]
+			uas[fmt.Sprintf("%v %q", has, r.UserAgent())] = true
+			if probes[ip] > 2 {
+				w.WriteHeader(429)
+				return
+			}
+			w.WriteHeader(404)
+			return
+		}
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/apple-touch-icon"):
+			icons++
+			w.WriteHeader(404)
+		case strings.HasPrefix(r.URL.Path, "/assets/"):
+			if r.Header.Get("Referer") != "" && strings.HasPrefix(r.Header.Get("Referer"), "http://"+r.Host+"/") {
+				referers++
+			}
+		case r.Header.Get("Sec-Fetch-Dest") == "document":
+			pages++
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-target", srv.URL, "-duration", "3s", "-mix", "browser=12,scanner=6,scanner-ua=6",
+		"-rate", "20", "-rtt", "1ms", "-json", "-"}, func(string) string { return "" }, &out)
+	require.NoError(t, err)
+	var rep Report
+	require.NoError(t, json.Unmarshal(out.Bytes(), &rep))
+	by := map[string]ScenarioReport{}
+	for _, s := range rep.Scenarios {
+		by[s.Name] = s
+	}
+	for _, name := range []string{"scanner", "scanner-ua"} {
+		s := by[name]
+		assert.Greater(t, s.ProbesAfterGrace, 0, name)
+		assert.Equal(t, s.ProbesAfterGrace, s.RefusedAfterGrace, "%s: every probe after the 2nd refused", name)
+		assert.True(t, s.Pass, name)
+	}
+	b := by["browser"]
+	assert.True(t, b.Pass)
+	assert.Greater(t, b.Sent, 12*5)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Greater(t, pages, 0)
+	assert.Greater(t, referers, 12*4, "assets carry their page as referer")
+	assert.True(t, uas[`false ""`], "some scanners send no user agent: %v", uas)
+	assert.True(t, uas[fmt.Sprintf("true %q", browsers[0])] || uas[fmt.Sprintf("true %q", browsers[1])] || uas[fmt.Sprintf("true %q", browsers[2])] ||
+		uas[fmt.Sprintf("true %q", browsers[3])] || uas[fmt.Sprintf("true %q", browsers[4])], "scanner-ua sends a browser's: %v", uas)
+	assert.Greater(t, icons, 0, "phones ask for the home-screen icons (seed 1 draws some phones)")
 }
