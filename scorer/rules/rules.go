@@ -218,6 +218,14 @@ type Features struct {
 	// Probes the client's such requests in 60 s.
 	Probe  bool
 	Probes int64
+	// CrawlerPending is true while the forward-confirmed reverse DNS of a
+	// client whose user agent an allow rule with domains claims is not
+	// known yet (the lookup runs off the request path, for a few
+	// milliseconds): the claim then counts neither for the client (no
+	// allow by domain) nor against it (no self-declared-crawler risk), so a
+	// real crawler's first request on a cloud network is not throttled
+	// and a false one is scored as any browser until the answer comes.
+	CrawlerPending bool
 	// Hostnames are Addr's forward-confirmed reverse DNS names: names its
 	// PTR records give whose own A/AAAA records contain Addr again. Lower
 	// case, no trailing dot; nil when unknown or none. The rules never
@@ -258,7 +266,7 @@ func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
 	}
 	v[PathDiversity] = float64(max(f.DistinctPaths, 0))
 	v[Enumeration] = float64(max(f.SequentialIDs, 0))
-	v[UserAgent] = cfg.uaRisk(f.UserAgent)
+	v[UserAgent] = cfg.uaRisk(f.UserAgent, f.CrawlerPending)
 	if f.Country != "" {
 		v[Geo] = clamp01(cfg.CountryRisk[f.Country])
 	}
@@ -285,8 +293,9 @@ func (cfg *Config) errorRatio(errors, n int64) float64 {
 }
 
 // uaRisk is 1 for an empty user agent or a tool's, BotUARisk for a
-// self-declared crawler, else 0.
-func (cfg *Config) uaRisk(ua string) float64 {
+// self-declared crawler (0 while its claim is being verified: pending),
+// else 0.
+func (cfg *Config) uaRisk(ua string, pending bool) float64 {
 	if strings.TrimSpace(ua) == "" {
 		return 1
 	}
@@ -295,6 +304,9 @@ func (cfg *Config) uaRisk(ua string) float64 {
 		if strings.Contains(lower, s) {
 			return 1
 		}
+	}
+	if pending {
+		return 0
 	}
 	for _, s := range cfg.BotUA {
 		if strings.Contains(lower, s) {

@@ -78,7 +78,11 @@ func TestCrawlerVerifiedByDNS(t *testing.T) {
 
 	first := scoreUA(t, h, "52.167.144.20", bingbot)
 	assert.Empty(t, first.Allow, "DNS not known yet: the networks alone decide")
-	assert.Equal(t, wire.LevelThrottle, first.Level, "a crawler's claim on a hosting network")
+	for _, r := range first.Reasons {
+		if r.Feature == "user_agent" {
+			assert.Zero(t, r.Value, "the claim is being checked: it counts neither way")
+		}
+	}
 	assert.Equal(t, netip.MustParseAddr("52.167.144.20"), <-done)
 
 	got := scoreUA(t, h, "52.167.144.20", bingbot)
@@ -126,7 +130,7 @@ func TestCrawlerSpoofedAndOrdinaryClients(t *testing.T) {
 	<-done
 	got := scoreUA(t, h, "52.1.2.3", googlebot)
 	assert.Empty(t, got.Allow, "the PTR claims googlebot.com, googlebot.com does not point back")
-	assert.Equal(t, wire.LevelThrottle, got.Level)
+	assert.Equal(t, wire.LevelThrottle, got.Level, "a refuted claim counts against the client again")
 }
 
 // TestCrawlerDNSNeverDelaysAScore: with the lookup held in the DNS server,

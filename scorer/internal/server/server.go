@@ -210,9 +210,12 @@ func (s *server) scoreOne(a *active, req *wire.ScoreRequest, addr netip.Addr) wi
 	}
 	f := Features(req, addr, g, prev)
 	// Only a client whose user agent claims a crawler with domains is
-	// worth its DNS; a cache miss is scored with the networks alone.
+	// worth its DNS; a cache miss is scored with the networks alone, its
+	// claim neither trusted nor held against it (rules.CrawlerPending).
 	if s.crawlers != nil && a.rules.WantsHostnames(f.UserAgent) {
-		f.Hostnames, _ = s.crawlers.Hostnames(addr)
+		var known bool
+		f.Hostnames, known = s.crawlers.Hostnames(addr)
+		f.CrawlerPending = !known
 	}
 	res := rules.Score(&a.rules, f)
 	s.latency.Observe(time.Since(start).Seconds())
