@@ -37,9 +37,11 @@ const (
 )
 
 // NibbleRing is a ring of 4-bit buckets packed two to a byte, bucket i in
-// byte i/2, the low nibble for even i. Buckets saturate at NibbleMax: 600/s
-// in the 1 s window, 30/s in the 10 s window, both past where the burst
-// (15–40/s) and rate (5–15/s) ramps top out.
+// byte i/2, the low nibble for even i. A bucket holds at most NibbleMax;
+// the gateway counts a request whose bucket is full in the newest older
+// bucket with room, so a window reads at most 600/s (1 s) and 30/s (10 s)
+// sustained, both past where the burst (15–40/s) and rate (5–15/s) ramps
+// top out, and a short burst reads whole.
 type NibbleRing []uint8
 
 // At is bucket i.
@@ -90,7 +92,8 @@ func (r NibbleRing) Set(i int64, v uint8) {
 //
 // Bucket i of a ring holds the requests of every time t with
 // floor(t/width) mod buckets == i that is still inside the ring; a byte
-// bucket saturates at 255 (the asset ring at 127/s), a nibble at 15.
+// bucket saturates at 255 (the asset ring at 127/s), a nibble holds 15
+// (NibbleRing).
 type ClientState struct {
 	LastSecond    uint32
 	LastMilli     uint16

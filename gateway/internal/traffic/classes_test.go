@@ -82,6 +82,13 @@ func TestWindowsArePrecise(t *testing.T) {
 				}
 			}
 		}
+		// A spike faster than a bucket holds reads whole.
+		spike := netip.MustParseAddr("198.51.103.200")
+		var o traffic.Observation
+		for i := range 60 {
+			o = observe(spike, time.Unix(1_800_002_000, 0).Add(time.Duration(i/10)*time.Millisecond), root)
+		}
+		assert.Equal(t, [3]int64{60, 60, 60}, counts(o), "%s: 60 in 6 ms", name)
 		for _, n := range []int{20, 60, 150} {
 			phase := time.Duration(r.Int64N(int64(time.Second)))
 			t0 := time.Unix(1_800_001_000, 0).Add(phase)

@@ -341,7 +341,8 @@ func add(ring []uint8, w, t int64) {
 }
 
 // nadvance and nadd are advance and add for a ring of n nibbles
-// (wire.NibbleRing), saturating at wire.NibbleMax.
+// (wire.NibbleRing); a full bucket passes the request to the newest older
+// one with room.
 func nadvance(ring wire.NibbleRing, n, w, a, b int64) {
 	ka, kb := a/w, b/w
 	if kb-ka >= n {
@@ -354,9 +355,13 @@ func nadvance(ring wire.NibbleRing, n, w, a, b int64) {
 }
 
 func nadd(ring wire.NibbleRing, n, w, t int64) {
-	i := (t / w) % n
-	if v := ring.At(i); v < wire.NibbleMax {
-		ring.Set(i, v+1)
+	k := t / w
+	for d := range n {
+		i := (k - d) % n
+		if v := ring.At(i); v < wire.NibbleMax {
+			ring.Set(i, v+1)
+			return
+		}
 	}
 }
 

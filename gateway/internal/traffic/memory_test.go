@@ -109,6 +109,11 @@ func clientSteps(seed uint64, n int) []step {
 				}
 			}
 		case 4:
+			if r.IntN(4) == 0 { // a spike past what a 25 ms bucket holds
+				for range 20 + r.IntN(30) {
+					out = append(out, step{at: t, req: describe("/api/search")})
+				}
+			}
 			// a page's assets at browser speed
 			for range r.IntN(40) {
 				t = t.Add(time.Duration(r.Int64N(int64(20 * time.Millisecond))))

@@ -101,9 +101,12 @@ func (s *Store) stateKey(ip netip.Addr) string { return wire.ClientKey(s.prefix,
 // 128-bit linear-counting bitmap of the minute's paths, the current run of
 // sequential ids, and seed 002's fixed-window visit counter. One GET and
 // one SET per request, whatever the client does: no per-second hashes
-// walked, no per-feature keys. Byte buckets saturate at 255, nibbles at 15
-// (600/s in the 1 s window, 30/s in the 10 s one; 25/s in the 60 s one, 127/s
-// of assets): a client past that is far past every rate ramp already.
+// walked, no per-feature keys. Byte buckets saturate at 255 (25/s in the
+// 60 s window, 127/s of assets): a client past that is far past every rate
+// ramp already. Nibbles hold 15 (600/s in the 1 s window, 30/s in the 10 s
+// one): a request whose bucket is full goes to the newest older one with
+// room, so a burst of 60 in 10 ms reads 60 (and leaves the window 75 ms
+// early); a window reads at most 15 per bucket.
 //
 // A page asset (Request.Asset) goes only into the asset ring and the visit
 // counter: a browser loading a page of 150 images is not a burst, and its
@@ -155,12 +158,21 @@ local function nadvance(o, n, w, a, b)
     for k = ka + 1, kb do nset(o, k % n, 0) end
   end
 end
+-- nadd counts one at t; a full bucket (15) passes it to the newest older
+-- one with room, so a burst faster than 15 a bucket still reads whole
+-- (it leaves the window a few buckets early).
 local function nadd(o, n, w, t)
-  local j = floor(t / w) % n
-  local b = f[o + floor(j / 2)]
-  local v = b % 16
-  if j % 2 == 1 then v = floor(b / 16) end
-  if v < 15 then nset(o, j, v + 1) end
+  local k = floor(t / w)
+  for d = 0, n - 1 do
+    local j = (k - d) % n
+    local b = f[o + floor(j / 2)]
+    local v = b % 16
+    if j % 2 == 1 then v = floor(b / 16) end
+    if v < 15 then
+      nset(o, j, v + 1)
+      return
+    end
+  end
 end
 -- The aux rings (sensitive, 4xx, auth, probes) move on whole seconds. A
 -- state more than 2 s ahead was written by a gateway whose clock is ahead

@@ -103,7 +103,7 @@ func TestObserveIsAtomicUnderConcurrency(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(51), o.Count60s, "none lost")
 	assert.Equal(t, int64(51), o.Visits)
-	assert.Equal(t, int64(15), o.Count1s, "51 in one 25 ms bucket: saturated")
+	assert.Equal(t, int64(51), o.Count1s, "51 in one 25 ms bucket: spilled into the older ones")
 }
 
 // Bans are made by package bans; the traffic store only honours them.
