@@ -12,40 +12,76 @@ import (
 func ClientKey(prefix, ip string) string { return prefix + "{" + ip + "}" }
 
 // ClientStateVersion is the first byte of every state the gateways write.
-const ClientStateVersion = 3
+const ClientStateVersion = 4
 
-// ClientStateSize is the length of a version-3 state in bytes.
-const ClientStateSize = 92
+// ClientStateSize is the length of a version-4 state in bytes: under 125,
+// so that Redis keeps it in a 128-byte allocation.
+const ClientStateSize = 119
 
 // The rings of a client's state: Buckets buckets of Width each. A sliding
 // window of (Buckets-1)×Width ending at t is the sum of the Buckets-1 newest
 // buckets plus the oldest one weighted by the part of it still inside the
-// window.
+// window. The 1 s and 10 s rings are nibbles (NibbleRing): a burst of N
+// evenly spread over any second reads N ± 1 up to N = 40.
 const (
-	Ring1sBuckets, Ring1sWidthMs   = 11, 100  // 1 s window, 100 ms buckets
-	Ring10sBuckets, Ring10sWidthMs = 6, 2000  // 10 s window, 2 s buckets
+	Ring1sBuckets, Ring1sWidthMs   = 41, 25   // 1 s window, 25 ms nibble buckets
+	Ring10sBuckets, Ring10sWidthMs = 21, 500  // 10 s window, 500 ms nibble buckets
 	Ring60sBuckets, Ring60sWidthMs = 7, 10000 // 60 s window, 10 s buckets
-	AuxBuckets, AuxWidthSeconds    = 4, 20    // 60 s windows of sensitive hits, 4xx and auth failures
+	AssetBuckets, AssetWidthMs     = 6, 2000  // 10 s window of page assets, 2 s buckets
+	AuxBuckets, AuxWidthSeconds    = 4, 20    // 60 s windows of sensitive hits, 4xx, auth failures and probes
 	MaxGaps                        = 11       // inter-arrival gaps kept (the last 12 requests)
 	PathBits                       = 128      // distinct-paths bitmap (linear counting)
 	PathEpochMs                    = 60000    // the bitmap restarts every minute
+	NibbleMax                      = 15       // a nibble bucket saturates here
+	NoOtherRequest                 = 0xffff   // OtherAgeMs when the client made only asset requests
 )
 
+// NibbleRing is a ring of 4-bit buckets packed two to a byte, bucket i in
+// byte i/2, the low nibble for even i. A bucket holds at most NibbleMax;
+// the gateway counts a request whose bucket is full in the newest older
+// bucket with room, so a window reads at most 600/s (1 s) and 30/s (10 s)
+// sustained, both past where the burst (15–40/s) and rate (5–15/s) ramps
+// top out, and a short burst reads whole.
+type NibbleRing []uint8
+
+// At is bucket i.
+func (r NibbleRing) At(i int64) uint8 {
+	if i%2 == 0 {
+		return r[i/2] & 0xf
+	}
+	return r[i/2] >> 4
+}
+
+// Set sets bucket i to v (at most NibbleMax).
+func (r NibbleRing) Set(i int64, v uint8) {
+	if i%2 == 0 {
+		r[i/2] = r[i/2]&0xf0 | v
+	} else {
+		r[i/2] = r[i/2]&0x0f | v<<4
+	}
+}
+
 // ClientState is a client's traffic state as the gateways keep it in Redis
-// under ClientKey: a fixed little-endian record of 92 bytes, written by the
+// under ClientKey: a fixed little-endian record of 119 bytes, written by the
 // gateway's Lua scripts (gateway/internal/traffic) and read by the
-// dashboard. The layout, field by field:
+// dashboard. Page assets (the Assets ring) are counted apart: every other
+// ring, the gaps, the paths and the run are about the client's other
+// requests. The layout, field by field:
 //
 //	B     version (ClientStateVersion)
-//	I4 H  last request: Unix s, and ms within that second
+//	I4 H  last request (of any kind): Unix s, and ms within that second
 //	I4    last update of the Aux rings, Unix s
-//	11×B  requests, 100 ms buckets
-//	6×B   requests, 2 s buckets
+//	21×B  requests, 41 25 ms buckets, nibbles (NibbleRing)
+//	11×B  requests, 21 500 ms buckets, nibbles
 //	7×B   requests, 10 s buckets
 //	4×B   sensitive-path hits, 20 s buckets
 //	4×B   upstream 4xx answers, 20 s buckets
 //	4×B   upstream 401/403 answers, 20 s buckets
+//	4×B   probes, 20 s buckets
+//	6×B   page assets, 2 s buckets
 //	B     gaps kept; 11×B inter-arrival gaps, newest first, as GapCode
+//	H     how long before the last request (ms, at most 65534) the last
+//	      request other than an asset was; NoOtherRequest: none
 //	4×i4  distinct-paths bitmap of this minute; B its bits set; B estimate
 //	      of the last minute (at most 255)
 //	H     enumeration pattern hash; I4 last id (mod 2^32); B run×4 +
@@ -55,20 +91,24 @@ const (
 //	      request (ms) the window started
 //
 // Bucket i of a ring holds the requests of every time t with
-// floor(t/width) mod buckets == i that is still inside the ring; every
-// bucket is a byte and saturates at 255.
+// floor(t/width) mod buckets == i that is still inside the ring; a byte
+// bucket saturates at 255 (the asset ring at 127/s), a nibble holds 15
+// (NibbleRing).
 type ClientState struct {
 	LastSecond    uint32
 	LastMilli     uint16
 	AuxSecond     uint32
-	R1s           [Ring1sBuckets]uint8
-	R10s          [Ring10sBuckets]uint8
+	R1s           [(Ring1sBuckets + 1) / 2]uint8  // NibbleRing
+	R10s          [(Ring10sBuckets + 1) / 2]uint8 // NibbleRing
 	R60s          [Ring60sBuckets]uint8
 	Sensitive     [AuxBuckets]uint8
 	Errors4xx     [AuxBuckets]uint8
 	AuthFailures  [AuxBuckets]uint8
+	Probes        [AuxBuckets]uint8
+	Assets        [AssetBuckets]uint8
 	Gaps          uint8
 	GapCodes      [MaxGaps]uint8
+	OtherAgeMs    uint16
 	Paths         [PathBits / 32]int32
 	PathsOnes     uint8
 	PathsPrevious uint8
@@ -114,8 +154,11 @@ func DecodeClientState(b []byte) (ClientState, error) {
 	bytes(s.Sensitive[:])
 	bytes(s.Errors4xx[:])
 	bytes(s.AuthFailures[:])
+	bytes(s.Probes[:])
+	bytes(s.Assets[:])
 	s.Gaps = u8()
 	bytes(s.GapCodes[:])
+	s.OtherAgeMs = u16()
 	for j := range s.Paths {
 		s.Paths[j] = int32(u32())
 	}
@@ -140,8 +183,11 @@ func (s *ClientState) Encode() []byte {
 	b = append(b, s.Sensitive[:]...)
 	b = append(b, s.Errors4xx[:]...)
 	b = append(b, s.AuthFailures[:]...)
+	b = append(b, s.Probes[:]...)
+	b = append(b, s.Assets[:]...)
 	b = append(b, s.Gaps)
 	b = append(b, s.GapCodes[:]...)
+	b = le.AppendUint16(b, s.OtherAgeMs)
 	for _, v := range s.Paths {
 		b = le.AppendUint32(b, uint32(v))
 	}

@@ -10,6 +10,7 @@ import (
 func TestClientStateRoundTrip(t *testing.T) {
 	st := wire.ClientState{LastSecond: 1_800_000_000, LastMilli: 999, AuxSecond: 1_800_000_001, Gaps: 3, SeqRunDir: 4*4 + 0, SeqSecond: 65000, SeqID: 41, Visits: 9, VisitAgeMs: 5000}
 	st.R1s[3], st.R10s[5], st.R60s[6], st.Sensitive[1], st.Errors4xx[2], st.AuthFailures[3] = 1, 2, 3, 4, 5, 6
+	st.Probes[2], st.Assets[5], st.OtherAgeMs = 7, 8, 65535
 	st.GapCodes[0], st.Paths[0], st.Paths[3], st.PathsOnes, st.PathsPrevious, st.SeqPattern = 99, -5, 7, 2, 42, 0xbeef
 	b := st.Encode()
 	if len(b) != wire.ClientStateSize {
@@ -31,7 +32,7 @@ func TestClientStateRoundTrip(t *testing.T) {
 	if _, err := wire.DecodeClientState(b[:len(b)-1]); err == nil {
 		t.Fatal("a short state decoded")
 	}
-	b[0] = 2
+	b[0] = 3
 	if _, err := wire.DecodeClientState(b); err == nil {
 		t.Fatal("an older version decoded")
 	}
@@ -48,5 +49,26 @@ func TestGapCodes(t *testing.T) {
 	}
 	if wire.GapCode(1e9) != 255 || wire.GapCode(-5) != 0 {
 		t.Fatal("codes are clamped to [0, 255]")
+	}
+}
+
+// A nibble ring packs two buckets a byte, the even one low.
+func TestNibbleRing(t *testing.T) {
+	var st wire.ClientState
+	r := wire.NibbleRing(st.R1s[:])
+	for i := range int64(wire.Ring1sBuckets) {
+		r.Set(i, uint8(i%16))
+	}
+	for i := range int64(wire.Ring1sBuckets) {
+		if r.At(i) != uint8(i%16) {
+			t.Fatalf("bucket %d reads %d", i, r.At(i))
+		}
+	}
+	if st.R1s[0] != 0x10 || st.R1s[20] != 0x08 {
+		t.Fatalf("packed %x", st.R1s)
+	}
+	r.Set(3, 0)
+	if r.At(2) != 2 || r.At(3) != 0 || r.At(4) != 4 {
+		t.Fatal("Set touched its neighbour")
 	}
 }

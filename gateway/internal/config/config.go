@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/pathclass"
 	"github.com/bulwarkgw/bulwark/shared/redisconn"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 	"gopkg.in/yaml.v3"
@@ -167,6 +168,11 @@ type Scoring struct {
 	SensitivePaths map[string]bool
 	// VisitWindow is the fixed window of the visit counter (seed 002).
 	VisitWindow time.Duration
+	// AssetExtensions tell page assets (counted apart from the behavioural
+	// windows: package pathclass); empty, nothing is an asset.
+	AssetExtensions pathclass.Assets
+	// ProbePaths tell requests for well-known exploit and admin paths.
+	ProbePaths *pathclass.Probes
 	// CacheTTL is how long a client's score is reused; 0 disables the
 	// cache (every request is scored).
 	CacheTTL time.Duration
@@ -269,11 +275,13 @@ type file struct {
 	BanTTL  string `yaml:"ban_ttl"`
 	Shadow  bool   `yaml:"shadow"`
 	Scoring struct {
-		SensitivePaths []string `yaml:"sensitive_paths"`
-		VisitWindow    string   `yaml:"visit_window"`
-		CacheTTL       string   `yaml:"cache_ttl"`
-		CacheTolerance *float64 `yaml:"cache_tolerance"`
-		FastPath       *bool    `yaml:"fast_path"`
+		SensitivePaths  []string `yaml:"sensitive_paths"`
+		VisitWindow     string   `yaml:"visit_window"`
+		AssetExtensions []string `yaml:"asset_extensions"`
+		ProbePaths      []string `yaml:"probe_paths"`
+		CacheTTL        string   `yaml:"cache_ttl"`
+		CacheTolerance  *float64 `yaml:"cache_tolerance"`
+		FastPath        *bool    `yaml:"fast_path"`
 	} `yaml:"scoring"`
 	Events struct {
 		QueueSize       int    `yaml:"queue_size"`
@@ -384,6 +392,8 @@ func defaults() file {
 	f.BanTTL = "10m"
 	f.Scoring.SensitivePaths = []string{"/auth", "/login", "/api/login", "/api/register", "/checkout", "/api/checkout"}
 	f.Scoring.VisitWindow = "60s"
+	f.Scoring.AssetExtensions = slices.Clone(pathclass.DefaultAssetExtensions)
+	f.Scoring.ProbePaths = slices.Clone(pathclass.DefaultProbePaths)
 	f.Scoring.CacheTTL = "1s"
 	f.Events.QueueSize = 10000
 	f.Events.BatchSize = 200
@@ -698,6 +708,19 @@ func (f *file) validate() (*Config, error) {
 		c.Scoring.SensitivePaths[normalizePath(p)] = true
 	}
 	c.Scoring.VisitWindow = dur("scoring.visit_window", f.Scoring.VisitWindow, time.Second)
+	badEntry := func(key string, err error) {
+		var e *pathclass.EntryError
+		if errors.As(err, &e) {
+			bad(fmt.Sprintf("%s[%d]", key, e.Index), "%s", e.Msg)
+		} else if err != nil {
+			bad(key, "%v", err)
+		}
+	}
+	var err error
+	c.Scoring.AssetExtensions, err = pathclass.ParseAssets(f.Scoring.AssetExtensions)
+	badEntry("scoring.asset_extensions", err)
+	c.Scoring.ProbePaths, err = pathclass.ParseProbes(f.Scoring.ProbePaths)
+	badEntry("scoring.probe_paths", err)
 	c.Scoring.CacheTTL = dur("scoring.cache_ttl", f.Scoring.CacheTTL, 0)
 	if c.Scoring.CacheTTL > time.Minute {
 		bad("scoring.cache_ttl", "must be at most 1m, got %s", f.Scoring.CacheTTL)

@@ -54,3 +54,30 @@ func TestScoringBad(t *testing.T) {
 		assert.Contains(t, err.Error(), w)
 	}
 }
+
+// The page-asset extensions and probe paths: the curated defaults, a list
+// that replaces them, an empty list, and entries refused by key and index.
+func TestScoringAssetsAndProbes(t *testing.T) {
+	cfg, err := config.Parse([]byte("routes: [{path: /, upstream: http://u}]\n"), env(nil))
+	require.NoError(t, err)
+	assert.True(t, cfg.Scoring.AssetExtensions.Asset("GET", "/static/app.css"))
+	assert.False(t, cfg.Scoring.AssetExtensions.Asset("GET", "/api/data.json"))
+	assert.True(t, cfg.Scoring.ProbePaths.Probe("/wp-login.php"))
+	assert.True(t, cfg.Scoring.ProbePaths.Probe("/.git/config"))
+	assert.False(t, cfg.Scoring.ProbePaths.Probe("/.well-known/security.txt"))
+
+	doc := "routes: [{path: /, upstream: http://u}]\n" +
+		"scoring:\n  asset_extensions: []\n  probe_paths: [/.env, '*.sql']\n"
+	cfg, err = config.Parse([]byte(doc), env(nil))
+	require.NoError(t, err)
+	assert.False(t, cfg.Scoring.AssetExtensions.Asset("GET", "/static/app.css"), "an empty list: nothing is an asset")
+	assert.True(t, cfg.Scoring.ProbePaths.Probe("/db.sql"))
+	assert.False(t, cfg.Scoring.ProbePaths.Probe("/wp-login.php"), "the list replaces the default: a WordPress site drops the wp entries")
+
+	doc = "routes: [{path: /, upstream: http://u}]\n" +
+		"scoring:\n  asset_extensions: [css, '*.js']\n  probe_paths: [/.env, wp-admin]\n"
+	_, err = config.Parse([]byte(doc), env(nil))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `scoring.asset_extensions[1]: must be an extension of letters and digits (css, .woff2), got "*.js"`)
+	assert.Contains(t, err.Error(), `scoring.probe_paths[1]: must be a path prefix ("/wp-admin") or a suffix ("*.sql", "*/.env"), got "wp-admin"`)
+}

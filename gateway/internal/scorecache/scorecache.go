@@ -135,7 +135,7 @@ func (c *Cache) evict(sh *shard, now time.Time) {
 // moved reports whether the client's observations differ enough from the
 // ones its cached score was computed from.
 func (c *Cache) moved(old, cur *wire.ScoreRequest) bool {
-	if old.Sensitive != cur.Sensitive || old.UserAgent != cur.UserAgent || old.PrevIP != cur.PrevIP {
+	if old.Sensitive != cur.Sensitive || old.Asset != cur.Asset || old.Probe != cur.Probe || old.UserAgent != cur.UserAgent || old.PrevIP != cur.PrevIP {
 		return true
 	}
 	pairs := [...][2]int64{
@@ -144,6 +144,7 @@ func (c *Cache) moved(old, cur *wire.ScoreRequest) bool {
 		{old.AuthFailures, cur.AuthFailures}, {old.Errors4xx, cur.Errors4xx},
 		{old.DistinctPaths, cur.DistinctPaths}, {old.SequentialIDs, cur.SequentialIDs},
 		{int64(old.Intervals), int64(cur.Intervals)},
+		{old.Assets10s, cur.Assets10s}, {old.Probes, cur.Probes},
 	}
 	for _, p := range pairs {
 		if math.Abs(float64(p[1]-p[0])) > c.tolerance*float64(max(p[0], 1)) {

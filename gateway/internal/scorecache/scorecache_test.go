@@ -73,16 +73,25 @@ func TestCacheReusesUntilCountsMoveOrTTL(t *testing.T) {
 	_, _ = c.Score(ctx, req)
 	assert.Equal(t, 4, inner.n())
 
+	// So is the first probe, and a page's assets piling up.
+	req.Probe, req.Probes = true, 1
+	_, _ = c.Score(ctx, req)
+	req.Probe = false
+	_, _ = c.Score(ctx, req)
+	req.Asset, req.Assets10s = true, 150
+	_, _ = c.Score(ctx, req)
+	assert.Equal(t, 7, inner.n())
+
 	// And everything once the TTL has passed.
 	clk.t = clk.t.Add(time.Second)
 	_, _ = c.Score(ctx, req)
-	assert.Equal(t, 5, inner.n())
+	assert.Equal(t, 8, inner.n())
 
 	// Clients are cached apart.
 	other := req
 	other.IP = "203.0.113.2"
 	_, _ = c.Score(ctx, other)
-	assert.Equal(t, 6, inner.n())
+	assert.Equal(t, 9, inner.n())
 	assert.Equal(t, 2, c.Len())
 }
 

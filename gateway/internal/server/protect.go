@@ -225,6 +225,7 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		case fb != nil:
 			fb.Lifted(v.id)
 		}
+		obs.Asset, obs.Probe = desc.Asset, desc.Probe // also when nothing could count it
 		v.obs = obs
 		return next(c)
 	}
@@ -247,6 +248,7 @@ func (p *pipeline) describe(c echo.Context, v *verdict) (traffic.Request, func()
 	r := c.Request()
 	cfg := v.rt.cfg
 	desc := traffic.Describe(r.URL.Path, cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow)
+	desc.Classify(r.Method, cfg.Scoring.AssetExtensions, cfg.Scoring.ProbePaths)
 	desc.Principal = traffic.PrincipalOf(r)
 	if desc.Principal != "" || !desc.Sensitive || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 		return desc, noRelease
@@ -405,6 +407,7 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 			AuthFailures: o.AuthFailures, Errors4xx: o.Errors4xx,
 			DistinctPaths: o.DistinctPaths, SequentialIDs: o.SequentialIDs,
 			Intervals: o.Intervals, IntervalCV: o.IntervalCV,
+			Asset: o.Asset, Assets10s: o.Assets10s, Probe: o.Probe, Probes: o.Probes,
 		}
 		if o.PrevIP.IsValid() {
 			req.PrevIP, req.PrevSeconds = o.PrevIP.String(), o.PrevAge.Seconds()
@@ -496,9 +499,12 @@ func truncate(s string, n int) string {
 // countRefusal records the gateway's own 429 or 403 to the client as a 4xx
 // answer: a client that keeps coming while refused raises its error ratio
 // (and so its score) instead of diluting it.
+//
+// Not for a page asset: assets are counted apart from the error ratio (they
+// do not dilute it either).
 func (p *pipeline) countRefusal(c echo.Context, v *verdict, err error) {
 	var he *echo.HTTPError
-	if !errors.As(err, &he) || he.Code != http.StatusTooManyRequests && he.Code != http.StatusForbidden {
+	if v.obs.Asset || !errors.As(err, &he) || he.Code != http.StatusTooManyRequests && he.Code != http.StatusForbidden {
 		return
 	}
 	// Recorded as 429 either way: a refusal is not an auth failure.

@@ -31,14 +31,16 @@ type PrincipalRecorder interface {
 // proxy's 499): giving up is not an error of the client's, and a client
 // whose requests time out under load must not be throttled for it. A body
 // cut at max_body_size (the proxy's 413) is the gateway's own answer, not
-// counted, like the 413 to a declared length.
+// counted, like the 413 to a declared length. Nor is the answer to a page
+// asset: a browser's missing icon (iOS asks every site for
+// apple-touch-icon.png) is not an error, and assets are counted apart.
 func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 	rec, _ := p.d.Traffic.(ResponseRecorder)
 	return func(c echo.Context) error {
 		err := next(c)
 		v := verdictOf(c)
 		status := c.Response().Status
-		if err != nil || v == nil || v.bypass || status < 400 || status > 499 {
+		if err != nil || v == nil || v.bypass || v.obs.Asset || status < 400 || status > 499 {
 			return err
 		}
 		if status == proxy.StatusClientClosed && c.Request().Context().Err() != nil || v.bodyOver.Load() {

@@ -104,13 +104,13 @@ func (m *Memory) Observe(ip netip.Addr, now time.Time, req Request) Observation 
 	nowMs := now.UnixMilli()
 	m.mu.Lock()
 	s, _ := m.get(ip, nowMs)
-	ttl := observeState(&s.st, nowMs, pathBit(req.Path), req.Sensitive, patternHash(req.Pattern), req.ID, window.Milliseconds())
+	ttl := observeState(&s.st, nowMs, req, window.Milliseconds())
 	s.expires = nowMs + ttl
 	m.put(ip, s)
 	st := s.st
 	m.mu.Unlock()
 	o := features(&st)
-	o.Sensitive = req.Sensitive
+	o.Sensitive, o.Asset, o.Probe = req.Sensitive, req.Asset, req.Probe
 	return o
 }
 
@@ -340,6 +340,31 @@ func add(ring []uint8, w, t int64) {
 	}
 }
 
+// nadvance and nadd are advance and add for a ring of n nibbles
+// (wire.NibbleRing); a full bucket passes the request to the newest older
+// one with room.
+func nadvance(ring wire.NibbleRing, n, w, a, b int64) {
+	ka, kb := a/w, b/w
+	if kb-ka >= n {
+		clear(ring)
+		return
+	}
+	for k := ka + 1; k <= kb; k++ {
+		ring.Set(k%n, 0)
+	}
+}
+
+func nadd(ring wire.NibbleRing, n, w, t int64) {
+	k := t / w
+	for d := range n {
+		i := (k - d) % n
+		if v := ring.At(i); v < wire.NibbleMax {
+			ring.Set(i, v+1)
+			return
+		}
+	}
+}
+
 // aux moves the 20 s rings to second sec, as stateLua's aux does.
 func aux(st *wire.ClientState, sec int64) int64 {
 	a := int64(st.AuxSecond)
@@ -350,15 +375,15 @@ func aux(st *wire.ClientState, sec int64) int64 {
 	advance(st.Sensitive[:], wire.AuxWidthSeconds, a, t)
 	advance(st.Errors4xx[:], wire.AuxWidthSeconds, a, t)
 	advance(st.AuthFailures[:], wire.AuxWidthSeconds, a, t)
+	advance(st.Probes[:], wire.AuxWidthSeconds, a, t)
 	st.AuxSecond = uint32(t)
 	return t
 }
 
 // observeState is the observe script (observeSrc) after its ban check,
-// line for line: it counts a request at now (Unix ms) on path bit bit,
-// sensitive or not, with the pattern hash pat (0: none) and id, in a visit
-// window of windowMs, and returns the state's TTL in ms.
-func observeState(st *wire.ClientState, now int64, bit uint32, sensitive bool, pat uint32, id int64, windowMs int64) int64 {
+// line for line: it counts req at now (Unix ms) in a visit window of
+// windowMs, and returns the state's TTL in ms.
+func observeState(st *wire.ClientState, now int64, req Request, windowMs int64) int64 {
 	last := st.LastMs()
 	if last > now+2000 {
 		// written by a clock more than 2 s ahead: start the windows from now
@@ -366,22 +391,41 @@ func observeState(st *wire.ClientState, now int64, bit uint32, sensitive bool, p
 	}
 	t := max(now, last)
 	had := last > 0
-	advance(st.R1s[:], wire.Ring1sWidthMs, last, t)
-	advance(st.R10s[:], wire.Ring10sWidthMs, last, t)
+	other := int64(-1) // the last request other than an asset (-1: none)
+	if had && st.OtherAgeMs != wire.NoOtherRequest {
+		other = last - int64(st.OtherAgeMs)
+	}
+	nadvance(st.R1s[:], wire.Ring1sBuckets, wire.Ring1sWidthMs, last, t)
+	nadvance(st.R10s[:], wire.Ring10sBuckets, wire.Ring10sWidthMs, last, t)
 	advance(st.R60s[:], wire.Ring60sWidthMs, last, t)
-	add(st.R1s[:], wire.Ring1sWidthMs, t)
-	add(st.R10s[:], wire.Ring10sWidthMs, t)
-	add(st.R60s[:], wire.Ring60sWidthMs, t)
-
+	advance(st.Assets[:], wire.AssetWidthMs, last, t)
 	sec := aux(st, t/1000)
-	if sensitive {
-		add(st.Sensitive[:], wire.AuxWidthSeconds, sec)
+	if req.Asset {
+		add(st.Assets[:], wire.AssetWidthMs, t)
+	} else {
+		nadd(st.R1s[:], wire.Ring1sBuckets, wire.Ring1sWidthMs, t)
+		nadd(st.R10s[:], wire.Ring10sBuckets, wire.Ring10sWidthMs, t)
+		add(st.R60s[:], wire.Ring60sWidthMs, t)
+		if req.Sensitive {
+			add(st.Sensitive[:], wire.AuxWidthSeconds, sec)
+		}
+		if req.Probe {
+			add(st.Probes[:], wire.AuxWidthSeconds, sec)
+		}
 	}
 
-	if had {
+	if other >= 0 && !req.Asset {
 		copy(st.GapCodes[1:], st.GapCodes[:wire.MaxGaps-1])
-		st.GapCodes[0] = uint8(min(math.Floor(16*math.Log(float64(1+t-last))/math.Log(2)+0.5), 255))
+		st.GapCodes[0] = uint8(min(math.Floor(16*math.Log(float64(1+t-other))/math.Log(2)+0.5), 255))
 		st.Gaps = min(st.Gaps+1, wire.MaxGaps)
+	}
+	switch {
+	case !req.Asset:
+		st.OtherAgeMs = 0
+	case other < 0:
+		st.OtherAgeMs = wire.NoOtherRequest
+	default:
+		st.OtherAgeMs = uint16(min(t-other, wire.NoOtherRequest-1))
 	}
 
 	if e0, e1 := last/wire.PathEpochMs, t/wire.PathEpochMs; e1 != e0 {
@@ -391,10 +435,13 @@ func observeState(st *wire.ClientState, now int64, bit uint32, sensitive bool, p
 		}
 		st.Paths, st.PathsOnes = [wire.PathBits / 32]int32{}, 0
 	}
-	w, mask := bit/32, int32(uint32(1)<<(bit%32))
-	if st.Paths[w]&mask == 0 {
-		st.Paths[w] |= mask
-		st.PathsOnes++
+	if !req.Asset {
+		bit := pathBit(req.Path)
+		w, mask := bit/32, int32(uint32(1)<<(bit%32))
+		if st.Paths[w]&mask == 0 {
+			st.Paths[w] |= mask
+			st.PathsOnes++
+		}
 	}
 
 	sr, sd := int64(st.SeqRunDir/4), int64(st.SeqRunDir%4)-1
@@ -402,10 +449,10 @@ func observeState(st *wire.ClientState, now int64, bit uint32, sensitive bool, p
 	if st.SeqPattern != 0 && ((secnow-int64(st.SeqSecond))%65536+65536)%65536 > 60 {
 		st.SeqPattern, sr, sd = 0, 0, 0
 	}
-	if pat != 0 {
+	if pat := patternHash(req.Pattern); pat != 0 && !req.Asset {
 		// The script reads the id as a Lua number (a double) and takes it
 		// modulo 2^32 as Lua does: a - floor(a/b)*b.
-		a := float64(id)
+		a := float64(req.ID)
 		idm := int64(a - math.Floor(a/4294967296)*4294967296)
 		run, dir := int64(0), int64(0)
 		if uint32(st.SeqPattern) == pat && had {

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/pathclass"
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 	"github.com/bulwarkgw/bulwark/shared/wire"
@@ -26,21 +27,38 @@ type step struct {
 	status int // > 0: RecordResponse instead of Observe
 }
 
+var (
+	assets, _ = pathclass.ParseAssets(pathclass.DefaultAssetExtensions)
+	probes, _ = pathclass.ParseProbes(pathclass.DefaultProbePaths)
+)
+
 // clientSteps makes a random but reproducible life for one client:
 // bursts and pauses (up to 45 s, under the state's 62 s TTL, which in
-// Redis runs on the server's clock), a clock that sometimes steps back or
+// Redis runs on the server's clock), page assets (before any other
+// request, in pages, with ids, alone for more than a minute), probes, a
+// clock that sometimes steps back or
 // far ahead (another gateway's), sequential ids going up and down,
 // sensitive paths, 4xx and 401/403 answers, and visit windows shorter and
 // longer than the state's TTL.
 func clientSteps(seed uint64, n int) []step {
 	r := rand.New(rand.NewPCG(seed, 1))
 	sensitive := map[string]bool{"/login": true, "/api/checkout": true}
-	paths := []string{"/", "/login", "/api/checkout", "/api/products", "/about", "/api/search"}
+	paths := []string{"/", "/login", "/api/checkout", "/api/products", "/about", "/api/search",
+		"/static/app.css", "/img/hero.png", "/favicon.ico", "/apple-touch-icon.png", "/.env", "/wp-login.php", "/.git/config"}
 	window := []time.Duration{0, 3 * time.Second, time.Minute, 2 * time.Minute}[r.IntN(4)]
 	t := time.Unix(1_800_000_000, 0).Add(time.Duration(r.Int64N(int64(time.Hour))))
 	id := r.Int64N(1000)
 	dir := int64(1)
+	describe := func(path string) traffic.Request {
+		d := traffic.Describe(path, sensitive, window)
+		d.Classify([]string{"GET", "GET", "GET", "HEAD", "POST"}[r.IntN(5)], assets, probes)
+		return d
+	}
 	var out []step
+	for range r.IntN(3) {
+		out = append(out, step{at: t, req: describe("/favicon.ico")}) // assets first
+		t = t.Add(time.Millisecond)
+	}
 	for range n {
 		switch p := r.IntN(100); {
 		case p < 60:
@@ -53,14 +71,24 @@ func clientSteps(seed uint64, n int) []step {
 			t = t.Add(-time.Duration(r.Int64N(int64(3 * time.Second)))) // a clock behind
 		default:
 			// A gateway far ahead writes once; time goes on from where it was.
-			out = append(out, step{at: t.Add(time.Duration(2+r.IntN(20)) * time.Second), req: traffic.Describe("/", sensitive, window)})
+			out = append(out, step{at: t.Add(time.Duration(2+r.IntN(20)) * time.Second), req: describe("/")})
+		}
+		// Never more than 60 s after the last request, answers between
+		// them or not: the state's TTL would end in memory only.
+		for i := len(out) - 1; i >= 0; i-- {
+			if out[i].status == 0 {
+				if lim := out[i].at.Add(time.Minute); t.After(lim) {
+					t = lim
+				}
+				break
+			}
 		}
 		if r.IntN(6) == 0 {
 			out = append(out, step{at: t, status: []int{400, 401, 403, 404, 429}[r.IntN(5)]})
 			continue
 		}
 		path := paths[r.IntN(len(paths))]
-		switch r.IntN(4) {
+		switch r.IntN(6) {
 		case 0:
 			if r.IntN(8) == 0 {
 				dir = -dir
@@ -71,8 +99,28 @@ func clientSteps(seed uint64, n int) []step {
 			path = fmt.Sprintf("/p/%d", r.IntN(300)) // many distinct paths
 		case 2:
 			path = fmt.Sprintf("/n/%d", r.Int64N(1<<62)) // ids past 2^53: Lua reads them as doubles
+		case 3:
+			path = fmt.Sprintf("/img/%d/x.png", id) // an asset with an id: no run
+		case 5:
+			if r.IntN(8) == 0 { // assets alone for 70 s
+				for range 70 {
+					t = t.Add(time.Second)
+					out = append(out, step{at: t, req: describe("/img/hero.png")})
+				}
+			}
+		case 4:
+			if r.IntN(4) == 0 { // a spike past what a 25 ms bucket holds
+				for range 20 + r.IntN(30) {
+					out = append(out, step{at: t, req: describe("/api/search")})
+				}
+			}
+			// a page's assets at browser speed
+			for range r.IntN(40) {
+				t = t.Add(time.Duration(r.Int64N(int64(20 * time.Millisecond))))
+				out = append(out, step{at: t, req: describe(fmt.Sprintf("/a/%d.js", r.IntN(50)))})
+			}
 		}
-		out = append(out, step{at: t, req: traffic.Describe(path, sensitive, window)})
+		out = append(out, step{at: t, req: describe(path)})
 	}
 	return out
 }
@@ -147,9 +195,9 @@ func TestMemoryIsBounded(t *testing.T) {
 		require.LessOrEqual(t, m.Len(), 1000)
 	}
 	o := m.Observe(keep, now, root)
-	assert.EqualValues(t, 101, o.Count1s, "a client seen all along is remembered")
+	assert.EqualValues(t, 101, o.Count60s, "a client seen all along is remembered")
 	o = m.Observe(netip.AddrFrom4([4]byte{10, 1, 0, 0}), now, root)
-	assert.EqualValues(t, 1, o.Count1s, "the first client was forgotten")
+	assert.EqualValues(t, 1, o.Count60s, "the first client was forgotten")
 	m.Forget()
 	assert.Zero(t, m.Len())
 }

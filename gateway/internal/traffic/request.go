@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/pathclass"
 	"github.com/bulwarkgw/bulwark/gateway/internal/pathnorm"
 )
 
@@ -29,6 +30,10 @@ type Request struct {
 	ID      int64
 	// VisitWindow is the fixed window of the visit counter; 0 means 60 s.
 	VisitWindow time.Duration
+	// Asset is true for a page asset (pathclass.Assets), counted apart
+	// from every other feature; Probe for a path on the probe list
+	// (pathclass.Probes). A sensitive path or a probe is never an asset.
+	Asset, Probe bool
 	// Principal identifies the credential the request carried (PrincipalOf,
 	// LoginOf), "" for none; its last address feeds impossible travel.
 	Principal string
@@ -143,6 +148,14 @@ func Describe(path string, sensitive map[string]bool, window time.Duration) Requ
 	r.Sensitive = sensitive[r.Path]
 	r.Pattern, r.ID = idPattern(r.Path)
 	return r
+}
+
+// Classify sets r.Probe and r.Asset for a request with method on r.Path: a
+// probe when the path is on probes, else an asset when it is not sensitive
+// and assets has its extension (for a GET or HEAD). See package pathclass.
+func (r *Request) Classify(method string, assets pathclass.Assets, probes *pathclass.Probes) {
+	r.Probe = probes.Probe(r.Path)
+	r.Asset = !r.Probe && !r.Sensitive && assets.Asset(method, r.Path)
 }
 
 // idPattern finds the last segment of p made only of digits (at most 18,

@@ -3,7 +3,7 @@
 // the behavioural features the scorer needs (sensitive-path hits, upstream
 // error and auth-failure answers, distinct paths, runs of sequential ids,
 // recent inter-arrival times, a fixed-window visit counter) and bans.
-// Observe costs one round trip (a Lua script on one 92-byte string per
+// Observe costs one round trip (a Lua script on one 119-byte string per
 // client) per request, sent in a pipeline with the other requests waiting
 // at the same moment; RecordResponse one more, only for 4xx answers. Keys
 // are hash-tagged by IP so each script stays on one Redis Cluster slot.
@@ -24,10 +24,21 @@ import (
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
-// Observation is what Observe learned about a client.
+// Observation is what Observe learned about a client. Page assets are
+// counted in Assets10s only: every other count and feature is about the
+// client's other requests (an asset request reads them as they were).
 type Observation struct {
-	// Requests in sliding windows ending now, this request included.
+	// Requests other than page assets in sliding windows ending now, this
+	// request included.
 	Count1s, Count10s, Count60s int64
+	// Asset repeats Request.Asset; Assets10s counts page-asset requests in
+	// 10 s, this one included.
+	Asset     bool
+	Assets10s int64
+	// Probe repeats Request.Probe; Probes counts requests to probe paths
+	// in 60 s, this one included.
+	Probe  bool
+	Probes int64
 	// Visits in the current fixed visit window, this request included.
 	Visits int64
 	// Sensitive repeats Request.Sensitive; SensitiveHits counts requests
@@ -80,24 +91,34 @@ func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 func (s *Store) stateKey(ip netip.Addr) string { return wire.ClientKey(s.prefix, ip.String()) }
 
 // The client's whole traffic state is one Redis string (wire.ClientState,
-// 92 bytes) read and written by one script per request: a ring of 100 ms
-// buckets for the 1 s window, 2 s buckets for the 10 s window and 10 s
-// buckets for the 60 s window (each window the sum of its newest buckets
-// plus the oldest one weighted by the part still inside it), 20 s rings for
-// sensitive hits, 4xx and 401/403 answers, the last 11 inter-arrival gaps
-// (on a log scale, 4.4% steps), a 128-bit linear-counting bitmap of the
-// minute's paths, the current run of sequential ids, and seed 002's
-// fixed-window visit counter. One GET and one SET per request, whatever the
-// client does: no per-second hashes walked, no per-feature keys. Buckets
-// are bytes and saturate at 255: a client past 255 requests in a bucket
-// (2,550/s in the 1 s window, 127/s in the 10 s one, 25/s in the 60 s one)
-// is far past every rate ramp already.
+// 119 bytes) read and written by one script per request: a ring of 25 ms
+// buckets for the 1 s window, 500 ms buckets for the 10 s window (both
+// nibbles: a burst of N over any second reads N ± 1) and 10 s buckets for
+// the 60 s window (each window the sum of its newest buckets plus the
+// oldest one weighted by the part still inside it), 20 s rings for
+// sensitive hits, 4xx and 401/403 answers and probes, 2 s buckets of page
+// assets, the last 11 inter-arrival gaps (on a log scale, 4.4% steps), a
+// 128-bit linear-counting bitmap of the minute's paths, the current run of
+// sequential ids, and seed 002's fixed-window visit counter. One GET and
+// one SET per request, whatever the client does: no per-second hashes
+// walked, no per-feature keys. Byte buckets saturate at 255 (25/s in the
+// 60 s window, 127/s of assets): a client past that is far past every rate
+// ramp already. Nibbles hold 15 (600/s in the 1 s window, 30/s in the 10 s
+// one): a request whose bucket is full goes to the newest older one with
+// room, so a burst of 60 in 10 ms reads 60 (and leaves the window 75 ms
+// early); a window reads at most 15 per bucket.
+//
+// A page asset (Request.Asset) goes only into the asset ring and the visit
+// counter: a browser loading a page of 150 images is not a burst, and its
+// gaps, paths and ids are those of its other requests. Every request moves
+// every ring to its time (time passes whatever the request).
 //
 // stateLua is shared by observe and recordResponse: it unpacks the state
 // into f (or starts an empty one) and defines the ring helpers.
 var stateLua = `
-local FMT = '<BI4HI4` + strings.Repeat("B", 11+6+7+12+1+11) + `i4i4i4i4BBHI4BHHI4'
-local R1, R10, R60, RS, RE, RA, NG, GAP, BM, ONES, PREV, SP, SI, SRD, SS, VC, VO = 5, 16, 22, 29, 33, 37, 41, 42, 53, 57, 58, 59, 60, 61, 62, 63, 64
+local FMT = '<BI4HI4` + strings.Repeat("B", 21+11+7+4+4+4+4+6+1+11) + `Hi4i4i4i4BBHI4BHHI4'
+local R1, R10, R60, RS, RE, RA, RP, RAS, NG, GAP, NA = 5, 26, 37, 44, 48, 52, 56, 60, 66, 67, 78
+local BM, ONES, PREV, SP, SI, SRD, SS, VC, VO = 79, 83, 84, 85, 86, 87, 88, 89, 90
 local floor = math.floor
 local raw = redis.call('GET', KEYS[1])
 local f
@@ -105,7 +126,7 @@ if raw and #raw == ` + fmt.Sprint(wire.ClientStateSize) + ` and string.byte(raw,
   f = {struct.unpack(FMT, raw)}
 else
   f = {` + fmt.Sprint(wire.ClientStateVersion) + `}
-  for i = 2, 64 do f[i] = 0 end
+  for i = 2, 90 do f[i] = 0 end
 end
 -- the last request, in ms (0: none yet)
 local last = f[2] * 1000 + f[3]
@@ -123,9 +144,39 @@ local function add(o, n, w, t)
   local i = o + floor(t / w) % n
   if f[i] < 255 then f[i] = f[i] + 1 end
 end
--- The aux rings (sensitive, 4xx, auth) move on whole seconds. A state
--- more than 2 s ahead was written by a gateway whose clock is ahead (or is
--- corrupt): its rings start again from now rather than piling every
+-- The same for rings of nibbles (wire.NibbleRing): bucket j in byte j/2,
+-- the low nibble for even j; n buckets take (n+1)/2 bytes.
+local function nset(o, j, v)
+  local i = o + floor(j / 2)
+  if j % 2 == 0 then f[i] = f[i] - f[i] % 16 + v else f[i] = f[i] % 16 + v * 16 end
+end
+local function nadvance(o, n, w, a, b)
+  local ka, kb = floor(a / w), floor(b / w)
+  if kb - ka >= n then
+    for j = 0, floor((n - 1) / 2) do f[o + j] = 0 end
+  else
+    for k = ka + 1, kb do nset(o, k % n, 0) end
+  end
+end
+-- nadd counts one at t; a full bucket (15) passes it to the newest older
+-- one with room, so a burst faster than 15 a bucket still reads whole
+-- (it leaves the window a few buckets early).
+local function nadd(o, n, w, t)
+  local k = floor(t / w)
+  for d = 0, n - 1 do
+    local j = (k - d) % n
+    local b = f[o + floor(j / 2)]
+    local v = b % 16
+    if j % 2 == 1 then v = floor(b / 16) end
+    if v < 15 then
+      nset(o, j, v + 1)
+      return
+    end
+  end
+end
+-- The aux rings (sensitive, 4xx, auth, probes) move on whole seconds. A
+-- state more than 2 s ahead was written by a gateway whose clock is ahead
+-- (or is corrupt): its rings start again from now rather than piling every
 -- request into the bucket of that future time.
 local function aux(sec)
   if f[4] > sec + 2 then f[4] = 0 end
@@ -133,6 +184,7 @@ local function aux(sec)
   advance(RS, 4, 20, f[4], t)
   advance(RE, 4, 20, f[4], t)
   advance(RA, 4, 20, f[4], t)
+  advance(RP, 4, 20, f[4], t)
   f[4] = t
   return t
 end
@@ -143,7 +195,7 @@ end
 //
 // KEYS: state, ban
 // ARGV: now_ms, path bit (0..127), sensitive (0/1), pattern hash (0: none),
-// id, visit_window_ms
+// id, visit_window_ms, asset (0/1), probe (0/1)
 var observe = redis.NewScript(observeSrc)
 
 var observeSrc = `
@@ -153,27 +205,41 @@ if ban > 0 or ban == -1 then
 end
 ` + stateLua + `
 local now = tonumber(ARGV[1])
+local asset = ARGV[7] == '1'
 if last > now + 2000 then
   -- written by a clock more than 2 s ahead: start the windows from now
   last, f[NG] = 0, 0
 end
 local t = math.max(now, last)
 local had = last > 0
-advance(R1, 11, 100, last, t)
-advance(R10, 6, 2000, last, t)
+-- the last request other than an asset, in ms (-1: none)
+local other = -1
+if had and f[NA] ~= ` + fmt.Sprint(wire.NoOtherRequest) + ` then other = last - f[NA] end
+nadvance(R1, 41, 25, last, t)
+nadvance(R10, 21, 500, last, t)
 advance(R60, 7, 10000, last, t)
-add(R1, 11, 100, t)
-add(R10, 6, 2000, t)
-add(R60, 7, 10000, t)
-
+advance(RAS, 6, 2000, last, t)
 local sec = aux(floor(t / 1000))
-if ARGV[3] == '1' then add(RS, 4, 20, sec) end
+if asset then
+  add(RAS, 6, 2000, t)
+else
+  nadd(R1, 41, 25, t)
+  nadd(R10, 21, 500, t)
+  add(R60, 7, 10000, t)
+  if ARGV[3] == '1' then add(RS, 4, 20, sec) end
+  if ARGV[8] == '1' then add(RP, 4, 20, sec) end
+end
 
 -- Gaps on a log scale: code = round(16 * log2(1 + ms)), at most 255.
-if had then
+if other >= 0 and not asset then
   for j = 10, 1, -1 do f[GAP + j] = f[GAP + j - 1] end
-  f[GAP] = math.min(floor(16 * math.log(1 + t - last) / math.log(2) + 0.5), 255)
+  f[GAP] = math.min(floor(16 * math.log(1 + t - other) / math.log(2) + 0.5), 255)
   f[NG] = math.min(f[NG] + 1, 11)
+end
+if asset then
+  if other < 0 then f[NA] = ` + fmt.Sprint(wire.NoOtherRequest) + ` else f[NA] = math.min(t - other, ` + fmt.Sprint(wire.NoOtherRequest-1) + `) end
+else
+  f[NA] = 0
 end
 
 -- Distinct paths: linear counting over this minute's bitmap (ONES bits
@@ -187,16 +253,18 @@ if e1 ~= e0 then
   if e1 == e0 + 1 then f[PREV] = math.min(floor(est(f[ONES]) + 0.5), 255) else f[PREV] = 0 end
   f[BM], f[BM + 1], f[BM + 2], f[BM + 3], f[ONES] = 0, 0, 0, 0, 0
 end
-local b = tonumber(ARGV[2])
-local w, m = BM + floor(b / 32), bit.lshift(1, b % 32)
-if bit.band(f[w], m) == 0 then
-  f[w], f[ONES] = bit.bor(f[w], m), f[ONES] + 1
+if not asset then
+  local b = tonumber(ARGV[2])
+  local w, m = BM + floor(b / 32), bit.lshift(1, b % 32)
+  if bit.band(f[w], m) == 0 then
+    f[w], f[ONES] = bit.bor(f[w], m), f[ONES] + 1
+  end
 end
 
 -- Sequential ids: the pattern as a 16-bit hash, the id modulo 2^32, the
 -- run (at most 63) and its direction in one byte, and the second (mod
 -- 2^16) of the last request on the pattern: a run not extended for 60 s
--- is over.
+-- is over. An asset's pattern is 0.
 local sr, sd = floor(f[SRD] / 4), f[SRD] % 4 - 1
 local secnow = floor(t / 1000) % 65536
 if f[SP] ~= 0 and (secnow - f[SS]) % 65536 > 60 then
@@ -229,7 +297,7 @@ f[VC] = math.min(f[VC] + 1, 65535)
 
 f[2], f[3], f[VO] = floor(t / 1000), t % 1000, t - vstart
 local ttl = math.max(62000, vstart + window - t)
-local packed = struct.pack(FMT, unpack(f, 1, 64))
+local packed = struct.pack(FMT, unpack(f, 1, 90))
 redis.call('SET', KEYS[1], packed, 'PX', math.ceil(ttl))
 return packed
 `
@@ -242,9 +310,11 @@ func features(st *wire.ClientState) Observation {
 	sec := int64(st.AuxSecond)
 	round := func(x float64) int64 { return int64(math.Floor(x + 0.5)) }
 	o := Observation{
-		Count1s:       round(window(st.R1s[:], wire.Ring1sWidthMs, t)),
-		Count10s:      round(window(st.R10s[:], wire.Ring10sWidthMs, t)),
+		Count1s:       round(nibbleWindow(st.R1s[:], wire.Ring1sBuckets, wire.Ring1sWidthMs, t)),
+		Count10s:      round(nibbleWindow(st.R10s[:], wire.Ring10sBuckets, wire.Ring10sWidthMs, t)),
 		Count60s:      round(window(st.R60s[:], wire.Ring60sWidthMs, t)),
+		Assets10s:     round(window(st.Assets[:], wire.AssetWidthMs, t)),
+		Probes:        round(window(st.Probes[:], wire.AuxWidthSeconds, sec)),
 		Visits:        int64(st.Visits),
 		SensitiveHits: round(window(st.Sensitive[:], wire.AuxWidthSeconds, sec)),
 		Errors4xx:     round(window(st.Errors4xx[:], wire.AuxWidthSeconds, sec)),
@@ -266,6 +336,16 @@ func window(ring []uint8, width, t int64) float64 {
 		sum += float64(ring[(k-j)%n])
 	}
 	return sum + float64(ring[(k-n+1)%n])*(1-float64(t%width)/float64(width))
+}
+
+// nibbleWindow is window for a ring of n nibbles (wire.NibbleRing).
+func nibbleWindow(ring wire.NibbleRing, n, width, t int64) float64 {
+	k := t / width
+	var sum float64
+	for j := int64(0); j < n-1; j++ {
+		sum += float64(ring.At((k - j) % n))
+	}
+	return sum + float64(ring.At((k-n+1)%n))*(1-float64(t%width)/float64(width))
 }
 
 // linearCount estimates the distinct paths behind a bitmap with ones bits
@@ -351,13 +431,19 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 	if window <= 0 {
 		window = time.Minute
 	}
-	sensitive := "0"
-	if req.Sensitive {
-		sensitive = "1"
+	flag := func(b bool) string {
+		if b {
+			return "1"
+		}
+		return "0"
+	}
+	pat := patternHash(req.Pattern)
+	if req.Asset {
+		pat = 0
 	}
 	who := ip.String()
 	keys := []string{wire.ClientKey(s.prefix, who), wire.BanKey(s.prefix, who)}
-	args := []any{now.UnixMilli(), pathBit(req.Path), sensitive, patternHash(req.Pattern), req.ID, window.Milliseconds()}
+	args := []any{now.UnixMilli(), pathBit(req.Path), flag(req.Sensitive), pat, req.ID, window.Milliseconds(), flag(req.Asset), flag(req.Probe)}
 	reply, prev, err := s.observePipelined(ctx, keys, args, ip, req.Principal, extra)
 	if err != nil {
 		return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
@@ -377,7 +463,7 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 			return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
 		}
 		o = features(&st)
-		o.Sensitive = req.Sensitive
+		o.Sensitive, o.Asset, o.Probe = req.Sensitive, req.Asset, req.Probe
 	default:
 		return Observation{}, fmt.Errorf("observe %s: unexpected reply %T", ip, reply)
 	}
@@ -473,7 +559,7 @@ local fresh = last == 0 and f[4] == 0
 local sec = aux(math.floor(tonumber(ARGV[1]) / 1000))
 add(RE, 4, 20, sec)
 if ARGV[2] == '1' then add(RA, 4, 20, sec) end
-local packed = struct.pack(FMT, unpack(f, 1, 64))
+local packed = struct.pack(FMT, unpack(f, 1, 90))
 if fresh then
   redis.call('SET', KEYS[1], packed, 'PX', 62000)
 else

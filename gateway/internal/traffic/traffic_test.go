@@ -45,12 +45,12 @@ func TestObserveSlidingWindows(t *testing.T) {
 	}
 	assert.Equal(t, [3]int64{10, 10, 10}, counts(o))
 
-	// The 1 s window slides in 100 ms steps: at 1.25 s it covers
-	// (0.25 s, 1.25 s], so the requests at 0.3–0.45 s count, the bucket
-	// holding 0.2 and 0.25 s counts half, and 0–0.15 s no longer do.
+	// The 1 s window slides in 25 ms steps: at 1.25 s it covers
+	// [0.25 s, 1.25 s], so the requests at 0.25–0.45 s count and 0–0.2 s
+	// no longer do.
 	o, err = s.Observe(ctx, ip, t0.Add(1250*time.Millisecond), root)
 	require.NoError(t, err)
-	assert.Equal(t, int64(6), o.Count1s) // 4 + 2*0.5 + this one
+	assert.Equal(t, int64(6), o.Count1s) // 5 + this one
 	assert.Equal(t, int64(11), o.Count10s)
 
 	// 30 s later the burst is gone from the 1 s and 10 s windows only.
@@ -101,7 +101,9 @@ func TestObserveIsAtomicUnderConcurrency(t *testing.T) {
 	wg.Wait()
 	o, err := s.Observe(ctx, ip, now, root)
 	require.NoError(t, err)
-	assert.Equal(t, int64(51), o.Count1s)
+	assert.Equal(t, int64(51), o.Count60s, "none lost")
+	assert.Equal(t, int64(51), o.Visits)
+	assert.Equal(t, int64(51), o.Count1s, "51 in one 25 ms bucket: spilled into the older ones")
 }
 
 // Bans are made by package bans; the traffic store only honours them.

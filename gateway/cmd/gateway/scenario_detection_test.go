@@ -1,0 +1,141 @@
+package main
+
+// Issue 13, the gateway's side: page assets are counted apart (a browser
+// loading a page of 150 images is no burst, its missing icons no errors),
+// and scanners' probe paths are named to the scorer.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/bulwarkgw/bulwark/shared/wire"
+)
+
+// scoreRecorder is a scorer that allows everything and keeps what it was
+// asked, per client and path.
+type scoreRecorder struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []wire.ScoreRequest
+}
+
+func newScoreRecorder(t *testing.T) *scoreRecorder {
+	sr := &scoreRecorder{}
+	sr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.NotFound(w, r)
+			return
+		}
+		var req wire.ScoreRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		sr.mu.Lock()
+		sr.got = append(sr.got, req)
+		sr.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"score": 0, "reasons": []any{}})
+	}))
+	t.Cleanup(sr.srv.Close)
+	return sr
+}
+
+func (sr *scoreRecorder) of(ip string) []wire.ScoreRequest {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	var out []wire.ScoreRequest
+	for _, r := range sr.got {
+		if r.IP == ip {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestPageAssetsAndProbesInTheScoreRequest(t *testing.T) {
+	t.Parallel()
+	sr := newScoreRecorder(t)
+	s := startStack(t, `
+routes:
+  - {path: /, upstream: "{{U1}}"}
+scorer: {url: "`+sr.srv.URL+`", timeout: 2s}
+scoring: {fast_path: false, cache_ttl: 0s}
+`)
+	s.u1.handle(func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
+		if r.URL.Path == "/apple-touch-icon.png" {
+			http.NotFound(w, r) // what iOS asks every site for
+			return true
+		}
+		return false
+	})
+
+	// A browser: the page, its 150 assets over 6 connections as fast as
+	// they go, the icon it does not have, then the next page.
+	const browser = "127.0.0.31"
+	c := s.from(browser)
+	require.Equal(t, http.StatusOK, c.get("/products/7").Code)
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	for range 6 {
+		wg.Go(func() {
+			for i := range jobs {
+				r := c.get(fmt.Sprintf("/static/img/%d.webp", i))
+				assert.Equal(t, http.StatusOK, r.Code, r.Body)
+			}
+		})
+	}
+	for i := range 149 {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	assert.Equal(t, http.StatusNotFound, c.get("/apple-touch-icon.png").Code)
+	require.Equal(t, http.StatusOK, c.get("/products/8").Code)
+
+	got := sr.of(browser)
+	require.Len(t, got, 152)
+	var assets int
+	var maxAssets int64
+	for _, r := range got {
+		assert.LessOrEqual(t, r.Count1s, int64(2), "%s: assets are not in the burst", r.Path)
+		if r.Asset {
+			assets++
+			maxAssets = max(maxAssets, r.Assets10s)
+		}
+		assert.False(t, r.Probe, r.Path)
+	}
+	assert.Equal(t, 150, assets)
+	assert.EqualValues(t, 150, maxAssets, "every asset in the 10 s window")
+	last := got[len(got)-1]
+	assert.Equal(t, "/products/8", last.Path)
+	assert.False(t, last.Asset)
+	assert.EqualValues(t, 150, last.Assets10s)
+	assert.EqualValues(t, 2, last.Count10s)
+	assert.EqualValues(t, 2, last.DistinctPaths)
+	assert.EqualValues(t, 1, last.Intervals, "one gap: page to page")
+	assert.Zero(t, last.Errors4xx, "the missing icon is not an error")
+
+	// A scanner: each probe is named, and counted.
+	const scanner = "127.0.0.32"
+	sc := s.from(scanner)
+	sc.get("/.env")
+	sc.get("/wp-login.php")
+	sc.get("/api/products")
+	got = sr.of(scanner)
+	require.Len(t, got, 3)
+	assert.True(t, got[0].Probe)
+	assert.EqualValues(t, 1, got[0].Probes)
+	assert.True(t, got[1].Probe)
+	assert.EqualValues(t, 2, got[1].Probes)
+	assert.EqualValues(t, 2, got[1].Count1s, "a probe is a request too")
+	assert.False(t, got[2].Probe)
+	assert.EqualValues(t, 2, got[2].Probes)
+}
