@@ -44,8 +44,9 @@ var DefaultProbePaths = []string{
 	"*/wp-login.php", "*/xmlrpc.php", "*/wlwmanifest.xml",
 	// database admin tools
 	"/phpmyadmin", "/pma", "/myadmin", "/mysqladmin", "/dbadmin", "/sqladmin", "/adminer.php", "*/adminer.php",
-	// editors and file managers with known holes
-	"/fckeditor", "/ckfinder", "/kcfinder", "/elfinder",
+	// editors and file managers with known holes, in whatever directory
+	"*/fckeditor/*", "*/ckfinder/*", "*/kcfinder/*", "*/elfinder/*", "*/phpunit/*",
+	"*/phpmyadmin/*", "*/wp-admin/*", "*/wp-includes/*", "*/wp-content/*",
 	// framework debug pages and dev leftovers
 	"/vendor/phpunit", "*/eval-stdin.php", "/_ignition", "/telescope", "/_profiler", "/phpinfo.php", "/info.php",
 	"/debug/default/view",
@@ -105,6 +106,7 @@ func (a Assets) Asset(method, path string) bool {
 type Probes struct {
 	prefixes map[string]bool // "/.git": /.git, /.git/config, not /.github
 	suffixes [256][]string   // "*.sql", "*/.env": the path ends with it; by last byte
+	segments map[string]bool // "*/fckeditor/*": a segment anywhere in the path
 }
 
 // ParseProbes compiles a probe list. Entries are matched against the
@@ -114,14 +116,21 @@ type Probes struct {
 //   - "/p" is a prefix on a segment boundary: it matches /p and /p/...,
 //     not /px (so "/.git" is not "/.github");
 //   - "*s" is a suffix of the whole path: "*.sql" matches /dump.sql and
-//     /x/db.sql, "*/.env" matches /.env and /api/.env (not /x.env).
+//     /x/db.sql, "*/.env" matches /.env and /api/.env (not /x.env);
+//   - "*/name/*" is a segment anywhere: "*/fckeditor/*" matches
+//     /fckeditor/x, /admin/fckeditor/x and /js/fckeditor (scanners try
+//     every directory a copy may sit in), not /fckeditor2.
 //
-// An entry that starts with neither, or is "/" or "*" alone, is an error
+// An entry that is none of these, or is "/" or "*" alone, is an error
 // naming its index.
 func ParseProbes(entries []string) (*Probes, error) {
-	p := &Probes{prefixes: map[string]bool{}}
+	p := &Probes{prefixes: map[string]bool{}, segments: map[string]bool{}}
 	for i, e := range entries {
 		e = strings.ToLower(e)
+		if name, ok := segmentEntry(e); ok {
+			p.segments[name] = true
+			continue
+		}
 		for len(e) > 1 && strings.HasSuffix(e, "/") {
 			e = e[:len(e)-1]
 		}
@@ -132,10 +141,24 @@ func ParseProbes(entries []string) (*Probes, error) {
 			last := e[len(e)-1]
 			p.suffixes[last] = append(p.suffixes[last], e[1:])
 		default:
-			return nil, &EntryError{i, fmt.Sprintf(`must be a path prefix ("/wp-admin") or a suffix ("*.sql", "*/.env"), got %q`, entries[i])}
+			return nil, &EntryError{i, fmt.Sprintf(`must be a path prefix ("/wp-admin"), a suffix ("*.sql", "*/.env") or a segment anywhere ("*/fckeditor/*"), got %q`, entries[i])}
 		}
 	}
 	return p, nil
+}
+
+// segmentEntry returns name for an entry "*/name/*" (one segment, no
+// wildcard in it).
+func segmentEntry(e string) (string, bool) {
+	name, ok := strings.CutPrefix(e, "*/")
+	if !ok {
+		return "", false
+	}
+	name, ok = strings.CutSuffix(name, "/*")
+	if !ok || name == "" || strings.ContainsAny(name, "/*") {
+		return "", false
+	}
+	return name, true
 }
 
 // Probe reports whether the normalised path is on the list. It costs one
@@ -157,6 +180,22 @@ func (p *Probes) Probe(path string) bool {
 	}
 	if path == "" {
 		return false
+	}
+	if len(p.segments) > 0 {
+		for i := 0; i < len(path); {
+			if path[i] == '/' {
+				i++
+				continue
+			}
+			end := len(path)
+			if j := strings.IndexByte(path[i:], '/'); j >= 0 {
+				end = i + j
+			}
+			if p.segments[path[i:end]] {
+				return true
+			}
+			i = end
+		}
 	}
 	for _, s := range p.suffixes[path[len(path)-1]] {
 		if strings.HasSuffix(path, s) {

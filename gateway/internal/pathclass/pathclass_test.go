@@ -45,6 +45,8 @@ func TestProbes(t *testing.T) {
 		"/dump.sql", "/backup/db.sql.gz", "/index.php.bak", "/config.old", "/cgi-bin/luci",
 		"/server-status", "/actuator/env", "/boaform/admin/formlogin", "/hnap1", "/manager/html",
 		"/telescope/requests", "/_ignition/execute-solution", "/shell.php", "/.aws/credentials", "/.ssh/id_rsa",
+		"/admin/fckeditor/editor/filemanager/upload/test.html", "/js/fckeditor", "/assets/ckfinder/ckfinder.html",
+		"/tools/phpmyadmin/index.php", "/blog/wp-admin/install.php", "/site/wp-content/debug.log",
 	} {
 		assert.True(t, p.Probe(path), path)
 	}
@@ -53,19 +55,22 @@ func TestProbes(t *testing.T) {
 		"/favicon.ico", "/apple-touch-icon.png", "/apple-touch-icon-precomposed.png", "/ads.txt", "/security.txt",
 		"/.github", "/.github/workflows", "/.environment", "/x.env", "/wp-adminx", "/pmax", "/api/login",
 		"/api/products/12", "/admin", "/static/app.js", "/blog/sql", "/docs/backup",
+		"/fckeditor2/x", "/docs/about-fckeditor", "/my-phpmyadmin-guide",
 	} {
 		assert.False(t, p.Probe(path), path)
 	}
 
-	own, err := pathclass.ParseProbes([]string{"/Secret/", "*.TAR"})
+	own, err := pathclass.ParseProbes([]string{"/Secret/", "*.TAR", "*/Old-Admin/*"})
 	require.NoError(t, err)
 	assert.True(t, own.Probe("/secret/x"))
 	assert.True(t, own.Probe("/a/b.tar"))
+	assert.True(t, own.Probe("/x/old-admin"))
+	assert.True(t, own.Probe("/old-admin/y"))
 	assert.False(t, own.Probe("/wp-login.php"), "the list replaces the default")
 	var nilp *pathclass.Probes
 	assert.False(t, nilp.Probe("/.env"))
 
-	for i, bad := range []string{"wp-admin", "/", "*", "", "*a*b"} {
+	for i, bad := range []string{"wp-admin", "/", "*", "", "*a*b", "*/a/b/*", "*/*"} {
 		_, err = pathclass.ParseProbes([]string{"/ok", bad})
 		assert.ErrorContains(t, err, "[1]: must be a path prefix", i)
 	}
