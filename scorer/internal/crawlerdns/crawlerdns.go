@@ -127,6 +127,10 @@ type Config struct {
 type entry struct {
 	names   []string // forward-confirmed, under the domains; nil for none
 	expires time.Time
+	// unsure marks a lookup that got no answer (a timeout, a server
+	// failure): no answer is not a no, so Hostnames keeps saying "not
+	// known" until it expires and is asked again.
+	unsure bool
 }
 
 type job struct {
@@ -240,9 +244,11 @@ func (v *Verifier) SetDomains(domains []string) {
 }
 
 // Hostnames returns addr's forward-confirmed reverse DNS names under the
-// domains, and whether they are known. It never waits: on a miss it queues
-// addr for a lookup (unless it is already queued or the queue is full) and
-// returns known == false.
+// domains, and whether they are known: whether DNS has answered, yes or
+// no. It never waits: on a miss it queues addr for a lookup (unless it is
+// already queued or the queue is full) and returns known == false; after a
+// lookup that got no answer (timeout, server failure) it keeps returning
+// known == false, without asking again, until ErrorTTL has passed.
 func (v *Verifier) Hostnames(addr netip.Addr) (names []string, known bool) {
 	addr = addr.Unmap()
 	now := v.cfg.Now()
@@ -250,7 +256,7 @@ func (v *Verifier) Hostnames(addr netip.Addr) (names []string, known bool) {
 	if e, ok := v.cache[addr]; ok && now.Before(e.expires) {
 		v.mu.Unlock()
 		v.cacheHits.Inc()
-		return e.names, true
+		return e.names, !e.unsure
 	}
 	v.cacheMisses.Inc()
 	if _, ok := v.inflight[addr]; ok || len(v.domains) == 0 {
@@ -310,7 +316,7 @@ func (v *Verifier) do(ctx context.Context, j job) {
 	v.mu.Lock()
 	delete(v.inflight, j.addr)
 	if j.gen == v.gen {
-		v.store(j.addr, entry{names: names, expires: v.cfg.Now().Add(ttl)})
+		v.store(j.addr, entry{names: names, expires: v.cfg.Now().Add(ttl), unsure: o == Timeout || o == Failed})
 	}
 	v.mu.Unlock()
 	if v.cfg.Observe != nil {

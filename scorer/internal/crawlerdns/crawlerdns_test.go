@@ -81,7 +81,8 @@ func (f *fixture) resolve(t *testing.T, ip string) ([]string, crawlerdns.Outcome
 	r := <-f.done
 	require.Equal(t, addr.Unmap(), r.addr)
 	names, known = f.v.Hostnames(addr)
-	require.True(t, known, "%s is cached after its lookup", ip)
+	answered := r.outcome != crawlerdns.Timeout && r.outcome != crawlerdns.Failed
+	require.Equal(t, answered, known, "%s is cached after its lookup; known only if DNS answered (%s)", ip, r.outcome)
 	assert.Equal(t, r.names, names)
 	return names, r.outcome
 }
@@ -214,8 +215,10 @@ func TestTimeout(t *testing.T) {
 	assert.Equal(t, 1.0, f.lookups(t, crawlerdns.Timeout))
 
 	f.clock.advance(crawlerdns.DefaultErrorTTL - time.Second)
+	queries := f.dns.Total()
 	_, known := f.v.Hostnames(netip.MustParseAddr("66.249.66.2"))
-	assert.True(t, known, "a failure is cached too, so a dead server is not asked on every request")
+	assert.False(t, known, "no answer is not a no: the claim stays unverified, neither trusted nor refuted")
+	assert.Equal(t, queries, f.dns.Total(), "a failure is cached too, so a dead server is not asked on every request")
 	f.clock.advance(time.Second)
 	f.dns.SetSilent(false)
 	f.dns.PTR(t, "66.249.66.2", "crawl-66-249-66-2.googlebot.com.")
