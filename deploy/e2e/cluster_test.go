@@ -7,7 +7,6 @@ package e2e
 // dashboard shows one view of the traffic all three saw.
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -44,23 +42,7 @@ func TestClusterStackThreeGatewaysOneDashboard(t *testing.T) {
 	}
 	dash := start(t, "dashboard", bins["dashboard"], "", shared...)
 
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+dash+"/ws", nil)
-	require.NoError(t, err)
-	defer ws.Close()
-	frames := make(chan wire.StatsFrame, 256)
-	go func() {
-		defer close(frames)
-		for {
-			_, msg, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			var f wire.StatsFrame
-			if json.Unmarshal(msg, &f) == nil {
-				frames <- f
-			}
-		}
-	}()
+	frames := liveFrames(t, dash)
 
 	// Three people browsing, each request to the next gateway.
 	sent := 0

@@ -275,15 +275,14 @@ func startStack(t *testing.T, gatewayEnv, dashboardEnv []string) stack {
 	return stack{gateway: gw, dashboard: dash, events: mc.Database(ns).Collection("events")}
 }
 
-func TestStackBlocksABurstEndToEnd(t *testing.T) {
-	st := startStack(t, nil, nil)
-	gw, dash, events := st.gateway, st.dashboard, st.events
-
-	// A browser on the dashboard.
+// liveFrames connects to the dashboard's live stream as a browser does and
+// delivers its frames until the test ends (the channel closes with the
+// connection).
+func liveFrames(t *testing.T, dash string) <-chan wire.StatsFrame {
 	ws, _, err := websocket.DefaultDialer.Dial("ws://"+dash+"/ws", nil)
 	require.NoError(t, err)
-	defer ws.Close()
-	frames := make(chan wire.StatsFrame, 64)
+	t.Cleanup(func() { ws.Close() })
+	frames := make(chan wire.StatsFrame, 256)
 	go func() {
 		defer close(frames)
 		for {
@@ -297,6 +296,15 @@ func TestStackBlocksABurstEndToEnd(t *testing.T) {
 			}
 		}
 	}()
+	return frames
+}
+
+func TestStackBlocksABurstEndToEnd(t *testing.T) {
+	st := startStack(t, nil, nil)
+	gw, dash, events := st.gateway, st.dashboard, st.events
+
+	// A browser on the dashboard.
+	frames := liveFrames(t, dash)
 
 	// 100 requests in one second from one client.
 	client := &http.Client{Timeout: 5 * time.Second}
