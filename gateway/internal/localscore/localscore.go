@@ -195,6 +195,13 @@ func (r *Rules) Bound(req *wire.ScoreRequest, addr netip.Addr) (bound, local flo
 	}
 	f := rules.Observed(req, addr)
 	bound, local = s.cfg.Bounds(&f, req.PrevIP != "")
+	if s.cfg.WantsHostnames(f.UserAgent) {
+		// The scorer may not have the claimed crawler's DNS yet, and then
+		// holds the claim neither for nor against it: the lower estimate
+		// must not count it either (the bound above still does).
+		f.CrawlerPending = true
+		_, local = s.cfg.Bounds(&f, req.PrevIP != "")
+	}
 	return bound, local, true
 }
 
@@ -211,14 +218,18 @@ const EstimateProfile = "local"
 // Fallback scores req without the scorer: the scorer's profile as last
 // read (the default one until then) with geo, hosting and travel unknown.
 // The gateway does no DNS: an allow rule verifies by its networks alone
-// (the scorer also verifies by the crawler's reverse DNS).
+// (the scorer also verifies by the crawler's reverse DNS), and a crawler
+// claim it cannot check counts neither way, as in the scorer while a
+// lookup is pending.
 // block and throttle are the gateway's thresholds, used for the level.
 func (r *Rules) Fallback(req wire.ScoreRequest, addr netip.Addr, block, throttle float64) wire.ScoreResponse {
 	cfg := r.last.Load()
 	if cfg == nil {
 		cfg = &r.def
 	}
-	res := rules.Score(cfg, rules.Observed(&req, addr))
+	f := rules.Observed(&req, addr)
+	f.CrawlerPending = cfg.WantsHostnames(f.UserAgent)
+	res := rules.Score(cfg, f)
 	level := wire.LevelAllow
 	switch {
 	case res.Score >= block:

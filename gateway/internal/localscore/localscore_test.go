@@ -75,9 +75,15 @@ func TestFallback(t *testing.T) {
 	assert.Equal(t, "network", bot.AllowVia)
 	assert.Zero(t, bot.Score)
 	// The gateway does no DNS: outside the networks a crawler that only the
-	// scorer's reverse DNS would verify is scored as its claim.
+	// scorer's reverse DNS would verify is not allowed, and its claim counts
+	// neither way (as in the scorer while a lookup is pending): never
+	// stricter than the scorer.
 	far := r.Fallback(wire.ScoreRequest{Count1s: 1, UserAgent: "bingbot/2.0"}, netip.MustParseAddr("52.167.144.20"), 0.8, 0.5)
 	assert.Empty(t, far.Allow)
+	assert.Zero(t, far.Score, "%+v", far.Reasons)
+	// A claim no DNS rule checks is scored as a self-declared crawler.
+	other := r.Fallback(wire.ScoreRequest{Count1s: 1, UserAgent: "somebot/1.0"}, netip.MustParseAddr("52.167.144.20"), 0.8, 0.5)
+	assert.Equal(t, 0.225, other.Score, "%+v", other.Reasons)
 }
 
 func TestNoBoundUntilTheProfileIsKnown(t *testing.T) {
