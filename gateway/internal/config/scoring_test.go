@@ -79,5 +79,5 @@ func TestScoringAssetsAndProbes(t *testing.T) {
 	_, err = config.Parse([]byte(doc), env(nil))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `scoring.asset_extensions[1]: must be an extension of letters and digits (css, .woff2), got "*.js"`)
-	assert.Contains(t, err.Error(), `scoring.probe_paths[1]: must be a path prefix ("/wp-admin"), a suffix ("*.sql", "*/.env") or a segment anywhere ("*/fckeditor/*"), got "wp-admin"`)
+	assert.Contains(t, err.Error(), `scoring.probe_paths[1]: must be a path prefix ("/wp-admin", "/.env.*"), a suffix ("*.sql", "*/.env") or a segment anywhere ("*/fckeditor/*"), got "wp-admin"`)
 }

@@ -29,6 +29,10 @@ var DefaultAssetExtensions = []string{
 	"png", "apng", "jpg", "jpeg", "gif", "webp", "avif", "jxl", "svg", "ico", "bmp", "cur",
 	"woff", "woff2", "ttf", "otf", "eot",
 	"mp4", "m4v", "webm", "mov", "ogv", "mp3", "m4a", "aac", "ogg", "oga", "opus", "flac", "wav", "vtt",
+	// streaming: HLS/DASH playlists, refetched every few seconds by a live
+	// player (a metronome otherwise), and their segments; the web app
+	// manifest browsers ask for
+	"m3u8", "mpd", "ts", "m4s", "webmanifest",
 }
 
 // DefaultProbePaths is the curated probe list (syntax: ParseProbes). Every
@@ -51,7 +55,7 @@ var DefaultProbePaths = []string{
 	"/vendor/phpunit", "*/eval-stdin.php", "/_ignition", "/telescope", "/_profiler", "/phpinfo.php", "/info.php",
 	"/debug/default/view",
 	// leaked files and repositories
-	"/.env", "*/.env", "/.git", "*/.git/config", "*/.git/head", "/.svn", "/.hg", "/.bzr",
+	"/.env", "/.env.*", "*/.env", "/.git", "/.git-credentials", "*/.git/*", "*/.svn/*", "/.svn", "/.hg", "/.bzr",
 	"/.ds_store", "*/.ds_store", "/.aws", "/.ssh", "/.htaccess", "/.htpasswd", "/.npmrc", "/.dockerenv",
 	"/.vscode", "/.idea", "/web.config",
 	// backups and dumps, at any path
@@ -98,6 +102,13 @@ func (a Assets) Asset(method, path string) bool {
 		return false
 	}
 	seg := path[strings.LastIndexByte(path, '/')+1:]
+	// A segment that also carries a path parameter, a decoded '?' or '#',
+	// or a '%' is no plain file name: /api/products/1.png;x=1 and
+	// /api/products/1%3F.png may reach an upstream that serves
+	// /api/products/1, so they count as ordinary requests.
+	if strings.ContainsAny(seg, ";?#%") {
+		return false
+	}
 	dot := strings.LastIndexByte(seg, '.')
 	return dot >= 0 && a[seg[dot+1:]]
 }
@@ -105,6 +116,7 @@ func (a Assets) Asset(method, path string) bool {
 // Probes is a compiled probe list.
 type Probes struct {
 	prefixes map[string]bool // "/.git": /.git, /.git/config, not /.github
+	starts   []string        // "/.env.*": /.env.local, /.env.production
 	suffixes [256][]string   // "*.sql", "*/.env": the path ends with it; by last byte
 	segments map[string]bool // "*/fckeditor/*": a segment anywhere in the path
 }
@@ -117,6 +129,8 @@ type Probes struct {
 //     not /px (so "/.git" is not "/.github");
 //   - "*s" is a suffix of the whole path: "*.sql" matches /dump.sql and
 //     /x/db.sql, "*/.env" matches /.env and /api/.env (not /x.env);
+//   - "/p*" is a plain prefix: "/.env.*" matches /.env.local and
+//     /.env.production;
 //   - "*/name/*" is a segment anywhere: "*/fckeditor/*" matches
 //     /fckeditor/x, /admin/fckeditor/x and /js/fckeditor (scanners try
 //     every directory a copy may sit in), not /fckeditor2.
@@ -135,13 +149,15 @@ func ParseProbes(entries []string) (*Probes, error) {
 			e = e[:len(e)-1]
 		}
 		switch {
-		case len(e) > 1 && e[0] == '/':
+		case len(e) > 2 && e[0] == '/' && strings.IndexByte(e, '*') == len(e)-1:
+			p.starts = append(p.starts, e[:len(e)-1])
+		case len(e) > 1 && e[0] == '/' && !strings.Contains(e, "*"):
 			p.prefixes[e] = true
 		case len(e) > 1 && e[0] == '*' && !strings.Contains(e[1:], "*"):
 			last := e[len(e)-1]
 			p.suffixes[last] = append(p.suffixes[last], e[1:])
 		default:
-			return nil, &EntryError{i, fmt.Sprintf(`must be a path prefix ("/wp-admin"), a suffix ("*.sql", "*/.env") or a segment anywhere ("*/fckeditor/*"), got %q`, entries[i])}
+			return nil, &EntryError{i, fmt.Sprintf(`must be a path prefix ("/wp-admin", "/.env.*"), a suffix ("*.sql", "*/.env") or a segment anywhere ("*/fckeditor/*"), got %q`, entries[i])}
 		}
 	}
 	return p, nil
@@ -180,6 +196,11 @@ func (p *Probes) Probe(path string) bool {
 	}
 	if path == "" {
 		return false
+	}
+	for _, st := range p.starts {
+		if strings.HasPrefix(path, st) {
+			return true
+		}
 	}
 	if len(p.segments) > 0 {
 		for i := 0; i < len(path); {

@@ -17,7 +17,8 @@ func TestAssets(t *testing.T) {
 		assert.True(t, a.Asset("HEAD", p), p)
 	}
 	assert.False(t, a.Asset("POST", "/img/a.png"), "only GET and HEAD")
-	for _, p := range []string{"/", "/api/products/12", "/data.json", "/feed.xml", "/index.html", "/index.php", "/robots.txt", "/png", "/img/.png.d/x", "/x.pngx"} {
+	for _, p := range []string{"/", "/api/products/12", "/data.json", "/feed.xml", "/index.html", "/index.php", "/robots.txt", "/png", "/img/.png.d/x", "/x.pngx",
+		"/api/products/1.png;x=1", "/api/products/1?.png", "/api/products/1#.png", "/api/products/1%2e.png"} {
 		assert.False(t, a.Asset("GET", p), p)
 	}
 	none, err := pathclass.ParseAssets([]string{})
@@ -47,6 +48,7 @@ func TestProbes(t *testing.T) {
 		"/telescope/requests", "/_ignition/execute-solution", "/shell.php", "/.aws/credentials", "/.ssh/id_rsa",
 		"/admin/fckeditor/editor/filemanager/upload/test.html", "/js/fckeditor", "/assets/ckfinder/ckfinder.html",
 		"/tools/phpmyadmin/index.php", "/blog/wp-admin/install.php", "/site/wp-content/debug.log",
+		"/.env.local", "/.env.production", "/.git-credentials", "/app/.git/index", "/x/.svn/entries",
 	} {
 		assert.True(t, p.Probe(path), path)
 	}
@@ -60,17 +62,18 @@ func TestProbes(t *testing.T) {
 		assert.False(t, p.Probe(path), path)
 	}
 
-	own, err := pathclass.ParseProbes([]string{"/Secret/", "*.TAR", "*/Old-Admin/*"})
+	own, err := pathclass.ParseProbes([]string{"/Secret/", "*.TAR", "*/Old-Admin/*", "/Dump*"})
 	require.NoError(t, err)
 	assert.True(t, own.Probe("/secret/x"))
 	assert.True(t, own.Probe("/a/b.tar"))
 	assert.True(t, own.Probe("/x/old-admin"))
 	assert.True(t, own.Probe("/old-admin/y"))
+	assert.True(t, own.Probe("/dump-2024.tgz"))
 	assert.False(t, own.Probe("/wp-login.php"), "the list replaces the default")
 	var nilp *pathclass.Probes
 	assert.False(t, nilp.Probe("/.env"))
 
-	for i, bad := range []string{"wp-admin", "/", "*", "", "*a*b", "*/a/b/*", "*/*"} {
+	for i, bad := range []string{"wp-admin", "/", "*", "", "*a*b", "*/a/b/*", "*/*", "/a*b", "/*"} {
 		_, err = pathclass.ParseProbes([]string{"/ok", bad})
 		assert.ErrorContains(t, err, "[1]: must be a path prefix", i)
 	}
