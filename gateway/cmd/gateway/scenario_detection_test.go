@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,6 +74,11 @@ scoring: {fast_path: false, cache_ttl: 0s}
 	s.u1.handle(func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
 		if r.URL.Path == "/apple-touch-icon.png" {
 			http.NotFound(w, r) // what iOS asks every site for
+			return true
+		}
+		if strings.HasPrefix(r.URL.Path, "/static/img/") {
+			w.Header().Set("Content-Type", "image/webp") // a real image: never reclassified
+			_, _ = w.Write([]byte("RIFF\x00\x00\x00\x00WEBP"))
 			return true
 		}
 		return false
@@ -138,4 +145,101 @@ scoring: {fast_path: false, cache_ttl: 0s}
 	assert.EqualValues(t, 2, got[1].Count1s, "a probe is a request too")
 	assert.False(t, got[2].Probe)
 	assert.EqualValues(t, 2, got[2].Probes)
+}
+
+// Issue 13's evasion: an upstream that ignores a suffix answers
+// /api/products/N.png with the product's JSON. Once answered, such a
+// request is counted as the ordinary one it was, so a scraper adding .png
+// to every id at 40/s is seen bursting and enumerating; a 401 to an
+// "asset" is an auth failure.
+func TestFakeAssetsAreReclassified(t *testing.T) {
+	t.Parallel()
+	sr := newScoreRecorder(t)
+	s := startStack(t, `
+routes:
+  - {path: /, upstream: "{{U1}}"}
+scorer: {url: "`+sr.srv.URL+`", timeout: 2s}
+scoring: {fast_path: false, cache_ttl: 0s}
+`)
+	s.u1.handle(func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/img/"):
+			w.Header().Set("Content-Type", "image/png")
+			_, _ = w.Write([]byte("\x89PNG\r\n\x1a\n"))
+			return true
+		case r.URL.Path == "/api/me.js":
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"bad token"}`))
+			return true
+		}
+		return false // JSON, whatever the suffix
+	})
+
+	// The scraper: /api/products/1.png ... 60.png at 40/s, one at a time.
+	const scraper = "127.0.0.41"
+	c := s.from(scraper)
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for i := 1; i <= 60; i++ {
+		<-tick.C
+		r := c.get(fmt.Sprintf("/api/products/%d.png", i))
+		require.Equal(t, http.StatusOK, r.Code, r.Body)
+	}
+	got := sr.of(scraper)
+	require.Len(t, got, 60)
+	var maxCount1s int64
+	for i, r := range got {
+		assert.True(t, r.Asset, "%s: an asset until its answer", r.Path)
+		assert.LessOrEqual(t, r.Assets10s, int64(2), "%s: and out of the asset window once answered", r.Path)
+		maxCount1s = max(maxCount1s, r.Count1s)
+		if i > 0 {
+			assert.GreaterOrEqual(t, r.SequentialIDs, got[i-1].SequentialIDs, "%s: the run of ids grows", r.Path)
+		}
+	}
+	last := got[len(got)-1]
+	t.Logf("scraper: max count_1s %d; last: sequential_ids %d, distinct_paths %d, intervals %d, cv %.2f",
+		maxCount1s, last.SequentialIDs, last.DistinctPaths, last.Intervals, last.IntervalCV)
+	assert.GreaterOrEqual(t, maxCount1s, int64(15), "the burst is seen (0 when counted as assets)")
+	assert.GreaterOrEqual(t, last.SequentialIDs, int64(50), "the enumeration is seen")
+	assert.GreaterOrEqual(t, last.DistinctPaths, int64(40))
+	assert.GreaterOrEqual(t, last.Intervals, 10)
+
+	// A browser's page of 150 real images stays out of the burst.
+	const browser = "127.0.0.42"
+	b := s.from(browser)
+	require.Equal(t, http.StatusOK, b.get("/products/7").Code)
+	var wg sync.WaitGroup
+	jobs := make(chan int)
+	for range 6 {
+		wg.Go(func() {
+			for i := range jobs {
+				assert.Equal(t, http.StatusOK, b.get(fmt.Sprintf("/img/%d.png", i)).Code)
+			}
+		})
+	}
+	for i := range 150 {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	require.Equal(t, http.StatusOK, b.get("/products/8").Code)
+	got = sr.of(browser)
+	require.Len(t, got, 152)
+	for _, r := range got {
+		assert.LessOrEqual(t, r.Count1s, int64(2), "%s: real images are not in the burst", r.Path)
+	}
+	assert.EqualValues(t, 150, got[len(got)-1].Assets10s)
+
+	// Token guessing against an "asset": every 401 is an auth failure.
+	const guesser = "127.0.0.43"
+	g := s.from(guesser)
+	for i := range 5 {
+		r := g.get("/api/me.js", "Authorization", fmt.Sprintf("Bearer guess-%d", i))
+		require.Equal(t, http.StatusUnauthorized, r.Code)
+	}
+	got = sr.of(guesser)
+	require.Len(t, got, 5)
+	assert.EqualValues(t, 4, got[4].AuthFailures, "the four answers before the fifth")
+	assert.EqualValues(t, 4, got[4].Errors4xx)
 }

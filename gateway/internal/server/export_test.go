@@ -2,6 +2,7 @@ package server
 
 // Hooks for the black-box tests.
 var (
-	NewRequestID = newRequestID
-	ValidID      = validID
+	NewRequestID     = newRequestID
+	ValidID          = validID
+	AssetContentType = assetContentType
 )

@@ -73,6 +73,8 @@ type verdict struct {
 	login     bool   // a POST to api_key.auth_path, answered by the gateway
 	bypass    bool   // allow-listed: no protection layer applies
 	obs       traffic.Observation
+	desc      traffic.Request // what obs counted, at seen: for Reclassify
+	seen      time.Time
 	score     wire.ScoreResponse
 	degraded  bool
 	local     bool // counted in this gateway's memory: Redis was unreachable
@@ -226,7 +228,7 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			fb.Lifted(v.id)
 		}
 		obs.Asset, obs.Probe = desc.Asset, desc.Probe // also when nothing could count it
-		v.obs = obs
+		v.obs, v.desc, v.seen = obs, desc, now
 		return next(c)
 	}
 }

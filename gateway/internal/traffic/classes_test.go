@@ -175,3 +175,82 @@ func TestProbesAreCounted(t *testing.T) {
 		assert.EqualValues(t, 1, o.Probes, "%s: the first five are more than a minute old", name)
 	}
 }
+
+func TestServed(t *testing.T) {
+	sensitive := map[string]bool{"/admin": true}
+	s := get("/api/products/7.png").Served(sensitive)
+	assert.Equal(t, traffic.Request{Path: "/api/products/7", Pattern: "/api/products/:id", ID: 7, VisitWindow: time.Minute}, s)
+	assert.Equal(t, "/api/me", get("/api/me.js").Served(sensitive).Path)
+	assert.Equal(t, "/js/app.min", get("/js/app.min.js").Served(sensitive).Path, "only the last extension")
+	assert.Equal(t, "/img/.png", get("/img/.png").Served(sensitive).Path, "a name that is all extension stays")
+	assert.True(t, get("/admin.css").Served(sensitive).Sensitive, "asked again without the extension")
+}
+
+// A scraper that puts an asset's suffix on an API's ids (GET
+// /api/products/N.png, answered with JSON) is counted, once its answers
+// are reclassified, exactly as the same requests without the suffix: the
+// same burst, distinct paths, run of ids and gaps, and nothing left in the
+// asset window. Real assets, never reclassified, stay apart.
+func TestReclassifiedAssetsCountAsTheRequestsTheyWere(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	m, err := traffic.NewMemory(1000)
+	require.NoError(t, err)
+	ctx := context.Background()
+	type store struct {
+		observe    observer
+		reclassify observer
+	}
+	stores := map[string]store{
+		"redis": {
+			observe: func(ip netip.Addr, at time.Time, req traffic.Request) traffic.Observation {
+				o, err := s.Observe(ctx, ip, at, req)
+				require.NoError(t, err)
+				return o
+			},
+			reclassify: func(ip netip.Addr, at time.Time, req traffic.Request) traffic.Observation {
+				o, err := s.Reclassify(ctx, ip, at, req)
+				require.NoError(t, err)
+				return o
+			},
+		},
+		"memory": {observe: m.Observe, reclassify: m.Reclassify},
+	}
+	n := 0
+	for name, st := range stores {
+		n++
+		plain := netip.AddrFrom4([4]byte{198, 51, 110, byte(n)})
+		suffixed := netip.AddrFrom4([4]byte{198, 51, 111, byte(n)})
+		browser := netip.AddrFrom4([4]byte{198, 51, 112, byte(n)})
+		t0 := time.Unix(1_800_000_000, 0)
+		var last traffic.Observation
+		for i := 1; i <= 80; i++ {
+			at := t0.Add(time.Duration(i) * 25 * time.Millisecond) // 40/s
+			want := st.observe(plain, at, get(fmt.Sprintf("/api/products/%d", i)))
+			req := get(fmt.Sprintf("/api/products/%d.png", i))
+			require.True(t, req.Asset)
+			o := st.observe(suffixed, at, req)
+			assert.EqualValues(t, 1, o.Assets10s, "%s %d: counted as an asset until its answer", name, i)
+			got := st.reclassify(suffixed, at, req.Served(nil))
+			require.Equal(t, want, got, "%s %d: as the request without the suffix", name, i)
+			last = got
+		}
+		assert.InDelta(t, 40, last.Count1s, 1, name)
+		assert.EqualValues(t, 63, last.SequentialIDs, name)
+		assert.Greater(t, last.DistinctPaths, int64(60), name)
+		assert.Zero(t, last.Assets10s, name)
+		assert.EqualValues(t, 11, last.Intervals, name)
+		assert.Less(t, last.IntervalCV, 0.05, "%s: as regular as it is", name)
+
+		// A real page's images: never reclassified, never in the burst.
+		at := t0.Add(3 * time.Second)
+		st.observe(browser, at, get("/products/7"))
+		var o traffic.Observation
+		for i := range 150 {
+			o = st.observe(browser, at.Add(time.Duration(i)*2*time.Millisecond), get(fmt.Sprintf("/img/%d.png", i)))
+		}
+		assert.EqualValues(t, 1, o.Count1s, name)
+		assert.EqualValues(t, 150, o.Assets10s, name)
+		assert.EqualValues(t, 1, o.DistinctPaths, name)
+	}
+}

@@ -104,13 +104,34 @@ func (m *Memory) Observe(ip netip.Addr, now time.Time, req Request) Observation 
 	nowMs := now.UnixMilli()
 	m.mu.Lock()
 	s, _ := m.get(ip, nowMs)
-	ttl := observeState(&s.st, nowMs, req, window.Milliseconds())
+	ttl := observeState(&s.st, nowMs, req, window.Milliseconds(), false)
 	s.expires = nowMs + ttl
 	m.put(ip, s)
 	st := s.st
 	m.mu.Unlock()
 	o := features(&st)
 	o.Sensitive, o.Asset, o.Probe = req.Sensitive, req.Asset, req.Probe
+	return o
+}
+
+// Reclassify counts again, as an ordinary request, a page asset whose
+// answer was none, as Store.Reclassify does (bans aside: see Banned).
+func (m *Memory) Reclassify(ip netip.Addr, now time.Time, req Request) Observation {
+	window := req.VisitWindow
+	if window <= 0 {
+		window = time.Minute
+	}
+	req.Asset = false
+	nowMs := now.UnixMilli()
+	m.mu.Lock()
+	s, _ := m.get(ip, nowMs)
+	ttl := observeState(&s.st, nowMs, req, window.Milliseconds(), true)
+	s.expires = nowMs + ttl
+	m.put(ip, s)
+	st := s.st
+	m.mu.Unlock()
+	o := features(&st)
+	o.Sensitive = req.Sensitive
 	return o
 }
 
@@ -382,8 +403,10 @@ func aux(st *wire.ClientState, sec int64) int64 {
 
 // observeState is the observe script (observeSrc) after its ban check,
 // line for line: it counts req at now (Unix ms) in a visit window of
-// windowMs, and returns the state's TTL in ms.
-func observeState(st *wire.ClientState, now int64, req Request, windowMs int64) int64 {
+// windowMs, and returns the state's TTL in ms. served is the script's kind
+// 2 (Reclassify): req counted again as ordinary, but not as a visit, and
+// out of the asset ring.
+func observeState(st *wire.ClientState, now int64, req Request, windowMs int64, served bool) int64 {
 	last := st.LastMs()
 	if last > now+2000 {
 		// written by a clock more than 2 s ahead: start the windows from now
@@ -411,6 +434,13 @@ func observeState(st *wire.ClientState, now int64, req Request, windowMs int64) 
 		}
 		if req.Probe {
 			add(st.Probes[:], wire.AuxWidthSeconds, sec)
+		}
+	}
+	if served {
+		k := now / wire.AssetWidthMs
+		i := k % wire.AssetBuckets
+		if t/wire.AssetWidthMs-k < wire.AssetBuckets && st.Assets[i] > 0 && st.Assets[i] < 255 {
+			st.Assets[i]--
 		}
 	}
 
@@ -469,10 +499,17 @@ func observeState(st *wire.ClientState, now int64, req Request, windowMs int64) 
 	st.SeqRunDir = uint8(sr*4 + sd + 1)
 
 	vstart := last - int64(st.VisitAgeMs)
-	if st.Visits == 0 || vstart+windowMs <= t {
-		st.Visits, vstart = 0, t
+	switch {
+	case served:
+		if st.Visits == 0 {
+			vstart = t
+		}
+	default:
+		if st.Visits == 0 || vstart+windowMs <= t {
+			st.Visits, vstart = 0, t
+		}
+		st.Visits = min(st.Visits+1, 65535)
 	}
-	st.Visits = min(st.Visits+1, 65535)
 
 	st.LastSecond, st.LastMilli, st.VisitAgeMs = uint32(t/1000), uint16(t%1000), uint32(t-vstart)
 	return max(stateTTLMs, vstart+windowMs-t)

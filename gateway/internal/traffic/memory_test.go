@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,12 +20,13 @@ import (
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
-// step is one thing a client does: a request, or an upstream answer to
-// record.
+// step is one thing a client does: a request, an upstream answer to
+// record, or an asset's answer that showed it was none.
 type step struct {
-	at     time.Time
-	req    traffic.Request
-	status int // > 0: RecordResponse instead of Observe
+	at      time.Time
+	req     traffic.Request
+	status  int  // > 0: RecordResponse instead of Observe
+	reclass bool // Reclassify instead of Observe
 }
 
 var (
@@ -38,8 +40,10 @@ var (
 // request, in pages, with ids, alone for more than a minute), probes, a
 // clock that sometimes steps back or
 // far ahead (another gateway's), sequential ids going up and down,
-// sensitive paths, 4xx and 401/403 answers, and visit windows shorter and
-// longer than the state's TTL.
+// sensitive paths, 4xx and 401/403 answers, visit windows shorter and
+// longer than the state's TTL, and assets reclassified once answered (an
+// enumeration with a suffix; a real asset's answer, late, after other
+// requests or in a bucket gone by).
 func clientSteps(seed uint64, n int) []step {
 	r := rand.New(rand.NewPCG(seed, 1))
 	sensitive := map[string]bool{"/login": true, "/api/checkout": true}
@@ -95,6 +99,9 @@ func clientSteps(seed uint64, n int) []step {
 			}
 			id += []int64{dir, dir, 0, 7}[r.IntN(4)]
 			path = fmt.Sprintf("/api/items/%d", id)
+			if r.IntN(3) == 0 {
+				path += ".png" // answered with JSON: reclassified below
+			}
 		case 1:
 			path = fmt.Sprintf("/p/%d", r.IntN(300)) // many distinct paths
 		case 2:
@@ -121,6 +128,16 @@ func clientSteps(seed uint64, n int) []step {
 			}
 		}
 		out = append(out, step{at: t, req: describe(path)})
+		// The answer to an asset shows it was none: right away, or once
+		// later requests were counted (its own time, up to 12 s back).
+		for i := len(out) - 1; i >= 0 && i >= len(out)-5; i-- {
+			if st := out[i]; st.status == 0 && !st.reclass && st.req.Asset && r.IntN(3) == 0 {
+				if strings.HasPrefix(st.req.Path, "/api/items/") || r.IntN(4) == 0 {
+					out = append(out, step{at: st.at, req: st.req.Served(sensitive), reclass: true})
+				}
+				break
+			}
+		}
 	}
 	return out
 }
@@ -136,13 +153,21 @@ func TestMemoryMatchesRedis(t *testing.T) {
 	m, err := traffic.NewMemory(1000)
 	require.NoError(t, err)
 	ctx := context.Background()
+	reclassified := 0
 	for c := range 12 {
 		ip := netip.AddrFrom4([4]byte{198, 18, 0, byte(c + 1)})
 		for i, st := range clientSteps(uint64(c), 250) {
-			if st.status > 0 {
+			switch {
+			case st.status > 0:
 				require.NoError(t, s.RecordResponse(ctx, ip, st.at, st.status))
 				m.RecordResponse(ip, st.at, st.status)
-			} else {
+			case st.reclass:
+				want, err := s.Reclassify(ctx, ip, st.at, st.req)
+				require.NoError(t, err)
+				got := m.Reclassify(ip, st.at, st.req)
+				require.Equal(t, want, got, "client %d step %d: %+v", c, i, st)
+				reclassified++
+			default:
 				want, err := s.Observe(ctx, ip, st.at, st.req)
 				require.NoError(t, err)
 				got := m.Observe(ip, st.at, st.req)
@@ -155,6 +180,7 @@ func TestMemoryMatchesRedis(t *testing.T) {
 			require.Equal(t, raw, mem.Encode(), "client %d step %d: %+v", c, i, st)
 		}
 	}
+	assert.Greater(t, reclassified, 50, "the steps reclassify assets")
 }
 
 // A state not touched for its TTL starts again, as the Redis key expires.

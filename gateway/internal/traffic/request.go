@@ -158,6 +158,30 @@ func (r *Request) Classify(method string, assets pathclass.Assets, probes *pathc
 	r.Asset = !r.Probe && !r.Sensitive && assets.Asset(method, r.Path)
 }
 
+// Served is r as the ordinary request the upstream showed it to be
+// (Store.Reclassify): a page asset whose answer was no asset's (JSON for
+// /api/products/7.png: Rails' format suffix, Express's parseInt, Spring's
+// suffix matching ignore the extension). The last segment loses its
+// extension, so /api/products/7.png is counted as /api/products/7 (its
+// path, its pattern /api/products/:id and id 7), and sensitive is asked
+// about that path again. The principal is kept.
+func (r Request) Served(sensitive map[string]bool) Request {
+	s := Request{Path: withoutExtension(r.Path), VisitWindow: r.VisitWindow, Principal: r.Principal}
+	s.Sensitive = sensitive[s.Path]
+	s.Pattern, s.ID = idPattern(s.Path)
+	return s
+}
+
+// withoutExtension drops the extension of p's last segment: /a/7.png is
+// /a/7; /a/.png and /a/7 stay as they are.
+func withoutExtension(p string) string {
+	start := strings.LastIndexByte(p, '/') + 1
+	if dot := strings.LastIndexByte(p[start:], '.'); dot > 0 {
+		return p[:start+dot]
+	}
+	return p
+}
+
 // idPattern finds the last segment of p made only of digits (at most 18,
 // so it fits an int64) and returns p with it replaced by ":id", and its
 // value.

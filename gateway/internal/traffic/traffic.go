@@ -193,9 +193,16 @@ end
 // observe counts one request and returns the client's features, or the
 // ban's PTTL when an active ban stops it before anything is counted.
 //
+// With kind 2 it counts a request again as the ordinary one its answer
+// showed it was (Reclassify): everything an ordinary request is counted in
+// but the visit counter, which counted it already as an asset, and it takes
+// it out of the asset ring again (the bucket of now_ms, while that is still
+// in the window).
+//
 // KEYS: state, ban
 // ARGV: now_ms, path bit (0..127), sensitive (0/1), pattern hash (0: none),
-// id, visit_window_ms, asset (0/1), probe (0/1)
+// id, visit_window_ms, kind (0: ordinary, 1: asset, 2: reclassified),
+// probe (0/1)
 var observe = redis.NewScript(observeSrc)
 
 var observeSrc = `
@@ -206,6 +213,7 @@ end
 ` + stateLua + `
 local now = tonumber(ARGV[1])
 local asset = ARGV[7] == '1'
+local served = ARGV[7] == '2'
 if last > now + 2000 then
   -- written by a clock more than 2 s ahead: start the windows from now
   last, f[NG] = 0, 0
@@ -228,6 +236,11 @@ else
   add(R60, 7, 10000, t)
   if ARGV[3] == '1' then add(RS, 4, 20, sec) end
   if ARGV[8] == '1' then add(RP, 4, 20, sec) end
+end
+if served then
+  local k = floor(now / 2000)
+  local i = RAS + k % 6
+  if floor(t / 2000) - k < 6 and f[i] > 0 and f[i] < 255 then f[i] = f[i] - 1 end
 end
 
 -- Gaps on a log scale: code = round(16 * log2(1 + ms)), at most 255.
@@ -290,10 +303,14 @@ f[SRD] = sr * 4 + sd + 1
 -- before the last request it started.
 local window = tonumber(ARGV[6])
 local vstart = last - f[VO]
-if f[VC] == 0 or vstart + window <= t then
-  f[VC], vstart = 0, t
+if served then
+  if f[VC] == 0 then vstart = t end
+else
+  if f[VC] == 0 or vstart + window <= t then
+    f[VC], vstart = 0, t
+  end
+  f[VC] = math.min(f[VC] + 1, 65535)
 end
-f[VC] = math.min(f[VC] + 1, 65535)
 
 f[2], f[3], f[VO] = floor(t / 1000), t % 1000, t - vstart
 local ttl = math.max(62000, vstart + window - t)
@@ -427,23 +444,11 @@ func (s *Store) Observe(ctx context.Context, ip netip.Addr, now time.Time, req R
 // still costs one round trip. Their results are read from their own
 // commands after ObserveWith returns.
 func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, req Request, extra func(redis.Pipeliner)) (Observation, error) {
-	window := req.VisitWindow
-	if window <= 0 {
-		window = time.Minute
-	}
-	flag := func(b bool) string {
-		if b {
-			return "1"
-		}
-		return "0"
-	}
-	pat := patternHash(req.Pattern)
+	kind := kindOrdinary
 	if req.Asset {
-		pat = 0
+		kind = kindAsset
 	}
-	who := ip.String()
-	keys := []string{wire.ClientKey(s.prefix, who), wire.BanKey(s.prefix, who)}
-	args := []any{now.UnixMilli(), pathBit(req.Path), flag(req.Sensitive), pat, req.ID, window.Milliseconds(), flag(req.Asset), flag(req.Probe)}
+	keys, args := s.observeArgs(ip, now, req, kind)
 	reply, prev, err := s.observePipelined(ctx, keys, args, ip, req.Principal, extra)
 	if err != nil {
 		return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
@@ -475,6 +480,75 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 			o.PrevIP, o.PrevAge = a, max(now.Sub(time.UnixMilli(ms)), 0)
 		}
 	}
+	return o, nil
+}
+
+// The kinds of count the observe script makes (its ARGV[7]).
+const (
+	kindOrdinary = "0"
+	kindAsset    = "1"
+	kindServed   = "2" // Reclassify
+)
+
+// observeArgs are the observe script's keys and arguments for req at now.
+func (s *Store) observeArgs(ip netip.Addr, now time.Time, req Request, kind string) ([]string, []any) {
+	window := req.VisitWindow
+	if window <= 0 {
+		window = time.Minute
+	}
+	flag := func(b bool) string {
+		if b {
+			return "1"
+		}
+		return "0"
+	}
+	pat := patternHash(req.Pattern)
+	if kind == kindAsset {
+		pat = 0
+	}
+	who := ip.String()
+	keys := []string{wire.ClientKey(s.prefix, who), wire.BanKey(s.prefix, who)}
+	return keys, []any{now.UnixMilli(), pathBit(req.Path), flag(req.Sensitive), pat, req.ID, window.Milliseconds(), kind, flag(req.Probe)}
+}
+
+// Reclassify counts again, as an ordinary request, a request from ip at
+// now that Observe counted as a page asset and whose answer showed it was
+// none (its Content-Type was no asset's: JSON for /api/products/7.png).
+// req is the request as served (Request.Served). It goes into everything an
+// ordinary request does (the windows, the distinct paths, the run of
+// sequential ids, the gaps) but the visit counter, which has it already,
+// and leaves the asset window (unless its bucket is full or gone by). It
+// returns the client's features with it counted, or Banned when a ban
+// came meanwhile (then nothing is counted).
+//
+// It costs one round trip, batched like Observe; the gateway makes it only
+// for such answers, which browsers' assets never give.
+func (s *Store) Reclassify(ctx context.Context, ip netip.Addr, now time.Time, req Request) (Observation, error) {
+	keys, args := s.observeArgs(ip, now, req, kindServed)
+	var cmd *redis.Cmd
+	err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		cmd = observe.EvalSha(ctx, pipe, keys, args...)
+	})
+	if err == nil && noScript(cmd.Err()) {
+		cmd = observe.Run(ctx, s.rdb, keys, args...)
+	}
+	var reply any
+	if err == nil {
+		reply, err = cmd.Result()
+	}
+	if err != nil {
+		return Observation{}, fmt.Errorf("reclassify %s: %w", ip, err)
+	}
+	raw, ok := reply.(string)
+	if !ok {
+		return Observation{Banned: true}, nil // {-1, the ban's PTTL}
+	}
+	st, err := wire.DecodeClientState([]byte(raw))
+	if err != nil {
+		return Observation{}, fmt.Errorf("reclassify %s: %w", ip, err)
+	}
+	o := features(&st)
+	o.Sensitive = req.Sensitive
 	return o, nil
 }
 
