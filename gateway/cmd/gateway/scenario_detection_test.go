@@ -62,8 +62,9 @@ func (sr *scoreRecorder) of(ip string) []wire.ScoreRequest {
 	return out
 }
 
-func TestPageAssetsAndProbesInTheScoreRequest(t *testing.T) {
-	t.Parallel()
+// recordedStack is a gateway whose every request is scored (no fast path,
+// no score cache) by a scorer that records what it is sent.
+func recordedStack(t *testing.T) (*stack, *scoreRecorder) {
 	sr := newScoreRecorder(t)
 	s := startStack(t, `
 routes:
@@ -71,6 +72,12 @@ routes:
 scorer: {url: "`+sr.srv.URL+`", timeout: 2s}
 scoring: {fast_path: false, cache_ttl: 0s}
 `)
+	return s, sr
+}
+
+func TestPageAssetsAndProbesInTheScoreRequest(t *testing.T) {
+	t.Parallel()
+	s, sr := recordedStack(t)
 	s.u1.handle(func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
 		if r.URL.Path == "/apple-touch-icon.png" {
 			http.NotFound(w, r) // what iOS asks every site for
@@ -154,13 +161,7 @@ scoring: {fast_path: false, cache_ttl: 0s}
 // "asset" is an auth failure.
 func TestFakeAssetsAreReclassified(t *testing.T) {
 	t.Parallel()
-	sr := newScoreRecorder(t)
-	s := startStack(t, `
-routes:
-  - {path: /, upstream: "{{U1}}"}
-scorer: {url: "`+sr.srv.URL+`", timeout: 2s}
-scoring: {fast_path: false, cache_ttl: 0s}
-`)
+	s, sr := recordedStack(t)
 	s.u1.handle(func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/img/"):
