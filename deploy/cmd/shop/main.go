@@ -13,10 +13,12 @@ import (
 	"html"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -182,26 +184,14 @@ func (s *shop) auth(w http.ResponseWriter, r *http.Request) {
 	reply(w, 200, map[string]any{"success": true, "role": u.role})
 }
 
-// assetType is the Content-Type for an asset by its extension.
+// assetType is the Content-Type for an asset by its extension (the
+// standard table, mime.TypeByExtension), bytes of no stated kind when
+// there is none.
 func assetType(name string) string {
-	switch {
-	case strings.HasSuffix(name, ".css"):
-		return "text/css"
-	case strings.HasSuffix(name, ".js"):
-		return "text/javascript"
-	case strings.HasSuffix(name, ".svg"):
-		return "image/svg+xml"
-	case strings.HasSuffix(name, ".jpg"):
-		return "image/jpeg"
-	case strings.HasSuffix(name, ".png"):
-		return "image/png"
-	case strings.HasSuffix(name, ".webp"):
-		return "image/webp"
-	case strings.HasSuffix(name, ".woff2"):
-		return "font/woff2"
-	default:
-		return "application/octet-stream"
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		return t
 	}
+	return "application/octet-stream"
 }
 
 // page writes a small HTML page titled title.
