@@ -205,15 +205,19 @@ func keyGuesser(ctx context.Context, c *client) {
 
 // crawler is Googlebot from Google's network, indexing the catalogue once
 // a second.
-func crawler(ctx context.Context, c *client) {
+func crawler(ctx context.Context, c *client) { crawl(ctx, c, googlebotUA, 1, "/api/products/") }
+
+// crawl fetches / and then pages prefix1 to prefix8, round and round, at
+// rate per second, as ua.
+func crawl(ctx context.Context, c *client, ua string, rate float64, prefix string) {
 	i := 0
-	c.every(ctx, 1, 0.3, func() {
+	c.every(ctx, rate, 0.3, func() {
 		path := "/"
 		if i%9 != 0 {
-			path = "/api/products/" + strconv.Itoa(i%9)
+			path = prefix + strconv.Itoa(i%9)
 		}
 		i++
-		c.do(ctx, "GET", path, "", googlebotUA)
+		c.do(ctx, "GET", path, "", ua)
 	})
 }
 
@@ -222,15 +226,7 @@ func crawler(ctx context.Context, c *client) {
 func bingbot(ctx context.Context, c *client) {
 	c.think(ctx, 0, 2)
 	c.do(ctx, "GET", "/robots.txt", "", bingbotUA)
-	i := 0
-	c.every(ctx, 0.5, 0.3, func() {
-		path := "/"
-		if i%9 != 0 {
-			path = "/products/" + strconv.Itoa(i%9)
-		}
-		i++
-		c.do(ctx, "GET", path, "", bingbotUA)
-	})
+	crawl(ctx, c, bingbotUA, 0.5, "/products/")
 }
 
 // every calls fn rate times a second (scaled by the run's rate factor),
