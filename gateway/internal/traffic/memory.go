@@ -97,41 +97,28 @@ func (m *Memory) put(ip netip.Addr, s memState) {
 // Store.Observe does (bans aside: see Banned; impossible travel aside: the
 // principals' last addresses live in Redis only).
 func (m *Memory) Observe(ip netip.Addr, now time.Time, req Request) Observation {
-	window := req.VisitWindow
-	if window <= 0 {
-		window = time.Minute
-	}
+	return m.count(ip, now, req, false)
+}
+
+// Reclassify counts again, as an ordinary request, a page asset whose
+// answer was none, as Store.Reclassify does (bans aside: see Banned).
+func (m *Memory) Reclassify(ip netip.Addr, now time.Time, req Request) Observation {
+	req.Asset = false
+	return m.count(ip, now, req, true)
+}
+
+// count runs observeState for req (served: as Reclassify) on ip's state.
+func (m *Memory) count(ip netip.Addr, now time.Time, req Request, served bool) Observation {
 	nowMs := now.UnixMilli()
 	m.mu.Lock()
 	s, _ := m.get(ip, nowMs)
-	ttl := observeState(&s.st, nowMs, req, window.Milliseconds(), false)
+	ttl := observeState(&s.st, nowMs, req, req.visitWindow().Milliseconds(), served)
 	s.expires = nowMs + ttl
 	m.put(ip, s)
 	st := s.st
 	m.mu.Unlock()
 	o := features(&st)
 	o.Sensitive, o.Asset, o.Probe = req.Sensitive, req.Asset, req.Probe
-	return o
-}
-
-// Reclassify counts again, as an ordinary request, a page asset whose
-// answer was none, as Store.Reclassify does (bans aside: see Banned).
-func (m *Memory) Reclassify(ip netip.Addr, now time.Time, req Request) Observation {
-	window := req.VisitWindow
-	if window <= 0 {
-		window = time.Minute
-	}
-	req.Asset = false
-	nowMs := now.UnixMilli()
-	m.mu.Lock()
-	s, _ := m.get(ip, nowMs)
-	ttl := observeState(&s.st, nowMs, req, window.Milliseconds(), true)
-	s.expires = nowMs + ttl
-	m.put(ip, s)
-	st := s.st
-	m.mu.Unlock()
-	o := features(&st)
-	o.Sensitive = req.Sensitive
 	return o
 }
 

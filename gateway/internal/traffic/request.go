@@ -150,6 +150,14 @@ func Describe(path string, sensitive map[string]bool, window time.Duration) Requ
 	return r
 }
 
+// visitWindow is r.VisitWindow, or its default of 60 s.
+func (r *Request) visitWindow() time.Duration {
+	if r.VisitWindow <= 0 {
+		return time.Minute
+	}
+	return r.VisitWindow
+}
+
 // Classify sets r.Probe and r.Asset for a request with method on r.Path: a
 // probe when the path is on probes, else an asset when it is not sensitive
 // and assets has its extension (for a GET or HEAD). See package pathclass.
@@ -166,9 +174,8 @@ func (r *Request) Classify(method string, assets pathclass.Assets, probes *pathc
 // path, its pattern /api/products/:id and id 7), and sensitive is asked
 // about that path again. The principal is kept.
 func (r Request) Served(sensitive map[string]bool) Request {
-	s := Request{Path: withoutExtension(r.Path), VisitWindow: r.VisitWindow, Principal: r.Principal}
-	s.Sensitive = sensitive[s.Path]
-	s.Pattern, s.ID = idPattern(s.Path)
+	s := Describe(withoutExtension(r.Path), sensitive, r.VisitWindow)
+	s.Principal = r.Principal
 	return s
 }
 

@@ -453,24 +453,12 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 	if err != nil {
 		return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
 	}
-	var o Observation
-	switch r := reply.(type) {
-	case []any: // {-1, the ban's PTTL}
-		ttl, _ := r[len(r)-1].(int64)
-		o = Observation{Banned: true, BanTTL: time.Duration(ttl) * time.Millisecond}
-		if ttl < 0 {
-			o.BanTTL = 0 // a ban without expiry
-		}
+	o, err := observation(reply, req)
+	if err != nil {
+		return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
+	}
+	if o.Banned {
 		return o, nil
-	case string: // the client's new state
-		st, err := wire.DecodeClientState([]byte(r))
-		if err != nil {
-			return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
-		}
-		o = features(&st)
-		o.Sensitive, o.Asset, o.Probe = req.Sensitive, req.Asset, req.Probe
-	default:
-		return Observation{}, fmt.Errorf("observe %s: unexpected reply %T", ip, reply)
 	}
 	if len(prev) == 2 {
 		pip, _ := prev[0].(string)
@@ -483,6 +471,30 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 	return o, nil
 }
 
+// observation reads the observe script's reply for req: the client's new
+// state, or {-1, the ban's PTTL} when a ban stopped it.
+func observation(reply any, req Request) (Observation, error) {
+	switch r := reply.(type) {
+	case []any:
+		ttl, _ := r[len(r)-1].(int64)
+		o := Observation{Banned: true, BanTTL: time.Duration(ttl) * time.Millisecond}
+		if ttl < 0 {
+			o.BanTTL = 0 // a ban without expiry
+		}
+		return o, nil
+	case string:
+		st, err := wire.DecodeClientState([]byte(r))
+		if err != nil {
+			return Observation{}, err
+		}
+		o := features(&st)
+		o.Sensitive, o.Asset, o.Probe = req.Sensitive, req.Asset, req.Probe
+		return o, nil
+	default:
+		return Observation{}, fmt.Errorf("unexpected reply %T", reply)
+	}
+}
+
 // The kinds of count the observe script makes (its ARGV[7]).
 const (
 	kindOrdinary = "0"
@@ -492,10 +504,6 @@ const (
 
 // observeArgs are the observe script's keys and arguments for req at now.
 func (s *Store) observeArgs(ip netip.Addr, now time.Time, req Request, kind string) ([]string, []any) {
-	window := req.VisitWindow
-	if window <= 0 {
-		window = time.Minute
-	}
 	flag := func(b bool) string {
 		if b {
 			return "1"
@@ -508,7 +516,7 @@ func (s *Store) observeArgs(ip netip.Addr, now time.Time, req Request, kind stri
 	}
 	who := ip.String()
 	keys := []string{wire.ClientKey(s.prefix, who), wire.BanKey(s.prefix, who)}
-	return keys, []any{now.UnixMilli(), pathBit(req.Path), flag(req.Sensitive), pat, req.ID, window.Milliseconds(), kind, flag(req.Probe)}
+	return keys, []any{now.UnixMilli(), pathBit(req.Path), flag(req.Sensitive), pat, req.ID, req.visitWindow().Milliseconds(), kind, flag(req.Probe)}
 }
 
 // Reclassify counts again, as an ordinary request, a request from ip at
@@ -525,31 +533,14 @@ func (s *Store) observeArgs(ip netip.Addr, now time.Time, req Request, kind stri
 // for such answers, which browsers' assets never give.
 func (s *Store) Reclassify(ctx context.Context, ip netip.Addr, now time.Time, req Request) (Observation, error) {
 	keys, args := s.observeArgs(ip, now, req, kindServed)
-	var cmd *redis.Cmd
-	err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
-		cmd = observe.EvalSha(ctx, pipe, keys, args...)
-	})
-	if err == nil && noScript(cmd.Err()) {
-		cmd = observe.Run(ctx, s.rdb, keys, args...)
-	}
-	var reply any
+	reply, _, err := s.observePipelined(ctx, keys, args, ip, "", nil)
 	if err == nil {
-		reply, err = cmd.Result()
+		var o Observation
+		if o, err = observation(reply, req); err == nil {
+			return o, nil
+		}
 	}
-	if err != nil {
-		return Observation{}, fmt.Errorf("reclassify %s: %w", ip, err)
-	}
-	raw, ok := reply.(string)
-	if !ok {
-		return Observation{Banned: true}, nil // {-1, the ban's PTTL}
-	}
-	st, err := wire.DecodeClientState([]byte(raw))
-	if err != nil {
-		return Observation{}, fmt.Errorf("reclassify %s: %w", ip, err)
-	}
-	o := features(&st)
-	o.Sensitive = req.Sensitive
-	return o, nil
+	return Observation{}, fmt.Errorf("reclassify %s: %w", ip, err)
 }
 
 // observePipelined sends observe, the principal's travel lookup (when there
