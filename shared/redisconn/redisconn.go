@@ -123,7 +123,7 @@ func (f followFailover) DialHook(next redis.DialHook) redis.DialHook { return ne
 func (f followFailover) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if err != nil && nodeFailed(err) {
+		if err != nil && NodeFailed(err) {
 			f.cc.ReloadState(ctx)
 		}
 		return err
@@ -133,17 +133,18 @@ func (f followFailover) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func (f followFailover) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
-		if err != nil && nodeFailed(err) {
+		if err != nil && NodeFailed(err) {
 			f.cc.ReloadState(ctx)
 		}
 		return err
 	}
 }
 
-// nodeFailed reports whether err says a node did not answer or the cluster
-// is down, rather than being a reply, the caller's cancellation or an
-// error raised without reaching the network (a gateway's open breaker).
-func nodeFailed(err error) bool {
+// NodeFailed reports whether err says a node did not answer (a network
+// error: refused, reset, timed out, closed) or the cluster is down, rather
+// than being a reply, the caller's cancellation or an error raised without
+// reaching the network (a gateway's open breaker).
+func NodeFailed(err error) bool {
 	if errors.Is(err, redis.Nil) {
 		return false
 	}

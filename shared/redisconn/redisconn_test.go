@@ -180,8 +180,8 @@ func TestNodeFailed(t *testing.T) {
 		{context.Canceled, false},
 		{context.DeadlineExceeded, false},
 	} {
-		if got := nodeFailed(tc.err); got != tc.want {
-			t.Errorf("nodeFailed(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := NodeFailed(tc.err); got != tc.want {
+			t.Errorf("NodeFailed(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

@@ -23,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -32,6 +31,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulwarkgw/bulwark/shared/redisconn"
 )
 
 // ErrOpen is every call's error while the breaker is open.
@@ -143,19 +144,8 @@ func Unavailable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}
-	if errors.Is(err, ErrOpen) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return true
-	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		return true
-	}
-	var answer redis.Error
-	if errors.As(err, &answer) {
-		return redis.IsLoadingError(err) || redis.IsMasterDownError(err) ||
-			redis.IsClusterDownError(err) || redis.IsMaxClientsError(err)
-	}
-	return false
+	return errors.Is(err, ErrOpen) || redisconn.NodeFailed(err) ||
+		redis.IsLoadingError(err) || redis.IsMasterDownError(err) || redis.IsMaxClientsError(err)
 }
 
 func (b *Breaker) observe(err error) {
