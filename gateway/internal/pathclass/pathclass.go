@@ -102,10 +102,12 @@ func (a Assets) Asset(method, path string) bool {
 		return false
 	}
 	seg := path[strings.LastIndexByte(path, '/')+1:]
-	// A segment that also carries a path parameter, a decoded '?' or '#',
-	// or a '%' is no plain file name: /api/products/1.png;x=1 and
-	// /api/products/1%3F.png may reach an upstream that serves
-	// /api/products/1, so they count as ordinary requests.
+	// A segment that also carries a decoded '?' or '#', a '%' or a path
+	// parameter is no plain file name: /api/products/1%3F.png may reach an
+	// upstream that serves /api/products/1, so it counts as an ordinary
+	// request. (The gateway passes paths without their ";parameters"
+	// (traffic.NormalizePath): /1.png;x=1 is judged as /1.png, by its
+	// extension and then by its answer.)
 	if strings.ContainsAny(seg, ";?#%") {
 		return false
 	}
