@@ -192,6 +192,29 @@ func TestBoundFollowsTheScorersProfile(t *testing.T) {
 	assert.GreaterOrEqual(t, b, 0.7)
 }
 
+// TestBoundAroundACrawlerClaim: for a user agent a DNS allow rule claims,
+// the scorer may answer with the claim pending (no crawler risk) or
+// refuted (the crawler risk): the bound stays at or above the refuted
+// score, the gateway's own estimate at or below the pending one.
+func TestBoundAroundACrawlerClaim(t *testing.T) {
+	r, err := localscore.New(served(t, "default"), quiet)
+	require.NoError(t, err)
+	require.NoError(t, r.Sync(context.Background()))
+	cfg := rules.DefaultConfig()
+	addr := netip.MustParseAddr("52.167.144.20") // no geo known: the estimate and the scorer see the same
+	req := wire.ScoreRequest{Count1s: 3, Count10s: 8, Count60s: 30, DistinctPaths: 40, UserAgent: "Mozilla/5.0 (compatible; bingbot/2.0)"}
+	f := rules.Observed(&req, addr)
+	refuted := rules.Score(&cfg, f).Score
+	f.CrawlerPending = true
+	pending := rules.Score(&cfg, f).Score
+	require.Less(t, pending, refuted, "the claim's risk is what separates them")
+
+	bound, local, ok := r.Bound(&req, addr)
+	require.True(t, ok)
+	assert.GreaterOrEqual(t, bound, refuted)
+	assert.LessOrEqual(t, local, pending)
+}
+
 func TestFallbackBoundedAndMonotone(t *testing.T) {
 	r, err := localscore.New(localscore.NoProfile, quiet)
 	require.NoError(t, err)
