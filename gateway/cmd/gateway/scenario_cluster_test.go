@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -34,13 +35,19 @@ rate_limit: {requests_per_minute: 5, window: 60s}
 func startCluster(t *testing.T, n int, cfg string) []*stack {
 	t.Helper()
 	c := testenv.StartRedisCluster(t)
+	return startGateways(t, n, cfg, c.URL(), c.Client())
+}
+
+// startGateways starts n gateways on the Redis at url (with env added)
+// sharing one key prefix; each stack's rdb is rdb, a client of that Redis.
+func startGateways(t *testing.T, n int, cfg, url string, rdb redis.UniversalClient, env ...string) []*stack {
+	t.Helper()
 	prefix := testenv.Namespace(t) + ":"
-	rdb := c.Client()
 	var gws []*stack
 	for i := range n {
-		s := startStack(t, cfg, "BULWARK_REDIS_URL", c.URL(), "BULWARK_REDIS_PREFIX", prefix,
-			"BULWARK_GATEWAY_ID", fmt.Sprintf("gw-%d", i+1))
-		s.rdb, s.prefix = rdb, prefix // the cluster's, not the shared test Redis
+		s := startStack(t, cfg, append([]string{"BULWARK_REDIS_URL", url, "BULWARK_REDIS_PREFIX", prefix,
+			"BULWARK_GATEWAY_ID", fmt.Sprintf("gw-%d", i+1)}, env...)...)
+		s.rdb, s.prefix = rdb, prefix // the deployment's, not the shared test Redis
 		gws = append(gws, s)
 	}
 	return gws
@@ -143,7 +150,6 @@ func twoUsers(u *upstream) {
 func TestClusterMasterKilledFailsOver(t *testing.T) {
 	t.Parallel()
 	c := testenv.StartRedisCluster(t)
-	prefix := testenv.Namespace(t) + ":"
 	cfg := `
 routes:
   - {path: /api/, upstream: "{{U1}}"}
@@ -151,12 +157,8 @@ scorer: {enabled: false}
 admin: {username: admin, password: s3cret}
 rate_limit: {requests_per_minute: 1000000, window: 60s}
 `
-	var gws []*stack
-	for i := range 3 {
-		s := startStack(t, cfg, "BULWARK_REDIS_URL", c.URL(), "BULWARK_REDIS_PREFIX", prefix,
-			"BULWARK_GATEWAY_ID", fmt.Sprintf("gw-%d", i+1), "BULWARK_REDIS_TIMEOUT", "500ms")
-		gws = append(gws, s)
-	}
+	gws := startGateways(t, 3, cfg, c.URL(), c.Client(), "BULWARK_REDIS_TIMEOUT", "500ms")
+	prefix := gws[0].prefix
 	const ip = "127.0.0.97"
 	for i, gw := range gws {
 		require.Equal(t, http.StatusOK, gw.from(ip).get("/api/x").Code, "gw-%d before", i+1)

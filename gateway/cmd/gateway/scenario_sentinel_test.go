@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -39,16 +38,7 @@ admin: {username: admin, password: s3cret}
 func startSentinel(t *testing.T, n int, cfg string) (*testenv.RedisSentinel, []*stack) {
 	t.Helper()
 	sn := testenv.StartRedisSentinel(t)
-	prefix := testenv.Namespace(t) + ":"
-	rdb := sn.Client()
-	var gws []*stack
-	for i := range n {
-		s := startStack(t, cfg, "BULWARK_REDIS_URL", sn.URL(), "BULWARK_REDIS_PREFIX", prefix,
-			"BULWARK_GATEWAY_ID", fmt.Sprintf("gw-%d", i+1))
-		s.rdb, s.prefix = rdb, prefix // the deployment's, not the shared test Redis
-		gws = append(gws, s)
-	}
-	return sn, gws
+	return sn, startGateways(t, n, cfg, sn.URL(), sn.Client())
 }
 
 // sharedLimit checks that ip's five requests on /limited/, sent round robin
