@@ -59,7 +59,28 @@ type ScoreRequest struct {
 	// requests in 60 s, this one included.
 	Probe  bool  `json:"probe,omitempty"`
 	Probes int64 `json:"probes,omitempty"`
+
+	// Pages60s counts the documents (answers with an HTML Content-Type)
+	// the client fetched in 60 s, Assets60s its page assets in 60 s (by
+	// path or by the answer's Content-Type): a client that claims a
+	// browser yet fetches pages without the assets a browser loads shows
+	// it (the rules' bare_pages feature).
+	Pages60s  int64 `json:"pages_60s,omitempty"`
+	Assets60s int64 `json:"assets_60s,omitempty"`
+
+	// Principal is the kind of verified credential the request carried
+	// ("key" for a Bulwark API key, "jwt" for a verified bearer token), ""
+	// for none. A principal is judged by its own behaviour, counted under
+	// the principal: circumstance (user agent, network, country, timing)
+	// never applies to it, and its volume is governed by its rate limits.
+	Principal string `json:"principal,omitempty"`
 }
+
+// Principal kinds (ScoreRequest.Principal).
+const (
+	PrincipalKey = "key"
+	PrincipalJWT = "jwt"
+)
 
 // Score levels: what the gateway should do.
 const (

@@ -115,16 +115,26 @@ type Deps struct {
 	Lists    Lists
 	Limiter  Limiter
 	Keys     Keys
-	Guard    Guard
-	Scorer   Scorer
-	Local    LocalScorer // nil: no fast path, and the default profile's fallback
-	Events   Publisher
-	Stats    Stats
-	Audit    Auditor // nil: no request audit
-	Ready    Ready
-	Metrics  *Metrics
-	Log      *slog.Logger
-	Now      func() time.Time
+	// JWT verifies bearer tokens; nil: bearer tokens are not JWTs the
+	// gateway knows (route auth: jwt cannot be configured without one).
+	JWT     JWTVerifier
+	Guard   Guard
+	Scorer  Scorer
+	Local   LocalScorer // nil: no fast path, and the default profile's fallback
+	Events  Publisher
+	Stats   Stats
+	Audit   Auditor // nil: no request audit
+	Ready   Ready
+	Metrics *Metrics
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+// JWTVerifier checks a bearer token's signature, expiry and claims and
+// returns the principal it names (the configured claim). Any error means
+// the token is not a valid credential.
+type JWTVerifier interface {
+	Verify(token string, now time.Time) (principal string, err error)
 }
 
 func (d Deps) validate() error {
