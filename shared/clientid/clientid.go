@@ -12,6 +12,8 @@
 package clientid
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -50,6 +52,8 @@ func Display(ip netip.Addr) string {
 		return ""
 	case id.Is4():
 		return id.String()
+	case IsPrincipal(id):
+		return displayPrincipal(id)
 	}
 	return netip.PrefixFrom(id, Bits).String()
 }
@@ -59,10 +63,14 @@ func Display(ip netip.Addr) string {
 // "2001:db8:1:2::/64" (host bits may be set), or an IPv4 /32. IPv4-mapped
 // IPv6 is read as IPv4 ("::ffff:192.0.2.7" or its /128). It returns the
 // client's Identity. Zones, other prefix lengths and anything else are
-// ErrInvalid, with a message that says why.
+// ErrInvalid, with a message that says why. A principal reads as Display
+// spells it ("key:0123456789ab").
 func Parse(s string) (netip.Addr, error) {
 	if s == "" {
 		return netip.Addr{}, fmt.Errorf("%w %q: empty", ErrInvalid, s)
+	}
+	if id, ok, err := parsePrincipal(s); ok {
+		return id, err
 	}
 	if !strings.Contains(s, "/") {
 		ip, err := netip.ParseAddr(s)
@@ -151,4 +159,90 @@ func TextPattern(ip netip.Addr) string {
 		alts = append(alts, head+"("+hexGroup+"(:"+hexGroup+"){0,3})?")
 	}
 	return "^(" + strings.Join(alts, "|") + ")$"
+}
+
+// Principals: a request with a verified credential (an API key, a JWT's
+// subject) is counted, limited and banned as that principal, not as its
+// address, so many principals behind one NAT or cloud egress address are
+// judged apart and a principal's refusal never bans the address. A
+// principal's identity is an address in 0100::/8, which IANA keeps
+// reserved by the IETF (never routed, never a client's address; the
+// RFC 6666 discard prefix 0100::/64 is left out: kinds start at 1): the
+// second byte names the kind, the next six hold the first 48 bits of the
+// SHA-256 of "kind:id". Every store that keeps clients by Identity keeps
+// principals the same way, and Display spells one "key:0123456789ab".
+// The gateway never takes such an address from the network (package
+// realip refuses it).
+
+// Principal kinds, as Display spells them.
+const (
+	KindKey = "key"
+	KindJWT = "jwt"
+)
+
+var principalKinds = [...]string{1: KindKey, 2: KindJWT}
+
+// Principal returns the identity of the principal id of the given kind
+// (KindKey, KindJWT); the zero Addr for another kind or an empty id.
+func Principal(kind, id string) netip.Addr {
+	k := kindByte(kind)
+	if k == 0 || id == "" {
+		return netip.Addr{}
+	}
+	sum := sha256.Sum256([]byte(kind + ":" + id))
+	var b [16]byte
+	b[0], b[1] = 0x01, k
+	copy(b[2:8], sum[:6])
+	return netip.AddrFrom16(b)
+}
+
+func kindByte(kind string) byte {
+	for i, k := range principalKinds {
+		if k != "" && k == kind {
+			return byte(i)
+		}
+	}
+	return 0
+}
+
+// IsPrincipal reports whether a is a principal's identity (any address of
+// its /64): 0101::/16 for API keys, 0102::/16 for JWT subjects.
+func IsPrincipal(a netip.Addr) bool {
+	if !a.Is6() || a.Is4In6() {
+		return false
+	}
+	b := a.As16()
+	return b[0] == 0x01 && int(b[1]) < len(principalKinds) && principalKinds[b[1]] != ""
+}
+
+// PrincipalKind returns the kind of a principal's identity, "" for a
+// client address.
+func PrincipalKind(a netip.Addr) string {
+	if !IsPrincipal(a) {
+		return ""
+	}
+	return principalKinds[a.As16()[1]]
+}
+
+func displayPrincipal(id netip.Addr) string {
+	b := id.As16()
+	return principalKinds[b[1]] + ":" + hex.EncodeToString(b[2:8])
+}
+
+// parsePrincipal reads "key:0123456789ab" back; ok is false when s is not
+// of that form at all.
+func parsePrincipal(s string) (netip.Addr, bool, error) {
+	kind, h, found := strings.Cut(s, ":")
+	k := kindByte(kind)
+	if !found || k == 0 {
+		return netip.Addr{}, false, nil
+	}
+	raw, err := hex.DecodeString(h)
+	if err != nil || len(raw) != 6 {
+		return netip.Addr{}, true, fmt.Errorf("%w %q: a principal is %s: and 12 hex digits", ErrInvalid, s, kind)
+	}
+	var b [16]byte
+	b[0], b[1] = 0x01, k
+	copy(b[2:8], raw)
+	return netip.AddrFrom16(b), true, nil
 }

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/bulwarkgw/bulwark/shared/clientid"
 )
 
@@ -214,4 +217,29 @@ func FuzzTextPattern(f *testing.F) {
 			t.Fatalf("TextPattern(%s) = %s on %s: %v, want %v", x, pat, y, got, want)
 		}
 	})
+}
+
+func TestPrincipalIdentity(t *testing.T) {
+	k := clientid.Principal(clientid.KindKey, "3f2a9c0d1e2b4a5c")
+	j := clientid.Principal(clientid.KindJWT, "3f2a9c0d1e2b4a5c")
+	require.True(t, k.IsValid())
+	assert.NotEqual(t, k, j, "kinds are apart")
+	assert.True(t, clientid.IsPrincipal(k))
+	assert.Equal(t, clientid.KindJWT, clientid.PrincipalKind(j))
+	assert.Equal(t, k, clientid.Identity(k), "a principal is its own identity")
+	assert.False(t, clientid.Principal("other", "x").IsValid())
+	assert.False(t, clientid.Principal(clientid.KindKey, "").IsValid())
+	for _, a := range []string{"192.0.2.1", "2001:db8::1", "100::1", "::ffff:1.2.3.4", "100:3::", "103::"} {
+		assert.False(t, clientid.IsPrincipal(netip.MustParseAddr(a)), a)
+	}
+
+	d := clientid.Display(k)
+	assert.Regexp(t, `^key:[0-9a-f]{12}$`, d)
+	back, err := clientid.Parse(d)
+	require.NoError(t, err)
+	assert.Equal(t, k, back)
+	for _, bad := range []string{"key:", "key:xyz", "key:0123456789", "jwt:0123456789abcd"} {
+		_, err := clientid.Parse(bad)
+		assert.ErrorIs(t, err, clientid.ErrInvalid, bad)
+	}
 }

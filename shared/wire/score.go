@@ -68,19 +68,15 @@ type ScoreRequest struct {
 	Pages60s  int64 `json:"pages_60s,omitempty"`
 	Assets60s int64 `json:"assets_60s,omitempty"`
 
-	// Principal is the kind of verified credential the request carried
-	// ("key" for a Bulwark API key, "jwt" for a verified bearer token), ""
-	// for none. A principal is judged by its own behaviour, counted under
-	// the principal: circumstance (user agent, network, country, timing)
-	// never applies to it, and its volume is governed by its rate limits.
+	// Principal names the verified credential the request carried, as
+	// clientid.Display spells its identity ("key:0123456789ab" for a
+	// Bulwark API key, "jwt:..." for a verified bearer token); "" for
+	// none. A principal is judged by its own behaviour, counted under the
+	// principal: circumstance (user agent, network, country, timing) never
+	// applies to it, and its volume is governed by its rate limits.
 	Principal string `json:"principal,omitempty"`
 }
 
-// Principal kinds (ScoreRequest.Principal).
-const (
-	PrincipalKey = "key"
-	PrincipalJWT = "jwt"
-)
 
 // Score levels: what the gateway should do.
 const (

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 )
 
 // Resolver finds client addresses. The zero value trusts nobody.
@@ -181,8 +183,19 @@ func (res *Resolver) isTrusted(a netip.Addr) bool {
 }
 
 // parseAddr accepts "ip", "ip:port", "[ipv6]:port" and "[ipv6]", drops any
-// IPv6 zone, and unmaps IPv4-mapped IPv6.
+// IPv6 zone, and unmaps IPv4-mapped IPv6. An address in the space the
+// gateway keeps principals under (clientid.IsPrincipal: 0100::/8, reserved,
+// never routed) is no client's and reads as none, so a forwarding header
+// cannot pose as a principal.
 func parseAddr(s string) netip.Addr {
+	a := parseAnyAddr(s)
+	if clientid.IsPrincipal(a) {
+		return netip.Addr{}
+	}
+	return a
+}
+
+func parseAnyAddr(s string) netip.Addr {
 	if s == "" {
 		return netip.Addr{}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 )
 
 func TestIP(t *testing.T) {
@@ -36,6 +37,10 @@ func TestIP(t *testing.T) {
 		{"ipv4-mapped peer is unmapped", "[::ffff:127.0.0.9]:80", nil, "", "127.0.0.9"},
 		{"ipv4-mapped trusted peer", "[::ffff:127.0.0.2]:80", []string{"[2001:db8::7]"}, "", "2001:db8::7"},
 		{"no headers", "127.0.0.2:1", nil, "", "127.0.0.2"},
+		// 0100::/8 is where the gateway keeps principals (clientid.Principal):
+		// no header may pose as one.
+		{"principal space in xff falls back to peer", "127.0.0.2:1", []string{"101:aaaa:bbbb:cccc::1"}, "", "127.0.0.2"},
+		{"principal space in x-real-ip", "127.0.0.2:1", nil, "102::", "127.0.0.2"},
 	}
 	fwd := []struct {
 		name, peer, forwarded, want string
@@ -92,6 +97,9 @@ func FuzzIP(f *testing.F) {
 		}
 		if a.IsValid() && a.Zone() != "" {
 			t.Fatalf("zone leaked: %v", a)
+		}
+		if clientid.IsPrincipal(a) {
+			t.Fatalf("principal identity taken from the network: %v", a)
 		}
 	})
 }
