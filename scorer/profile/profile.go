@@ -14,9 +14,10 @@
 // The format (see profiles/default.yaml for every key):
 //
 //	name: default
-//	combine: noisy_or                      # or capped_sum
+//	combine: amplified                     # or noisy_or, capped_sum
+//	amplify: 2.5                           # 0 to 10: how much circumstance strengthens behaviour
 //	features:
-//	  burst:    {low: 15, high: 40, weight: 1.0}   # a ramp
+//	  burst:    {low: 40, high: 120, weight: 1.0}  # a ramp
 //	  visits:   {weight: 1, steps: [{above: 3, risk: 0.3}, {above: 6, risk: 0.8}]}
 //	  regularity: {low: 0.6, high: 0.85, weight: 0.8, min_intervals: 8}
 //	  error_ratio: {low: 0.25, high: 0.75, weight: 0.6, min_requests: 4, prior_requests: 8, prior_ratio: 0.05}
@@ -24,6 +25,7 @@
 //	  geo:      {weight: 0.5, country_risk: {KP: 1.0, RU: 0.4}}
 //	  hosting:  {weight: 0.45, asns: [14618, 16509]}
 //	  travel:   {low: 1000, high: 5000, weight: 0.9, min_km: 500, min_seconds: 60}   # km/h
+//	  bare_pages: {low: 10, high: 30, weight: 0.75}  # pages per asset, browsers only
 //	allow:
 //	  - {name: googlebot, user_agent: Googlebot, networks: [66.249.64.0/19], domains: [googlebot.com, google.com]}
 //	thresholds: {block: 0.8, throttle: 0.5}
@@ -33,6 +35,11 @@
 // each) verify by forward-confirmed reverse DNS, which the scorer resolves
 // off the request path, and only for clients whose user agent the rule
 // claims, so a rule with domains needs a user_agent.
+//
+// combine names the combination rule (scorer/rules/doc.go): amplified, the
+// default, scores behaviour and lets the circumstantial features
+// (user_agent, geo, hosting, regularity) only strengthen it, by amplify;
+// noisy_or and capped_sum treat every feature alike and ignore amplify.
 //
 // A key left out keeps its default; a list or map, when given, replaces the
 // default as a whole.
@@ -132,6 +139,7 @@ type Features struct {
 	Travel          Travel     `yaml:"travel" json:"travel"`
 	Probing         Curve      `yaml:"probing" json:"probing"`
 	AssetRate       Curve      `yaml:"asset_rate" json:"asset_rate"`
+	BarePages       Curve      `yaml:"bare_pages" json:"bare_pages"`
 }
 
 // curves returns a pointer to every feature's curve, indexed by
@@ -145,6 +153,7 @@ func (f *Features) curves() [rules.NumFeatures]*Curve {
 		rules.PathDiversity: &f.PathDiversity, rules.Enumeration: &f.Enumeration,
 		rules.UserAgent: &f.UserAgent.Curve, rules.Geo: &f.Geo.Curve, rules.Hosting: &f.Hosting.Curve,
 		rules.Travel: &f.Travel.Curve, rules.Probing: &f.Probing, rules.AssetRate: &f.AssetRate,
+		rules.BarePages: &f.BarePages,
 	}
 }
 
@@ -170,8 +179,11 @@ type Thresholds struct {
 
 // Profile is a complete, validated scoring profile.
 type Profile struct {
-	Name       string     `yaml:"name" json:"name"`
-	Combine    string     `yaml:"combine" json:"combine"`
+	Name    string `yaml:"name" json:"name"`
+	Combine string `yaml:"combine" json:"combine"`
+	// Amplify is how strongly circumstance strengthens behaviour under
+	// combine: amplified (rules.Config.Amplify).
+	Amplify    float64    `yaml:"amplify" json:"amplify"`
 	Features   Features   `yaml:"features" json:"features"`
 	Allow      []Allow    `yaml:"allow" json:"allow"`
 	Thresholds Thresholds `yaml:"thresholds" json:"thresholds"`
@@ -180,7 +192,7 @@ type Profile struct {
 // Default returns the built-in default profile (rules.DefaultConfig).
 func Default() *Profile {
 	c := rules.DefaultConfig()
-	p := &Profile{Name: c.Name, Combine: string(c.Combine), Allow: []Allow{}}
+	p := &Profile{Name: c.Name, Combine: string(c.Combine), Amplify: c.Amplify, Allow: []Allow{}}
 	for _, a := range c.Allow {
 		al := Allow{Name: a.Name, UserAgent: a.UserAgent, Networks: []string{}, Domains: slices.Clone(a.Domains)}
 		for _, n := range a.Networks {
@@ -232,6 +244,7 @@ func (p *Profile) Rules() rules.Config {
 	var c rules.Config
 	c.Name = p.Name
 	c.Combine = rules.Combine(p.Combine)
+	c.Amplify = p.Amplify
 	for i, cp := range p.Features.curves() {
 		cc := rules.Curve{Low: cp.Low, High: cp.High, Weight: cp.Weight}
 		for _, s := range cp.Steps {
@@ -384,8 +397,11 @@ func (p *Profile) validate() []error {
 	if strings.TrimSpace(p.Name) == "" {
 		fail("name", "must not be empty")
 	}
-	if c := rules.Combine(p.Combine); c != rules.NoisyOR && c != rules.CappedSum {
-		fail("combine", "must be %q or %q, got %q", rules.NoisyOR, rules.CappedSum, p.Combine)
+	if c := rules.Combine(p.Combine); c != rules.NoisyOR && c != rules.CappedSum && c != rules.Amplified {
+		fail("combine", "must be %q, %q or %q, got %q", rules.Amplified, rules.NoisyOR, rules.CappedSum, p.Combine)
+	}
+	if a := p.Amplify; !finite(a) || a < 0 || a > 10 {
+		fail("amplify", "must be between 0 and 10, got %v", a)
 	}
 	for i, c := range p.Features.curves() {
 		curve(fail, "features."+rules.FeatureNames[i], c)

@@ -11,7 +11,7 @@ import (
 // with its profile and a gateway bounds scores only with the same version:
 // bump it whenever a change could make Score return more for the same
 // profile and features.
-const Version = "2"
+const Version = "3"
 
 // Observed maps what a gateway observed (a score request) to the features
 // that need no geo lookup; Country, ASN and travel stay unknown.
@@ -20,6 +20,7 @@ func Observed(req *wire.ScoreRequest, addr netip.Addr) Features {
 		Count1s: req.Count1s, Count10s: req.Count10s, Count60s: req.Count60s,
 		Visits: req.Visits, Sensitive: req.Sensitive, SensitiveHits: req.SensitiveHits,
 		AuthFailures: req.AuthFailures, Errors4xx: req.Errors4xx,
+		Pages60s: req.Pages60s, Assets60s: req.Assets60s, Principal: req.Principal,
 		DistinctPaths: req.DistinctPaths, SequentialIDs: req.SequentialIDs,
 		Intervals: req.Intervals, IntervalCV: req.IntervalCV,
 		UserAgent: req.UserAgent, Addr: addr,
@@ -44,15 +45,17 @@ func (cfg *Config) UpperBound(f *Features, travel bool) float64 {
 func (cfg *Config) Bounds(f *Features, travel bool) (upper, known float64) {
 	vals := cfg.Values(f)
 	known = cfg.Combined(vals)
-	vals[Geo] = 0
-	for _, r := range cfg.CountryRisk {
-		vals[Geo] = max(vals[Geo], clamp01(r))
-	}
-	if len(cfg.HostingASNs) > 0 {
-		vals[Hosting] = 1
-	}
 	if travel {
 		vals[Travel] = math.Inf(1)
+	}
+	if f.Principal == "" { // a principal's circumstances never count
+		vals[Geo] = 0
+		for _, r := range cfg.CountryRisk {
+			vals[Geo] = max(vals[Geo], clamp01(r))
+		}
+		if len(cfg.HostingASNs) > 0 {
+			vals[Hosting] = 1
+		}
 	}
 	return cfg.Combined(vals), known
 }
@@ -60,14 +63,7 @@ func (cfg *Config) Bounds(f *Features, travel bool) (upper, known float64) {
 // Combined is ScoreValues' score alone (no allow rule), without building
 // the reasons.
 func (cfg *Config) Combined(vals [NumFeatures]float64) float64 {
-	keep, sum := 1.0, 0.0
-	for i := range NumFeatures {
-		wr := clamp01(cfg.Curves[i].Weight) * cfg.Curves[i].Risk(vals[i])
-		keep *= 1 - wr
-		sum += wr
-	}
-	if cfg.Combine == CappedSum {
-		return round4(clamp01(sum))
-	}
-	return round4(clamp01(1 - keep))
+	wr := cfg.weighted(&vals)
+	score, _ := cfg.combine(&wr)
+	return score
 }

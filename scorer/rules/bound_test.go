@@ -59,7 +59,17 @@ func TestUpperBoundIsTight(t *testing.T) {
 	browser := rules.Features{Count1s: 3, Count10s: 8, Count60s: 20, UserAgent: "Mozilla/5.0 Chrome/131.0"}
 	assert.Less(t, cfg.UpperBound(&browser, false), cfg.Throttle)
 	assert.GreaterOrEqual(t, cfg.UpperBound(&browser, true), cfg.Throttle, "travel unknown: could be anything")
+	// A tool from anywhere that does nothing abusive cannot be throttled:
+	// no scorer call is needed for it (the API-clients fix).
 	tool := browser
 	tool.UserAgent = "curl/8.0"
-	assert.GreaterOrEqual(t, cfg.UpperBound(&tool, false), cfg.Throttle)
+	assert.Zero(t, cfg.UpperBound(&tool, false))
+	// With some behaviour, the network it may turn out to be on can lift
+	// it over the line: the scorer decides.
+	tool.Count60s, tool.Errors4xx = 12, 8
+	assert.Less(t, rules.Score(&cfg, tool).Score, cfg.Throttle, "residential")
+	assert.GreaterOrEqual(t, cfg.UpperBound(&tool, false), cfg.Throttle, "hosting could make it")
+	// A principal's circumstances never count: its bound is its score.
+	tool.Principal = "key:0123456789ab"
+	assert.Equal(t, rules.Score(&cfg, tool).Score, cfg.UpperBound(&tool, false))
 }

@@ -16,15 +16,22 @@ func prefixes(ss ...string) []netip.Prefix {
 func DefaultConfig() Config {
 	var c Config
 	c.Name = "default"
-	c.Combine = NoisyOR
-	c.Curves[Burst] = Ramp(15, 40, 1.0)
+	// Behaviour decides; circumstance (user agent class, country,
+	// hosting network, regular timing) only strengthens it: see the
+	// package comment.
+	c.Combine = Amplified
+	c.Amplify = 2.5
+	// A burst of a webhook sender's or a page's worth of requests in one
+	// second is no abuse by itself; sustained volume is (rate).
+	c.Curves[Burst] = Ramp(40, 120, 1.0)
 	c.Curves[Rate] = Ramp(5, 15, 0.9)
-	c.Curves[Rate60s] = Ramp(3, 8, 0.6)
+	// Server integrations poll at up to 5 req/s for hours.
+	c.Curves[Rate60s] = Ramp(6, 15, 0.6)
 	c.Curves[Visits] = Ramp(0, 1, 0)
 	c.Curves[SensitiveVisits] = Ramp(0, 1, 0)
 	c.Curves[SensitiveHits] = Ramp(0, 4, 0.45)
 	c.Curves[Regularity] = Ramp(0.6, 0.85, 0.6)
-	c.Curves[AuthFailures] = Ramp(2, 8, 0.9)
+	c.Curves[AuthFailures] = Ramp(0, 8, 0.9)
 	c.Curves[ErrorRatio] = Ramp(0.2, 0.7, 0.6)
 	c.Curves[PathDiversity] = Ramp(30, 100, 0.5)
 	c.Curves[Enumeration] = Ramp(2, 5, 0.9)
@@ -39,6 +46,10 @@ func DefaultConfig() Config {
 	// Page assets per second over 10 s: a browser loading a page of 150
 	// is at 15; only a flood far past any page throttles.
 	c.Curves[AssetRate] = Ramp(50, 120, 0.7)
+	// HTML pages in 60 s per asset (+1) in 60 s, for a client that claims
+	// a browser: people read about 6 pages a minute and load assets with
+	// them; a scraper with a browser's user agent takes the pages alone.
+	c.Curves[BarePages] = Ramp(10, 30, 0.75)
 	c.MinIntervals = 8
 	c.MinRequests = 4
 	c.ErrorPrior, c.ErrorPriorRatio = 8, 0.05

@@ -28,6 +28,7 @@ const (
 	FeatureTravel          = "travel"
 	FeatureProbing         = "probing"
 	FeatureAssetRate       = "asset_rate"
+	FeatureBarePages       = "bare_pages"
 )
 
 // Feature indexes a feature in Config.Curves and in the order of
@@ -53,6 +54,7 @@ const (
 	Travel
 	Probing
 	AssetRate
+	BarePages
 	NumFeatures
 )
 
@@ -61,7 +63,31 @@ var FeatureNames = [NumFeatures]string{
 	FeatureBurst, FeatureRate, FeatureRate60s, FeatureVisits, FeatureSensitiveVisits,
 	FeatureSensitiveHits, FeatureRegularity, FeatureAuthFailures, FeatureErrorRatio,
 	FeaturePathDiversity, FeatureEnumeration, FeatureUserAgent, FeatureGeo, FeatureHosting,
-	FeatureTravel, FeatureProbing, FeatureAssetRate,
+	FeatureTravel, FeatureProbing, FeatureAssetRate, FeatureBarePages,
+}
+
+// Circumstantial reports whether feature i describes the client's
+// circumstances (what it is and where it comes from: its user agent's
+// class, its country, its network, the regularity of its timing) rather
+// than what it does. Under the Amplified rule circumstance only
+// strengthens behavioural evidence, and for a principal it never counts.
+func Circumstantial(i Feature) bool {
+	switch i {
+	case UserAgent, Geo, Hosting, Regularity:
+		return true
+	}
+	return false
+}
+
+// volume reports whether feature i measures how much a client sends. A
+// principal's volume is governed by its rate limits (the gateway's per-key
+// and per-client limits), not by these curves.
+func volume(i Feature) bool {
+	switch i {
+	case Burst, Rate, Rate60s, Visits, SensitiveVisits, AssetRate:
+		return true
+	}
+	return false
 }
 
 // Combine names a combination rule.
@@ -71,6 +97,7 @@ type Combine string
 const (
 	NoisyOR   Combine = "noisy_or"
 	CappedSum Combine = "capped_sum"
+	Amplified Combine = "amplified"
 )
 
 // Levels a score maps to.
@@ -148,6 +175,9 @@ const (
 type Config struct {
 	Name    string
 	Combine Combine
+	// Amplify is how strongly circumstance strengthens behaviour under
+	// the Amplified rule (see the package comment); unused otherwise.
+	Amplify float64
 	Curves  [NumFeatures]Curve
 	// MinIntervals is how many inter-arrival gaps regularity needs before
 	// it says anything.
@@ -226,6 +256,16 @@ type Features struct {
 	// real crawler's first request on a cloud network is not throttled
 	// and a false one is scored as any browser until the answer comes.
 	CrawlerPending bool
+	// Pages60s counts the documents (HTML answers) the client fetched in
+	// 60 s and Assets60s its page assets in 60 s: a client whose user
+	// agent claims a browser and that reads pages without loading what a
+	// browser loads with them shows it (bare_pages).
+	Pages60s, Assets60s int64
+	// Principal names the verified credential the request carried
+	// ("key:...", "jwt:..."), "" for none. A principal is judged by its own
+	// behaviour: no circumstantial feature applies to it, and its volume
+	// is governed by its rate limits (the volume features read 0).
+	Principal string
 	// Hostnames are Addr's forward-confirmed reverse DNS names: names its
 	// PTR records give whose own A/AAAA records contain Addr again. Lower
 	// case, no trailing dot; nil when unknown or none. The rules never
@@ -278,7 +318,32 @@ func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
 	}
 	v[Probing] = float64(max(f.Probes, 0))
 	v[AssetRate] = float64(max(f.Assets10s, 0)) / 10
+	if v[UserAgent] == 0 && f.Pages60s > 0 && cfg.claimsBrowser(f.UserAgent) {
+		v[BarePages] = float64(f.Pages60s) / float64(1+max(f.Assets60s, 0))
+	}
+	if f.Principal != "" {
+		for i := range NumFeatures {
+			if volume(i) || Circumstantial(i) || i == BarePages {
+				v[i] = 0
+			}
+		}
+	}
 	return v
+}
+
+// claimsBrowser reports whether ua presents itself as a browser: it
+// starts with "Mozilla/" (every browser's does) and names no crawler (a
+// tool's is ruled out by the caller: its user_agent risk is not 0).
+func (cfg *Config) claimsBrowser(ua string) bool {
+	if len(ua) < 8 || !equalFoldASCII(ua[:8], "mozilla/") {
+		return false
+	}
+	for _, s := range cfg.BotUA {
+		if containsFold(ua, s) {
+			return false
+		}
+	}
+	return true
 }
 
 // errorRatio is the share of errors in n requests, smoothed towards
@@ -446,13 +511,63 @@ func Score(cfg *Config, f Features) Result {
 // matched) makes every risk 0.
 func (cfg *Config) ScoreValues(vals [NumFeatures]float64, allow string) Result {
 	var wr [NumFeatures]float64
-	keep, sum := 1.0, 0.0
 	if allow == "" {
+		wr = cfg.weighted(&vals)
+	}
+	score, share := cfg.combine(&wr)
+	reasons := make([]wire.Reason, NumFeatures)
+	for i := range NumFeatures {
+		reasons[i] = wire.Reason{Feature: FeatureNames[i], Value: round4(vals[i]), Contribution: round4(share[i])}
+	}
+	sortReasons(reasons)
+	return Result{Score: score, Level: cfg.Level(score), Allow: allow, Reasons: reasons}
+}
+
+// weighted returns each feature's weighted risk, w_i · r_i.
+func (cfg *Config) weighted(vals *[NumFeatures]float64) [NumFeatures]float64 {
+	var wr [NumFeatures]float64
+	for i := range NumFeatures {
+		wr[i] = clamp01(cfg.Curves[i].Weight) * cfg.Curves[i].Risk(vals[i])
+	}
+	return wr
+}
+
+// combine applies the combination rule to the weighted risks and returns
+// the score (rounded) and each feature's share of it (unrounded).
+func (cfg *Config) combine(wr *[NumFeatures]float64) (float64, [NumFeatures]float64) {
+	var share [NumFeatures]float64
+	if cfg.Combine == Amplified {
+		keepB, keepC, sumB, sumC := 1.0, 1.0, 0.0, 0.0
 		for i := range NumFeatures {
-			wr[i] = clamp01(cfg.Curves[i].Weight) * cfg.Curves[i].Risk(vals[i])
-			keep *= 1 - wr[i]
-			sum += wr[i]
+			if Circumstantial(i) {
+				keepC *= 1 - wr[i]
+				sumC += wr[i]
+			} else {
+				keepB *= 1 - wr[i]
+				sumB += wr[i]
+			}
 		}
+		b, c := 1-keepB, 1-keepC
+		score := round4(clamp01(1 - math.Pow(keepB, 1+max(cfg.Amplify, 0)*c)))
+		if score == 0 {
+			return 0, share
+		}
+		// Behaviour explains b of the score, circumstance the rest.
+		base := min(b, score)
+		for i := range NumFeatures {
+			switch {
+			case Circumstantial(i) && sumC > 0:
+				share[i] = wr[i] / sumC * (score - base)
+			case !Circumstantial(i) && sumB > 0:
+				share[i] = wr[i] / sumB * base
+			}
+		}
+		return score, share
+	}
+	keep, sum := 1.0, 0.0
+	for i := range NumFeatures {
+		keep *= 1 - wr[i]
+		sum += wr[i]
 	}
 	var score float64
 	if cfg.Combine == CappedSum {
@@ -460,17 +575,12 @@ func (cfg *Config) ScoreValues(vals [NumFeatures]float64, allow string) Result {
 	} else {
 		score = round4(clamp01(1 - keep))
 	}
-
-	reasons := make([]wire.Reason, NumFeatures)
-	for i := range NumFeatures {
-		var c float64
-		if sum > 0 {
-			c = round4(wr[i] / sum * score)
+	if sum > 0 {
+		for i := range NumFeatures {
+			share[i] = wr[i] / sum * score
 		}
-		reasons[i] = wire.Reason{Feature: FeatureNames[i], Value: round4(vals[i]), Contribution: c}
 	}
-	sortReasons(reasons)
-	return Result{Score: score, Level: cfg.Level(score), Allow: allow, Reasons: reasons}
+	return score, share
 }
 
 // Level maps a score to allow, throttle or block.

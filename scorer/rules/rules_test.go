@@ -318,12 +318,26 @@ func TestDefaultCalibration(t *testing.T) {
 		{"human: a login and a checkout", rules.Features{Count1s: 2, Count10s: 10, Count60s: 40, SensitiveHits: 3, AuthFailures: 1, Errors4xx: 1, DistinctPaths: 20, Intervals: 11, IntervalCV: 1.1, UserAgent: chrome}, rules.LevelAllow},
 		{"curl alone", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: "curl/8"}, rules.LevelAllow},
 		{"hosting alone", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: chrome, ASN: 16509}, rules.LevelAllow},
-		{"curl from hosting", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: "curl/8", ASN: 16509}, rules.LevelThrottle},
-		{"hosting on a login", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, Sensitive: true, SensitiveHits: 1, UserAgent: chrome, ASN: 14061}, rules.LevelThrottle},
-		{"50 rps at its 30th request", rules.Features{Count1s: 30, Count10s: 30, Count60s: 30, UserAgent: chrome}, rules.LevelThrottle},
-		{"50 rps checkout at its 30th request", rules.Features{Count1s: 30, Count10s: 30, Count60s: 30, Sensitive: true, SensitiveHits: 30, UserAgent: chrome}, rules.LevelThrottle},
-		{"50 rps checkout at its 32nd request", rules.Features{Count1s: 32, Count10s: 32, Count60s: 32, Sensitive: true, SensitiveHits: 32, UserAgent: chrome}, rules.LevelBlock},
-		{"50 rps checkout, evenly spaced, at its 20th request", rules.Features{Count1s: 20, Count10s: 20, Count60s: 20, Sensitive: true, SensitiveHits: 20, Intervals: 11, IntervalCV: 0.1, UserAgent: chrome}, rules.LevelBlock},
+		{"curl from hosting", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: "curl/8", ASN: 16509}, rules.LevelAllow},
+		{"python from hosting at 5 req/s on a timer, for minutes", rules.Features{Count1s: 5, Count10s: 51, Count60s: 300, DistinctPaths: 9, Intervals: 11, IntervalCV: 0.01, UserAgent: "python-requests/2.32.3", ASN: 16509, Country: "US"}, rules.LevelAllow},
+		{"okhttp polling 3 req/s on a timer", rules.Features{Count1s: 3, Count10s: 30, Count60s: 180, DistinctPaths: 3, Intervals: 11, IntervalCV: 0, UserAgent: "okhttp/4.12.0"}, rules.LevelAllow},
+		{"a webhook sender's burst of 50 from a cloud", rules.Features{Count1s: 50, Count10s: 50, Count60s: 100, DistinctPaths: 1, Intervals: 11, IntervalCV: 2.5, UserAgent: "Stripe/1.0 (+https://stripe.com/docs/webhooks)", ASN: 16509}, rules.LevelAllow},
+		{"a principal at 80 req/s", rules.Features{Count1s: 80, Count10s: 800, Count60s: 4800, DistinctPaths: 2, Intervals: 11, IntervalCV: 0, UserAgent: "Go-http-client/1.1", ASN: 16509, Principal: "key:0123456789ab"}, rules.LevelAllow},
+		{"a principal enumerating ids and refused", rules.Features{Count1s: 5, Count10s: 40, Count60s: 40, SequentialIDs: 40, AuthFailures: 38, Errors4xx: 38, UserAgent: "python-requests/2", Principal: "key:0123456789ab"}, rules.LevelBlock},
+		{"okhttp scraping random ids: 404s, many paths", rules.Features{Count1s: 8, Count10s: 60, Count60s: 60, DistinctPaths: 60, Errors4xx: 59, Intervals: 11, IntervalCV: 0.2, UserAgent: "okhttp/4.12.0"}, rules.LevelBlock},
+		{"a browser's user agent taking 40 pages a minute without assets", rules.Features{Count1s: 1, Count10s: 7, Count60s: 40, DistinctPaths: 40, Pages60s: 40, UserAgent: chrome}, rules.LevelThrottle},
+		{"a person reading 8 pages a minute with their assets", rules.Features{Count1s: 1, Count10s: 2, Count60s: 8, DistinctPaths: 8, Pages60s: 8, Assets60s: 200, UserAgent: chrome}, rules.LevelAllow},
+		{"a person reading 12 pages a minute, assets cached", rules.Features{Count1s: 1, Count10s: 2, Count60s: 12, DistinctPaths: 12, Pages60s: 12, Assets60s: 3, UserAgent: chrome}, rules.LevelAllow},
+		{"a tool taking 40 pages a minute (no browser claim)", rules.Features{Count1s: 1, Count10s: 7, Count60s: 40, DistinctPaths: 40, Pages60s: 40, UserAgent: "curl/8"}, rules.LevelAllow},
+		{"hosting on a login", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, Sensitive: true, SensitiveHits: 1, UserAgent: chrome, ASN: 14061}, rules.LevelAllow},
+		{"hosting, a second login after a failed one", rules.Features{Count1s: 1, Count10s: 2, Count60s: 2, Sensitive: true, SensitiveHits: 2, AuthFailures: 1, Errors4xx: 1, UserAgent: chrome, ASN: 14061}, rules.LevelThrottle},
+		{"residential, a second login after a typo", rules.Features{Count1s: 1, Count10s: 2, Count60s: 2, Sensitive: true, SensitiveHits: 2, AuthFailures: 1, Errors4xx: 1, UserAgent: chrome}, rules.LevelAllow},
+		{"50 rps at its 30th request", rules.Features{Count1s: 30, Count10s: 30, Count60s: 30, UserAgent: chrome}, rules.LevelAllow},
+		{"50 rps for 2 s", rules.Features{Count1s: 50, Count10s: 100, Count60s: 100, UserAgent: chrome}, rules.LevelThrottle},
+		{"50 rps for 3 s", rules.Features{Count1s: 50, Count10s: 150, Count60s: 150, UserAgent: chrome}, rules.LevelBlock},
+		{"50 rps checkout at its 30th request", rules.Features{Count1s: 30, Count10s: 30, Count60s: 30, Sensitive: true, SensitiveHits: 30, UserAgent: chrome}, rules.LevelAllow},
+		{"50 rps checkout at its 60th request", rules.Features{Count1s: 50, Count10s: 60, Count60s: 60, Sensitive: true, SensitiveHits: 60, UserAgent: chrome}, rules.LevelThrottle},
+		{"50 rps checkout, evenly spaced, at its 20th request", rules.Features{Count1s: 20, Count10s: 20, Count60s: 20, Sensitive: true, SensitiveHits: 20, Intervals: 11, IntervalCV: 0.1, UserAgent: chrome}, rules.LevelThrottle},
 		{"enumerating ids", rules.Features{Count1s: 4, Count10s: 5, Count60s: 5, SequentialIDs: 4, UserAgent: chrome}, rules.LevelThrottle},
 		{"an iPhone: three icon 404s in four requests are no evidence", rules.Features{Count1s: 3, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, rules.LevelAllow},
 		{"a page of 150 assets", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, Asset: true, Assets10s: 150, UserAgent: chrome}, rules.LevelAllow},
@@ -335,10 +349,10 @@ func TestDefaultCalibration(t *testing.T) {
 		{"3rd probe, a browser's user agent", rules.Features{Count1s: 1, Count10s: 3, Count60s: 3, Probe: true, Probes: 3, Errors4xx: 2, UserAgent: chrome}, rules.LevelThrottle},
 		{"5th probe, a browser's user agent", rules.Features{Count1s: 1, Count10s: 5, Count60s: 5, Probe: true, Probes: 5, Errors4xx: 4, UserAgent: chrome}, rules.LevelBlock},
 		{"bingbot's claim from Azure while its DNS is checked", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, ASN: 8075, CrawlerPending: true, UserAgent: "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"}, rules.LevelAllow},
-		{"bingbot's claim from Azure, refuted", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, ASN: 8075, UserAgent: "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"}, rules.LevelThrottle},
-		{"a tool claiming a crawler while its DNS is checked", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, ASN: 8075, CrawlerPending: true, UserAgent: "curl/8 bingbot"}, rules.LevelThrottle},
+		{"bingbot's claim from Azure, refuted, doing nothing abusive", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, ASN: 8075, UserAgent: "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"}, rules.LevelAllow},
+		{"a tool claiming a crawler, probing", rules.Features{Count1s: 1, Count10s: 2, Count60s: 2, ASN: 8075, CrawlerPending: true, Probe: true, Probes: 2, UserAgent: "curl/8 bingbot"}, rules.LevelThrottle},
 		{"2nd probe, no user agent", rules.Features{Count1s: 1, Count10s: 2, Count60s: 2, Probe: true, Probes: 2, Errors4xx: 1}, rules.LevelThrottle},
-		{"a metronome", rules.Features{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0.03, UserAgent: chrome}, rules.LevelThrottle},
+		{"a metronome doing nothing else", rules.Features{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0.03, UserAgent: chrome}, rules.LevelAllow},
 		{"an API key in Berlin, then London 2 hours later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 930, TravelSeconds: 7200, UserAgent: chrome}, rules.LevelAllow},
 		{"an API key in Berlin, then London 10 minutes later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 930, TravelSeconds: 600, UserAgent: chrome}, rules.LevelBlock},
 		{"an API key in London, then Tokyo 5 minutes later", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, TravelKm: 9560, TravelSeconds: 300, UserAgent: chrome}, rules.LevelBlock},
@@ -355,7 +369,8 @@ func TestDefaultCalibration(t *testing.T) {
 // steps rising.
 func randomConfig(rng *rand.Rand) rules.Config {
 	cfg := rules.DefaultConfig()
-	cfg.Combine = []rules.Combine{rules.NoisyOR, rules.CappedSum}[rng.IntN(2)]
+	cfg.Combine = []rules.Combine{rules.NoisyOR, rules.CappedSum, rules.Amplified}[rng.IntN(3)]
+	cfg.Amplify = rng.Float64() * 10
 	for i := range rules.NumFeatures {
 		if rng.IntN(4) == 0 {
 			above, risk := rng.Float64()*5, 0.0
@@ -455,6 +470,60 @@ func TestScoreProperties(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestNoRefusalWithoutBehaviour is the scoring principle under the
+// Amplified rule: whatever a client's circumstances (user agent class,
+// country, hosting network, regular timing, all at their worst, with any
+// weights and any amplification), it scores 0 while every behavioural
+// feature is at rest; and a principal's circumstances and volume never
+// count at all.
+func TestNoRefusalWithoutBehaviour(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 2000 {
+		cfg := randomConfig(rng)
+		cfg.Combine = rules.Amplified
+		var vals [rules.NumFeatures]float64
+		for f := range rules.NumFeatures {
+			if rules.Circumstantial(f) {
+				vals[f] = rng.Float64() * 40
+			}
+		}
+		require.Zero(t, cfg.ScoreValues(vals, "").Score, "circumstance alone: %v", vals)
+	}
+	cfg := rules.DefaultConfig()
+	worst := rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: "", ASN: 16509, Country: "KP",
+		Intervals: 11, IntervalCV: 0, Addr: netip.MustParseAddr("3.80.0.1")}
+	cfg.CountryRisk = map[string]float64{"KP": 1}
+	assert.Zero(t, rules.Score(&cfg, worst).Score, "no user agent, a hosting network, the riskiest country, a metronome")
+	assert.Zero(t, cfg.UpperBound(&worst, false), "and so no scorer call is needed")
+
+	// A principal: circumstance and volume read 0, behaviour still counts.
+	flood := rules.Features{Count1s: 500, Count10s: 5000, Count60s: 30000, Visits: 30000, Assets10s: 5000,
+		UserAgent: "curl/8", ASN: 16509, Country: "KP", Intervals: 11, IntervalCV: 0, Principal: "key:0123456789ab"}
+	assert.Zero(t, rules.Score(&cfg, flood).Score, "a principal's volume is its rate limits' business")
+	flood.Probes = 5
+	assert.GreaterOrEqual(t, rules.Score(&cfg, flood).Score, cfg.Block, "a principal that probes is blocked")
+}
+
+// TestAmplifiedExplains checks that behaviour's contributions sum to the
+// behavioural score and circumstance's to what it added.
+func TestAmplifiedExplains(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	f := rules.Features{Count1s: 8, Count10s: 60, Count60s: 60, DistinctPaths: 60, Errors4xx: 59, UserAgent: "okhttp/4.12.0", ASN: 16509}
+	r := rules.Score(&cfg, f)
+	alone := f
+	alone.UserAgent, alone.ASN = "Mozilla/5.0 Chrome/131.0", 0
+	b := rules.Score(&cfg, alone).Score
+	circ := 0.0
+	for _, rs := range r.Reasons {
+		if rs.Feature == rules.FeatureUserAgent || rs.Feature == rules.FeatureHosting {
+			circ += rs.Contribution
+			assert.Positive(t, rs.Contribution, rs.Feature)
+		}
+	}
+	assert.Greater(t, r.Score, b)
+	assert.InDelta(t, r.Score-b, circ, 2e-3)
 }
 
 // TestScoreMonotoneSweep walks each count from 0 upwards with the others

@@ -84,17 +84,18 @@ func New(next Scorer, ttl time.Duration, tolerance float64, now func() time.Time
 	return c, nil
 }
 
-// Score returns the cached score for req.IP when it is fresh and the
+// Score returns the cached score for req's client (cacheKey) when it is fresh and the
 // client's observations have not moved; otherwise it asks the wrapped
 // Scorer and caches a successful answer.
 func (c *Cache) Score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreResponse, error) {
 	if c.ttl == 0 {
 		return c.next.Score(ctx, req)
 	}
-	sh := &c.shards[maphash.String(c.seed, req.IP)%shards]
+	key := cacheKey(&req)
+	sh := &c.shards[maphash.String(c.seed, key)%shards]
 	now := c.now()
 	sh.mu.Lock()
-	e, ok := sh.m[req.IP]
+	e, ok := sh.m[key]
 	sh.mu.Unlock()
 	if ok && now.Sub(e.at) < c.ttl && !c.moved(&e.req, &req) {
 		return e.res, nil
@@ -110,9 +111,19 @@ func (c *Cache) Score(ctx context.Context, req wire.ScoreRequest) (wire.ScoreRes
 	if len(sh.m) >= perShard {
 		c.evict(sh, now)
 	}
-	sh.m[req.IP] = entry{req: req, res: res, at: now}
+	sh.m[key] = entry{req: req, res: res, at: now}
 	sh.mu.Unlock()
 	return res, nil
+}
+
+// cacheKey is whom a score is cached for: the principal when the request
+// has one (many principals share a NAT's or a cloud's address, and each is
+// judged by its own record), else the address.
+func cacheKey(req *wire.ScoreRequest) string {
+	if req.Principal != "" {
+		return req.Principal
+	}
+	return req.IP
 }
 
 // evict drops expired entries and, if that freed too little, arbitrary
@@ -135,7 +146,7 @@ func (c *Cache) evict(sh *shard, now time.Time) {
 // moved reports whether the client's observations differ enough from the
 // ones its cached score was computed from.
 func (c *Cache) moved(old, cur *wire.ScoreRequest) bool {
-	if old.Sensitive != cur.Sensitive || old.Asset != cur.Asset || old.Probe != cur.Probe || old.UserAgent != cur.UserAgent || old.PrevIP != cur.PrevIP {
+	if old.Sensitive != cur.Sensitive || old.Asset != cur.Asset || old.Probe != cur.Probe || old.UserAgent != cur.UserAgent || old.PrevIP != cur.PrevIP || old.IP != cur.IP {
 		return true
 	}
 	pairs := [...][2]int64{
@@ -145,6 +156,7 @@ func (c *Cache) moved(old, cur *wire.ScoreRequest) bool {
 		{old.DistinctPaths, cur.DistinctPaths}, {old.SequentialIDs, cur.SequentialIDs},
 		{int64(old.Intervals), int64(cur.Intervals)},
 		{old.Assets10s, cur.Assets10s}, {old.Probes, cur.Probes},
+		{old.Pages60s, cur.Pages60s}, {old.Assets60s, cur.Assets60s},
 	}
 	for _, p := range pairs {
 		if math.Abs(float64(p[1]-p[0])) > c.tolerance*float64(max(p[0], 1)) {

@@ -179,3 +179,29 @@ type scoreFn func(wire.ScoreRequest) (wire.ScoreResponse, error)
 func (f scoreFn) Score(_ context.Context, r wire.ScoreRequest) (wire.ScoreResponse, error) {
 	return f(r)
 }
+
+// Principals behind one address are cached apart, and apart from the
+// address's anonymous clients.
+func TestCacheKeepsPrincipalsApart(t *testing.T) {
+	next := &counting{}
+	clk := &clock{t: time.Unix(1000, 0)}
+	c, err := scorecache.New(next, time.Second, 0.2, clk.now)
+	require.NoError(t, err)
+	ctx := context.Background()
+	anon := wire.ScoreRequest{IP: "192.0.2.1", Count1s: 90}
+	a := wire.ScoreRequest{IP: "192.0.2.1", Count1s: 1, Principal: "key:000000000001"}
+	b := wire.ScoreRequest{IP: "192.0.2.1", Count1s: 2, Principal: "key:000000000002"}
+	for _, r := range []wire.ScoreRequest{anon, a, b} {
+		_, err := c.Score(ctx, r)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 3, next.n(), "three clients, three scores")
+	got, err := c.Score(ctx, a)
+	require.NoError(t, err)
+	assert.Equal(t, 0.01, got.Score, "a's own score, not the address's")
+	assert.Equal(t, 3, next.n(), "a's cached")
+	a.IP = "198.51.100.7" // the principal moved: scored again
+	_, err = c.Score(ctx, a)
+	require.NoError(t, err)
+	assert.Equal(t, 4, next.n())
+}

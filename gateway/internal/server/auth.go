@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -30,6 +29,8 @@ import (
 const (
 	msgNoKey        = "key not provided"
 	msgBadKey       = "Invalid key"
+	msgNoToken      = "bearer token not provided"
+	msgBadToken     = "Invalid token"
 	msgNotAllowed   = "Not allowed"
 	msgBadLogin     = "Invalid credentials"
 	msgIPBlocked    = "IP blocked due to repeated invalid requests."
@@ -50,41 +51,65 @@ var loginClient = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
-// apiKey requires a valid key on routes with auth: api_key, applies RBAC
-// and the per-key limit, and strips the key before forwarding. Missing and
-// invalid keys count toward the client's failure limit; crossing it bans.
+// apiKey requires a valid credential on routes with auth (api_key: a
+// Bulwark key; jwt: a verified JWT bearer token), as the credential step
+// found it, applies RBAC and the per-key limit, and strips a Bulwark key
+// before forwarding (a JWT is the upstream's and passes). Missing and
+// invalid credentials count toward the address's failure limit; crossing
+// it bans the address.
 func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		v := verdictOf(c)
-		if v.route.Auth != "api_key" || p.d.Keys == nil {
+		switch v.route.Auth {
+		case "api_key":
+			if p.d.Keys == nil {
+				return next(c)
+			}
+		case "jwt":
+			if v.cred != credJWT {
+				msg := msgNoToken
+				if v.cred == credBadJWT {
+					msg = msgBadToken
+					p.d.Log.Debug("jwt refused", "err", v.credErr, "ip", v.ip)
+				}
+				return p.authFailure(c, v, msg, wire.EventKeyInvalid)
+			}
+			if !permitted(v.rt.cfg.APIKey.Permissions, v.route.Path, c.Request(), v.role) {
+				return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
+			}
+			return p.perKeyLimit(c, v, next)
+		default:
 			return next(c)
 		}
 		r := c.Request()
-		key, _ := apikey.KeyFrom(r)
-		if key == "" {
+		switch v.cred {
+		case credKey:
+		case credBadKey:
+			return p.authFailure(c, v, msgBadKey, wire.EventKeyInvalid)
+		case credUnverified:
+			p.d.Metrics.dependencyError("redis")
+			p.redisDown("api key not verified", v.credErr)
+			return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
+		default:
 			return p.authFailure(c, v, msgNoKey, wire.EventKeyInvalid)
 		}
-		sess, err := p.d.Keys.Lookup(r.Context(), key, p.d.Now())
-		if errors.Is(err, apikey.ErrNotFound) {
-			return p.authFailure(c, v, msgBadKey, wire.EventKeyInvalid)
-		}
-		if err != nil {
-			p.d.Metrics.dependencyError("redis")
-			return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)
-		}
-		v.keyID, v.role = sess.ID, sess.Role
 		p.remember(c, v, "key")
-		if !permitted(v.rt.cfg.APIKey.Permissions, v.route.Path, r, sess.Role) {
+		if !permitted(v.rt.cfg.APIKey.Permissions, v.route.Path, r, v.role) {
 			return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 		}
-		if l := v.rt.cfg.RateLimit.PerKey; l.Requests > 0 && p.d.Limiter != nil && !v.bypass {
-			if err := p.limit(c, v, queuedLimit{key: "key:{" + sess.ID + "}", n: l.Requests, window: l.Window}); err != nil {
-				return err
-			}
-		}
 		apikey.Strip(r)
-		return next(c)
+		return p.perKeyLimit(c, v, next)
 	}
+}
+
+// perKeyLimit applies rate_limit.per_key to the request's principal.
+func (p *pipeline) perKeyLimit(c echo.Context, v *verdict, next echo.HandlerFunc) error {
+	if l := v.rt.cfg.RateLimit.PerKey; l.Requests > 0 && p.d.Limiter != nil && !v.bypass && v.keyID != "" {
+		if err := p.limit(c, v, queuedLimit{key: "key:{" + v.keyID + "}", n: l.Requests, window: l.Window}); err != nil {
+			return err
+		}
+	}
+	return next(c)
 }
 
 // permitted applies RBAC: the endpoint is the first path segment below the

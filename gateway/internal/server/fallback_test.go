@@ -36,8 +36,8 @@ func (redisDown) Ban(context.Context, netip.Addr, time.Duration, string, time.Ti
 }
 
 // With Redis unreachable the chain runs on the in-memory store: upstream
-// 4xx answers and the gateway's own refusals are counted there, the score
-// sees them, and the ban it makes is held and enforced locally.
+// 4xx answers are counted there (the gateway's own refusals are not), the
+// score sees them, and the ban it makes is held and enforced locally.
 func TestFallbackCountsScoresAndBans(t *testing.T) {
 	t.Parallel()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -49,14 +49,14 @@ func TestFallbackCountsScoresAndBans(t *testing.T) {
 	mem, err := traffic.NewMemory(100)
 	require.NoError(t, err)
 	var seen []wire.ScoreRequest
-	// 0.6 (throttle) at the 3rd 4xx, 1.0 (block) from the 5th: the 429
-	// must count as one.
+	// 0.6 (throttle) for the 4th request, after 3 4xx; 1.0 (block) from
+	// the 4th 4xx: the 429 must not count as one.
 	scorer := scoreFunc(func(r wire.ScoreRequest) (wire.ScoreResponse, error) {
 		seen = append(seen, r)
 		switch {
-		case r.Errors4xx >= 5:
+		case r.Errors4xx >= 4:
 			return wire.ScoreResponse{Score: 1}, nil
-		case r.Errors4xx == 3:
+		case r.Errors4xx == 3 && r.Count60s == 4:
 			return wire.ScoreResponse{Score: 0.6}, nil
 		}
 		return wire.ScoreResponse{}, nil
@@ -83,7 +83,8 @@ func TestFallbackCountsScoresAndBans(t *testing.T) {
 	for i, r := range seen {
 		assert.EqualValues(t, i+1, r.Count60s, "counted in memory, request %d", i)
 	}
-	assert.EqualValues(t, 4, seen[4].Errors4xx, "three 404s and the 429 counted before the fifth")
+	assert.EqualValues(t, 3, seen[4].Errors4xx, "three 404s before the fifth; the 429 is the gateway's")
+	assert.EqualValues(t, 4, seen[5].Errors4xx, "the fifth's 404 is the client's")
 	left, banned := mem.Banned(netip.MustParseAddr("192.0.2.9"), now)
 	assert.True(t, banned, "held for Redis")
 	assert.Greater(t, left, 50*time.Second)

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/apikey"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
@@ -80,7 +81,14 @@ type verdict struct {
 	local     bool // counted in this gateway's memory: Redis was unreachable
 	keyID     string
 	role      string
-	principal string // the API key or login the request names, unverified
+	principal string // the API key or login the request names, unverified (impossible travel)
+	// The verified credential (step credential): its session for a
+	// Bulwark API key, its identity as clientid.Principal and
+	// clientid.Display spell it. With one, id is the principal's identity.
+	session       *apikey.Session
+	principalName string
+	cred          credState
+	credErr       error // why a presented credential was refused
 	decision  string
 	limits    []queuedLimit // rate limits already sent with the observe round trip
 	bodyOver  atomic.Bool   // the body passed max_body_size while it streamed
@@ -314,7 +322,7 @@ func (p *pipeline) limitsFor(c echo.Context, v *verdict) []queuedLimit {
 		return nil
 	}
 	cfg := v.rt.cfg
-	who := ClientKey(v.ip)
+	who := ClientKey(v.id) // a principal's own limits, not its address's
 	var out []queuedLimit
 	if n := cfg.RateLimit.RequestsPerMinute; n > 0 {
 		out = append(out, queuedLimit{key: "ip:{" + who + "}", n: n, window: cfg.RateLimit.Window})
@@ -410,6 +418,7 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 			DistinctPaths: o.DistinctPaths, SequentialIDs: o.SequentialIDs,
 			Intervals: o.Intervals, IntervalCV: o.IntervalCV,
 			Asset: o.Asset, Assets10s: o.Assets10s, Probe: o.Probe, Probes: o.Probes,
+			Principal: v.principalName,
 		}
 		if o.PrevIP.IsValid() {
 			req.PrevIP, req.PrevSeconds = o.PrevIP.String(), o.PrevAge.Seconds()
@@ -431,9 +440,11 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			v.score = res
 		}
-		err := next(c)
-		p.countRefusal(c, v, err) // a later step's 403/429 too
-		return err
+		// The gateway's own refusals (this step's, and any later step's
+		// 403 or 429) are never counted as the client's errors: only the
+		// upstream's answers are (outcome). A throttled client that keeps
+		// coming is judged by what it sends, never by what it was refused.
+		return next(c)
 	}
 }
 
@@ -496,33 +507,6 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n]
-}
-
-// countRefusal records the gateway's own 429 or 403 to the client as a 4xx
-// answer: a client that keeps coming while refused raises its error ratio
-// (and so its score) instead of diluting it.
-//
-// Not for a page asset: assets are counted apart from the error ratio (they
-// do not dilute it either).
-func (p *pipeline) countRefusal(c echo.Context, v *verdict, err error) {
-	var he *echo.HTTPError
-	if v.obs.Asset || !errors.As(err, &he) || he.Code != http.StatusTooManyRequests && he.Code != http.StatusForbidden {
-		return
-	}
-	// Recorded as 429 either way: a refusal is not an auth failure.
-	if v.local {
-		p.d.Fallback.RecordResponse(v.id, p.d.Now(), http.StatusTooManyRequests)
-		return
-	}
-	rec, ok := p.d.Traffic.(ResponseRecorder)
-	if !ok || v.degraded {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
-	defer cancel()
-	if rerr := rec.RecordResponse(ctx, v.id, p.d.Now(), http.StatusTooManyRequests); rerr != nil {
-		p.redisDown("refusal not recorded", rerr, "ip", v.ip)
-	}
 }
 
 // enforce turns the score into a decision. In shadow mode it records what it

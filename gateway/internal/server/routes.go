@@ -72,8 +72,9 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 	protected := e.Group("",
 		p.edge,      // 1. X-Request-ID, timing headers, access log, metrics, audit; the path normalised (pathnorm) and routed
 		p.cors,      // 2. CORS from config, strict by default; preflights end here
-		p.lists,     // 3. deny list → 403 on every path; allow list → skips every layer below
-		p.observe,   // 4. a ban stops the client; one Redis round trip counts it
+		p.lists,      // 3. deny list → 403 on every path; allow list → skips every layer below
+		p.credential, // 3b. a valid API key or JWT makes the request its principal's: counted, limited, scored and banned as that principal
+		p.observe,    // 4. a ban stops the client; one Redis round trip counts it
 		p.route,     // 5. an ambiguous path → 400; no longest-prefix route on the normalised path → 404
 		p.rateLimit, // 6. per-client and per-route sliding windows → 429
 		p.bodyLimit, // 7. 413 over max_body_size (chunked bodies too), only for clients let this far

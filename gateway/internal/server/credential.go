@@ -1,0 +1,99 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/apikey"
+	"github.com/bulwarkgw/bulwark/shared/clientid"
+)
+
+// credState is what the credential step found.
+type credState uint8
+
+const (
+	credNone       credState = iota // no credential the gateway knows
+	credKey                         // a valid Bulwark API key (v.session)
+	credJWT                         // a valid JWT (v.principalName)
+	credBadKey                      // a key-shaped credential no key matches
+	credBadJWT                      // a JWT that failed verification (v.credErr)
+	credUnverified                  // Redis could not tell (v.credErr)
+)
+
+// credential verifies the credential a request carries, before anything
+// is counted: a Bulwark API key (apikey.KeyFrom: KEY, X-API-Key or a
+// key-shaped bearer token, looked up in Redis) or, when JWT verification
+// is configured, a JWT bearer token (verified locally). A valid one makes
+// the request its principal's: v.id becomes the principal's identity
+// (clientid.Principal), so its counts, rate limits, score and bans are the
+// principal's own, never its address's, and its circumstances (user
+// agent, network, country, timing) never count (rules: Features.Principal).
+// A principal is judged by its own record only: a ban of the address it
+// shares (a NAT, a cloud egress) does not stop it, and its own ban never
+// stops the address's other clients.
+//
+// What is refused is decided later, by the route: on a route with auth
+// the missing or invalid credential is answered 401 and counted against
+// the address (apiKey); on an open route an invalid one is ignored (it
+// may be the upstream's own token) and the request is judged by its
+// address. Allow-listed clients are verified too (a route with auth still
+// needs the credential), though nothing is counted for them.
+func (p *pipeline) credential(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		v := verdictOf(c)
+		r := c.Request()
+		now := p.d.Now()
+		if p.d.Keys != nil {
+			if key, _ := apikey.KeyFrom(r); key != "" {
+				ctx, cancel := context.WithTimeout(r.Context(), v.rt.cfg.Redis.Timeout)
+				sess, err := p.d.Keys.Lookup(ctx, key, now)
+				cancel()
+				switch {
+				case err == nil:
+					v.session, v.cred = &sess, credKey
+					v.keyID, v.role = sess.ID, sess.Role
+					p.becomePrincipal(v, clientid.KindKey, sess.ID)
+					return next(c)
+				case errors.Is(err, apikey.ErrNotFound):
+					v.cred = credBadKey
+				default:
+					v.cred, v.credErr = credUnverified, err
+				}
+			}
+		}
+		if p.d.JWT != nil && v.cred == credNone {
+			if tok, ok := bearerToken(r); ok && strings.Count(tok, ".") == 2 {
+				sub, err := p.d.JWT.Verify(tok, now)
+				if err == nil && sub != "" {
+					v.cred = credJWT
+					p.becomePrincipal(v, clientid.KindJWT, sub)
+					v.keyID = v.principalName
+					return next(c)
+				}
+				v.cred, v.credErr = credBadJWT, err
+			}
+		}
+		return next(c)
+	}
+}
+
+// becomePrincipal makes the request its principal's.
+func (p *pipeline) becomePrincipal(v *verdict, kind, id string) {
+	pid := clientid.Principal(kind, id)
+	v.id, v.principalName = pid, clientid.Display(pid)
+}
+
+// bearerToken returns the token of an Authorization header with the Bearer
+// scheme.
+func bearerToken(r *http.Request) (string, bool) {
+	a := r.Header.Get("Authorization")
+	if len(a) < 7 || !strings.EqualFold(a[:7], "bearer ") {
+		return "", false
+	}
+	tok := strings.TrimSpace(a[7:])
+	return tok, tok != ""
+}
