@@ -89,9 +89,9 @@ type verdict struct {
 	principalName string
 	cred          credState
 	credErr       error // why a presented credential was refused
-	decision  string
-	limits    []queuedLimit // rate limits already sent with the observe round trip
-	bodyOver  atomic.Bool   // the body passed max_body_size while it streamed
+	decision      string
+	limits        []queuedLimit // rate limits already sent with the observe round trip
+	bodyOver      atomic.Bool   // the body passed max_body_size while it streamed
 }
 
 // queuedLimit is a rate limit checked in the observe pipeline, read in the

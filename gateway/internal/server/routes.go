@@ -70,18 +70,18 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 		}
 	}
 	protected := e.Group("",
-		p.edge,      // 1. X-Request-ID, timing headers, access log, metrics, audit; the path normalised (pathnorm) and routed
-		p.cors,      // 2. CORS from config, strict by default; preflights end here
+		p.edge,       // 1. X-Request-ID, timing headers, access log, metrics, audit; the path normalised (pathnorm) and routed
+		p.cors,       // 2. CORS from config, strict by default; preflights end here
 		p.lists,      // 3. deny list → 403 on every path; allow list → skips every layer below
 		p.credential, // 3b. a valid API key or JWT makes the request its principal's: counted, limited, scored and banned as that principal
 		p.observe,    // 4. a ban stops the client; one Redis round trip counts it
-		p.route,     // 5. an ambiguous path → 400; no longest-prefix route on the normalised path → 404
-		p.rateLimit, // 6. per-client and per-route sliding windows → 429
-		p.bodyLimit, // 7. 413 over max_body_size (chunked bodies too), only for clients let this far
-		p.apiKey,    // 8. key required on protected routes, RBAC, bad keys → ban
-		p.score,     // 9. the scorer's verdict, unless the bound says it cannot throttle (or the fail-mode fallback)
-		p.enforce,   // 10. block and ban / throttle / pass (shadow mode only records)
-		p.outcome,   // 11. after the upstream answered: its 4xx and 401/403 feed the client's counters
+		p.route,      // 5. an ambiguous path → 400; no longest-prefix route on the normalised path → 404
+		p.rateLimit,  // 6. per-client and per-route sliding windows → 429
+		p.bodyLimit,  // 7. 413 over max_body_size (chunked bodies too), only for clients let this far
+		p.apiKey,     // 8. a verified key or JWT required on routes with auth, RBAC, per-key limit; bad credentials → ban
+		p.score,      // 9. the scorer's verdict, unless the bound says it cannot throttle (or the fail-mode fallback)
+		p.enforce,    // 10. block and ban / throttle / pass (shadow mode only records)
+		p.outcome,    // 11. after the upstream answered: its 4xx and 401/403 feed the client's counters
 	)
 	protected.Any("/*", p.forward) // 12. login, guarded login routes, or the proxy
 	protected.Any("", p.forward)
