@@ -156,6 +156,15 @@ func TestDefaultGolden(t *testing.T) {
 		{"verified googlebot", rules.Features{Count1s: 3, Count10s: 20, Count60s: 120, SequentialIDs: 30, DistinctPaths: 120, UserAgent: "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", Addr: netip.MustParseAddr("66.249.66.1"), Country: "US", ASN: 15169}},
 		{"bingbot verified by DNS on a hosting ASN", rules.Features{Count1s: 3, Count10s: 20, Count60s: 120, DistinctPaths: 120, UserAgent: "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", Addr: netip.MustParseAddr("52.167.144.20"), Country: "US", ASN: 8075, Hostnames: []string{"msnbot-52-167-144-20.search.msn.com"}}},
 		{"bingbot unverified on a hosting ASN", rules.Features{Count1s: 3, Count10s: 20, Count60s: 120, DistinctPaths: 120, UserAgent: "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", Addr: netip.MustParseAddr("52.167.144.20"), Country: "US", ASN: 8075}},
+		// The API's clients and the attackers the amplified rule was made
+		// for (scorer/rules/doc.go).
+		{"integration from a cloud on a timer", rules.Features{Count1s: 5, Count10s: 50, Count60s: 300, DistinctPaths: 9, Intervals: 11, IntervalCV: 0.01, UserAgent: "python-requests/2.32.3", Country: "US", ASN: 16509}},
+		{"webhook burst from a cloud", rules.Features{Count1s: 50, Count10s: 50, Count60s: 100, DistinctPaths: 1, Intervals: 11, IntervalCV: 2.5, UserAgent: "Stripe/1.0 (+https://stripe.com/docs/webhooks)", Country: "US", ASN: 16509}},
+		{"principal batch job at 50/s", rules.Features{Count1s: 50, Count10s: 500, Count60s: 3000, DistinctPaths: 40, Intervals: 11, IntervalCV: 0.05, UserAgent: "Go-http-client/1.1", Country: "US", ASN: 16509, Principal: "key:0123456789ab"}},
+		{"leaked key enumerating orders", rules.Features{Count1s: 5, Count10s: 50, Count60s: 300, SequentialIDs: 300, AuthFailures: 298, Errors4xx: 298, Intervals: 11, IntervalCV: 0.1, UserAgent: "python-requests/2.31.0", Principal: "key:0123456789ab"}},
+		{"okhttp scraping random ids", rules.Features{Count1s: 8, Count10s: 80, Count60s: 480, DistinctPaths: 470, Errors4xx: 450, Intervals: 11, IntervalCV: 0.2, UserAgent: "okhttp/4.12.0"}},
+		{"scraper posing as a browser, pages without assets", rules.Features{Count1s: 2, Count10s: 12, Count60s: 72, DistinctPaths: 72, Pages60s: 72, UserAgent: chrome}},
+		{"person reading pages with their assets", rules.Features{Count1s: 1, Count10s: 2, Count60s: 8, DistinctPaths: 8, Pages60s: 8, Assets60s: 200, Intervals: 11, IntervalCV: 1.4, UserAgent: chrome}},
 	}
 	var rows []golden
 	for _, c := range cases {

@@ -51,6 +51,19 @@ func TestParsePartial(t *testing.T) {
 			},
 		},
 		{
+			name: "another rule, no amplification",
+			yaml: "combine: noisy_or\namplify: 0\n",
+			edit: func(p *profile.Profile) { p.Combine, p.Amplify = "noisy_or", 0 },
+		},
+		{
+			name: "bare pages",
+			yaml: "amplify: 1.5\nfeatures:\n  bare_pages: {low: 5, high: 20}\n",
+			edit: func(p *profile.Profile) {
+				p.Amplify = 1.5
+				p.Features.BarePages.Low, p.Features.BarePages.High = 5, 20
+			},
+		},
+		{
 			name: "null section keeps defaults",
 			yaml: "features:\n  burst:\n",
 			edit: func(*profile.Profile) {},
@@ -170,7 +183,30 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "combine",
 			yaml: "combine: max\n",
-			want: map[string]string{"combine": `must be "noisy_or" or "capped_sum", got "max"`},
+			want: map[string]string{"combine": `must be "amplified", "noisy_or" or "capped_sum", got "max"`},
+		},
+		{
+			name: "amplify out of range",
+			yaml: "amplify: 11\n",
+			want: map[string]string{"amplify": "must be between 0 and 10, got 11"},
+		},
+		{
+			name: "negative amplify",
+			yaml: "amplify: -0.5\n",
+			want: map[string]string{"amplify": "must be between 0 and 10, got -0.5"},
+		},
+		{
+			name: "amplify not a number",
+			yaml: "amplify: lots\n",
+			want: map[string]string{"amplify": `want a number, got "lots"`},
+		},
+		{
+			name: "bare_pages",
+			yaml: "features:\n  bare_pages: {low: 30, high: 10, bogus: 1}\n",
+			want: map[string]string{
+				"features.bare_pages.high":  "must be greater than low (30), got 10",
+				"features.bare_pages.bogus": "unknown key",
+			},
 		},
 		{
 			name: "steps must rise",
@@ -285,9 +321,21 @@ func TestJSON(t *testing.T) {
 	var got map[string]any
 	require.NoError(t, json.Unmarshal(data, &got))
 	assert.Equal(t, "default", got["name"])
-	assert.Equal(t, "noisy_or", got["combine"])
-	burst := got["features"].(map[string]any)["burst"]
-	assert.Equal(t, map[string]any{"low": 15.0, "high": 40.0, "weight": 1.0}, burst)
+	assert.Equal(t, "amplified", got["combine"])
+	assert.Equal(t, 2.5, got["amplify"])
+	features := got["features"].(map[string]any)
+	assert.Equal(t, map[string]any{"low": 40.0, "high": 120.0, "weight": 1.0}, features["burst"])
+	assert.Equal(t, map[string]any{"low": 10.0, "high": 30.0, "weight": 0.75}, features["bare_pages"])
+	// The gateway reads this form back and refuses it if any feature is
+	// missing (gateway/internal/localscore).
+	for _, name := range rules.FeatureNames {
+		assert.Contains(t, features, name)
+	}
+	assert.Len(t, features, int(rules.NumFeatures))
+	// And it reads back as the same rules.
+	again, err := profile.Parse(data)
+	require.NoError(t, err)
+	assert.Equal(t, rules.DefaultConfig(), again.Rules())
 	assert.Equal(t, map[string]any{"block": 0.8, "throttle": 0.5}, got["thresholds"])
 	assert.False(t, strings.Contains(string(data), "null"))
 }

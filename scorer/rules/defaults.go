@@ -46,9 +46,9 @@ func DefaultConfig() Config {
 	// Page assets per second over 10 s: a browser loading a page of 150
 	// is at 15; only a flood far past any page throttles.
 	c.Curves[AssetRate] = Ramp(50, 120, 0.7)
-	// HTML pages in 60 s per asset (+1) in 60 s, for a client that claims
-	// a browser: people read about 6 pages a minute and load assets with
-	// them; a scraper with a browser's user agent takes the pages alone.
+	// HTML pages in 60 s per asset (+1) in 60 s, for every client but a
+	// self-declared crawler: people read about 6 pages a minute and load
+	// assets with them; a scraper takes the pages alone.
 	c.Curves[BarePages] = Ramp(10, 30, 0.75)
 	c.MinIntervals = 8
 	c.MinRequests = 4

@@ -44,6 +44,25 @@
 //	                  of software the upstream does not run (the gateway's
 //	                  scoring.probe_paths: /wp-login.php, /.env, /.git, ...)
 //	asset_rate        page assets in the last 10 s / 10 (req/s)
+//	bare_pages        HTML pages in 60 s / (1 + page assets in 60 s), for
+//	                  every client but a self-declared crawler (whose trade
+//	                  it is; allow rules and bot_risk judge those). People
+//	                  load a page's assets with it and read a few pages a
+//	                  minute; a scraper, with a browser's user agent or a
+//	                  tool's, takes the pages alone
+//
+// user_agent, geo, hosting and regularity are circumstantial (Circumstantial):
+// they say what a client is and where it comes from, not what it does.
+// Every other feature is behavioural.
+//
+// A principal (Features.Principal: the request carried a verified
+// credential, an API key or a JWT's subject) is judged by its own behaviour
+// alone: its circumstantial features and bare_pages read 0, and under the
+// Amplified rule so do its volume features (burst, rate, rate_60s, visits,
+// sensitive_visits, asset_rate: its rate limits govern how much it sends;
+// the other rules keep them, as seed 002's profile is nothing but volume);
+// failed authorisations, errors, enumeration, probes, travel and the rest
+// still count.
 //
 // A curve is either a ramp (risk 0 at or below Low, 1 at or above High,
 // linear between) or a step function (the risk of the highest step whose
@@ -64,54 +83,76 @@
 //
 // # Combination
 //
-// With w_i the weight and r_i the risk of feature i (both in [0, 1]):
+// With w_i the weight and r_i the risk of feature i (both in [0, 1]), and A
+// the profile's amplify (Config.Amplify; a negative one counts as 0):
 //
 //	noisy_or:    score = 1 − Π (1 − w_i · r_i)
 //	capped_sum:  score = min(1, Σ w_i · r_i)
+//	amplified:   b     = 1 − Π over behavioural i of (1 − w_i · r_i)
+//	             c     = 1 − Π over circumstantial i of (1 − w_i · r_i)
+//	             score = 1 − (1 − b)^(1 + A · c)
 //
-// The score is rounded to 4 decimals. Both rules are bounded to [0, 1] and
-// never decrease when any one risk grows. Each Reason's Contribution is the
-// feature's proportional share of the score,
+// noisy_or and capped_sum treat every feature alike. amplified is the
+// principle "no refusal without abusive behaviour; circumstance may
+// strengthen behavioural evidence, never replace it": b = 0 gives score 0
+// whatever c is; c = 0 gives b; the worst circumstances (c = 1) raise
+// what behaviour leaves, 1 − b, to the power 1 + A, so with A = 2.5
+// behaviour worth 0.4 alone scores 1 − 0.6^3.5 = 0.83. The score is rounded
+// to 4 decimals. Every rule is bounded to [0, 1] and never decreases when
+// any one risk grows.
+//
+// Each Reason's Contribution is the feature's share of the score (rounded
+// to 4 decimals), so the contributions sum to the score up to rounding.
+// Under noisy_or and capped_sum it is the feature's proportional share,
 //
 //	contribution_i = w_i · r_i / Σ_j w_j · r_j × score
 //
-// (rounded to 4 decimals), so the contributions sum to the score up to
-// rounding. Reasons list every feature, also those contributing nothing,
-// sorted by contribution (largest first) then by feature name; a Reason's
-// Value is the raw value (rounded to 4 decimals).
+// Under amplified behaviour explains b and circumstance what it added:
+//
+//	behavioural i:    w_i · r_i / Σ_behavioural w_j · r_j × min(b, score)
+//	circumstantial i: w_i · r_i / Σ_circumstantial w_j · r_j × (score − min(b, score))
+//
+// Reasons list every feature, also those contributing nothing, sorted by
+// contribution (largest first) then by feature name; a Reason's Value is
+// the raw value (rounded to 4 decimals).
 //
 // Level: score ≥ Block → block; score ≥ Throttle → throttle; else allow.
 //
 // # Defaults
 //
-// DefaultConfig (the "default" profile) uses noisy-OR with:
+// DefaultConfig (the "default" profile) uses amplified with amplify 2.5 and:
 //
 //	feature          low    high   weight
-//	burst            15     40     1.0
+//	burst            40     120    1.0
 //	rate             5      15     0.9
-//	rate_60s         3      8      0.6
+//	rate_60s         6      15     0.6
 //	sensitive_hits   0      4      0.45
-//	regularity       0.6    0.85   0.6    (at least 8 gaps)
-//	auth_failures    2      8      0.9
+//	regularity       0.6    0.85   0.6    (at least 8 gaps; circumstantial)
+//	auth_failures    0      8      0.9
 //	error_ratio      0.2    0.7    0.6    (at least 4 requests; prior 8 at 5 %)
 //	path_diversity   30     100    0.5
 //	enumeration      2      5      0.9
-//	user_agent       0      1      0.45
-//	geo              0      1      0.5    (country risk map empty)
-//	hosting          0      1      0.45
+//	user_agent       0      1      0.45   (circumstantial)
+//	geo              0      1      0.5    (circumstantial; country risk map empty)
+//	hosting          0      1      0.45   (circumstantial)
 //	travel           1000   5000   0.9    (km/h; at least 500 km, 60 s)
 //	probing          0.8    5      1.0    (3rd probe 0.52, 5th 1.0)
 //	asset_rate       50     120    0.7
+//	bare_pages       10     30     0.75
 //	visits, sensitive_visits              0 (off)
 //
-// and block 0.8, throttle 0.5. Where they come from: the ramps start where
-// the simulator's people (pages with their assets, think time of seconds,
-// logins that mostly succeed) stop, and the weights were raised until every
-// bot scenario reached throttle after its first second (make detect; the
-// README has the table). No single circumstantial feature (a tool's user
-// agent, a hosting network, login pressure) reaches the throttle threshold
-// alone, but any two do, so a datacenter client on a login or checkout path
-// is throttled from its first request. A 50 rps client on checkout is
-// blocked by its 32nd request in a second, by about its 20th when its
-// requests are evenly spaced.
+// and block 0.8, throttle 0.5. Circumstance never refuses, alone or
+// together: a tool's user agent from a hosting network on a metronome
+// scores 0 until it does something, and then raises 1 − b to at most the
+// power 3.5. A principal's circumstances and volume never count; it is
+// refused for what it does. Where the numbers come from (make detect; the
+// README has the table): the ramps start where the simulator's people and
+// API clients stop, so a webhook sender's burst of 50 in a second passes
+// (0.25 from its cloud), and so does a server integration polling at 5
+// req/s on a timer for hours (0). The sneaker bot (50 checkouts a second,
+// evenly spaced) is caught by its checkout pressure (0.45) amplified by its
+// metronome, throttled from about its 9th request, blocked from its 44th;
+// the low-and-slow botnet by its failed logins amplified by its hosting
+// network, each member throttled at its 2nd login and blocked at its 4th
+// (from a residential network it would be its 4th and 6th).
 package rules

@@ -257,14 +257,16 @@ type Features struct {
 	// and a false one is scored as any browser until the answer comes.
 	CrawlerPending bool
 	// Pages60s counts the documents (HTML answers) the client fetched in
-	// 60 s and Assets60s its page assets in 60 s: a client whose user
-	// agent claims a browser and that reads pages without loading what a
-	// browser loads with them shows it (bare_pages).
+	// 60 s and Assets60s its page assets in 60 s: a client that reads
+	// pages without loading what a browser loads with them, faster than
+	// people read, is scraping (bare_pages), whatever user agent it
+	// sends; only a self-declared crawler is left to its own rules.
 	Pages60s, Assets60s int64
 	// Principal names the verified credential the request carried
 	// ("key:...", "jwt:..."), "" for none. A principal is judged by its own
 	// behaviour: no circumstantial feature applies to it, and its volume
-	// is governed by its rate limits (the volume features read 0).
+	// is governed by its rate limits (under the Amplified rule the volume
+	// features read 0).
 	Principal string
 	// Hostnames are Addr's forward-confirmed reverse DNS names: names its
 	// PTR records give whose own A/AAAA records contain Addr again. Lower
@@ -318,12 +320,15 @@ func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
 	}
 	v[Probing] = float64(max(f.Probes, 0))
 	v[AssetRate] = float64(max(f.Assets10s, 0)) / 10
-	if v[UserAgent] == 0 && f.Pages60s > 0 && cfg.claimsBrowser(f.UserAgent) {
+	if f.Pages60s > 0 && !cfg.declaresCrawler(f.UserAgent) {
 		v[BarePages] = float64(f.Pages60s) / float64(1+max(f.Assets60s, 0))
 	}
 	if f.Principal != "" {
+		// A principal's circumstances never count; under the Amplified
+		// rule its volume is its rate limits' business too (other rules
+		// keep volume: seed 002's profile is nothing but volume).
 		for i := range NumFeatures {
-			if volume(i) || Circumstantial(i) || i == BarePages {
+			if Circumstantial(i) || i == BarePages || volume(i) && cfg.Combine == Amplified {
 				v[i] = 0
 			}
 		}
@@ -331,19 +336,16 @@ func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
 	return v
 }
 
-// claimsBrowser reports whether ua presents itself as a browser: it
-// starts with "Mozilla/" (every browser's does) and names no crawler (a
-// tool's is ruled out by the caller: its user_agent risk is not 0).
-func (cfg *Config) claimsBrowser(ua string) bool {
-	if len(ua) < 8 || !equalFoldASCII(ua[:8], "mozilla/") {
-		return false
-	}
+// declaresCrawler reports whether ua names itself a crawler (BotUA): a
+// crawler reads pages without their assets by trade, and is judged as one
+// (allow rules, bot_risk) instead.
+func (cfg *Config) declaresCrawler(ua string) bool {
 	for _, s := range cfg.BotUA {
 		if containsFold(ua, s) {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // errorRatio is the share of errors in n requests, smoothed towards

@@ -122,7 +122,7 @@ func complete(b []byte) error {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return fmt.Errorf("not a JSON object: %w", err)
 	}
-	for _, k := range []string{"name", "combine", "features", "allow", "thresholds"} {
+	for _, k := range []string{"name", "combine", "amplify", "features", "allow", "thresholds"} {
 		if _, ok := doc[k]; !ok {
 			return fmt.Errorf("%s: missing", k)
 		}

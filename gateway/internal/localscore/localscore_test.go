@@ -47,16 +47,29 @@ func TestFallback(t *testing.T) {
 		level string
 	}{
 		{"idle browser", wire.ScoreRequest{Count1s: 1, Count10s: 1, Count60s: 1, UserAgent: chrome}, 0, "allow"},
-		{"tool", wire.ScoreRequest{Count1s: 1, UserAgent: "curl/8"}, 0.45, "allow"},
-		// The scorer's default profile: burst 32 is a risk of 0.68, 32
-		// sensitive hits 1 × 0.45: 1 − 0.32 · 0.55.
-		{"50 rps checkout at its 32nd request", wire.ScoreRequest{Count1s: 32, Count10s: 32, Count60s: 32, SensitiveHits: 32, UserAgent: chrome}, 0.824, "block"},
-		{"burst alone", wire.ScoreRequest{Count1s: 40, Count10s: 40, Count60s: 40, UserAgent: chrome}, 1, "block"},
+		// The scorer's default profile (amplified): a tool's user agent
+		// alone is no behaviour, and circumstance only strengthens it.
+		{"tool", wire.ScoreRequest{Count1s: 1, UserAgent: "curl/8"}, 0, "allow"},
+		// Burst 32 is no risk (the ramp starts at 40); 32 sensitive hits
+		// are 1 × 0.45.
+		{"50 rps checkout at its 32nd request", wire.ScoreRequest{Count1s: 32, Count10s: 32, Count60s: 32, SensitiveHits: 32, UserAgent: chrome}, 0.45, "allow"},
+		// Burst 50 is 0.125, rate 6 0.09, the hits 0.45: 1 − 0.875 · 0.91 · 0.55.
+		{"50 rps checkout at its 60th request", wire.ScoreRequest{Count1s: 50, Count10s: 60, Count60s: 60, SensitiveHits: 60, UserAgent: chrome}, 0.5621, "throttle"},
+		{"50 rps checkout for 3 s", wire.ScoreRequest{Count1s: 50, Count10s: 150, Count60s: 150, SensitiveHits: 150, UserAgent: chrome}, 0.9519, "block"},
+		{"a webhook's burst of 50", wire.ScoreRequest{Count1s: 50, Count10s: 50, Count60s: 50, UserAgent: chrome}, 0.125, "allow"},
+		{"burst alone", wire.ScoreRequest{Count1s: 120, Count10s: 120, Count60s: 120, UserAgent: chrome}, 1, "block"},
 		{"enumeration", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, SequentialIDs: 4, UserAgent: chrome}, 0.6, "throttle"},
 		{"error ratio: 3 in 4 is no evidence", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, 0.1, "allow"},
 		{"error ratio: 40 in 40", wire.ScoreRequest{Count1s: 4, Count10s: 20, Count60s: 40, Errors4xx: 40, UserAgent: chrome}, 0.6, "throttle"},
+		// The same errors from a tool: 1 − 0.4^(1 + 2.5 · 0.45).
+		{"error ratio: 40 in 40 from a tool", wire.ScoreRequest{Count1s: 4, Count10s: 20, Count60s: 40, Errors4xx: 40, UserAgent: "curl/8"}, 0.8573, "block"},
 		{"3rd probe", wire.ScoreRequest{Count1s: 1, Count10s: 3, Count60s: 3, Probe: true, Probes: 3, UserAgent: chrome}, 0.5238, "throttle"},
-		{"metronome", wire.ScoreRequest{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0, UserAgent: chrome}, 0.6, "throttle"},
+		// Regular timing is circumstance: alone it refuses nobody, on
+		// checkout it amplifies the hits, 1 − 0.55^(1 + 2.5 · 0.6).
+		{"metronome", wire.ScoreRequest{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0, UserAgent: chrome}, 0, "allow"},
+		{"metronome on checkout", wire.ScoreRequest{Count1s: 1, Count10s: 4, Count60s: 20, SensitiveHits: 20, Intervals: 11, IntervalCV: 0, UserAgent: chrome}, 0.7757, "throttle"},
+		{"a browser's user agent, 40 pages a minute without assets", wire.ScoreRequest{Count1s: 1, Count10s: 7, Count60s: 40, DistinctPaths: 40, Pages60s: 40, UserAgent: chrome}, 0.7679, "throttle"},
+		{"a principal at 80 req/s", wire.ScoreRequest{Count1s: 80, Count10s: 800, Count60s: 4800, DistinctPaths: 2, UserAgent: "Go-http-client/1.1", Principal: "key:0123456789ab"}, 0, "allow"},
 	}
 	for _, tt := range tests {
 		res := r.Fallback(tt.req, home, 0.8, 0.5)
@@ -81,9 +94,13 @@ func TestFallback(t *testing.T) {
 	far := r.Fallback(wire.ScoreRequest{Count1s: 1, UserAgent: "bingbot/2.0"}, netip.MustParseAddr("52.167.144.20"), 0.8, 0.5)
 	assert.Empty(t, far.Allow)
 	assert.Zero(t, far.Score, "%+v", far.Reasons)
-	// A claim no DNS rule checks is scored as a self-declared crawler.
+	// A claim no DNS rule checks is scored as a self-declared crawler: a
+	// circumstance, nothing alone, strengthening behaviour (3 probes,
+	// 0.5238 from a browser: 1 − 0.4762^(1 + 2.5 · 0.225)).
 	other := r.Fallback(wire.ScoreRequest{Count1s: 1, UserAgent: "somebot/1.0"}, netip.MustParseAddr("52.167.144.20"), 0.8, 0.5)
-	assert.Equal(t, 0.225, other.Score, "%+v", other.Reasons)
+	assert.Zero(t, other.Score, "%+v", other.Reasons)
+	probing := r.Fallback(wire.ScoreRequest{Count1s: 1, Count10s: 3, Count60s: 3, Probe: true, Probes: 3, UserAgent: "somebot/1.0"}, netip.MustParseAddr("52.167.144.20"), 0.8, 0.5)
+	assert.Equal(t, 0.6863, probing.Score, "%+v", probing.Reasons)
 }
 
 func TestNoBoundUntilTheProfileIsKnown(t *testing.T) {
@@ -190,6 +207,27 @@ func TestBoundFollowsTheScorersProfile(t *testing.T) {
 	b, _, ok = seed.Bound(&req, home)
 	require.True(t, ok)
 	assert.GreaterOrEqual(t, b, 0.7)
+}
+
+// TestBoundOfCircumstanceAlone: with the default (amplified) profile a
+// tool doing nothing abusive cannot be throttled wherever it turns out to
+// come from, so the gateway need not wait for the scorer; with some
+// behaviour the network it may be on can lift it over the line.
+func TestBoundOfCircumstanceAlone(t *testing.T) {
+	r, err := localscore.New(served(t, "default"), quiet)
+	require.NoError(t, err)
+	require.NoError(t, r.Sync(context.Background()))
+	req := wire.ScoreRequest{Count1s: 3, Count10s: 20, Count60s: 120, DistinctPaths: 3, Intervals: 11, IntervalCV: 0, UserAgent: "python-requests/2.32.3"}
+	bound, local, ok := r.Bound(&req, home)
+	require.True(t, ok)
+	assert.Zero(t, bound)
+	assert.Zero(t, local)
+
+	req.Errors4xx, req.Count60s, req.Intervals = 8, 12, 0
+	bound, local, ok = r.Bound(&req, home)
+	require.True(t, ok)
+	assert.Less(t, local, 0.5)
+	assert.GreaterOrEqual(t, bound, 0.5)
 }
 
 // TestBoundAroundACrawlerClaim: for a user agent a DNS allow rule claims,

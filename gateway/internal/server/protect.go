@@ -418,6 +418,7 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 			DistinctPaths: o.DistinctPaths, SequentialIDs: o.SequentialIDs,
 			Intervals: o.Intervals, IntervalCV: o.IntervalCV,
 			Asset: o.Asset, Assets10s: o.Assets10s, Probe: o.Probe, Probes: o.Probes,
+			Pages60s: o.Pages60s, Assets60s: o.Assets60s,
 			Principal: v.principalName,
 		}
 		if o.PrevIP.IsValid() {

@@ -121,7 +121,7 @@ func TestRunServesAndStops(t *testing.T) {
 	assert.JSONEq(t, `{"status":"ok"}`, string(body))
 
 	resp, err = client.Post(base+"/v1/score", "application/json",
-		strings.NewReader(`{"ip":"81.2.69.142","count_1s":40,"count_10s":40,"count_60s":40}`))
+		strings.NewReader(`{"ip":"81.2.69.142","count_1s":120,"count_10s":120,"count_60s":120}`))
 	require.NoError(t, err)
 	var sr wire.ScoreResponse
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&sr))

@@ -78,6 +78,7 @@ func TestCrawlerVerifiedByDNS(t *testing.T) {
 
 	first := scoreUA(t, h, "52.167.144.20", bingbot)
 	assert.Empty(t, first.Allow, "DNS not known yet: the networks alone decide")
+	assert.Equal(t, wire.LevelThrottle, first.Level, "120 paths a minute from a hosting network")
 	for _, r := range first.Reasons {
 		if r.Feature == "user_agent" {
 			assert.Zero(t, r.Value, "the claim is being checked: it counts neither way")
@@ -126,11 +127,32 @@ func TestCrawlerSpoofedAndOrdinaryClients(t *testing.T) {
 	}
 	assert.Zero(t, dns.Total(), "no DNS for clients that claim no crawler")
 
-	scoreUA(t, h, "52.1.2.3", googlebot)
+	// The busy crawler's 120 paths a minute (a risk of 0.5) amplified by
+	// the hosting network: 1 − 0.5^2.125 while the claim is checked, and
+	// by the refuted claim as well afterwards: 1 − 0.5^(1 + 2.5 · 0.574).
+	pending := scoreUA(t, h, "52.1.2.3", googlebot)
+	assert.Equal(t, wire.LevelThrottle, pending.Level)
 	<-done
 	got := scoreUA(t, h, "52.1.2.3", googlebot)
 	assert.Empty(t, got.Allow, "the PTR claims googlebot.com, googlebot.com does not point back")
-	assert.Equal(t, wire.LevelThrottle, got.Level, "a refuted claim counts against the client again")
+	assert.Equal(t, wire.LevelBlock, got.Level, "a refuted claim counts against the client again")
+	assert.Greater(t, got.Score, pending.Score)
+	for _, r := range got.Reasons {
+		if r.Feature == "user_agent" {
+			assert.Equal(t, 0.5, r.Value)
+			assert.Positive(t, r.Contribution)
+		}
+	}
+
+	// Circumstance alone refuses nobody: the refuted claim from the
+	// hosting network, doing nothing abusive, is allowed.
+	rec := do(h, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"52.1.2.3","count_1s":1,"count_10s":1,"count_60s":1,"user_agent":"`+googlebot+`"}`))
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	var quiet wire.ScoreResponse
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &quiet))
+	assert.Empty(t, quiet.Allow)
+	assert.Zero(t, quiet.Score)
+	assert.Equal(t, wire.LevelAllow, quiet.Level)
 }
 
 // TestCrawlerDNSNeverDelaysAScore: with the lookup held in the DNS server,

@@ -101,18 +101,47 @@ func TestScore(t *testing.T) {
 		geo   *wire.Geo
 	}{
 		{
-			name:  "known address, a burst from curl",
-			body:  `{"ip":"81.2.69.142","count_1s":42,"count_10s":31,"count_60s":31,"method":"GET","path":"/","user_agent":"curl/8"}`,
-			score: 1, level: "block",
-			top: wire.Reason{Feature: "burst", Value: 42, Contribution: 0.6897},
+			name: "known address, a burst from curl",
+			body: `{"ip":"81.2.69.142","count_1s":100,"count_10s":31,"count_60s":31,"method":"GET","path":"/","user_agent":"curl/8"}`,
+			// burst 100 is a risk of 0.75; the tool's user agent (c = 0.45)
+			// amplifies it: 1 − 0.25^(1 + 2.5 · 0.45).
+			score: 0.9474, level: "block",
+			top: wire.Reason{Feature: "burst", Value: 100, Contribution: 0.75},
 			geo: &wire.Geo{Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, ASN: 20712, Org: "Andrews & Arnold Ltd"},
 		},
 		{
-			name:  "risky country",
+			name: "known address, a webhook's burst of 42 from curl",
+			body: `{"ip":"81.2.69.142","count_1s":42,"count_10s":31,"count_60s":31,"method":"GET","path":"/","user_agent":"curl/8"}`,
+			// burst 42 is a risk of 0.025: 1 − 0.975^2.125. The tool's user
+			// agent explains what it added to the burst's 0.025.
+			score: 0.0524, level: "allow",
+			top: wire.Reason{Feature: "user_agent", Value: 1, Contribution: 0.0274},
+			geo: &wire.Geo{Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, ASN: 20712, Org: "Andrews & Arnold Ltd"},
+		},
+		{
+			// Circumstance alone refuses nobody.
+			name:  "risky country, nothing abusive",
 			body:  `{"ip":"175.45.176.1","count_1s":1,"count_10s":1,"count_60s":1,"user_agent":"` + chrome + `"}`,
-			score: 0.5, level: "throttle",
-			top: wire.Reason{Feature: "geo", Value: 1, Contribution: 0.5},
+			score: 0, level: "allow",
+			top: wire.Reason{Feature: "asset_rate", Value: 0, Contribution: 0},
 			geo: &wire.Geo{Country: "KP", City: "Pyongyang", Lat: 39.0392, Lon: 125.7625},
+		},
+		{
+			// It strengthens behaviour: two failed logins (b = 1 − 0.775²
+			// = 0.3994, allowed from London below) amplified by the
+			// country (c = 0.5): 1 − 0.6006^2.25.
+			name:  "risky country, two failed logins",
+			body:  `{"ip":"175.45.176.1","count_1s":1,"count_10s":2,"count_60s":2,"sensitive":true,"sensitive_hits":2,"auth_failures":2,"errors_4xx":2,"user_agent":"` + chrome + `"}`,
+			score: 0.6824, level: "throttle",
+			top: wire.Reason{Feature: "geo", Value: 1, Contribution: 0.283},
+			geo: &wire.Geo{Country: "KP", City: "Pyongyang", Lat: 39.0392, Lon: 125.7625},
+		},
+		{
+			name:  "known address, two failed logins",
+			body:  `{"ip":"81.2.69.142","count_1s":1,"count_10s":2,"count_60s":2,"sensitive":true,"sensitive_hits":2,"auth_failures":2,"errors_4xx":2,"user_agent":"` + chrome + `"}`,
+			score: 0.3994, level: "allow",
+			top: wire.Reason{Feature: "auth_failures", Value: 2, Contribution: 0.1997},
+			geo: &wire.Geo{Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, ASN: 20712, Org: "Andrews & Arnold Ltd"},
 		},
 		{
 			name:  "local address",
@@ -124,10 +153,11 @@ func TestScore(t *testing.T) {
 		{
 			name: "unknown address and IPv6, every new feature",
 			body: `{"ip":"2001:4860::8888","count_1s":2,"count_10s":4,"count_60s":8,"sensitive":true,"sensitive_hits":3,"auth_failures":5,"errors_4xx":5,"distinct_paths":4,"sequential_ids":0,"intervals":9,"interval_cv":0.9,"user_agent":"` + chrome + `"}`,
-			// auth_failures weighs 0.45, sensitive_hits 0.3375, error_ratio
-			// (5 in 8, smoothed to 5.4 / 16) 0.165: 1 − 0.55 · 0.6625 · 0.835.
-			score: 0.6957, level: "throttle",
-			top: wire.Reason{Feature: "auth_failures", Value: 5, Contribution: 0.3287},
+			// auth_failures weighs 0.5625, sensitive_hits 0.3375, error_ratio
+			// (5 in 8, smoothed to 5.4 / 16) 0.165: 1 − 0.4375 · 0.6625 ·
+			// 0.835, nothing circumstantial to amplify it.
+			score: 0.758, level: "throttle",
+			top: wire.Reason{Feature: "auth_failures", Value: 5, Contribution: 0.4003},
 		},
 		{
 			name:  "geo failure scores without geo",
@@ -182,16 +212,22 @@ func TestImpossibleTravel(t *testing.T) {
 
 func TestScoreBatch(t *testing.T) {
 	e, _ := newServer(t, slog.LevelInfo)
-	body := `{"requests":[{"ip":"175.45.176.1","user_agent":"` + chrome + `"},{"ip":"10.0.0.1","count_1s":100,"user_agent":"` + chrome + `"},{"ip":"10.0.0.2","user_agent":"` + chrome + `"}]}`
+	body := `{"requests":[` +
+		`{"ip":"175.45.176.1","count_60s":2,"sensitive_hits":2,"auth_failures":2,"errors_4xx":2,"user_agent":"` + chrome + `"},` +
+		`{"ip":"10.0.0.1","count_1s":120,"user_agent":"` + chrome + `"},` +
+		`{"ip":"10.0.0.2","user_agent":"` + chrome + `"},` +
+		`{"ip":"175.45.176.1","user_agent":"` + chrome + `"}]}`
 	rec := do(e, http.MethodPost, "/v1/score/batch", strings.NewReader(body))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	var got wire.ScoreBatchResponse
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
-	require.Len(t, got.Responses, 3)
-	assert.Equal(t, "throttle", got.Responses[0].Level)
+	require.Len(t, got.Responses, 4)
+	assert.Equal(t, "throttle", got.Responses[0].Level, "failed logins from a risky country")
 	assert.Equal(t, "block", got.Responses[1].Level)
 	assert.Equal(t, "allow", got.Responses[2].Level)
 	assert.Equal(t, &wire.Geo{Local: true}, got.Responses[2].Geo)
+	assert.Equal(t, "allow", got.Responses[3].Level, "a risky country alone")
+	assert.Equal(t, "KP", got.Responses[3].Geo.Country)
 
 	// One bad request refuses the batch, naming it.
 	rec = do(e, http.MethodPost, "/v1/score/batch", strings.NewReader(`{"requests":[{"ip":"10.0.0.1"},{"ip":"nope"}]}`))
@@ -298,7 +334,13 @@ func TestRoutes(t *testing.T) {
 	var prof map[string]any
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &prof))
 	assert.Equal(t, "default", prof["name"])
-	assert.Equal(t, map[string]any{"low": 15.0, "high": 40.0, "weight": 1.0}, prof["features"].(map[string]any)["burst"])
+	assert.Equal(t, "amplified", prof["combine"])
+	assert.Equal(t, 2.5, prof["amplify"])
+	assert.Equal(t, map[string]any{"low": 40.0, "high": 120.0, "weight": 1.0}, prof["features"].(map[string]any)["burst"])
+	assert.Equal(t, map[string]any{"low": 10.0, "high": 30.0, "weight": 0.75}, prof["features"].(map[string]any)["bare_pages"])
+	for _, name := range rules.FeatureNames {
+		assert.Contains(t, prof["features"], name, "the gateway refuses a profile without every feature")
+	}
 	assert.Equal(t, map[string]any{"KP": 1.0}, prof["features"].(map[string]any)["geo"].(map[string]any)["country_risk"])
 
 	rec = do(e, http.MethodGet, "/nope", nil)
@@ -363,7 +405,7 @@ func TestNew(t *testing.T) {
 	assert.Error(t, err)
 	e, err := server.New(server.Config{Profile: profile.Default(), Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
-	rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"10.0.0.1","count_1s":40}`))
+	rec := do(e, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"10.0.0.1","count_1s":120}`))
 	require.Equal(t, http.StatusOK, rec.Code)
 	var got wire.ScoreResponse
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
@@ -413,8 +455,10 @@ func TestHostingAndCrawlerOnTheDemoDatabases(t *testing.T) {
 	h, err := server.New(server.Config{Profile: profile.Default(), Locator: l, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 
-	score := func(ip, ua string) wire.ScoreResponse {
-		rec := do(h, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"`+ip+`","count_1s":1,"count_10s":1,"count_60s":1,"user_agent":"`+ua+`"}`))
+	// extra adds fields to a request that otherwise does nothing abusive.
+	score := func(ip, ua string, extra ...string) wire.ScoreResponse {
+		fields := strings.Join(append([]string{`"count_1s":1,"count_10s":1,"count_60s":1`}, extra...), ",")
+		rec := do(h, http.MethodPost, "/v1/score", strings.NewReader(`{"ip":"`+ip+`",`+fields+`,"user_agent":"`+ua+`"}`))
 		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 		var got wire.ScoreResponse
 		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &got))
@@ -432,7 +476,7 @@ func TestHostingAndCrawlerOnTheDemoDatabases(t *testing.T) {
 	for _, ip := range []string{"45.0.0.7", "45.1.2.3", "45.2.0.9", "45.3.1.1", "45.4.0.1"} {
 		r := score(ip, chrome)
 		assert.Equal(t, 1.0, hostingValue(r), ip)
-		assert.Equal(t, 0.45, r.Score, "%s: hosting alone does not throttle", ip)
+		assert.Zero(t, r.Score, "%s: a hosting network alone counts for nothing", ip)
 	}
 	for _, ip := range []string{"24.0.0.7", "90.0.1.2", "49.0.0.3", "203.0.113.5", "81.2.69.142"} {
 		r := score(ip, chrome)
@@ -443,5 +487,13 @@ func TestHostingAndCrawlerOnTheDemoDatabases(t *testing.T) {
 	assert.Equal(t, "googlebot", score("66.249.66.1", googlebot).Allow)
 	fake := score("45.2.0.9", googlebot)
 	assert.Empty(t, fake.Allow)
-	assert.Equal(t, "throttle", fake.Level, "a crawler's user agent from a hosting network: bot claim plus hosting")
+	assert.Equal(t, "allow", fake.Level, "a crawler's claim from a hosting network, doing nothing abusive")
+	assert.Zero(t, fake.Score)
+	// With some behaviour the claim and the network count: two probes
+	// (a risk of 0.29) throttle it there, 1 − 0.714^(1 + 2.5 · 0.574),
+	// and not from a people's network, 1 − 0.714^(1 + 2.5 · 0.225).
+	const probes = `"probe":true,"probes":2`
+	probing := score("45.2.0.9", googlebot, probes)
+	assert.Equal(t, "throttle", probing.Level, "%+v", probing.Reasons)
+	assert.Equal(t, "allow", score("24.0.0.7", googlebot, probes).Level)
 }
