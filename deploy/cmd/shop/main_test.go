@@ -77,3 +77,99 @@ func TestShop(t *testing.T) {
 		assert.Equal(t, 404, code, p)
 	}
 }
+
+// TestAPIClientEndpoints: what the simulator's API clients call.
+func TestAPIClientEndpoints(t *testing.T) {
+	h := newShop().routes()
+	do := func(method, path, body string) (int, string, string) {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		if body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code, strings.TrimSpace(w.Body.String()), w.Header().Get("Content-Type")
+	}
+	code, body, _ := do("POST", "/api/orders", `{"product_id":2,"quantity":3}`)
+	assert.Equal(t, 201, code)
+	assert.Contains(t, body, `"order_id":1`)
+	assert.Contains(t, body, `"status":"created"`)
+	code, _, _ = do("POST", "/api/orders", `{"product_id":9,"quantity":1}`)
+	assert.Equal(t, 400, code)
+
+	code, body, _ = do("GET", "/api/orders/7", "")
+	assert.Equal(t, 403, code)
+	assert.JSONEq(t, `{"error":"not your order"}`, body)
+	code, body, _ = do("GET", "/api/orders/50", "")
+	assert.Equal(t, 200, code, "every 50th order is the caller's")
+	assert.Contains(t, body, `"order_id":50`)
+	code, _, _ = do("GET", "/api/orders/x", "")
+	assert.Equal(t, 404, code)
+
+	code, body, _ = do("POST", "/webhooks/stripe", `{"id":"evt_1","type":"payment_intent.succeeded"}`)
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"received":true,"provider":"stripe"}`, body)
+
+	code, body, _ = do("GET", "/api/status", "")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `"status":"ok"`)
+
+	// The page list still answers with a page parameter.
+	code, body, _ = do("GET", "/api/products?page=7", "")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `"Trail runner"`)
+
+	failed := 0
+	for range 1000 {
+		code, body, _ = do("GET", "/api/flaky", "")
+		switch code {
+		case 503:
+			failed++
+			assert.Contains(t, body, flakyMarker)
+		default:
+			assert.Equal(t, 200, code)
+		}
+	}
+	assert.InDelta(t, 300, failed, 50, "about 30 %% fail")
+	// Deterministic: the same calls fail on every new shop.
+	var runs [2][]int
+	for k := range runs {
+		h = newShop().routes()
+		for range 20 {
+			code, _, _ = do("GET", "/api/flaky", "")
+			runs[k] = append(runs[k], code)
+		}
+	}
+	assert.Equal(t, runs[0], runs[1])
+	assert.Contains(t, runs[0], 503)
+	h = newShop().routes()
+
+	code, body, _ = do("POST", "/graphql", `{"operationName":"Product","query":"query Product($id: ID!) { product(id: $id) { id name } }","variables":{"id":"3"}}`)
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `"data":{"product":{"id":3,"name":"Limited drop"`)
+	code, body, _ = do("POST", "/graphql", `{"operationName":"Products","query":"query Products { products { id } }"}`)
+	assert.Equal(t, 200, code)
+	assert.Contains(t, body, `"data":{"products":[`)
+	code, body, _ = do("POST", "/graphql", `{"operationName":"AddToCart","query":"mutation AddToCart { addToCart { id } }"}`)
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"data":{"addToCart":{"id":"cart-1"}}}`, body)
+	code, body, _ = do("POST", "/graphql", `{}`)
+	assert.Equal(t, 400, code)
+	assert.Contains(t, body, `"errors"`)
+
+	// Thumbnails without an extension: pictures by Content-Type.
+	code, body, ctype := do("GET", "/image/60844/productModel/200x200", "")
+	assert.Equal(t, 200, code)
+	assert.Equal(t, "image/jpeg", ctype)
+	assert.True(t, strings.HasPrefix(body, "\xff\xd8\xff"))
+
+	// The HTML catalogue: the API's products and the archive, as HTML.
+	code, body, ctype = do("GET", "/products/734", "")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, ctype, "text/html")
+	assert.Contains(t, body, "Archive model 734")
+	code, _, _ = do("GET", "/products/1001", "")
+	assert.Equal(t, 404, code)
+	code, _, _ = do("GET", "/api/products/734", "")
+	assert.Equal(t, 404, code, "the API has only its 8 products")
+}

@@ -17,6 +17,8 @@ const (
 	assetsSigma     = 0.5 // log-normal spread: ~30 at the 5th percentile, ~150 at the 93rd
 	assetsMin       = 5
 	assetsMax       = 150
+	thumbsMin       = 10  // product thumbnails of a category page, from
+	thumbsMax       = 25  // the shop's image service
 	pageThinkMedian = 8.0 // seconds between pages of a visit
 	visitGapMedian  = 30.0
 )
@@ -67,6 +69,18 @@ func (c *client) pageAssets(slug string, n int) []asset {
 	return out[:n]
 }
 
+// thumbnails returns n product thumbnails as a category page shows them:
+// from the shop's image service, /image/{id}/productModel/200x200, with no
+// extension (the shop answers image/jpeg: only the Content-Type says they
+// are pictures, as on real shops).
+func (c *client) thumbnails(n int) []asset {
+	out := make([]asset, n)
+	for i := range out {
+		out[i] = asset{fmt.Sprintf("/image/%d/productModel/200x200", 10000+c.rng.IntN(90000)), "image"}
+	}
+	return out
+}
+
 // fetch sends one browser request after the round trip a real connection
 // would wait, with the browser's headers for the kind of resource.
 func (c *client) fetch(ctx context.Context, rtt time.Duration, ua, path, kind, referer string) {
@@ -115,7 +129,9 @@ func (c *client) loadPage(ctx context.Context, ua, path, referer string, assets 
 
 // browser is a person on a phone or a computer visiting the shop: visits
 // of a few pages (home, collections, product pages), each page with its N
-// assets (assetCount), seconds of reading between pages (log-normal,
+// assets (assetCount) and a collection (category) page also with 10–25
+// product thumbnails without an extension (thumbnails), seconds of
+// reading between pages (log-normal,
 // median 8 s) and a longer pause between visits. The first page of a visit
 // also fetches /favicon.ico and, on phones, the home-screen icons the shop
 // does not have (404), as iOS and Android browsers do.
@@ -138,7 +154,11 @@ func browser(ctx context.Context, c *client) {
 				id := strconv.Itoa(1 + c.rng.IntN(8))
 				path, slug = "/products/"+id, "product-"+id
 			}
-			c.loadPage(ctx, ua, path, referer, c.pageAssets(slug, c.assetCount()))
+			assets := c.pageAssets(slug, c.assetCount())
+			if strings.HasPrefix(path, "/collections/") {
+				assets = append(assets, c.thumbnails(thumbsMin+c.rng.IntN(thumbsMax-thumbsMin+1))...)
+			}
+			c.loadPage(ctx, ua, path, referer, assets)
 			if p == 0 {
 				icons := []string{"/favicon.ico"}
 				if isMobile(ua) {

@@ -21,8 +21,11 @@ type client struct {
 	rate     float64
 	rtt      time.Duration // a browser's round trip before each request
 	ip       netip.Addr
-	rng      *rand.Rand
-	rec      *recorder
+	// ips, for a scenario that rotates addresses (Scenario.Rotate), is
+	// the client's own slice of its pool, ip its first.
+	ips []netip.Addr
+	rng *rand.Rand
+	rec *recorder
 
 	mu    sync.Mutex
 	first time.Time // when the client sent its first request
@@ -40,8 +43,16 @@ const (
 )
 
 // The gateway's refusal messages (gateway/internal/server): a 403 carrying
-// one is the gateway's, not the application's.
-var gatewayRefusals = []string{"Suspicious behavior detected", "Client banned"}
+// one is the gateway's, not the application's: a block, a ban, the ban for
+// repeated failed logins or invalid keys (api_key.invalid_threshold), a
+// login's lockout.
+var gatewayRefusals = []string{"Suspicious behavior detected", "Client banned",
+	"IP blocked due to repeated invalid requests", "Too many failed login attempts"}
+
+// flakyMarker is in the body of the shop's own 503s (GET /api/flaky, see
+// deploy/cmd/shop): the application answered, so the request reached it;
+// any other 5xx is a failure (the gateway's 502 or 503, a crash).
+const flakyMarker = "flaky by design"
 
 // classify maps a response to an outcome.
 func classify(status int, body []byte) Outcome {
@@ -55,6 +66,8 @@ func classify(status int, body []byte) Outcome {
 			}
 		}
 		return Allowed
+	case status == http.StatusServiceUnavailable && bytes.Contains(body, []byte(flakyMarker)):
+		return Allowed
 	case status >= 500:
 		return Failed
 	default:
@@ -63,12 +76,26 @@ func classify(status int, body []byte) Outcome {
 }
 
 // do sends one request as this client and records the outcome. hdr holds
-// extra header name/value pairs. An empty ua sends no User-Agent at all.
-// It returns the outcome, and false when none was recorded (the run
-// ended).
+// extra header name/value pairs (an X-Forwarded-For among them replaces
+// the client's address). An empty ua sends no User-Agent at all. It
+// returns the outcome, and false when none was recorded (the run ended).
 func (c *client) do(ctx context.Context, method, path, body, ua string, hdr ...string) (Outcome, bool) {
+	r, ok := c.send(ctx, method, path, body, ua, hdr...)
+	return r.outcome, ok
+}
+
+// response is what send got back: the outcome recorded, the status (0 on
+// a transport error) and the start of the body.
+type response struct {
+	outcome Outcome
+	status  int
+	body    []byte
+}
+
+// send is do, returning the response too.
+func (c *client) send(ctx context.Context, method, path, body, ua string, hdr ...string) (response, bool) {
 	if ctx.Err() != nil {
-		return 0, false
+		return response{}, false
 	}
 	var rd io.Reader
 	if body != "" {
@@ -76,7 +103,7 @@ func (c *client) do(ctx context.Context, method, path, body, ua string, hdr ...s
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.target+path, rd)
 	if err != nil {
-		return 0, false
+		return response{}, false
 	}
 	req.Header.Set("X-Forwarded-For", c.ip.String())
 	req.Header.Set("User-Agent", ua)
@@ -97,14 +124,14 @@ func (c *client) do(ctx context.Context, method, path, body, ua string, hdr ...s
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return 0, false // the run ended mid-request: not an outcome
+			return response{}, false // the run ended mid-request: not an outcome
 		}
 		c.rec.add(c, sent, first, Failed)
-		return Failed, true
+		return response{outcome: Failed}, true
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	_ = resp.Body.Close()
 	o := classify(resp.StatusCode, b)
 	c.rec.add(c, sent, first, o)
-	return o, true
+	return response{outcome: o, status: resp.StatusCode, body: b}, true
 }

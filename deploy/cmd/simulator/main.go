@@ -22,9 +22,50 @@
 // network outside the allow rule's /24s, vouched for only by its DNS,
 // which -dns-listen serves with the Googlebot crawler's).
 //
+// Scenarios added for the API's clientele (API clients are not bots: a
+// library's user agent, a cloud network, a timer's regularity are
+// circumstances, not evidence), judged by Measure API (not one request
+// refused):
+//
+//   - app-timer: a phone's app (okhttp/4.12.0 or an iOS app's CFNetwork,
+//     by client) on a residential address polling GET /api/products every
+//     1–3 s on a metronome, now and then a product by id;
+//   - app-jitter: the same, ±40 %;
+//   - integration: server integrations from cloud networks
+//     (python-requests, Go-http-client, Java-http-client, node-fetch,
+//     axios) at a fixed 1–5/s each, on a timer, product list and random
+//     products, no credential;
+//   - integration-key: the same after one POST /auth as a shop customer,
+//     with the API key the gateway minted (its "API_KEY") as X-API-Key;
+//   - webhook: Stripe's or GitHub's webhook sender, 20–50 POST
+//     /webhooks/{provider} within a second, then 10–30 s idle;
+//   - batch-key: a partner's batch job with an API key, 50/s on a timer,
+//     GET /api/products?page=1..20 and POST /api/orders in turn (within
+//     the per-key limit of deploy/config/detect.yaml);
+//   - monitor: curl/8.5.0 from a cloud, GET /api/status every 10 s;
+//   - sdk-retry: an SDK (aws-sdk-go-v2, stripe-go) calling GET /api/flaky
+//     (the shop's 503 about 30 % of the time, which reached the
+//     application: not a failure) ~2/s, retrying after 0.2, 0.4, 0.8 s;
+//   - graphql: apollo-ios or graphql-request, POST /graphql only, 1–3/s.
+//
+// And attackers that borrow those circumstances: scraper-okhttp (okhttp's
+// user agent, random /api/products/{1..5000} at 8/s), stuffing-resi
+// (credential stuffing, 5/s, each client rotating over 20 residential
+// proxy addresses of its own), leaked-key (a customer's key walking
+// /api/orders/1, 2, 3 ... at 5/s into 403s), and scraper-pages and
+// scraper-rotate (HTML product pages without their assets at 1.2/s with
+// one browser's user agent, 0.5–1/s rotating four; judged by Measure
+// AfterMinute: 99 % refused after each client's first minute, so a run
+// shorter than a minute misses their goal). Credential scenarios also
+// need every client to have got its key. The browser's category pages
+// load 10–25 thumbnails from /image/{id}/productModel/200x200 (no
+// extension: image/jpeg by Content-Type only). simulator -h lists every
+// scenario with its label, clients, addresses and goal.
+//
 // -report prints a table per scenario: requests sent, allowed, throttled,
 // blocked, clients refused and banned, time to first block and the share of requests throttled or
-// blocked (for bots: of those sent after each client's first second). -json
+// blocked (for bots: of those sent after each client's first second, or
+// minute), and for credential scenarios how many clients got a key. -json
 // writes the same as JSON. -check exits non-zero when a detection goal is
 // missed. The same seed gives the same clients, addresses and choices.
 package main
@@ -37,12 +78,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 )
 
@@ -87,6 +130,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to this file (- for stdout)")
 	fs.BoolVar(&o.check, "check", false, "exit non-zero when a detection goal is missed")
 	fs.DurationVar(&o.rtt, "rtt", 80*time.Millisecond, "the browser scenario's round trip, waited before each of its requests")
+	fs.Usage = func() { usage(fs) }
 	fs.StringVar(&o.dns, "dns-listen", "", "serve the crawlers' reverse and forward DNS (PTR, A) on this UDP host:port during the run (point the scorer's BULWARK_DNS_SERVER at it)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -109,6 +153,48 @@ func parse(args []string, getenv func(string) string, out io.Writer) (options, e
 	}
 	o.mix = m
 	return o, nil
+}
+
+// usage prints the flags and the scenarios.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintln(w, "Usage: simulator [flags]\n\nFlags:")
+	fs.PrintDefaults()
+	fmt.Fprintln(w, "\nScenarios (-mix name=clients; label, default clients, addresses, goal):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, sc := range Scenarios {
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", sc.Name, sc.Label, sc.Clients, poolName(sc), measureName(sc), sc.Doc)
+	}
+	_ = tw.Flush()
+}
+
+// poolName names a scenario's address pool for -h.
+func poolName(sc Scenario) string {
+	pools := []struct {
+		name string
+		pool []netip.Prefix
+	}{{"residential", residential}, {"hosting", hosting}, {"google", google}, {"russia", russia},
+		{"bing", bing}, {"scanners", scanners}, {"cloud", cloud}}
+	for _, p := range pools {
+		if &p.pool[0] == &sc.Pool[0] {
+			if sc.Rotate > 1 {
+				return fmt.Sprintf("%s x%d", p.name, sc.Rotate)
+			}
+			return p.name
+		}
+	}
+	return "?"
+}
+
+// measureName is how a scenario is judged, for -h.
+func measureName(sc Scenario) string {
+	if sc.Measure != "" {
+		return string(sc.Measure)
+	}
+	if sc.Label == Bot {
+		return "after_second"
+	}
+	return "per_request"
 }
 
 // parseMix reads "name=clients,..."; empty means every scenario's default.
@@ -219,14 +305,14 @@ func simulate(ctx context.Context, o options) *Report {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	addrs := addresses(o.mix, o.seed)
+	addrs := allocate(o.mix, o.seed)
 	for si, sc := range Scenarios {
 		n := o.mix[sc.Name]
 		rec.declare(sc, n)
 		for i := range n {
 			c := &client{
 				n: i, scenario: sc.Name, target: o.target, http: hc, rate: o.rate, rtt: o.rtt,
-				ip:  addrs[sc.Name][i],
+				ip: addrs[sc.Name][i][0], ips: addrs[sc.Name][i],
 				rng: newRand(o.seed, si, i), rec: rec,
 			}
 			wg.Go(func() { sc.Run(ctx, c) })

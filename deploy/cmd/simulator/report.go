@@ -12,7 +12,9 @@ import (
 // Detection goals (the issue's): bots caught after their first second,
 // people and verified crawlers left alone, a 50 rps bot blocked within 1 s;
 // browsers loading big pages: at most 0.1 % of clients refused even once
-// and none banned; scanners: 99 % of their probes after the 3rd refused.
+// and none banned; scanners: 99 % of their probes after the 3rd refused;
+// an API's clients: not one request refused; page scrapers that only
+// their pace gives away: 99 % caught after their first minute.
 const (
 	goalBotCaught      = 0.99
 	goalHumanAffected  = 0.001
@@ -36,6 +38,10 @@ type ScenarioReport struct {
 	// blocked.
 	AfterFirstSecond       int `json:"after_first_second"`
 	CaughtAfterFirstSecond int `json:"caught_after_first_second"`
+	// AfterFirstMinute and CaughtAfterFirstMinute are the same a minute
+	// or more after the client's first (Measure AfterMinute).
+	AfterFirstMinute       int `json:"after_first_minute"`
+	CaughtAfterFirstMinute int `json:"caught_after_first_minute"`
 	// ClientsBlocked is how many clients got a block; TimeToFirstBlockMS
 	// the longest any of them took from its first request to its first
 	// block (-1 when none was blocked).
@@ -46,15 +52,21 @@ type ScenarioReport struct {
 	ClientsRefused int `json:"clients_refused"`
 	// Probes counts scanners' probes, ProbesAfterGrace those after each
 	// client's 3rd and RefusedAfterGrace those of them refused.
-	Probes            int     `json:"probes,omitempty"`
-	ProbesAfterGrace  int     `json:"probes_after_3rd,omitempty"`
-	RefusedAfterGrace int     `json:"refused_after_3rd,omitempty"`
-	Measure           Measure `json:"measure,omitempty"`
+	Probes            int `json:"probes,omitempty"`
+	ProbesAfterGrace  int `json:"probes_after_3rd,omitempty"`
+	RefusedAfterGrace int `json:"refused_after_3rd,omitempty"`
+	// Credential scenarios log in for an API key first; KeysMinted is
+	// how many of their clients got one. Every client must.
+	Credential bool    `json:"credential,omitempty"`
+	KeysMinted int     `json:"keys_minted,omitempty"`
+	Measure    Measure `json:"measure,omitempty"`
 	// Share is the goal's measure: for bots the share of requests after
 	// the first second that were throttled or blocked; for people and
 	// crawlers the share of all requests throttled or blocked; for
 	// Measure PerClient the share of clients refused at least once; for
-	// AfterProbes the share of probes after each client's 3rd refused.
+	// AfterProbes the share of probes after each client's 3rd refused;
+	// for API the share of all requests refused; for AfterMinute the
+	// share of requests after each client's first minute refused.
 	Share float64 `json:"share"`
 	Goal  string  `json:"goal"`
 	Pass  bool    `json:"pass"`
@@ -88,7 +100,15 @@ func (r *recorder) declare(sc Scenario, clients int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.order = append(r.order, sc.Name)
-	r.scenarios[sc.Name] = &ScenarioReport{Name: sc.Name, Label: sc.Label, Clients: clients, TimeToFirstBlockMS: -1, Measure: sc.Measure}
+	r.scenarios[sc.Name] = &ScenarioReport{Name: sc.Name, Label: sc.Label, Clients: clients, TimeToFirstBlockMS: -1,
+		Measure: sc.Measure, Credential: sc.Credential}
+}
+
+// keyed records that a client got its API key.
+func (r *recorder) keyed(c *client) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.scenarios[c.scenario].KeysMinted++
 }
 
 // probe records the outcome of a scanner's n-th probe (from 1), already
@@ -130,6 +150,12 @@ func (r *recorder) add(c *client, sent, first time.Time, o Outcome) {
 		s.AfterFirstSecond++
 		if o == Throttled || o == Blocked {
 			s.CaughtAfterFirstSecond++
+		}
+	}
+	if sent.Sub(first) >= time.Minute {
+		s.AfterFirstMinute++
+		if o == Throttled || o == Blocked {
+			s.CaughtAfterFirstMinute++
 		}
 	}
 }
@@ -177,6 +203,22 @@ func judge(s *ScenarioReport, rate float64) {
 		}
 		s.Goal = fmt.Sprintf(">= %.0f%% of probes after the %s refused", goalProbesRefused*100, ordinal(probesGrace))
 		s.Pass = s.ProbesAfterGrace > 0 && s.Share >= goalProbesRefused
+	case s.Measure == API:
+		// An API's client: every request is someone's integration
+		// working or failing.
+		if s.Sent > 0 {
+			s.Share = float64(s.Throttled+s.Blocked) / float64(s.Sent)
+		}
+		s.Goal = "0% refused"
+		s.Pass = s.Sent > 0 && s.Throttled+s.Blocked == 0
+	case s.Measure == AfterMinute:
+		// Nothing before a minute has passed proves anything either way:
+		// a run shorter than a minute misses this goal.
+		if s.AfterFirstMinute > 0 {
+			s.Share = float64(s.CaughtAfterFirstMinute) / float64(s.AfterFirstMinute)
+		}
+		s.Goal = fmt.Sprintf(">= %.0f%% caught after 1st min", goalBotCaught*100)
+		s.Pass = s.AfterFirstMinute > 0 && s.Share >= goalBotCaught
 	case s.Label == Bot:
 		if s.AfterFirstSecond > 0 {
 			s.Share = float64(s.CaughtAfterFirstSecond) / float64(s.AfterFirstSecond)
@@ -194,6 +236,10 @@ func judge(s *ScenarioReport, rate float64) {
 		}
 		s.Goal = fmt.Sprintf("<= %.1f%% affected", goalHumanAffected*100)
 		s.Pass = s.Sent > 0 && s.Share <= goalHumanAffected
+	}
+	if s.Credential {
+		s.Goal += ", every client keyed"
+		s.Pass = s.Pass && s.KeysMinted >= s.Clients
 	}
 	s.Pass = s.Pass && s.Failed == 0
 }
@@ -214,6 +260,11 @@ func (rep *Report) writeTable(w io.Writer) {
 			s.Name, s.Clients, s.Sent, s.Allowed, s.Throttled, s.Blocked, s.Failed, s.ClientsRefused, s.ClientsBlocked, first, s.Share*100, s.Goal, verdict)
 	}
 	_ = tw.Flush()
+	for _, s := range rep.Scenarios {
+		if s.Credential {
+			fmt.Fprintf(w, "%s: %d of %d clients got an API key from POST /auth\n", s.Name, s.KeysMinted, s.Clients)
+		}
+	}
 	verdict := "every goal met"
 	if !rep.Pass {
 		verdict = "GOALS MISSED"

@@ -26,10 +26,19 @@ const (
 type Scenario struct {
 	Name  string
 	Label Label
+	// Doc is one line for simulator -h.
+	Doc string
 	// Clients is the default number of clients (each with its own address).
 	Clients int
 	// Pool is the address ranges clients are drawn from.
 	Pool []netip.Prefix
+	// Rotate, when above 1, gives each client that many addresses of the
+	// pool, its own (client.ips), to rotate over as a residential proxy
+	// network would.
+	Rotate int
+	// Credential says the clients log in for an API key first (the
+	// report counts how many got one: see ScenarioReport.KeysMinted).
+	Credential bool
 	// Run drives one client until ctx is done.
 	Run func(ctx context.Context, c *client)
 	// Measure is how the report judges the scenario ("" by its label:
@@ -53,6 +62,13 @@ const (
 	// AfterProbes: scanners, counted by probe: at least 99 % of the
 	// probes after each client's 3rd refused.
 	AfterProbes Measure = "after_probes"
+	// API: an API's clients (apps, integrations, webhooks, monitors),
+	// counted by request: not one refused (429 or the gateway's 403).
+	API Measure = "api"
+	// AfterMinute: slow bots only their pace over time gives away,
+	// counted by request: at least 99 % of those sent a minute or more
+	// after each client's first refused.
+	AfterMinute Measure = "after_minute"
 )
 
 // Browser user agents people send.
@@ -92,21 +108,72 @@ var (
 	// residential ISPs (infected machines, people's VPSes at home).
 	scanners = prefixes("3.80.0.0/16", "54.80.0.0/16", "13.64.0.0/16", "34.64.0.0/16",
 		"159.89.0.0/16", "51.68.0.0/16", "88.198.0.0/16", "86.128.0.0/16", "73.0.0.0/16")
+	// Where an API's server-side clients run (integrations, webhook
+	// senders, monitors, SDKs): the same clouds and hosters, hosting ASNs
+	// all in the demo database, but other /16s of their ranges than the
+	// scanners' and the botnet's, so that no address is shared.
+	cloud = prefixes("3.81.0.0/16", "54.81.0.0/16", "18.184.0.0/16", "13.65.0.0/16", "34.65.0.0/16",
+		"167.99.0.0/16", "137.74.0.0/16", "95.216.0.0/16")
 )
 
-// Scenarios lists every scenario, in report order.
+// Scenarios lists every scenario, in report order. New ones go at the end:
+// a scenario's place seeds its clients' random sources and addresses.
 var Scenarios = []Scenario{
-	{Name: "human", Label: Human, Clients: 40, Pool: residential, Run: human},
-	{Name: "sneaker", Label: Bot, Clients: 1, Pool: residential, Run: sneaker},
-	{Name: "stuffing", Label: Bot, Clients: 3, Pool: residential, Run: stuffing},
-	{Name: "scraper", Label: Bot, Clients: 1, Pool: residential, Run: scraper},
-	{Name: "botnet", Label: Bot, Clients: 30, Pool: hosting, Run: botnet},
-	{Name: "keyguess", Label: Bot, Clients: 1, Pool: russia, Run: keyGuesser},
-	{Name: "crawler", Label: Good, Clients: 1, Pool: google, Run: crawler, PTR: googlebotPTR},
-	{Name: "browser", Label: Human, Clients: 150, Pool: residential, Run: browser, Measure: PerClient},
-	{Name: "scanner", Label: Bot, Clients: 40, Pool: scanners, Run: scanner, Measure: AfterProbes},
-	{Name: "scanner-ua", Label: Bot, Clients: 40, Pool: scanners, Run: scannerUA, Measure: AfterProbes},
-	{Name: "bingbot", Label: Good, Clients: 3, Pool: bing, Run: bingbot, PTR: bingbotPTR},
+	{Name: "human", Label: Human, Clients: 40, Pool: residential, Run: human,
+		Doc: "people browsing: pages with their assets, think time, logins, checkouts"},
+	{Name: "sneaker", Label: Bot, Clients: 1, Pool: residential, Run: sneaker,
+		Doc: "a sneaker bot hammering POST /api/checkout at 50/s"},
+	{Name: "stuffing", Label: Bot, Clients: 3, Pool: residential, Run: stuffing,
+		Doc: "credential stuffing, 5 logins/s from one address"},
+	{Name: "scraper", Label: Bot, Clients: 1, Pool: residential, Run: scraper,
+		Doc: "walks /api/products/{id} in order, 4/s, past the end"},
+	{Name: "botnet", Label: Bot, Clients: 30, Pool: hosting, Run: botnet,
+		Doc: "low-and-slow distributed logins from hosting networks, one per 4 s each"},
+	{Name: "keyguess", Label: Bot, Clients: 1, Pool: russia, Run: keyGuesser,
+		Doc: "random X-API-Key values against /api/orders, 3/s"},
+	{Name: "crawler", Label: Good, Clients: 1, Pool: google, Run: crawler, PTR: googlebotPTR,
+		Doc: "Googlebot from Google's network, 1/s"},
+	{Name: "browser", Label: Human, Clients: 150, Pool: residential, Run: browser, Measure: PerClient,
+		Doc: "people's browsers: pages of 5-150 assets over 6 connections, category pages with extension-less thumbnails"},
+	{Name: "scanner", Label: Bot, Clients: 40, Pool: scanners, Run: scanner, Measure: AfterProbes,
+		Doc: "vulnerability probes with a tool's user agent or none"},
+	{Name: "scanner-ua", Label: Bot, Clients: 40, Pool: scanners, Run: scannerUA, Measure: AfterProbes,
+		Doc: "vulnerability probes with a browser's user agent"},
+	{Name: "bingbot", Label: Good, Clients: 3, Pool: bing, Run: bingbot, PTR: bingbotPTR,
+		Doc: "Bingbot from Microsoft's network, vouched for by its DNS only"},
+
+	// An API's real clientele (issue: API clients are not bots): none may
+	// be refused.
+	{Name: "app-timer", Label: Human, Clients: 10, Pool: residential, Run: appTimer, Measure: API,
+		Doc: "a mobile app (okhttp or CFNetwork) polling GET /api/products every 1-3 s, no jitter"},
+	{Name: "app-jitter", Label: Human, Clients: 10, Pool: residential, Run: appJitter, Measure: API,
+		Doc: "the same app polling with ±40 % jitter"},
+	{Name: "integration", Label: Human, Clients: 10, Pool: cloud, Run: integration, Measure: API,
+		Doc: "server integrations (python-requests, Go, Java, node-fetch, axios) from clouds, 1-5/s on a timer, no credential"},
+	{Name: "integration-key", Label: Human, Clients: 5, Pool: cloud, Run: integrationKey, Measure: API, Credential: true,
+		Doc: "the same with an API key (POST /auth once, then X-API-Key), 1-5/s"},
+	{Name: "webhook", Label: Human, Clients: 3, Pool: cloud, Run: webhook, Measure: API,
+		Doc: "webhook senders (Stripe, GitHub): 20-50 POST /webhooks/{provider} in 1 s, then 10-30 s idle"},
+	{Name: "batch-key", Label: Human, Clients: 1, Pool: cloud, Run: batchKey, Measure: API, Credential: true,
+		Doc: "a partner batch job with an API key: 50/s alternating GET /api/products?page=N and POST /api/orders"},
+	{Name: "monitor", Label: Human, Clients: 2, Pool: cloud, Run: monitor, Measure: API,
+		Doc: "an uptime probe (curl) on GET /api/status every 10 s"},
+	{Name: "sdk-retry", Label: Human, Clients: 3, Pool: cloud, Run: sdkRetry, Measure: API,
+		Doc: "an SDK calling GET /api/flaky (30 % 503) ~2/s, retrying after 0.2, 0.4, 0.8 s"},
+	{Name: "graphql", Label: Human, Clients: 5, Pool: residential, Run: graphql, Measure: API,
+		Doc: "a GraphQL client (apollo-ios, graphql-request): POST /graphql only, 1-3/s"},
+
+	// New attackers.
+	{Name: "scraper-okhttp", Label: Bot, Clients: 1, Pool: residential, Run: scraperOkhttp,
+		Doc: "okhttp's user agent, GET /api/products/{random 1-5000} at 8/s (mostly 404)"},
+	{Name: "stuffing-resi", Label: Bot, Clients: 3, Pool: residential, Rotate: stuffingAddrs, Run: stuffingResi,
+		Doc: "credential stuffing through a residential proxy pool: 20 addresses per client, 5 logins/s"},
+	{Name: "leaked-key", Label: Bot, Clients: 1, Pool: residential, Run: leakedKey, Credential: true,
+		Doc: "a leaked customer's API key enumerating GET /api/orders/1, 2, 3, ... at 5/s (403s)"},
+	{Name: "scraper-pages", Label: Bot, Clients: 1, Pool: residential, Run: scraperPages, Measure: AfterMinute,
+		Doc: "a browser's user agent fetching HTML /products/{id} without assets, 1.2/s"},
+	{Name: "scraper-rotate", Label: Bot, Clients: 1, Pool: residential, Run: scraperRotate, Measure: AfterMinute,
+		Doc: "the same rotating four browsers' user agents, 0.5-1 page/s"},
 }
 
 // googlebotPTR is Googlebot's reverse DNS name for a: crawl-66-249-66-1.googlebot.com.
@@ -120,7 +187,8 @@ func bingbotPTR(a netip.Addr) string {
 }
 
 // human browses the shop: a page with its assets (fetched together, as a
-// browser does), the product list, product pages with their pictures; now
+// browser does), the product list, product pages (HTML) with their
+// stylesheet, script and picture, then the product from the API; now
 // and then a login to their own account (mostly right the first time) or a
 // checkout; seconds of think time in between.
 func human(ctx context.Context, c *client) {
@@ -152,8 +220,11 @@ func human(ctx context.Context, c *client) {
 		case r < 0.3:
 			page("/", "/assets/app.css", "/assets/app.js", "/assets/logo.svg")
 		default:
+			// The product's HTML page with its stylesheet, script and
+			// picture; the page's script then asks the API for it.
 			id := strconv.Itoa(1 + c.rng.IntN(8))
-			page("/api/products/"+id, "/assets/img/"+id+".jpg")
+			page("/products/"+id, "/assets/app.css", "/assets/app.js", "/assets/img/"+id+".jpg")
+			c.do(ctx, "GET", "/api/products/"+id, "", ua)
 		}
 	}
 }
@@ -274,35 +345,75 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// addresses gives every client of the mix its address: the scenarios take
-// turns, in order, on one counter per pool, so clients of scenarios that
-// share a pool never share an address (within a pool's capacity: 254
-// clients per /24 in it).
+// addresses gives every client of the mix its address (its first, for a
+// scenario that rotates: see allocate).
 func addresses(mix map[string]int, seed uint64) map[string][]netip.Addr {
-	next := map[*netip.Prefix]int{}
 	out := map[string][]netip.Addr{}
-	for _, sc := range Scenarios {
-		key := &sc.Pool[0] // scenarios sharing a pool share its backing array
-		for range mix[sc.Name] {
-			out[sc.Name] = append(out[sc.Name], address(sc.Pool, next[key], seed))
-			next[key]++
+	for name, clients := range allocate(mix, seed) {
+		for _, a := range clients {
+			out[name] = append(out[name], a[0])
 		}
 	}
 	return out
 }
 
-// address returns the n-th address of a pool, spread over its ranges and
-// offset by the seed, skipping network and broadcast-like host parts.
+// allocate gives every client of the mix its addresses: one, or
+// Scenario.Rotate for a scenario that rotates. The scenarios take turns,
+// in order, on one counter per pool, so clients of scenarios that share a
+// pool never share an address (within a pool's capacity: see address).
+func allocate(mix map[string]int, seed uint64) map[string][][]netip.Addr {
+	next := map[*netip.Prefix]int{}
+	out := map[string][][]netip.Addr{}
+	for _, sc := range Scenarios {
+		key := &sc.Pool[0] // scenarios sharing a pool share its backing array
+		for range mix[sc.Name] {
+			own := make([]netip.Addr, max(sc.Rotate, 1))
+			for j := range own {
+				own[j] = address(sc.Pool, next[key], seed)
+				next[key]++
+			}
+			out[sc.Name] = append(out[sc.Name], own)
+		}
+	}
+	return out
+}
+
+// address returns the n-th address of a pool, offset by the seed,
+// skipping network and broadcast-like host parts. The n go round the
+// pool's ranges in turn; a range that is full (a /24 after 254 rounds)
+// drops out of the turns and the others go on, so that the pool holds
+// as many addresses as its ranges together. The pool's numbering wraps
+// around only after that.
 func address(pool []netip.Prefix, n int, seed uint64) netip.Addr {
-	p := pool[n%len(pool)]
-	k := uint64(n/len(pool)) + seed*7919
-	a := p.Addr().As4()
-	hostBits := 32 - p.Bits()
-	size := uint64(1) << hostBits
-	host := 1 + k%(size-2)
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v += uint32(host)
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	capacity := func(p netip.Prefix) int { return int(min(uint64(1)<<(32-p.Bits())-2, 1<<30)) }
+	total := 0
+	for _, p := range pool {
+		total += capacity(p)
+	}
+	n %= total
+	round := 0 // rounds every range still in the turns has had
+	for {
+		var active []int
+		next := math.MaxInt // the round at which the next range fills up
+		for i, p := range pool {
+			if c := capacity(p); c > round {
+				active = append(active, i)
+				next = min(next, c)
+			}
+		}
+		if span := (next - round) * len(active); n >= span {
+			n -= span
+			round = next
+			continue
+		}
+		p := pool[active[n%len(active)]]
+		k := uint64(round+n/len(active)) + seed*7919
+		a := p.Addr().As4()
+		host := 1 + k%uint64(capacity(p))
+		v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+		v += uint32(host)
+		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	}
 }
 
 // newRand returns the client's reproducible random source.

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,7 +26,10 @@ func TestClassify(t *testing.T) {
 	assert.Equal(t, Throttled, classify(429, nil))
 	assert.Equal(t, Blocked, classify(403, []byte(`{"error":"Suspicious behavior detected. Connection dropped."}`)))
 	assert.Equal(t, Blocked, classify(403, []byte(`{"error":"Client banned"}`)))
+	assert.Equal(t, Blocked, classify(403, []byte(`{"error":"IP blocked due to repeated invalid requests."}`)), "banned for failed logins")
+	assert.Equal(t, Blocked, classify(403, []byte(`{"error":"Too many failed login attempts"}`)), "a login locked")
 	assert.Equal(t, Allowed, classify(403, []byte(`{"error":"forbidden by the app"}`)), "the application's own 403")
+	assert.Equal(t, Allowed, classify(403, []byte(`{"error":"not your order"}`)), "the shop's")
 	assert.Equal(t, Allowed, classify(401, []byte(`{"success":false}`)))
 	assert.Equal(t, Allowed, classify(404, nil))
 	assert.Equal(t, Failed, classify(502, nil))
@@ -46,31 +52,73 @@ func TestParseMix(t *testing.T) {
 }
 
 // TestAddressesAreDistinctAndReproducible: no two clients of a full run
-// share an address, every address is in its scenario's pool, and the same
-// seed gives the same addresses.
+// share an address (nor does any of the addresses a rotating client owns),
+// every address is in its scenario's pool, and the same seed gives the
+// same addresses.
 func TestAddressesAreDistinctAndReproducible(t *testing.T) {
 	mix := map[string]int{}
 	for _, sc := range Scenarios {
 		mix[sc.Name] = 200
 	}
 	for _, seed := range []uint64{1, 2, 99} {
+		all := allocate(mix, seed)
+		assert.Equal(t, all, allocate(mix, seed), "reproducible")
 		addrs := addresses(mix, seed)
-		assert.Equal(t, addrs, addresses(mix, seed), "reproducible")
 		seen := map[netip.Addr]string{}
 		for _, sc := range Scenarios {
+			require.Len(t, all[sc.Name], 200)
 			require.Len(t, addrs[sc.Name], 200)
-			for i, a := range addrs[sc.Name] {
-				inPool := false
-				for _, p := range sc.Pool {
-					inPool = inPool || p.Contains(a)
+			for i, own := range all[sc.Name] {
+				require.Len(t, own, max(sc.Rotate, 1), sc.Name)
+				assert.Equal(t, own[0], addrs[sc.Name][i], "a client's address is the first it owns")
+				for j, a := range own {
+					inPool := false
+					for _, p := range sc.Pool {
+						inPool = inPool || p.Contains(a)
+					}
+					require.True(t, inPool, "%s client %d: %s", sc.Name, i, a)
+					who := fmt.Sprintf("%s#%d/%d", sc.Name, i, j)
+					if prev, dup := seen[a]; dup {
+						require.Failf(t, "shared address", "%s and %s share %s", prev, who, a)
+					}
+					seen[a] = who
 				}
-				require.True(t, inPool, "%s client %d: %s", sc.Name, i, a)
-				who := fmt.Sprintf("%s#%d", sc.Name, i)
-				require.NotContains(t, seen, a, "%s and %s share %s", seen[a], who, a)
-				seen[a] = who
 			}
 		}
 	}
+}
+
+// TestAddressKeepsItsNumbering: within a pool's first rounds (all its
+// ranges in turn) address gives what it always gave, so that the same
+// seed still gives the existing scenarios the same addresses; past a full
+// /24 the other ranges go on, and no address repeats before the pool's
+// whole capacity is used.
+func TestAddressKeepsItsNumbering(t *testing.T) {
+	old := func(pool []netip.Prefix, n int, seed uint64) netip.Addr {
+		p := pool[n%len(pool)]
+		k := uint64(n/len(pool)) + seed*7919
+		a := p.Addr().As4()
+		size := uint64(1) << (32 - p.Bits())
+		v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+		v += uint32(1 + k%(size-2))
+		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	}
+	for _, pool := range [][]netip.Prefix{residential, hosting, scanners, cloud, bing} {
+		for n := range len(pool) * 254 {
+			require.Equal(t, old(pool, n, 1), address(pool, n, 1), "n=%d", n)
+		}
+	}
+	small := prefixes("10.0.0.0/30", "10.1.0.0/29", "10.2.0.0/24") // 2 + 6 + 254 hosts
+	seen := map[netip.Addr]int{}
+	for n := range 262 {
+		a := address(small, n, 3)
+		if prev, dup := seen[a]; dup {
+			require.Failf(t, "repeated address", "n=%d and n=%d give %s", prev, n, a)
+		}
+		seen[a] = n
+		require.True(t, small[0].Contains(a) || small[1].Contains(a) || small[2].Contains(a), a)
+	}
+	assert.Equal(t, address(small, 0, 3), address(small, 262, 3), "wraps round after the capacity")
 }
 
 func TestJudge(t *testing.T) {
@@ -368,4 +416,319 @@ func TestScannersAndBrowsers(t *testing.T) {
 	assert.True(t, uas[fmt.Sprintf("true %q", browsers[0])] || uas[fmt.Sprintf("true %q", browsers[1])] || uas[fmt.Sprintf("true %q", browsers[2])] ||
 		uas[fmt.Sprintf("true %q", browsers[3])] || uas[fmt.Sprintf("true %q", browsers[4])], "scanner-ua sends a browser's: %v", uas)
 	assert.Greater(t, icons, 0, "phones ask for the home-screen icons (seed 1 draws some phones)")
+}
+
+func TestClassifyFlaky(t *testing.T) {
+	assert.Equal(t, Allowed, classify(503, []byte(`{"error":"temporarily unavailable (flaky by design)"}`)), "the shop's own 503 reached it")
+	assert.Equal(t, Failed, classify(503, []byte(`{"error":"Service Unavailable"}`)), "the gateway's 503")
+	assert.Equal(t, Failed, classify(502, []byte(flakyMarker)), "only a 503")
+}
+
+func TestJudgeAPIAndAfterMinute(t *testing.T) {
+	api := ScenarioReport{Name: "integration", Label: Human, Measure: API, Clients: 10, Sent: 100000}
+	judge(&api, 1)
+	assert.True(t, api.Pass)
+	assert.Equal(t, "0% refused", api.Goal)
+	api.Throttled = 1
+	judge(&api, 1)
+	assert.False(t, api.Pass, "one request in 100000 refused is one too many")
+	assert.InDelta(t, 1e-5, api.Share, 1e-12)
+	api.Throttled, api.Blocked = 0, 1
+	judge(&api, 1)
+	assert.False(t, api.Pass)
+	api.Blocked, api.Failed = 0, 1
+	judge(&api, 1)
+	assert.False(t, api.Pass, "a failure is not a pass")
+	empty := ScenarioReport{Measure: API, Label: Human, Clients: 1}
+	judge(&empty, 1)
+	assert.False(t, empty.Pass, "nothing sent proves nothing")
+
+	keyed := ScenarioReport{Name: "integration-key", Label: Human, Measure: API, Credential: true, Clients: 5, Sent: 1000, KeysMinted: 4}
+	judge(&keyed, 1)
+	assert.False(t, keyed.Pass, "a client without its key did not test the key")
+	assert.Equal(t, "0% refused, every client keyed", keyed.Goal)
+	keyed.KeysMinted = 5
+	judge(&keyed, 1)
+	assert.True(t, keyed.Pass)
+
+	m := ScenarioReport{Name: "scraper-pages", Label: Bot, Measure: AfterMinute, Clients: 1, Sent: 400,
+		AfterFirstSecond: 398, CaughtAfterFirstSecond: 200, AfterFirstMinute: 300, CaughtAfterFirstMinute: 297}
+	judge(&m, 1)
+	assert.True(t, m.Pass, "only the requests after the first minute count")
+	assert.InDelta(t, 0.99, m.Share, 1e-12)
+	assert.Equal(t, ">= 99% caught after 1st min", m.Goal)
+	m.CaughtAfterFirstMinute = 296
+	judge(&m, 1)
+	assert.False(t, m.Pass)
+	m.AfterFirstMinute, m.CaughtAfterFirstMinute = 0, 0
+	judge(&m, 1)
+	assert.False(t, m.Pass, "a run shorter than a minute proves nothing")
+}
+
+// TestRecorderCountsAfterMinuteAndKeys: requests a minute or more after
+// the client's first count toward AfterMinute; keyed counts clients.
+func TestRecorderCountsAfterMinuteAndKeys(t *testing.T) {
+	now := time.Now()
+	rec := newRecorder(now)
+	rec.declare(Scenario{Name: "scraper-pages", Label: Bot, Measure: AfterMinute}, 1)
+	rec.declare(Scenario{Name: "integration-key", Label: Human, Measure: API, Credential: true}, 2)
+	c := &client{scenario: "scraper-pages"}
+	rec.add(c, now, now, Allowed)
+	rec.add(c, now.Add(30*time.Second), now, Allowed)
+	rec.add(c, now.Add(59*time.Second), now, Throttled)
+	rec.add(c, now.Add(60*time.Second), now, Allowed)
+	rec.add(c, now.Add(61*time.Second), now, Blocked)
+	rec.add(c, now.Add(90*time.Second), now, Throttled)
+	k1, k2 := &client{scenario: "integration-key"}, &client{scenario: "integration-key"}
+	rec.keyed(k1)
+	rec.add(k1, now, now, Allowed)
+	rec.add(k2, now, now, Allowed)
+	rep := rec.report(2*time.Minute, options{seed: 1, rate: 1})
+	require.Len(t, rep.Scenarios, 2)
+	s := rep.Scenarios[0]
+	assert.Equal(t, 5, s.AfterFirstSecond)
+	assert.Equal(t, 3, s.CaughtAfterFirstSecond)
+	assert.Equal(t, 3, s.AfterFirstMinute)
+	assert.Equal(t, 2, s.CaughtAfterFirstMinute)
+	assert.InDelta(t, 2.0/3, s.Share, 1e-12)
+	k := rep.Scenarios[1]
+	assert.True(t, k.Credential)
+	assert.Equal(t, 1, k.KeysMinted)
+	assert.False(t, k.Pass, "one of two clients keyed")
+	var out bytes.Buffer
+	rep.writeTable(&out)
+	assert.Contains(t, out.String(), "integration-key: 1 of 2 clients got an API key")
+	assert.Contains(t, out.String(), ">= 99% caught after 1st min")
+}
+
+func TestSimulatorHelpers(t *testing.T) {
+	assert.Equal(t, `{"username":"customer001","password":"pw-001"}`, customerLogin(1))
+	assert.Equal(t, `{"username":"customer500","password":"pw-500"}`, customerLogin(500))
+	assert.Equal(t, `{"username":"customer001","password":"pw-001"}`, customerLogin(501), "wraps round the shop's 500")
+	assert.Equal(t, `{"username":"customer481","password":"pw-481"}`, customerLogin(leakedCustomers))
+
+	assert.Equal(t, "k1", keyFrom(response{status: 200, body: []byte(`{"API_KEY":"k1"}`)}))
+	assert.Empty(t, keyFrom(response{status: 200, body: []byte(`{"success":true,"role":"user"}`)}), "the shop's own answer: no key minted")
+	assert.Empty(t, keyFrom(response{status: 401, body: []byte(`{"API_KEY":"k1"}`)}))
+	assert.Empty(t, keyFrom(response{status: 200, body: []byte(`not json`)}))
+
+	assert.Equal(t, []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond},
+		[]time.Duration{backoff(1), backoff(2), backoff(3)})
+	for _, code := range []int{429, 502, 503, 504} {
+		assert.True(t, retryable(code), code)
+	}
+	for _, code := range []int{200, 400, 401, 403, 404, 500} {
+		assert.False(t, retryable(code), code)
+	}
+
+	// Every scenario is documented and named in -h.
+	var out bytes.Buffer
+	_, err := parse([]string{"-h"}, func(string) string { return "" }, &out)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	for _, sc := range Scenarios {
+		assert.NotEmpty(t, sc.Doc, sc.Name)
+		assert.Contains(t, out.String(), "\n  "+sc.Name+" ", sc.Name)
+		assert.NotEqual(t, "?", poolName(sc), sc.Name)
+	}
+	assert.Contains(t, out.String(), "residential x20")
+}
+
+// apiGateway is a fake gateway for the API scenarios: POST /auth mints a
+// key for the shop's customers (and answers 401 for anyone else), GET
+// /api/flaky fails every other call with the shop's 503, and it records
+// every request.
+type apiGateway struct {
+	mu    sync.Mutex
+	reqs  []*http.Request
+	flaky int
+}
+
+func (g *apiGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	g.reqs = append(g.reqs, r)
+	switch {
+	case r.Method == "POST" && r.URL.Path == "/auth":
+		var creds struct{ Username string }
+		_ = json.Unmarshal(body, &creds)
+		if !strings.HasPrefix(creds.Username, "customer") {
+			w.WriteHeader(401)
+			_, _ = w.Write([]byte(`{"error":"Invalid credentials"}`))
+			return
+		}
+		_, _ = fmt.Fprintf(w, `{"API_KEY":"key-%s"}`, creds.Username)
+	case r.URL.Path == "/api/flaky":
+		g.flaky++
+		if g.flaky%2 == 1 {
+			w.WriteHeader(503)
+			_, _ = w.Write([]byte(`{"error":"temporarily unavailable (flaky by design)"}`))
+		}
+	case strings.HasPrefix(r.URL.Path, "/api/orders/"):
+		w.WriteHeader(403)
+		_, _ = w.Write([]byte(`{"error":"not your order"}`))
+	}
+}
+
+func (g *apiGateway) requests() []*http.Request {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.reqs)
+}
+
+// TestAPIScenarios runs the new scenarios against the fake gateway and
+// checks each sends what it says it does.
+func TestAPIScenarios(t *testing.T) {
+	g := &apiGateway{}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	mix := "app-timer=2,app-jitter=2,integration=5,integration-key=2,webhook=2,batch-key=1,monitor=1,sdk-retry=2,graphql=2," +
+		"scraper-okhttp=1,stuffing-resi=2,leaked-key=1,scraper-pages=1,scraper-rotate=1,browser=4"
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"-target", srv.URL, "-duration", "3s", "-mix", mix, "-rate", "10", "-rtt", "1ms", "-seed", "7",
+		"-report", "-json", "-"}, func(string) string { return "" }, &out)
+	require.NoError(t, err)
+	text := out.String()
+	var rep Report
+	require.NoError(t, json.Unmarshal([]byte(text[strings.Index(text, "\n{")+1:]), &rep))
+	by := map[string]ScenarioReport{}
+	for _, s := range rep.Scenarios {
+		by[s.Name] = s
+	}
+	for _, name := range []string{"app-timer", "app-jitter", "integration", "integration-key", "webhook", "batch-key", "monitor", "sdk-retry", "graphql"} {
+		s := by[name]
+		assert.Equal(t, API, s.Measure, name)
+		assert.Greater(t, s.Sent, 0, name)
+		assert.Zero(t, s.Failed, "%s: the shop's 503s are not failures", name)
+		assert.True(t, s.Pass, "%s: nothing refused", name)
+	}
+	assert.Equal(t, 2, by["integration-key"].KeysMinted)
+	assert.Equal(t, 1, by["batch-key"].KeysMinted)
+	assert.Equal(t, 1, by["leaked-key"].KeysMinted)
+	assert.Contains(t, text, "integration-key: 2 of 2 clients got an API key")
+	for _, name := range []string{"scraper-pages", "scraper-rotate"} {
+		assert.Equal(t, AfterMinute, by[name].Measure, name)
+		assert.False(t, by[name].Pass, "%s: a 3 s run proves nothing after a minute", name)
+	}
+
+	addrs := allocate(parseMixMust(t, mix), 7)
+	scenarioOf := map[string]string{} // by address
+	for name, clients := range addrs {
+		for _, own := range clients {
+			for _, a := range own {
+				scenarioOf[a.String()] = name
+			}
+		}
+	}
+	type seen struct {
+		uas, keys, paths, ips map[string]int
+		methods               map[string]int
+		n                     int
+		reqs                  []*http.Request
+	}
+	by2 := map[string]*seen{}
+	for _, r := range g.requests() {
+		name := scenarioOf[r.Header.Get("X-Forwarded-For")]
+		require.NotEmpty(t, name, "an address no client owns: %s", r.Header.Get("X-Forwarded-For"))
+		s := by2[name]
+		if s == nil {
+			s = &seen{uas: map[string]int{}, keys: map[string]int{}, paths: map[string]int{}, ips: map[string]int{}, methods: map[string]int{}}
+			by2[name] = s
+		}
+		s.n++
+		s.uas[r.UserAgent()]++
+		s.keys[r.Header.Get("X-API-Key")]++
+		s.paths[r.URL.RequestURI()]++
+		s.ips[r.Header.Get("X-Forwarded-For")]++
+		s.methods[r.Method+" "+strings.Split(strings.TrimPrefix(r.URL.Path, "/"), "/")[0]]++
+		s.reqs = append(s.reqs, r)
+	}
+	pathsOf := func(name string) []string { return slices.Sorted(maps.Keys(by2[name].paths)) }
+
+	// Apps: the two user agents, only the catalogue.
+	assert.ElementsMatch(t, appUAs, slices.Collect(maps.Keys(by2["app-timer"].uas)))
+	for _, p := range pathsOf("app-timer") {
+		assert.True(t, strings.HasPrefix(p, "/api/products"), p)
+	}
+	// Integrations: every library's user agent, no key; the keyed ones
+	// log in once and send their key on every other request.
+	assert.ElementsMatch(t, integrationUAs, slices.Collect(maps.Keys(by2["integration"].uas)))
+	assert.Equal(t, map[string]int{"": by2["integration"].n}, by2["integration"].keys)
+	for _, name := range []string{"integration-key", "batch-key", "leaked-key"} {
+		s := by2[name]
+		logins := s.methods["POST auth"]
+		assert.Equal(t, by[name].Clients, logins, "%s: one login per client", name)
+		assert.Equal(t, logins, s.keys[""], "%s: only the logins go without a key", name)
+		for k := range s.keys {
+			assert.True(t, k == "" || strings.HasPrefix(k, "key-customer"), "%s: %q", name, k)
+		}
+	}
+	assert.Greater(t, by2["integration-key"].keys["key-customer401"], 0, "client 0 is customer 401")
+	assert.Greater(t, by2["integration-key"].keys["key-customer402"], 0)
+	// Webhooks: bursts of POSTs to the provider's path.
+	for _, p := range pathsOf("webhook") {
+		assert.True(t, p == "/webhooks/stripe" || p == "/webhooks/github", p)
+	}
+	assert.GreaterOrEqual(t, by2["webhook"].n, 20, "a burst at least")
+	// The batch job alternates pages and orders.
+	b := by2["batch-key"]
+	assert.InDelta(t, b.methods["GET api"], b.methods["POST api"], 1)
+	assert.Contains(t, b.paths, "/api/products?page=1")
+	assert.Contains(t, b.paths, "/api/products?page=2")
+	assert.Equal(t, map[string]int{monitorUA: by2["monitor"].n}, by2["monitor"].uas)
+	// The SDK retries a 503 (every other call here) once: as many
+	// retries as first tries.
+	assert.Greater(t, by2["sdk-retry"].n, 4)
+	assert.Equal(t, []string{"/api/flaky"}, pathsOf("sdk-retry"))
+	assert.Equal(t, map[string]int{"POST graphql": by2["graphql"].n}, by2["graphql"].methods)
+
+	// Attackers.
+	assert.Equal(t, map[string]int{appUAs[0]: by2["scraper-okhttp"].n}, by2["scraper-okhttp"].uas)
+	assert.Greater(t, len(by2["scraper-okhttp"].paths), by2["scraper-okhttp"].n*9/10, "random ids: few repeats")
+	// Each stuffing client rotates over its own 20 addresses.
+	st := by2["stuffing-resi"]
+	assert.Equal(t, map[string]int{"POST auth": st.n}, st.methods)
+	assert.Greater(t, st.n, 40)
+	assert.Len(t, st.ips, 40, "2 clients x 20 addresses, all used")
+	for ip, n := range st.ips {
+		assert.InDelta(t, st.n/40, n, 2, ip)
+	}
+	// The leaked key walks the orders in order.
+	var orders []string
+	for _, r := range by2["leaked-key"].reqs {
+		if strings.HasPrefix(r.URL.Path, "/api/orders/") {
+			orders = append(orders, r.URL.Path)
+		}
+	}
+	require.Greater(t, len(orders), 3)
+	assert.Equal(t, []string{"/api/orders/1", "/api/orders/2", "/api/orders/3"}, orders[:3])
+	// Page scrapers: HTML pages only, no assets; the rotating one with
+	// four user agents.
+	for _, name := range []string{"scraper-pages", "scraper-rotate"} {
+		for _, r := range by2[name].reqs {
+			assert.Regexp(t, `^/products/\d+$`, r.URL.Path, name)
+			assert.Equal(t, "document", r.Header.Get("Sec-Fetch-Dest"), name)
+		}
+	}
+	assert.Len(t, by2["scraper-pages"].uas, 1)
+	assert.Len(t, by2["scraper-rotate"].uas, min(4, by2["scraper-rotate"].n))
+	// Browsers: category pages bring their extension-less thumbnails,
+	// as images with the page as referer.
+	var thumbs int
+	for _, r := range by2["browser"].reqs {
+		if strings.HasPrefix(r.URL.Path, "/image/") {
+			thumbs++
+			assert.Regexp(t, `^/image/\d+/productModel/200x200$`, r.URL.Path)
+			assert.Equal(t, "image", r.Header.Get("Sec-Fetch-Dest"))
+			assert.Contains(t, r.Header.Get("Referer"), "/collections/")
+		}
+	}
+	assert.Greater(t, thumbs, 0, "seed 7's browsers open a category page")
+}
+
+func parseMixMust(t *testing.T, s string) map[string]int {
+	m, err := parseMix(s)
+	require.NoError(t, err)
+	return m
 }
