@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/bulwarkgw/bulwark/scorer v0.0.0
 	github.com/bulwarkgw/bulwark/shared v0.0.0
+	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0

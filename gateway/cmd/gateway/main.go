@@ -31,6 +31,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/connlimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/framing"
+	"github.com/bulwarkgw/bulwark/gateway/internal/jwtauth"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
 	"github.com/bulwarkgw/bulwark/gateway/internal/logbuf"
@@ -182,6 +183,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// Bearer JWTs (the jwt section), checked against the inline keys and a
+	// JWKS file that jwtv.Run re-reads. Off, the dependency stays a nil
+	// interface, not a nil *Verifier.
+	var jwtv *jwtauth.Verifier
+	var jwtDep server.JWTVerifier
+	if cfg.JWT.Enabled() {
+		if jwtv, err = jwtauth.New(jwtOptions(cfg.JWT), log); err != nil {
+			return err
+		}
+		jwtDep = jwtv
+		log.Info("jwt verification", "keys", jwtv.Keys(), "jwks_file", cfg.JWT.JWKSFile, "principal_claim", cfg.JWT.PrincipalClaim)
+	}
 	guard, err := bruteforce.New(rdb, cfg.Redis.Prefix, guardConfig(cfg))
 	if err != nil {
 		return fmt.Errorf("login_protection: %w", err)
@@ -214,7 +227,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	metrics.CounterFunc("bulwark_gateway_redis_circuit_rejected_total", "Redis calls and pipelines refused by the open circuit breaker without waiting.",
 		func() float64 { return float64(breaker.Rejected()) })
 	gw, err := server.New(cfg, server.Deps{
-		Traffic: store, Bans: banStore, Fallback: fallback, Lists: listStore, Limiter: limiter, Keys: keys, Guard: guard,
+		Traffic: store, Bans: banStore, Fallback: fallback, Lists: listStore, Limiter: limiter, Keys: keys, JWT: jwtDep, Guard: guard,
 		Scorer: scorer, Local: local, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,
 		Ready: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})
@@ -226,7 +239,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	metrics.Connections(conns.Stats)
-	rl := &reloader{path: *cfgPath, getenv: getenv, gw: gw, lists: listStore, guard: guard, conns: conns, log: log}
+	rl := &reloader{path: *cfgPath, getenv: getenv, gw: gw, lists: listStore, guard: guard, conns: conns, jwt: jwtv, log: log}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -283,6 +296,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	})
 	g.Go(func() error { rl.watch(bg, hup, 2*time.Second); return nil })
+	if jwtv != nil {
+		g.Go(func() error { return jwtv.Run(bg, cfg.JWT.ReloadInterval) })
+	}
 	if adminSrv != nil {
 		log.Info("admin listening", "addr", adminLn.Addr().String())
 		go func() { _ = adminSrv.Serve(adminLn) }()
@@ -424,6 +440,14 @@ func sweep(ctx context.Context, coll *mongo.Collection, retention time.Duration,
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// jwtOptions maps the jwt section onto the verifier.
+func jwtOptions(j config.JWT) jwtauth.Options {
+	return jwtauth.Options{
+		PrincipalClaim: j.PrincipalClaim, Issuer: j.Issuer, Audience: j.Audience,
+		Leeway: j.Leeway, ExpOptional: !j.RequireExp, Keys: j.Keys, JWKSFile: j.JWKSFile,
 	}
 }
 

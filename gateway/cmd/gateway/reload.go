@@ -12,6 +12,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/bruteforce"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/connlimit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/jwtauth"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 )
@@ -26,6 +27,7 @@ type reloader struct {
 	lists  *lists.Store
 	guard  *bruteforce.Guard
 	conns  *connlimit.Limiter
+	jwt    *jwtauth.Verifier // nil: JWT is off (turning it on needs a restart)
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -67,6 +69,12 @@ func (r *reloader) reload() (*config.Config, error) {
 	}
 	if r.conns != nil {
 		r.conns.SetExempt(cfg.TrustedProxies) // a proxy meets only the global limit
+	}
+	if r.jwt != nil {
+		// New settings and keys, and the JWKS file read again.
+		if err := r.jwt.Configure(jwtOptions(cfg.JWT)); err != nil {
+			r.log.Error("jwt not reloaded after validation; the old keys stay in use", "err", err)
+		}
 	}
 	r.log.Info("config reloaded", "routes", len(cfg.Routes))
 	return cfg, nil
@@ -130,6 +138,11 @@ func restartOnly(old, next *config.Config) error {
 	check("read_header_timeout", old.Edge.ReadHeaderTimeout != next.Edge.ReadHeaderTimeout)
 	check("connections", old.Edge.Connections != next.Edge.Connections)
 	check("shutdown_timeout", old.ShutdownTimeout != next.ShutdownTimeout)
+	// The verifier is built (or not) at start: turning JWT on or off, or
+	// changing how often its JWKS file is polled, needs a restart; its
+	// keys and claims reload.
+	check("jwt (on or off)", old.JWT.Enabled() != next.JWT.Enabled())
+	check("jwt.reload_interval", old.JWT.Enabled() && next.JWT.Enabled() && old.JWT.ReloadInterval != next.JWT.ReloadInterval)
 	if len(keys) > 0 {
 		return fmt.Errorf("a restart is needed to change %s; nothing was reloaded", strings.Join(keys, ", "))
 	}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/jwtauth"
 	"github.com/bulwarkgw/bulwark/gateway/internal/pathclass"
 	"github.com/bulwarkgw/bulwark/shared/redisconn"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
@@ -52,6 +53,7 @@ type Config struct {
 	Lists          Lists
 	RateLimit      RateLimit
 	APIKey         APIKey
+	JWT            JWT
 	Login          Login
 	Edge           Edge
 	AuditRequests  bool    // write every proxied request to the audit log (seed 001)
@@ -104,6 +106,23 @@ type APIKey struct {
 	// roles. An endpoint that is not listed is forwarded.
 	Permissions map[string]map[string][]string
 }
+
+// JWT configures bearer-token verification (package jwtauth): a request
+// with a valid JWT is judged as the principal its PrincipalClaim names.
+// It is on when there are Keys or a JWKSFile.
+type JWT struct {
+	PrincipalClaim string        // the claim naming the principal (sub)
+	Issuer         string        // "iss" must match when set
+	Audience       string        // "aud" must hold it when set
+	Leeway         time.Duration // clock skew allowed on exp, nbf and iat
+	RequireExp     bool          // refuse tokens without exp
+	JWKSFile       string        // a JWKS file, re-read every ReloadInterval
+	ReloadInterval time.Duration
+	Keys           []jwtauth.Key // inline keys, parsed and checked
+}
+
+// Enabled reports whether bearer JWTs are verified at all.
+func (j JWT) Enabled() bool { return len(j.Keys) > 0 || j.JWKSFile != "" }
 
 // Login configures brute-force protection of logins (seeds 003 and 004).
 type Login struct {
@@ -192,7 +211,7 @@ type Route struct {
 	Upstream    *url.URL
 	StripPrefix bool
 	Timeout     time.Duration // upstream response-header timeout
-	Auth        string        // "" or "api_key"
+	Auth        string        // "", "api_key" or "jwt"
 	RateLimit   Limit         // per client on this route; zero: none
 	RawPath     bool          // path_normalization: raw — forward the path as sent
 }
@@ -321,6 +340,16 @@ type file struct {
 		BlockDuration    string                         `yaml:"block_duration"`
 		Permissions      map[string]map[string][]string `yaml:"permissions"`
 	} `yaml:"api_key"`
+	JWT struct {
+		PrincipalClaim string       `yaml:"principal_claim"`
+		Issuer         string       `yaml:"issuer"`
+		Audience       string       `yaml:"audience"`
+		Leeway         string       `yaml:"leeway"`
+		RequireExp     *bool        `yaml:"require_exp"`
+		JWKSFile       string       `yaml:"jwks_file"`
+		ReloadInterval string       `yaml:"reload_interval"`
+		Keys           []fileJWTKey `yaml:"keys"`
+	} `yaml:"jwt"`
 	Login struct {
 		Routes []struct {
 			Path          string `yaml:"path"`
@@ -363,6 +392,13 @@ type fileRoute struct {
 	Auth        string    `yaml:"auth"`
 	RateLimit   fileLimit `yaml:"rate_limit"`
 	PathNorm    string    `yaml:"path_normalization"`
+}
+
+type fileJWTKey struct {
+	KID       string `yaml:"kid"`
+	Alg       string `yaml:"alg"`
+	Secret    string `yaml:"secret"`     // HS256
+	PublicKey string `yaml:"public_key"` // PEM: RS256, ES256, EdDSA
 }
 
 type fileLimit struct {
@@ -408,6 +444,9 @@ func defaults() file {
 	f.APIKey.InvalidWindow = "5s"
 	f.APIKey.InvalidThreshold = 5
 	f.APIKey.BlockDuration = "24h"
+	f.JWT.PrincipalClaim = "sub"
+	f.JWT.Leeway = "30s"
+	f.JWT.ReloadInterval = "10s"
 	f.Login.Login = fileBucket{10, "1m"}
 	f.Login.Password = fileBucket{100, "1m"}
 	f.Login.IP = fileBucket{1000, "1m"}
@@ -652,8 +691,8 @@ func (f *file) validate() (*Config, error) {
 		if r.Timeout != "" {
 			route.Timeout = dur(key+".timeout", r.Timeout, time.Millisecond)
 		}
-		if r.Auth != "" && r.Auth != "api_key" {
-			bad(key+".auth", `must be "" or "api_key", got %q`, r.Auth)
+		if r.Auth != "" && r.Auth != "api_key" && r.Auth != "jwt" {
+			bad(key+".auth", `must be "", "api_key" or "jwt", got %q`, r.Auth)
 		}
 		route.RateLimit = limit(key+".rate_limit", r.RateLimit)
 		switch r.PathNorm {
@@ -825,6 +864,12 @@ func (f *file) validate() (*Config, error) {
 	if needsKeys && c.APIKey.AuthUpstream == nil {
 		bad("api_key.auth_upstream", "required when a route has auth: api_key")
 	}
+	c.JWT = f.jwt(bad, dur)
+	for i, r := range f.Routes {
+		if r.Auth == "jwt" && !c.JWT.Enabled() {
+			bad(fmt.Sprintf("routes[%d].auth", i), "jwt needs the jwt section: jwt.keys or jwt.jwks_file")
+		}
+	}
 
 	lp := f.Login
 	c.Login = Login{
@@ -899,6 +944,77 @@ func (f *file) validate() (*Config, error) {
 	return c, nil
 }
 
+// jwt validates the jwt section: every key parsed against its alg, kids
+// unique and present when there are several keys (the JWKS file's too).
+func (f *file) jwt(bad func(key, format string, args ...any), dur func(key, v string, min time.Duration) time.Duration) JWT {
+	fj := f.JWT
+	j := JWT{
+		PrincipalClaim: fj.PrincipalClaim, Issuer: fj.Issuer, Audience: fj.Audience,
+		Leeway:         dur("jwt.leeway", fj.Leeway, 0),
+		RequireExp:     fj.RequireExp == nil || *fj.RequireExp,
+		JWKSFile:       fj.JWKSFile,
+		ReloadInterval: dur("jwt.reload_interval", fj.ReloadInterval, 100*time.Millisecond),
+	}
+	if j.PrincipalClaim == "" {
+		bad("jwt.principal_claim", "must not be empty")
+	}
+	kids := map[string]string{} // kid → the key that has it
+	several := len(fj.Keys) > 1
+	var fileKeys []jwtauth.Key
+	if fj.JWKSFile != "" {
+		var err error
+		if fileKeys, err = jwtauth.ReadJWKS(fj.JWKSFile); err != nil {
+			bad("jwt.jwks_file", "%v", err)
+		}
+		several = len(fj.Keys)+len(fileKeys) > 1
+	}
+	for i, fk := range fj.Keys {
+		key := fmt.Sprintf("jwt.keys[%d]", i)
+		var k jwtauth.Key
+		var err error
+		field := ".public_key"
+		switch {
+		case !jwtauth.KnownAlg(fk.Alg):
+			bad(key+".alg", "must be HS256, RS256, ES256 or EdDSA, got %q", fk.Alg)
+			continue
+		case fk.Alg == jwtauth.HS256:
+			field = ".secret"
+			if fk.PublicKey != "" {
+				bad(key+".public_key", "HS256 takes a secret, not a public key")
+			}
+			k, err = jwtauth.NewHMACKey(fk.KID, []byte(fk.Secret))
+		default:
+			if fk.Secret != "" {
+				bad(key+".secret", "%s takes a public_key, not a secret", fk.Alg)
+			}
+			k, err = jwtauth.ParsePublicKey(fk.KID, fk.Alg, []byte(fk.PublicKey))
+		}
+		if err != nil {
+			bad(key+field, "%v", err)
+			continue
+		}
+		switch {
+		case fk.KID == "" && several:
+			bad(key+".kid", "required when there are several keys (here and in jwt.jwks_file)")
+		case fk.KID == "":
+		case kids[fk.KID] != "":
+			bad(key+".kid", "duplicate kid %q (also %s)", fk.KID, kids[fk.KID])
+		default:
+			kids[fk.KID] = key
+		}
+		j.Keys = append(j.Keys, k)
+	}
+	for i, k := range fileKeys {
+		switch {
+		case k.ID == "" && several:
+			bad("jwt.jwks_file", "%s: key %d has no kid: with several keys every key needs one", fj.JWKSFile, i)
+		case k.ID != "" && kids[k.ID] != "":
+			bad("jwt.jwks_file", "%s: kid %q is also %s", fj.JWKSFile, k.ID, kids[k.ID])
+		}
+	}
+	return j
+}
+
 // Enabled reports whether the admin API is served: never without credentials.
 func (a Admin) Enabled() bool {
 	return a.Listen != "" && (a.Token != "" || a.Username != "")
@@ -935,6 +1051,7 @@ func (c *Config) Redacted() map[string]any {
 		"api_key": map[string]any{"auth_path": c.APIKey.AuthPath, "key_ttl": c.APIKey.KeyTTL.String(), "role_attribute": c.APIKey.RoleAttribute,
 			"invalid_window": c.APIKey.InvalidWindow.String(), "invalid_threshold": c.APIKey.InvalidThreshold, "block_duration": c.APIKey.BlockFor.String(),
 			"permissions": c.APIKey.Permissions},
+		"jwt":              c.JWT.redacted(),
 		"login_protection": c.Login,
 		"max_body_size":    c.Edge.MaxBodyBytes,
 		"body_buffer_size": c.Edge.BodyBufferBytes, "body_buffer_memory": c.Edge.BodyBufferMemory,
@@ -942,6 +1059,23 @@ func (c *Config) Redacted() map[string]any {
 		"connections": map[string]any{"max": c.Edge.Connections.Max, "per_address": c.Edge.Connections.PerAddress,
 			"idle_timeout": c.Edge.Connections.IdleTimeout.String()},
 		"shutdown_timeout": c.ShutdownTimeout.String(),
+	}
+}
+
+// redacted lists the jwt settings; keys by kid and alg only (a secret's
+// material never leaves jwtauth.Key).
+func (j JWT) redacted() map[string]any {
+	keys := make([]map[string]any, len(j.Keys))
+	for i, k := range j.Keys {
+		keys[i] = map[string]any{"kid": k.ID, "alg": k.Alg}
+		if k.Alg == jwtauth.HS256 {
+			keys[i]["secret"] = "[redacted]"
+		}
+	}
+	return map[string]any{
+		"enabled": j.Enabled(), "principal_claim": j.PrincipalClaim, "issuer": j.Issuer, "audience": j.Audience,
+		"leeway": j.Leeway.String(), "require_exp": j.RequireExp, "jwks_file": j.JWKSFile,
+		"reload_interval": j.ReloadInterval.String(), "keys": keys,
 	}
 }
 

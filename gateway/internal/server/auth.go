@@ -53,7 +53,7 @@ var loginClient = &http.Client{
 
 // apiKey requires a valid credential on routes with auth (api_key: a
 // Bulwark key; jwt: a verified JWT bearer token), as the credential step
-// found it, applies RBAC and the per-key limit, and strips a Bulwark key
+// found it, applies RBAC, and strips a Bulwark key
 // before forwarding (a JWT is the upstream's and passes). Missing and
 // invalid credentials count toward the address's failure limit; crossing
 // it bans the address.
@@ -77,7 +77,7 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 			if !permitted(v.rt.cfg.APIKey.Permissions, v.route.Path, c.Request(), v.role) {
 				return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 			}
-			return p.perKeyLimit(c, v, next)
+			return next(c)
 		default:
 			return next(c)
 		}
@@ -98,18 +98,8 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 			return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 		}
 		apikey.Strip(r)
-		return p.perKeyLimit(c, v, next)
+		return next(c)
 	}
-}
-
-// perKeyLimit applies rate_limit.per_key to the request's principal.
-func (p *pipeline) perKeyLimit(c echo.Context, v *verdict, next echo.HandlerFunc) error {
-	if l := v.rt.cfg.RateLimit.PerKey; l.Requests > 0 && p.d.Limiter != nil && !v.bypass && v.keyID != "" {
-		if err := p.limit(c, v, queuedLimit{key: "key:{" + v.keyID + "}", n: l.Requests, window: l.Window}); err != nil {
-			return err
-		}
-	}
-	return next(c)
 }
 
 // permitted applies RBAC: the endpoint is the first path segment below the
@@ -345,6 +335,11 @@ func (p *pipeline) login(c echo.Context) error {
 	}
 	if !apikey.Truthy(reply["success"]) {
 		p.recordLogin(c, v, login, false)
+		// The backend's verdict, relayed: the client's auth failure, counted
+		// as an upstream 401 would be (outcome never sees this answer: it is
+		// returned as an error).
+		rec, _ := p.d.Traffic.(ResponseRecorder)
+		p.recordAnswer(c, v, rec, http.StatusUnauthorized)
 		return stop(v, decisionUnauthorized, http.StatusUnauthorized, msgBadLogin)
 	}
 	p.recordLogin(c, v, login, true)

@@ -16,6 +16,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/apikey"
 	"github.com/bulwarkgw/bulwark/gateway/internal/bans"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
@@ -51,6 +52,8 @@ func principalGateway(t *testing.T, mutate func(*config.Config)) (http.Handler, 
 	require.NoError(t, err)
 	keys, err := apikey.New(rdb, prefix, time.Hour)
 	require.NoError(t, err)
+	limiter, err := ratelimit.New(rdb, prefix)
+	require.NoError(t, err)
 	var mu sync.Mutex
 	var seen []wire.ScoreRequest
 	scorer := scoreFunc(func(r wire.ScoreRequest) (wire.ScoreResponse, error) {
@@ -68,7 +71,7 @@ func principalGateway(t *testing.T, mutate func(*config.Config)) (http.Handler, 
 		}
 		return "", errors.New("bad signature")
 	})
-	g, err := server.New(cfg, server.Deps{Traffic: store, Bans: banStore, Keys: keys, JWT: verifier, Scorer: scorer,
+	g, err := server.New(cfg, server.Deps{Traffic: store, Bans: banStore, Keys: keys, JWT: verifier, Limiter: limiter, Scorer: scorer,
 		Events: &recorder{}, Stats: nopStats{}, Log: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	return g, keys, func() []wire.ScoreRequest {
@@ -155,4 +158,61 @@ func TestAPIKeyRouteUsesTheVerifiedCredential(t *testing.T) {
 	assert.Equal(t, 401, send(h, "GET", "/api/products/1", "", xff...), "no key")
 	bad := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	assert.Equal(t, 401, send(h, "GET", "/api/products/1", "", append([]string{"X-API-Key", bad}, xff...)...), "unknown key")
+}
+
+// TestPrincipalsHaveTheirOwnLimits: rate_limit.per_key and the per-client
+// limit apply to a principal on every route, not only on routes with auth,
+// and one principal's limit leaves the others and the address alone.
+func TestPrincipalsHaveTheirOwnLimits(t *testing.T) {
+	t.Parallel()
+	h, keys, _ := principalGateway(t, func(c *config.Config) {
+		c.RateLimit.PerKey = config.Limit{Requests: 3, Window: time.Minute}
+		c.RateLimit.RequestsPerMinute = 3
+	})
+	ctx := context.Background()
+	keyA, _, err := keys.Mint(ctx, "", time.Now())
+	require.NoError(t, err)
+	keyB, _, err := keys.Mint(ctx, "", time.Now())
+	require.NoError(t, err)
+	nat := []string{"X-Forwarded-For", "203.0.113.63"}
+	for i := range 2 {
+		require.Equal(t, 200, send(h, "GET", "/", "", append([]string{"X-API-Key", keyA}, nat...)...), "A %d", i+1)
+	}
+	// Count60s < 5: the scorer double lets these pass; the limits decide.
+	assert.Equal(t, 200, send(h, "GET", "/", "", append([]string{"X-API-Key", keyA}, nat...)...), "A's 3rd: at its limit")
+	assert.Equal(t, 429, send(h, "GET", "/", "", append([]string{"X-API-Key", keyA}, nat...)...), "A's 4th: over it")
+	assert.Equal(t, 200, send(h, "GET", "/", "", append([]string{"X-API-Key", keyB}, nat...)...), "B: its own limit")
+	assert.Equal(t, 200, send(h, "GET", "/", "", nat...), "the address: its own limit")
+}
+
+// TestFailedLoginsThroughTheKeyMinterCount: a login the gateway forwards
+// itself to mint a key (api_key.auth_upstream) and the backend refuses is
+// the client's auth failure, counted as the upstream's 401 would be.
+func TestFailedLoginsThroughTheKeyMinterCount(t *testing.T) {
+	t.Parallel()
+	h, _, seen := principalGateway(t, func(c *config.Config) { c.APIKey.AuthUpstream = c.Routes[0].Upstream })
+	xff := []string{"X-Forwarded-For", "203.0.113.64", "Content-Type", "application/json"}
+	assert.Equal(t, 401, send(h, "POST", "/auth", `{"username":"a","password":"b"}`, xff...))
+	assert.Equal(t, 401, send(h, "POST", "/auth", `{"username":"a","password":"c"}`, xff...))
+	last := seen()[len(seen())-1]
+	assert.EqualValues(t, 1, last.AuthFailures, "the first refusal, counted before the second")
+	assert.EqualValues(t, 1, last.Errors4xx)
+}
+
+// TestJWTRoute: a route with auth: jwt needs a verified token; a missing or
+// bad one is a 401 counted against the address (the fifth in the window
+// bans it, as bad API keys do); a valid principal is still judged by its
+// own record.
+func TestJWTRoute(t *testing.T) {
+	t.Parallel()
+	h, _, seen := principalGateway(t, func(c *config.Config) { c.Routes[0].Auth = "jwt" })
+	xff := []string{"X-Forwarded-For", "203.0.113.65"}
+	assert.Equal(t, 200, send(h, "GET", "/api/products/1", "", append([]string{"Authorization", "Bearer alice.jwt.sig"}, xff...)...))
+	assert.Regexp(t, `^jwt:`, seen()[len(seen())-1].Principal)
+	assert.Equal(t, 401, send(h, "GET", "/api/products/1", "", xff...), "no token")
+	for i := range 4 {
+		assert.Equal(t, 401, send(h, "GET", "/api/products/1", "", append([]string{"Authorization", "Bearer mallory.jwt.sig"}, xff...)...), "bad token %d", i+1)
+	}
+	assert.Equal(t, 403, send(h, "GET", "/api/products/1", "", append([]string{"Authorization", "Bearer mallory.jwt.sig"}, xff...)...), "the sixth bad credential bans the address")
+	assert.Equal(t, 200, send(h, "GET", "/api/products/1", "", append([]string{"Authorization", "Bearer alice.jwt.sig"}, xff...)...), "alice is judged by her own record")
 }

@@ -330,6 +330,11 @@ func (p *pipeline) limitsFor(c echo.Context, v *verdict) []queuedLimit {
 	if r := v.route; routed && r.RateLimit.Requests > 0 {
 		out = append(out, queuedLimit{key: "route:" + r.Path + ":{" + who + "}", n: r.RateLimit.Requests, window: r.RateLimit.Window})
 	}
+	// A principal's own limit, on every route (rate_limit.per_key): for
+	// it, volume is this limit's business, not the score's.
+	if l := cfg.RateLimit.PerKey; l.Requests > 0 && v.keyID != "" && v.principalName != "" {
+		out = append(out, queuedLimit{key: "key:{" + v.keyID + "}", n: l.Requests, window: l.Window})
+	}
 	return out
 }
 
