@@ -439,6 +439,9 @@ func defaults() file {
 	f.Events.AggregateWindow = "1s"
 	f.Admin.Listen = "127.0.0.1:9090"
 	f.RateLimit.RequestsPerMinute = 0
+	// A principal's volume is this limit's business (the score leaves it
+	// out): on by default, so a leaked key cannot flood.
+	f.RateLimit.PerKey = fileLimit{Requests: 6000, Window: "1m"}
 	f.APIKey.AuthPath = "/auth"
 	f.APIKey.KeyTTL = "24h"
 	f.APIKey.InvalidWindow = "5s"
@@ -615,11 +618,11 @@ func (f *file) validate() (*Config, error) {
 		bad("redis.fallback_clients", "must be at least 2, got %d", c.Redis.FallbackClients)
 	}
 	limit := func(key string, l fileLimit) Limit {
-		if l.Requests == 0 && l.Window == "" {
-			return Limit{}
+		if l.Requests == 0 {
+			return Limit{} // off
 		}
-		if l.Requests < 1 {
-			bad(key+".requests", "must be positive, got %d", l.Requests)
+		if l.Requests < 0 {
+			bad(key+".requests", "must not be negative, got %d", l.Requests)
 		}
 		w := time.Minute
 		if l.Window != "" {
