@@ -20,7 +20,7 @@ func Observed(req *wire.ScoreRequest, addr netip.Addr) Features {
 		Count1s: req.Count1s, Count10s: req.Count10s, Count60s: req.Count60s,
 		Visits: req.Visits, Sensitive: req.Sensitive, SensitiveHits: req.SensitiveHits,
 		AuthFailures: req.AuthFailures, Errors4xx: req.Errors4xx,
-		Pages60s: req.Pages60s, Assets60s: req.Assets60s, Principal: req.Principal,
+		Pages60s: req.Pages60s, Assets60s: req.Assets60s, Refused60s: req.Refused60s, Principal: req.Principal,
 		DistinctPaths: req.DistinctPaths, SequentialIDs: req.SequentialIDs,
 		Intervals: req.Intervals, IntervalCV: req.IntervalCV,
 		UserAgent: req.UserAgent, Addr: addr,

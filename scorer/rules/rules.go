@@ -262,6 +262,9 @@ type Features struct {
 	// people read, is scraping (bare_pages), whatever user agent it
 	// sends; only a self-declared crawler is left to its own rules.
 	Pages60s, Assets60s int64
+	// Refused60s counts the requests of Count60s the gateway refused
+	// itself: error_ratio is taken over the others, the answered ones.
+	Refused60s int64
 	// Principal names the verified credential the request carried
 	// ("key:...", "jwt:..."), "" for none. A principal is judged by its own
 	// behaviour: no circumstantial feature applies to it, and its volume
@@ -303,8 +306,10 @@ func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
 		v[Regularity] = clamp01(1 - f.IntervalCV)
 	}
 	v[AuthFailures] = float64(max(f.AuthFailures, 0))
-	if f.Count60s >= cfg.MinRequests && f.Count60s > 0 {
-		v[ErrorRatio] = cfg.errorRatio(f.Errors4xx, f.Count60s)
+	// Over the answered requests: the gateway's own refusals neither
+	// raise the ratio nor dilute it.
+	if answered := f.Count60s - min(max(f.Refused60s, 0), f.Count60s); answered >= cfg.MinRequests && answered > 0 {
+		v[ErrorRatio] = cfg.errorRatio(f.Errors4xx, answered)
 	}
 	v[PathDiversity] = float64(max(f.DistinctPaths, 0))
 	v[Enumeration] = float64(max(f.SequentialIDs, 0))

@@ -508,6 +508,22 @@ func TestNoRefusalWithoutBehaviour(t *testing.T) {
 	assert.GreaterOrEqual(t, rules.Score(&cfg, flood).Score, cfg.Block, "a principal that probes is blocked")
 }
 
+// TestRefusalsNeitherRaiseNorDiluteTheErrorRatio: error_ratio is taken
+// over the requests the upstream answered; the gateway's own refusals
+// (Refused60s) are left out of it.
+func TestRefusalsNeitherRaiseNorDiluteTheErrorRatio(t *testing.T) {
+	cfg := rules.DefaultConfig()
+	errs := rules.Features{Count60s: 20, Errors4xx: 18}
+	refusedToo := errs
+	refusedToo.Count60s, refusedToo.Refused60s = 60, 40 // 40 more, all refused
+	assert.Equal(t, cfg.Values(&errs)[rules.ErrorRatio], cfg.Values(&refusedToo)[rules.ErrorRatio])
+	diluted := refusedToo
+	diluted.Refused60s = 0 // as if the refused 40 had been answered well
+	assert.Less(t, cfg.Values(&diluted)[rules.ErrorRatio], cfg.Values(&errs)[rules.ErrorRatio])
+	all := rules.Features{Count60s: 10, Refused60s: 25, Errors4xx: 3} // refusals past the count: clamped
+	assert.Zero(t, cfg.Values(&all)[rules.ErrorRatio], "nothing answered: no ratio")
+}
+
 // TestAmplifiedExplains checks that behaviour's contributions sum to the
 // behavioural score and circumstance's to what it added.
 func TestAmplifiedExplains(t *testing.T) {

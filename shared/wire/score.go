@@ -67,6 +67,10 @@ type ScoreRequest struct {
 	// it (the rules' bare_pages feature).
 	Pages60s  int64 `json:"pages_60s,omitempty"`
 	Assets60s int64 `json:"assets_60s,omitempty"`
+	// Refused60s counts the requests in Count60s the gateway refused
+	// itself (429, 403, ...): nobody answered them, so error_ratio is taken
+	// over Count60s − Refused60s.
+	Refused60s int64 `json:"refused_60s,omitempty"`
 
 	// Principal names the verified credential the request carried, as
 	// clientid.Display spells its identity ("key:0123456789ab" for a
@@ -76,7 +80,6 @@ type ScoreRequest struct {
 	// applies to it, and its volume is governed by its rate limits.
 	Principal string `json:"principal,omitempty"`
 }
-
 
 // Score levels: what the gateway should do.
 const (

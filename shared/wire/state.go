@@ -12,23 +12,29 @@ import (
 func ClientKey(prefix, ip string) string { return prefix + "{" + ip + "}" }
 
 // ClientStateVersion is the first byte of every state the gateways write.
-const ClientStateVersion = 4
+// A state of another version (or length) is read as no state at all: the
+// gateways start it again, the dashboard shows no requests.
+const ClientStateVersion = 6
 
-// ClientStateSize is the length of a version-4 state in bytes: under 125,
-// so that Redis keeps it in a 128-byte allocation.
-const ClientStateSize = 119
+// ClientStateSize is the length of a version-6 state in bytes. Version 4
+// was 119 bytes, under 125, so that Redis kept it in a 128-byte
+// allocation; version 5's 60 s page and asset rings (14 bytes) took it to
+// 133, in Redis's next size class, 160 bytes, which has room up to 156;
+// the 20 s ring of refused requests (4 bytes) takes it to 137.
+const ClientStateSize = 137
 
 // The rings of a client's state: Buckets buckets of Width each. A sliding
 // window of (Buckets-1)×Width ending at t is the sum of the Buckets-1 newest
 // buckets plus the oldest one weighted by the part of it still inside the
 // window. The 1 s and 10 s rings are nibbles (NibbleRing): a burst of N
-// evenly spread over any second reads N ± 1 up to N = 40.
+// evenly spread over any second reads N ± 1 up to N = 40. The 60 s windows
+// of pages and of page assets are rings like the 60 s request ring.
 const (
 	Ring1sBuckets, Ring1sWidthMs   = 41, 25   // 1 s window, 25 ms nibble buckets
 	Ring10sBuckets, Ring10sWidthMs = 21, 500  // 10 s window, 500 ms nibble buckets
 	Ring60sBuckets, Ring60sWidthMs = 7, 10000 // 60 s window, 10 s buckets
 	AssetBuckets, AssetWidthMs     = 6, 2000  // 10 s window of page assets, 2 s buckets
-	AuxBuckets, AuxWidthSeconds    = 4, 20    // 60 s windows of sensitive hits, 4xx, auth failures and probes
+	AuxBuckets, AuxWidthSeconds    = 4, 20    // 60 s windows of sensitive hits, 4xx, auth failures, probes and refusals
 	MaxGaps                        = 11       // inter-arrival gaps kept (the last 12 requests)
 	PathBits                       = 128      // distinct-paths bitmap (linear counting)
 	PathEpochMs                    = 60000    // the bitmap restarts every minute
@@ -62,11 +68,16 @@ func (r NibbleRing) Set(i int64, v uint8) {
 }
 
 // ClientState is a client's traffic state as the gateways keep it in Redis
-// under ClientKey: a fixed little-endian record of 119 bytes, written by the
+// under ClientKey: a fixed little-endian record of 137 bytes, written by the
 // gateway's Lua scripts (gateway/internal/traffic) and read by the
-// dashboard. Page assets (the Assets ring) are counted apart: every other
-// ring, the gaps, the paths and the run are about the client's other
-// requests. The layout, field by field:
+// dashboard. Page assets (the Assets and Assets60s rings) are counted
+// apart: every other ring, the gaps, the paths and the run are about the
+// client's other requests (an ordinary request whose answer showed it was
+// an asset moves from the request rings to the asset rings, but its gap,
+// path and id stay). Pages60s counts the documents (HTML answers) the
+// client fetched. Refused counts the client's requests the gateway itself
+// refused (429/403) after counting them: they are in the request rings,
+// never in Errors4xx. The layout, field by field:
 //
 //	B     version (ClientStateVersion)
 //	I4 H  last request (of any kind): Unix s, and ms within that second
@@ -78,7 +89,10 @@ func (r NibbleRing) Set(i int64, v uint8) {
 //	4×B   upstream 4xx answers, 20 s buckets
 //	4×B   upstream 401/403 answers, 20 s buckets
 //	4×B   probes, 20 s buckets
+//	4×B   requests the gateway refused, 20 s buckets
 //	6×B   page assets, 2 s buckets
+//	7×B   documents fetched (2xx HTML answers to GETs), 10 s buckets
+//	7×B   page assets, 10 s buckets
 //	B     gaps kept; 11×B inter-arrival gaps, newest first, as GapCode
 //	H     how long before the last request (ms, at most 65534) the last
 //	      request other than an asset was; NoOtherRequest: none
@@ -92,8 +106,8 @@ func (r NibbleRing) Set(i int64, v uint8) {
 //
 // Bucket i of a ring holds the requests of every time t with
 // floor(t/width) mod buckets == i that is still inside the ring; a byte
-// bucket saturates at 255 (the asset ring at 127/s), a nibble holds 15
-// (NibbleRing).
+// bucket saturates at 255 (the 2 s asset ring at 127/s, the 10 s rings at
+// 25/s), a nibble holds 15 (NibbleRing).
 type ClientState struct {
 	LastSecond    uint32
 	LastMilli     uint16
@@ -105,7 +119,10 @@ type ClientState struct {
 	Errors4xx     [AuxBuckets]uint8
 	AuthFailures  [AuxBuckets]uint8
 	Probes        [AuxBuckets]uint8
+	Refused       [AuxBuckets]uint8
 	Assets        [AssetBuckets]uint8
+	Pages60s      [Ring60sBuckets]uint8
+	Assets60s     [Ring60sBuckets]uint8
 	Gaps          uint8
 	GapCodes      [MaxGaps]uint8
 	OtherAgeMs    uint16
@@ -155,7 +172,10 @@ func DecodeClientState(b []byte) (ClientState, error) {
 	bytes(s.Errors4xx[:])
 	bytes(s.AuthFailures[:])
 	bytes(s.Probes[:])
+	bytes(s.Refused[:])
 	bytes(s.Assets[:])
+	bytes(s.Pages60s[:])
+	bytes(s.Assets60s[:])
 	s.Gaps = u8()
 	bytes(s.GapCodes[:])
 	s.OtherAgeMs = u16()
@@ -184,7 +204,10 @@ func (s *ClientState) Encode() []byte {
 	b = append(b, s.Errors4xx[:]...)
 	b = append(b, s.AuthFailures[:]...)
 	b = append(b, s.Probes[:]...)
+	b = append(b, s.Refused[:]...)
 	b = append(b, s.Assets[:]...)
+	b = append(b, s.Pages60s[:]...)
+	b = append(b, s.Assets60s[:]...)
 	b = append(b, s.Gaps)
 	b = append(b, s.GapCodes[:]...)
 	b = le.AppendUint16(b, s.OtherAgeMs)

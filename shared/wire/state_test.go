@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"bytes"
 	"math"
 	"testing"
 
@@ -10,7 +11,8 @@ import (
 func TestClientStateRoundTrip(t *testing.T) {
 	st := wire.ClientState{LastSecond: 1_800_000_000, LastMilli: 999, AuxSecond: 1_800_000_001, Gaps: 3, SeqRunDir: 4*4 + 0, SeqSecond: 65000, SeqID: 41, Visits: 9, VisitAgeMs: 5000}
 	st.R1s[3], st.R10s[5], st.R60s[6], st.Sensitive[1], st.Errors4xx[2], st.AuthFailures[3] = 1, 2, 3, 4, 5, 6
-	st.Probes[2], st.Assets[5], st.OtherAgeMs = 7, 8, 65535
+	st.Probes[2], st.Refused[0], st.Refused[3], st.Assets[5], st.OtherAgeMs = 7, 13, 14, 8, 65535
+	st.Pages60s[0], st.Pages60s[6], st.Assets60s[0], st.Assets60s[6] = 10, 11, 12, 255
 	st.GapCodes[0], st.Paths[0], st.Paths[3], st.PathsOnes, st.PathsPrevious, st.SeqPattern = 99, -5, 7, 2, 42, 0xbeef
 	b := st.Encode()
 	if len(b) != wire.ClientStateSize {
@@ -32,9 +34,52 @@ func TestClientStateRoundTrip(t *testing.T) {
 	if _, err := wire.DecodeClientState(b[:len(b)-1]); err == nil {
 		t.Fatal("a short state decoded")
 	}
-	b[0] = 3
+	b[0] = wire.ClientStateVersion - 1
 	if _, err := wire.DecodeClientState(b); err == nil {
 		t.Fatal("an older version decoded")
+	}
+	// Every field has its own bytes: each byte of the record is some field's.
+	var full wire.ClientState
+	enc := full.Encode()
+	for i := 1; i < len(enc); i++ {
+		flipped := append([]byte(nil), enc...)
+		flipped[i] = 0xa5
+		got, err := wire.DecodeClientState(flipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == full || !bytes.Equal(got.Encode(), flipped) {
+			t.Fatalf("byte %d belongs to no field", i)
+		}
+	}
+}
+
+// An older gateway's state (version 4, 119 bytes; version 5, 133 bytes,
+// before the refusals ring) is no state to this one.
+func TestOlderStateIsNone(t *testing.T) {
+	for version, size := range map[byte]int{4: 119, 5: 133} {
+		old := make([]byte, size)
+		old[0] = version
+		if _, err := wire.DecodeClientState(old); err == nil {
+			t.Fatalf("a version-%d state decoded", version)
+		}
+	}
+}
+
+// The refusals ring follows the probes ring (the Lua scripts' offsets
+// depend on it), and the record stays within Redis's 160-byte allocation
+// (156 bytes of string).
+func TestRefusedLayout(t *testing.T) {
+	if wire.ClientStateSize > 156 {
+		t.Fatalf("%d bytes: past Redis's 160-byte size class", wire.ClientStateSize)
+	}
+	var st wire.ClientState
+	st.Probes[3], st.Refused[0], st.Refused[3] = 1, 2, 3
+	b := st.Encode()
+	// version, I4 H I4, 21+11+7 request rings, 4 aux rings of 4 before it
+	const at = 1 + 4 + 2 + 4 + 21 + 11 + 7 + 4*4
+	if b[at-1] != 1 || b[at] != 2 || b[at+3] != 3 {
+		t.Fatalf("refusals ring not at byte %d: % x", at, b[at-1:at+4])
 	}
 }
 

@@ -156,7 +156,7 @@ func (c *Cache) moved(old, cur *wire.ScoreRequest) bool {
 		{old.DistinctPaths, cur.DistinctPaths}, {old.SequentialIDs, cur.SequentialIDs},
 		{int64(old.Intervals), int64(cur.Intervals)},
 		{old.Assets10s, cur.Assets10s}, {old.Probes, cur.Probes},
-		{old.Pages60s, cur.Pages60s}, {old.Assets60s, cur.Assets60s},
+		{old.Pages60s, cur.Pages60s}, {old.Assets60s, cur.Assets60s}, {old.Refused60s, cur.Refused60s},
 	}
 	for _, p := range pairs {
 		if math.Abs(float64(p[1]-p[0])) > c.tolerance*float64(max(p[0], 1)) {

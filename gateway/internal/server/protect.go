@@ -92,6 +92,7 @@ type verdict struct {
 	decision      string
 	limits        []queuedLimit // rate limits already sent with the observe round trip
 	bodyOver      atomic.Bool   // the body passed max_body_size while it streamed
+	answered      bool          // the upstream's verdict was recorded (recordAnswer)
 }
 
 // queuedLimit is a rate limit checked in the observe pipeline, read in the
@@ -237,7 +238,38 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		obs.Asset, obs.Probe = desc.Asset, desc.Probe // also when nothing could count it
 		v.obs, v.desc, v.seen = obs, desc, now
-		return next(c)
+		err = next(c)
+		p.countRefusal(c, v, err)
+		return err
+	}
+}
+
+// countRefusal records that the gateway itself refused a request it had
+// counted (a later step's 429, 403, 401, 413, 503...): the refusal is
+// nobody's answer, so it is neither the client's error (a throttle must
+// never turn itself into a ban) nor may it dilute the client's error ratio
+// (a client throttled for its errors that keeps coming would otherwise
+// fall under the line, get through, err again, and oscillate). The rules
+// take error_ratio over the requests that were answered: Count60s −
+// Refused60s. Page assets are counted apart and never in that ratio.
+func (p *pipeline) countRefusal(c echo.Context, v *verdict, err error) {
+	var he *echo.HTTPError
+	if err == nil || v.answered || v.obs.Asset || !errors.As(err, &he) {
+		return
+	}
+	now := p.d.Now()
+	if v.local {
+		p.d.Fallback.RecordRefusal(v.id, now)
+		return
+	}
+	rec, ok := p.d.Traffic.(RefusalRecorder)
+	if !ok || v.degraded {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
+	defer cancel()
+	if rerr := rec.RecordRefusal(ctx, v.id, now); rerr != nil {
+		p.redisDown("refusal not recorded", rerr, "ip", v.ip)
 	}
 }
 
@@ -423,7 +455,7 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 			DistinctPaths: o.DistinctPaths, SequentialIDs: o.SequentialIDs,
 			Intervals: o.Intervals, IntervalCV: o.IntervalCV,
 			Asset: o.Asset, Assets10s: o.Assets10s, Probe: o.Probe, Probes: o.Probes,
-			Pages60s: o.Pages60s, Assets60s: o.Assets60s,
+			Pages60s: o.Pages60s, Assets60s: o.Assets60s, Refused60s: o.Refused60s,
 			Principal: v.principalName,
 		}
 		if o.PrevIP.IsValid() {

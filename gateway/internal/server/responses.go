@@ -19,6 +19,13 @@ type ResponseRecorder interface {
 	RecordResponse(ctx context.Context, ip netip.Addr, now time.Time, status int) error
 }
 
+// RefusalRecorder counts the gateway's own refusals of requests it had
+// counted: they are nobody's answer, so they must neither raise the
+// client's error ratio nor dilute it (traffic.Observation.Refused60s).
+type RefusalRecorder interface {
+	RecordRefusal(ctx context.Context, ip netip.Addr, now time.Time) error
+}
+
 // PrincipalRecorder remembers where a verified principal was last used: a
 // Traffic that implements it feeds impossible travel.
 type PrincipalRecorder interface {
@@ -26,15 +33,41 @@ type PrincipalRecorder interface {
 }
 
 // Reclassifier counts again, as an ordinary request, a request counted as
-// a page asset whose answer showed it was none (traffic.Store.Reclassify);
-// localReclassifier is the same for the in-memory store (Deps.Fallback).
+// a page asset whose answer showed it was none, and as a page when that
+// answer was a document (traffic.Store.Reclassify); localReclassifier is
+// the same for the in-memory store (Deps.Fallback).
 type Reclassifier interface {
-	Reclassify(ctx context.Context, ip netip.Addr, now time.Time, req traffic.Request) (traffic.Observation, error)
+	Reclassify(ctx context.Context, ip netip.Addr, now time.Time, req traffic.Request, page bool) (traffic.Observation, error)
 }
 
 type localReclassifier interface {
-	Reclassify(ip netip.Addr, now time.Time, req traffic.Request) traffic.Observation
+	Reclassify(ip netip.Addr, now time.Time, req traffic.Request, page bool) traffic.Observation
 }
+
+// AnswerRecorder counts what a 2xx answer showed about a request counted
+// at at: a document fetched (RecordPage), or a page asset for a request
+// counted as ordinary (CountAsAsset), as traffic.Store does;
+// localAnswerRecorder is the same for the in-memory store.
+type AnswerRecorder interface {
+	RecordPage(ctx context.Context, ip netip.Addr, at time.Time) error
+	CountAsAsset(ctx context.Context, ip netip.Addr, at time.Time) error
+}
+
+type localAnswerRecorder interface {
+	RecordPage(ip netip.Addr, at time.Time)
+	CountAsAsset(ip netip.Addr, at time.Time)
+}
+
+// The stores must stay what outcome looks for: it finds them by type
+// assertions, which a changed signature would silently defeat.
+var (
+	_ ResponseRecorder    = (*traffic.Store)(nil)
+	_ RefusalRecorder     = (*traffic.Store)(nil)
+	_ Reclassifier        = (*traffic.Store)(nil)
+	_ AnswerRecorder      = (*traffic.Store)(nil)
+	_ localReclassifier   = (*traffic.Memory)(nil)
+	_ localAnswerRecorder = (*traffic.Memory)(nil)
+)
 
 // outcome runs after the proxy has answered and records the
 // upstream's status for the client: every 4xx toward the error ratio
@@ -61,6 +94,18 @@ type localReclassifier interface {
 // images, stylesheets, scripts and fonts. A 3xx is not judged: redirects
 // carry an HTML body whatever they point to (an avatar's redirect to its
 // CDN), and they give a scraper nothing.
+//
+// The other way round, a GET or HEAD counted as an ordinary request (no
+// asset extension: /image/60844/productModel/200x200) whose 2xx answer is
+// an asset's by its Content-Type (assetMediaType: positive evidence only,
+// not a missing type nor octet-stream) is counted as the page asset it
+// was (CountAsAsset): out of the burst, rate and 60 s windows, into the
+// asset windows, so a page's two dozen extensionless thumbnails are no
+// burst. Never for a sensitive path or a probe: those are counted whatever
+// they answer. And a 2xx HTML answer to a GET is a document fetched
+// (RecordPage), toward pages in 60 s; for an "asset" answered with HTML it
+// goes with its reclassification. Each costs one more round trip, only for
+// such answers (a page, an extensionless asset); an API's JSON costs none.
 func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 	rec, _ := p.d.Traffic.(ResponseRecorder)
 	return func(c echo.Context) error {
@@ -70,14 +115,12 @@ func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil || v == nil || v.bypass {
 			return err
 		}
-		if v.obs.Asset {
-			if status >= 200 && status <= 299 && !assetContentType(c.Response().Header().Get(echo.HeaderContentType), v.desc.Path) {
-				p.reclassify(c, v)
-				return nil
-			}
-			if status == http.StatusNotFound || status == http.StatusGone {
-				return nil
-			}
+		if status >= 200 && status <= 299 {
+			p.answered(c, v)
+			return nil
+		}
+		if v.obs.Asset && (status == http.StatusNotFound || status == http.StatusGone) {
+			return nil
 		}
 		if status < 400 || status > 499 {
 			return nil
@@ -85,30 +128,59 @@ func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 		if status == proxy.StatusClientClosed && c.Request().Context().Err() != nil || v.bodyOver.Load() {
 			return nil // the client left, or its body was cut at the limit: not an error of its own
 		}
-		if v.local {
-			p.d.Fallback.RecordResponse(v.id, p.d.Now(), status)
-			return nil
-		}
-		if rec == nil {
-			return nil
-		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
-		defer cancel()
-		if rerr := rec.RecordResponse(ctx, v.id, p.d.Now(), status); rerr != nil {
-			p.redisDown("response not recorded", rerr, "ip", v.ip, "status", status)
-		}
+		p.recordAnswer(c, v, rec, status)
 		return nil
 	}
 }
 
+// recordAnswer counts the upstream's 4xx answer to the client: in this
+// gateway's memory when the request was counted there, else in the
+// traffic store.
+func (p *pipeline) recordAnswer(c echo.Context, v *verdict, rec ResponseRecorder, status int) {
+	v.answered = true
+	if v.local {
+		p.d.Fallback.RecordResponse(v.id, p.d.Now(), status)
+		return
+	}
+	if rec == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
+	defer cancel()
+	if rerr := rec.RecordResponse(ctx, v.id, p.d.Now(), status); rerr != nil {
+		p.redisDown("response not recorded", rerr, "ip", v.ip, "status", status)
+	}
+}
+
+// answered judges a 2xx answer by its Content-Type (see outcome): an
+// asset that was none is reclassified (and counted as a page when the
+// answer was one), an ordinary GET or HEAD that was an asset is counted as
+// one, and any other HTML answer to a GET is counted as a page.
+func (p *pipeline) answered(c echo.Context, v *verdict) {
+	ct := c.Response().Header().Get(echo.HeaderContentType)
+	method := c.Request().Method
+	page := method == http.MethodGet && documentContentType(ct)
+	switch {
+	case v.obs.Asset:
+		if !assetContentType(ct, v.desc.Path) {
+			p.reclassify(c, v, page)
+		}
+	case (method == http.MethodGet || method == http.MethodHead) && !v.desc.Sensitive && !v.desc.Probe && assetMediaType(ct):
+		p.answer(c, v, true)
+	case page:
+		p.answer(c, v, false)
+	}
+}
+
 // reclassify counts a request taken for a page asset again as the
-// ordinary request it was, at the time it was counted, where it was
-// counted: Redis, or this gateway's memory while Redis was unreachable.
-func (p *pipeline) reclassify(c echo.Context, v *verdict) {
+// ordinary request it was (and a page, with page), at the time it was
+// counted, where it was counted: Redis, or this gateway's memory while
+// Redis was unreachable.
+func (p *pipeline) reclassify(c echo.Context, v *verdict, page bool) {
 	served := v.desc.Served(v.rt.cfg.Scoring.SensitivePaths)
 	if v.local {
 		if lr, ok := p.d.Fallback.(localReclassifier); ok {
-			lr.Reclassify(v.id, v.seen, served)
+			lr.Reclassify(v.id, v.seen, served, page)
 		}
 		return
 	}
@@ -118,23 +190,67 @@ func (p *pipeline) reclassify(c echo.Context, v *verdict) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
 	defer cancel()
-	if _, err := rc.Reclassify(ctx, v.id, v.seen, served); err != nil {
+	if _, err := rc.Reclassify(ctx, v.id, v.seen, served, page); err != nil {
 		p.redisDown("asset not reclassified", err, "ip", v.ip, "path", v.desc.Path)
 	}
 }
 
-// assetContentType reports whether an answer of media type ct (a
-// Content-Type header) to the normalised path may be a page asset's:
-// images, fonts, audio, video, stylesheets, scripts, WebAssembly, subtitle
-// tracks and bytes of no stated kind; JSON only for a source map (.map).
-// No Content-Type at all passes too (a 204, a careless static server). Not
-// HTML, JSON or XML, text/plain included: what an API or a page answers.
-func assetContentType(ct, path string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	if mt == "" {
-		return true
+// answer counts, at the time the request was counted and where it was
+// counted, that it was a page asset (asset) or fetched a document.
+func (p *pipeline) answer(c echo.Context, v *verdict, asset bool) {
+	if v.local {
+		if la, ok := p.d.Fallback.(localAnswerRecorder); ok {
+			if asset {
+				la.CountAsAsset(v.id, v.seen)
+			} else {
+				la.RecordPage(v.id, v.seen)
+			}
+		}
+		return
 	}
+	ar, ok := p.d.Traffic.(AnswerRecorder)
+	if v.degraded || !ok {
+		return // nothing counted it
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
+	defer cancel()
+	var err error
+	if asset {
+		err = ar.CountAsAsset(ctx, v.id, v.seen)
+	} else {
+		err = ar.RecordPage(ctx, v.id, v.seen)
+	}
+	if err != nil {
+		p.redisDown("answer not recorded", err, "ip", v.ip, "path", v.desc.Path, "asset", asset)
+	}
+}
+
+// assetContentType reports whether an answer of media type ct (a
+// Content-Type header) to the normalised path may be a page asset's: an
+// asset's media type (assetMediaType) or bytes of no stated kind; JSON only
+// for a source map (.map). No Content-Type at all passes too (a 204, a
+// careless static server). Not HTML, JSON or XML, text/plain included:
+// what an API or a page answers.
+func assetContentType(ct, path string) bool {
+	switch mt := mediaType(ct); mt {
+	case "", "application/octet-stream":
+		return true
+	case "application/json":
+		return strings.HasSuffix(path, ".map")
+	default:
+		return assetMediaType(mt)
+	}
+}
+
+// assetMediaType reports whether ct (a Content-Type header, or a media
+// type) names what only a page asset is: images, fonts, audio, video,
+// stylesheets, scripts, WebAssembly, subtitle tracks, streaming playlists
+// and the web app manifest (the kinds of pathclass.DefaultAssetExtensions).
+// It is the evidence that turns an ordinary request into an asset, so it
+// takes no missing type and no octet-stream: an API's 204 or its file
+// downloads are no page's assets.
+func assetMediaType(ct string) bool {
+	mt := mediaType(ct)
 	if kind, _, ok := strings.Cut(mt, "/"); ok {
 		switch kind {
 		case "image", "font", "audio", "video":
@@ -143,12 +259,27 @@ func assetContentType(ct, path string) bool {
 	}
 	switch mt {
 	case "text/css", "text/javascript", "application/javascript", "application/x-javascript",
-		"application/ecmascript", "text/ecmascript", "application/wasm", "application/octet-stream",
+		"application/ecmascript", "text/ecmascript", "application/wasm",
 		"text/vtt", "application/ogg", "application/vnd.ms-fontobject", "application/font-sfnt",
-		"application/font-woff", "application/x-font-woff", "application/x-font-ttf", "application/x-font-otf":
+		"application/font-woff", "application/x-font-woff", "application/x-font-ttf", "application/x-font-otf",
+		"application/vnd.apple.mpegurl", "application/x-mpegurl", "application/dash+xml", "application/manifest+json":
 		return true
-	case "application/json":
-		return strings.HasSuffix(path, ".map")
 	}
 	return false
+}
+
+// documentContentType reports whether ct names a document (a page):
+// text/html or application/xhtml+xml.
+func documentContentType(ct string) bool {
+	switch mediaType(ct) {
+	case "text/html", "application/xhtml+xml":
+		return true
+	}
+	return false
+}
+
+// mediaType is ct without its parameters, lower-cased.
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
 }

@@ -130,6 +130,7 @@ func TestRefusalsAreNotTheClientsErrors(t *testing.T) {
 	last := seen[len(seen)-1]
 	assert.Equal(t, int64(3), last.Count60s, "every request counted")
 	assert.Zero(t, last.Errors4xx, "the two refusals before the last request are the gateway's, not the client's")
+	assert.EqualValues(t, 2, last.Refused60s, "and counted apart, so they dilute nothing either")
 	assert.Zero(t, last.AuthFailures)
 }
 

@@ -39,6 +39,7 @@ type Bans interface {
 type Fallback interface {
 	Observe(ip netip.Addr, now time.Time, req traffic.Request) traffic.Observation
 	RecordResponse(ip netip.Addr, now time.Time, status int)
+	RecordRefusal(ip netip.Addr, now time.Time)
 	Ban(ip netip.Addr, ttl time.Duration, reason string, now time.Time)
 	Banned(ip netip.Addr, now time.Time) (time.Duration, bool)
 	Seen(ip netip.Addr, ttl time.Duration, now time.Time)

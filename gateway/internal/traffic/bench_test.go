@@ -165,3 +165,57 @@ func BenchmarkObserveAOF(b *testing.B) {
 	// fsync), so its size is up to date.
 	b.ReportMetric(float64(aof()-size0)/float64(b.N), "aof-B/op")
 }
+
+// BenchmarkAnswer is what the outcome step's extra round trip costs for an
+// HTML answer (RecordPage) or an extensionless asset (CountAsAsset): 32
+// concurrent calls through the batcher on 1,000 clients observed first,
+// with the Redis CPU each costs (as BenchmarkObserve: run it on a private
+// server).
+func BenchmarkAnswer(b *testing.B) {
+	rdb, prefix := testenv.Redis(b)
+	s, err := traffic.New(rdb, prefix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const clients, workers = 1000, 32
+	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 210, byte(i >> 8), byte(i)}) }
+	ctx := context.Background()
+	t0 := time.Now()
+	for i := range clients {
+		if _, err := s.Observe(ctx, ip(i), t0, root); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, what := range []string{"page", "asset"} {
+		b.Run(what, func(b *testing.B) {
+			cpu0 := info(b, rdb, "cpu", "used_cpu_sys") + info(b, rdb, "cpu", "used_cpu_user")
+			var next atomic.Int64
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range workers {
+				wg.Go(func() {
+					for {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						var err error
+						if what == "page" {
+							err = s.RecordPage(ctx, ip(int(i%clients)), t0)
+						} else {
+							err = s.CountAsAsset(ctx, ip(int(i%clients)), t0)
+						}
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			cpu := info(b, rdb, "cpu", "used_cpu_sys") + info(b, rdb, "cpu", "used_cpu_user") - cpu0
+			b.ReportMetric(cpu*1e6/float64(b.N), "redis-µs/op")
+		})
+	}
+}

@@ -209,12 +209,14 @@ func TestReclassifiedAssetsCountAsTheRequestsTheyWere(t *testing.T) {
 				return o
 			},
 			reclassify: func(ip netip.Addr, at time.Time, req traffic.Request) traffic.Observation {
-				o, err := s.Reclassify(ctx, ip, at, req)
+				o, err := s.Reclassify(ctx, ip, at, req, false)
 				require.NoError(t, err)
 				return o
 			},
 		},
-		"memory": {observe: m.Observe, reclassify: m.Reclassify},
+		"memory": {observe: m.Observe, reclassify: func(ip netip.Addr, at time.Time, req traffic.Request) traffic.Observation {
+			return m.Reclassify(ip, at, req, false)
+		}},
 	}
 	n := 0
 	for name, st := range stores {

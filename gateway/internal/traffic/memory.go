@@ -15,8 +15,9 @@ import (
 // Memory is the traffic store's stand-in while Redis is unreachable: each
 // gateway keeps its clients' states in process, as the same records
 // (wire.ClientState) updated by a Go port of the Redis scripts
-// (observeState, recordState), so the scorer sees the same features for the
-// same requests (TestMemoryMatchesRedis holds the two together).
+// (observeState, answerState, recordState, refusalState), so the scorer
+// sees the same features for the same requests (TestMemoryMatchesRedis
+// holds the two together).
 //
 // It keeps two sets of bans. Held bans are the ones this gateway made while
 // Redis could not take them: enforced at once, until Replay writes them
@@ -97,22 +98,44 @@ func (m *Memory) put(ip netip.Addr, s memState) {
 // Store.Observe does (bans aside: see Banned; impossible travel aside: the
 // principals' last addresses live in Redis only).
 func (m *Memory) Observe(ip netip.Addr, now time.Time, req Request) Observation {
-	return m.count(ip, now, req, false)
+	return m.count(ip, now, req, false, false)
 }
 
 // Reclassify counts again, as an ordinary request, a page asset whose
-// answer was none, as Store.Reclassify does (bans aside: see Banned).
-func (m *Memory) Reclassify(ip netip.Addr, now time.Time, req Request) Observation {
+// answer was none (and a page, with page), as Store.Reclassify does (bans
+// aside: see Banned).
+func (m *Memory) Reclassify(ip netip.Addr, now time.Time, req Request, page bool) Observation {
 	req.Asset = false
-	return m.count(ip, now, req, true)
+	return m.count(ip, now, req, true, page)
+}
+
+// RecordPage counts a document fetched by the request counted at at, as
+// Store.RecordPage does.
+func (m *Memory) RecordPage(ip netip.Addr, at time.Time) { m.answer(ip, at, false) }
+
+// CountAsAsset counts as a page asset a request counted as ordinary at at,
+// as Store.CountAsAsset does.
+func (m *Memory) CountAsAsset(ip netip.Addr, at time.Time) { m.answer(ip, at, true) }
+
+// answer runs answerState on ip's state, if it has one.
+func (m *Memory) answer(ip netip.Addr, at time.Time, asset bool) {
+	atMs := at.UnixMilli()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, fresh := m.get(ip, atMs)
+	if fresh {
+		return // no state: the request is not in it (the script writes none either)
+	}
+	answerState(&s.st, atMs, asset)
+	m.put(ip, s)
 }
 
 // count runs observeState for req (served: as Reclassify) on ip's state.
-func (m *Memory) count(ip netip.Addr, now time.Time, req Request, served bool) Observation {
+func (m *Memory) count(ip netip.Addr, now time.Time, req Request, served, page bool) Observation {
 	nowMs := now.UnixMilli()
 	m.mu.Lock()
 	s, _ := m.get(ip, nowMs)
-	ttl := observeState(&s.st, nowMs, req, req.visitWindow().Milliseconds(), served)
+	ttl := observeState(&s.st, nowMs, req, req.visitWindow().Milliseconds(), served, page)
 	s.expires = nowMs + ttl
 	m.put(ip, s)
 	st := s.st
@@ -135,6 +158,20 @@ func (m *Memory) RecordResponse(ip netip.Addr, now time.Time, status int) {
 	if fresh {
 		s.expires = nowMs + stateTTLMs
 	}
+	m.put(ip, s)
+}
+
+// RecordRefusal counts a request the gateway refused at now, as
+// Store.RecordRefusal does: nothing when ip has no state.
+func (m *Memory) RecordRefusal(ip netip.Addr, now time.Time) {
+	nowMs := now.UnixMilli()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, fresh := m.get(ip, nowMs)
+	if fresh {
+		return // no state: the request is not in it (the script writes none either)
+	}
+	refusalState(&s.st, nowMs)
 	m.put(ip, s)
 }
 
@@ -348,6 +385,30 @@ func add(ring []uint8, w, t int64) {
 	}
 }
 
+// slot is the index of the bucket of time a in a ring of n buckets of width
+// w moved to time b, or -1 when the ring no longer (or not yet) holds it;
+// inc and dec count one more or one less in that bucket of a byte ring, a
+// saturated bucket left as it is.
+func slot(n, w, a, b int64) int64 {
+	k, cur := a/w, b/w
+	if k > cur || cur-k >= n {
+		return -1
+	}
+	return k % n
+}
+
+func inc(ring []uint8, i int64) {
+	if i >= 0 && ring[i] < 255 {
+		ring[i]++
+	}
+}
+
+func dec(ring []uint8, i int64) {
+	if i >= 0 && ring[i] > 0 && ring[i] < 255 {
+		ring[i]--
+	}
+}
+
 // nadvance and nadd are advance and add for a ring of n nibbles
 // (wire.NibbleRing); a full bucket passes the request to the newest older
 // one with room.
@@ -373,6 +434,18 @@ func nadd(ring wire.NibbleRing, n, w, t int64) {
 	}
 }
 
+// nsub takes one out of the bucket of time a of a nibble ring moved to b,
+// or out of the newest older one that is not empty (where nadd passed it).
+func nsub(ring wire.NibbleRing, n, w, a, b int64) {
+	k, cur := a/w, b/w
+	for j := k; j > cur-n && j <= cur; j-- {
+		if v := ring.At(j % n); v > 0 {
+			ring.Set(j%n, v-1)
+			return
+		}
+	}
+}
+
 // aux moves the 20 s rings to second sec, as stateLua's aux does.
 func aux(st *wire.ClientState, sec int64) int64 {
 	a := int64(st.AuxSecond)
@@ -384,6 +457,7 @@ func aux(st *wire.ClientState, sec int64) int64 {
 	advance(st.Errors4xx[:], wire.AuxWidthSeconds, a, t)
 	advance(st.AuthFailures[:], wire.AuxWidthSeconds, a, t)
 	advance(st.Probes[:], wire.AuxWidthSeconds, a, t)
+	advance(st.Refused[:], wire.AuxWidthSeconds, a, t)
 	st.AuxSecond = uint32(t)
 	return t
 }
@@ -392,8 +466,8 @@ func aux(st *wire.ClientState, sec int64) int64 {
 // line for line: it counts req at now (Unix ms) in a visit window of
 // windowMs, and returns the state's TTL in ms. served is the script's kind
 // 2 (Reclassify): req counted again as ordinary, but not as a visit, and
-// out of the asset ring.
-func observeState(st *wire.ClientState, now int64, req Request, windowMs int64, served bool) int64 {
+// out of the asset rings; page (served only) counts its answer as a page.
+func observeState(st *wire.ClientState, now int64, req Request, windowMs int64, served, page bool) int64 {
 	last := st.LastMs()
 	if last > now+2000 {
 		// written by a clock more than 2 s ahead: start the windows from now
@@ -409,9 +483,12 @@ func observeState(st *wire.ClientState, now int64, req Request, windowMs int64, 
 	nadvance(st.R10s[:], wire.Ring10sBuckets, wire.Ring10sWidthMs, last, t)
 	advance(st.R60s[:], wire.Ring60sWidthMs, last, t)
 	advance(st.Assets[:], wire.AssetWidthMs, last, t)
+	advance(st.Pages60s[:], wire.Ring60sWidthMs, last, t)
+	advance(st.Assets60s[:], wire.Ring60sWidthMs, last, t)
 	sec := aux(st, t/1000)
 	if req.Asset {
 		add(st.Assets[:], wire.AssetWidthMs, t)
+		add(st.Assets60s[:], wire.Ring60sWidthMs, t)
 	} else {
 		nadd(st.R1s[:], wire.Ring1sBuckets, wire.Ring1sWidthMs, t)
 		nadd(st.R10s[:], wire.Ring10sBuckets, wire.Ring10sWidthMs, t)
@@ -424,10 +501,10 @@ func observeState(st *wire.ClientState, now int64, req Request, windowMs int64, 
 		}
 	}
 	if served {
-		k := now / wire.AssetWidthMs
-		i := k % wire.AssetBuckets
-		if t/wire.AssetWidthMs-k < wire.AssetBuckets && st.Assets[i] > 0 && st.Assets[i] < 255 {
-			st.Assets[i]--
+		dec(st.Assets[:], slot(wire.AssetBuckets, wire.AssetWidthMs, now, t))
+		dec(st.Assets60s[:], slot(wire.Ring60sBuckets, wire.Ring60sWidthMs, now, t))
+		if page {
+			inc(st.Pages60s[:], slot(wire.Ring60sBuckets, wire.Ring60sWidthMs, now, t))
 		}
 	}
 
@@ -502,6 +579,26 @@ func observeState(st *wire.ClientState, now int64, req Request, windowMs int64, 
 	return max(stateTTLMs, vstart+windowMs-t)
 }
 
+// answerState is the answered script: at at (Unix ms), a document fetched,
+// or (asset) an ordinary request that was a page asset, moved from the
+// request rings to the asset rings. A state without requests (only
+// answers recorded) is left as it is.
+func answerState(st *wire.ClientState, at int64, asset bool) {
+	last := st.LastMs()
+	if last == 0 {
+		return
+	}
+	if asset {
+		nsub(st.R1s[:], wire.Ring1sBuckets, wire.Ring1sWidthMs, at, last)
+		nsub(st.R10s[:], wire.Ring10sBuckets, wire.Ring10sWidthMs, at, last)
+		dec(st.R60s[:], slot(wire.Ring60sBuckets, wire.Ring60sWidthMs, at, last))
+		inc(st.Assets[:], slot(wire.AssetBuckets, wire.AssetWidthMs, at, last))
+		inc(st.Assets60s[:], slot(wire.Ring60sBuckets, wire.Ring60sWidthMs, at, last))
+	} else {
+		inc(st.Pages60s[:], slot(wire.Ring60sBuckets, wire.Ring60sWidthMs, at, last))
+	}
+}
+
 // recordState is the recordResponse script: one upstream answer at now
 // (Unix ms), an auth failure or not.
 func recordState(st *wire.ClientState, now int64, auth bool) {
@@ -510,4 +607,10 @@ func recordState(st *wire.ClientState, now int64, auth bool) {
 	if auth {
 		add(st.AuthFailures[:], wire.AuxWidthSeconds, sec)
 	}
+}
+
+// refusalState is the recordRefusal script: one request refused at now
+// (Unix ms).
+func refusalState(st *wire.ClientState, now int64) {
+	add(st.Refused[:], wire.AuxWidthSeconds, aux(st, now/1000))
 }

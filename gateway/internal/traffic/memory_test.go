@@ -21,13 +21,21 @@ import (
 )
 
 // step is one thing a client does: a request, an upstream answer to
-// record, or an asset's answer that showed it was none.
+// record, an asset's answer that showed it was none (and maybe a page), an
+// ordinary request's answer that showed it was an asset, a document, or
+// the gateway's refusal of a request.
 type step struct {
 	at      time.Time
 	req     traffic.Request
-	status  int  // > 0: RecordResponse instead of Observe
-	reclass bool // Reclassify instead of Observe
+	status  int    // > 0: RecordResponse instead of Observe
+	reclass bool   // Reclassify instead of Observe
+	page    bool   // with reclass: the answer was a document
+	answer  string // "page": RecordPage, "asset": CountAsAsset (at at)
+	refused bool   // RecordRefusal (at at)
 }
+
+// request is whether st is counted by observe (Observe or Reclassify).
+func (st step) request() bool { return st.status == 0 && st.answer == "" && !st.refused }
 
 var (
 	assets, _ = pathclass.ParseAssets(pathclass.DefaultAssetExtensions)
@@ -41,9 +49,12 @@ var (
 // clock that sometimes steps back or
 // far ahead (another gateway's), sequential ids going up and down,
 // sensitive paths, 4xx and 401/403 answers, visit windows shorter and
-// longer than the state's TTL, and assets reclassified once answered (an
+// longer than the state's TTL, assets reclassified once answered (an
 // enumeration with a suffix; a real asset's answer, late, after other
-// requests or in a bucket gone by).
+// requests or in a bucket gone by; some answered with HTML), and ordinary
+// requests answered with an asset or a document (right away or late, in
+// bursts past what a 25 ms bucket holds), and requests the gateway refused
+// (as it answered them, or a little later; a spike refused whole).
 func clientSteps(seed uint64, n int) []step {
 	r := rand.New(rand.NewPCG(seed, 1))
 	sensitive := map[string]bool{"/login": true, "/api/checkout": true}
@@ -80,7 +91,7 @@ func clientSteps(seed uint64, n int) []step {
 		// Never more than 60 s after the last request, answers between
 		// them or not: the state's TTL would end in memory only.
 		for i := len(out) - 1; i >= 0; i-- {
-			if out[i].status == 0 {
+			if out[i].request() {
 				if lim := out[i].at.Add(time.Minute); t.After(lim) {
 					t = lim
 				}
@@ -92,6 +103,7 @@ func clientSteps(seed uint64, n int) []step {
 			continue
 		}
 		path := paths[r.IntN(len(paths))]
+		spiked := false
 		switch r.IntN(6) {
 		case 0:
 			if r.IntN(8) == 0 {
@@ -117,9 +129,14 @@ func clientSteps(seed uint64, n int) []step {
 			}
 		case 4:
 			if r.IntN(4) == 0 { // a spike past what a 25 ms bucket holds
+				throttled := r.IntN(3) == 0
 				for range 20 + r.IntN(30) {
 					out = append(out, step{at: t, req: describe("/api/search")})
+					if throttled {
+						out = append(out, step{at: t, refused: true})
+					}
 				}
+				spiked = true
 			}
 			// a page's assets at browser speed
 			for range r.IntN(40) {
@@ -128,13 +145,41 @@ func clientSteps(seed uint64, n int) []step {
 			}
 		}
 		out = append(out, step{at: t, req: describe(path)})
+		// The gateway refuses it (a throttle, a block): as it answers, or
+		// once the upstream's time is up.
+		if r.IntN(5) == 0 {
+			out = append(out, step{at: t.Add(time.Duration(r.IntN(3)) * time.Duration(r.Int64N(int64(time.Second)))), refused: true})
+		}
 		// The answer to an asset shows it was none: right away, or once
 		// later requests were counted (its own time, up to 12 s back).
 		for i := len(out) - 1; i >= 0 && i >= len(out)-5; i-- {
 			if st := out[i]; st.status == 0 && !st.reclass && st.req.Asset && r.IntN(3) == 0 {
 				if strings.HasPrefix(st.req.Path, "/api/items/") || r.IntN(4) == 0 {
-					out = append(out, step{at: st.at, req: st.req.Served(sensitive), reclass: true})
+					out = append(out, step{at: st.at, req: st.req.Served(sensitive), reclass: true, page: r.IntN(3) == 0})
 				}
+				break
+			}
+		}
+		// The answer to an ordinary request shows it was an asset (the
+		// gateway asks only for GET or HEAD, never for a sensitive path or
+		// a probe) or a document: right away, or once later requests were
+		// counted; after a spike, maybe every request of it.
+		back := 5
+		if spiked && r.IntN(2) == 0 {
+			back = 100
+		}
+		for i := len(out) - 1; i >= 0 && i >= len(out)-back; i-- {
+			st := out[i]
+			if !st.request() || st.req.Asset {
+				continue
+			}
+			switch p := r.IntN(6); {
+			case p < 2 && !st.req.Sensitive && !st.req.Probe:
+				out = append(out, step{at: st.at, answer: "asset"})
+			case p < 3:
+				out = append(out, step{at: st.at, answer: "page"})
+			}
+			if back == 5 {
 				break
 			}
 		}
@@ -153,20 +198,36 @@ func TestMemoryMatchesRedis(t *testing.T) {
 	m, err := traffic.NewMemory(1000)
 	require.NoError(t, err)
 	ctx := context.Background()
-	reclassified := 0
+	reclassified, answers, changed := 0, map[string]int{}, map[string]int{}
 	for c := range 12 {
 		ip := netip.AddrFrom4([4]byte{198, 18, 0, byte(c + 1)})
+		var prev []byte
 		for i, st := range clientSteps(uint64(c), 250) {
 			switch {
 			case st.status > 0:
 				require.NoError(t, s.RecordResponse(ctx, ip, st.at, st.status))
 				m.RecordResponse(ip, st.at, st.status)
+			case st.answer == "page":
+				require.NoError(t, s.RecordPage(ctx, ip, st.at))
+				m.RecordPage(ip, st.at)
+				answers[st.answer]++
+			case st.answer == "asset":
+				require.NoError(t, s.CountAsAsset(ctx, ip, st.at))
+				m.CountAsAsset(ip, st.at)
+				answers[st.answer]++
+			case st.refused:
+				require.NoError(t, s.RecordRefusal(ctx, ip, st.at))
+				m.RecordRefusal(ip, st.at)
+				answers["refused"]++
 			case st.reclass:
-				want, err := s.Reclassify(ctx, ip, st.at, st.req)
+				want, err := s.Reclassify(ctx, ip, st.at, st.req, st.page)
 				require.NoError(t, err)
-				got := m.Reclassify(ip, st.at, st.req)
+				got := m.Reclassify(ip, st.at, st.req, st.page)
 				require.Equal(t, want, got, "client %d step %d: %+v", c, i, st)
 				reclassified++
+				if st.page {
+					answers["reclassified page"]++
+				}
 			default:
 				want, err := s.Observe(ctx, ip, st.at, st.req)
 				require.NoError(t, err)
@@ -178,9 +239,24 @@ func TestMemoryMatchesRedis(t *testing.T) {
 			mem, ok := m.State(ip, st.at)
 			require.True(t, ok)
 			require.Equal(t, raw, mem.Encode(), "client %d step %d: %+v", c, i, st)
+			if st.answer != "" && string(raw) != string(prev) {
+				changed[st.answer]++
+			}
+			if st.refused && string(raw) != string(prev) {
+				changed["refused"]++
+			}
+			prev = raw
 		}
 	}
 	assert.Greater(t, reclassified, 50, "the steps reclassify assets")
+	assert.Greater(t, answers["asset"], 300, "the steps count ordinary requests as assets")
+	assert.Greater(t, answers["page"], 100, "the steps count pages")
+	t.Logf("answers %v, of which changed the state %v", answers, changed)
+	assert.Greater(t, changed["asset"], answers["asset"]/2, "most while their buckets are in the rings")
+	assert.Greater(t, changed["page"], answers["page"]/2)
+	assert.Greater(t, answers["reclassified page"], 15, "the steps reclassify assets that were pages")
+	assert.Greater(t, answers["refused"], 300, "the steps refuse requests")
+	assert.Equal(t, answers["refused"], changed["refused"], "every refusal of a client with a state counts")
 }
 
 // A state not touched for its TTL starts again, as the Redis key expires.

@@ -3,10 +3,13 @@
 // the behavioural features the scorer needs (sensitive-path hits, upstream
 // error and auth-failure answers, distinct paths, runs of sequential ids,
 // recent inter-arrival times, a fixed-window visit counter) and bans.
-// Observe costs one round trip (a Lua script on one 119-byte string per
+// Observe costs one round trip (a Lua script on one 137-byte string per
 // client) per request, sent in a pipeline with the other requests waiting
-// at the same moment; RecordResponse one more, only for 4xx answers. Keys
-// are hash-tagged by IP so each script stays on one Redis Cluster slot.
+// at the same moment; RecordResponse one more, only for 4xx answers,
+// RecordPage or CountAsAsset one more, only for HTML answers and for
+// assets without an extension, and RecordRefusal one more, only for the
+// requests the gateway refused. Keys are hash-tagged by IP so each script
+// stays on one Redis Cluster slot.
 package traffic
 
 import (
@@ -25,16 +28,25 @@ import (
 )
 
 // Observation is what Observe learned about a client. Page assets are
-// counted in Assets10s only: every other count and feature is about the
-// client's other requests (an asset request reads them as they were).
+// counted in Assets10s and Assets60s only: every other count and feature
+// is about the client's other requests (an asset request reads them as
+// they were).
 type Observation struct {
 	// Requests other than page assets in sliding windows ending now, this
 	// request included.
 	Count1s, Count10s, Count60s int64
-	// Asset repeats Request.Asset; Assets10s counts page-asset requests in
-	// 10 s, this one included.
-	Asset     bool
-	Assets10s int64
+	// Asset repeats Request.Asset; Assets10s and Assets60s count page-asset
+	// requests in 10 s and in 60 s (windowed as Count60s), this one
+	// included: the requests counted as assets by their path, and those
+	// counted as ordinary whose answer showed they were assets
+	// (CountAsAsset), less those whose answer showed they were none
+	// (Reclassify).
+	Asset                bool
+	Assets10s, Assets60s int64
+	// Pages60s counts the documents (2xx HTML answers to GETs, RecordPage)
+	// the client fetched in 60 s, windowed as Count60s. It is recorded
+	// once answered: this request is not in it.
+	Pages60s int64
 	// Probe repeats Request.Probe; Probes counts requests to probe paths
 	// in 60 s, this one included.
 	Probe  bool
@@ -47,6 +59,13 @@ type Observation struct {
 	SensitiveHits int64
 	// Upstream answers in 60 s (RecordResponse): every 4xx, and 401/403.
 	Errors4xx, AuthFailures int64
+	// Refused60s counts the requests the gateway itself refused (429/403,
+	// RecordRefusal) in 60 s, windowed as Errors4xx. They are in Count60s
+	// (counted before they were refused) and never in Errors4xx: the error
+	// ratio's denominator is Count60s less these, so that a client refused
+	// for its errors neither raises nor dilutes its ratio by coming back.
+	// It is recorded once refused: this request is not in it.
+	Refused60s int64
 	// DistinctPaths in about the last minute: a linear-counting estimate
 	// (see the state's layout), at most 621.
 	DistinctPaths int64
@@ -91,15 +110,17 @@ func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 func (s *Store) stateKey(ip netip.Addr) string { return wire.ClientKey(s.prefix, ip.String()) }
 
 // The client's whole traffic state is one Redis string (wire.ClientState,
-// 119 bytes) read and written by one script per request: a ring of 25 ms
+// 137 bytes) read and written by one script per request: a ring of 25 ms
 // buckets for the 1 s window, 500 ms buckets for the 10 s window (both
 // nibbles: a burst of N over any second reads N ± 1) and 10 s buckets for
 // the 60 s window (each window the sum of its newest buckets plus the
 // oldest one weighted by the part still inside it), 20 s rings for
-// sensitive hits, 4xx and 401/403 answers and probes, 2 s buckets of page
-// assets, the last 11 inter-arrival gaps (on a log scale, 4.4% steps), a
-// 128-bit linear-counting bitmap of the minute's paths, the current run of
-// sequential ids, and seed 002's fixed-window visit counter. One GET and
+// sensitive hits, 4xx and 401/403 answers, probes and the gateway's
+// refusals, 2 s buckets of page assets, 10 s buckets of documents fetched
+// and of page assets (their 60 s windows), the last 11 inter-arrival gaps
+// (on a log scale, 4.4% steps), a 128-bit linear-counting bitmap of the
+// minute's paths, the current run of sequential ids, and seed 002's
+// fixed-window visit counter. One GET and
 // one SET per request, whatever the client does: no per-second hashes
 // walked, no per-feature keys. Byte buckets saturate at 255 (25/s in the
 // 60 s window, 127/s of assets): a client past that is far past every rate
@@ -108,17 +129,22 @@ func (s *Store) stateKey(ip netip.Addr) string { return wire.ClientKey(s.prefix,
 // room, so a burst of 60 in 10 ms reads 60 (and leaves the window 75 ms
 // early); a window reads at most 15 per bucket.
 //
-// A page asset (Request.Asset) goes only into the asset ring and the visit
-// counter: a browser loading a page of 150 images is not a burst, and its
-// gaps, paths and ids are those of its other requests. Every request moves
-// every ring to its time (time passes whatever the request).
+// A page asset (Request.Asset) goes only into the asset rings and the
+// visit counter: a browser loading a page of 150 images is not a burst,
+// and its gaps, paths and ids are those of its other requests. Every
+// request moves every ring to its time (time passes whatever the request);
+// answers and refusals (answered, recordResponse, recordRefusal) never
+// move the request rings.
 //
-// stateLua is shared by observe and recordResponse: it unpacks the state
-// into f (or starts an empty one) and defines the ring helpers.
+// stateLua is shared by observe, answered, recordResponse and
+// recordRefusal: it unpacks
+// the state into f (or starts an empty one: also a state of another
+// version or length, an older gateway's) and defines the ring helpers.
 var stateLua = `
-local FMT = '<BI4HI4` + strings.Repeat("B", 21+11+7+4+4+4+4+6+1+11) + `Hi4i4i4i4BBHI4BHHI4'
-local R1, R10, R60, RS, RE, RA, RP, RAS, NG, GAP, NA = 5, 26, 37, 44, 48, 52, 56, 60, 66, 67, 78
-local BM, ONES, PREV, SP, SI, SRD, SS, VC, VO = 79, 83, 84, 85, 86, 87, 88, 89, 90
+local FMT = '<BI4HI4` + strings.Repeat("B", 21+11+7+4+4+4+4+4+6+7+7+1+11) + `Hi4i4i4i4BBHI4BHHI4'
+local R1, R10, R60, RS, RE, RA, RP, RR, RAS, PG, A60 = 5, 26, 37, 44, 48, 52, 56, 60, 64, 70, 77
+local NG, GAP, NA, BM, ONES, PREV, SP, SI, SRD, SS, VC, VO = 84, 85, 96, 97, 101, 102, 103, 104, 105, 106, 107, 108
+local NF = 108
 local floor = math.floor
 local raw = redis.call('GET', KEYS[1])
 local f
@@ -126,7 +152,7 @@ if raw and #raw == ` + fmt.Sprint(wire.ClientStateSize) + ` and string.byte(raw,
   f = {struct.unpack(FMT, raw)}
 else
   f = {` + fmt.Sprint(wire.ClientStateVersion) + `}
-  for i = 2, 90 do f[i] = 0 end
+  for i = 2, NF do f[i] = 0 end
 end
 -- the last request, in ms (0: none yet)
 local last = f[2] * 1000 + f[3]
@@ -174,7 +200,40 @@ local function nadd(o, n, w, t)
     end
   end
 end
--- The aux rings (sensitive, 4xx, auth, probes) move on whole seconds. A
+-- slot is the index of the bucket of time a in a ring (offset o, n buckets
+-- of width w) moved to time b, or nil when the ring no longer (or not yet)
+-- holds it.
+local function slot(o, n, w, a, b)
+  local k, cur = floor(a / w), floor(b / w)
+  if k > cur or cur - k >= n then return nil end
+  return o + k % n
+end
+-- inc and dec count one more or one less in bucket i (a slot) of a byte
+-- ring; a saturated bucket (255: at least that many) stays as it is.
+local function inc(i)
+  if i and f[i] < 255 then f[i] = f[i] + 1 end
+end
+local function dec(i)
+  if i and f[i] > 0 and f[i] < 255 then f[i] = f[i] - 1 end
+end
+-- nsub takes one out of the bucket of time a of a nibble ring moved to b:
+-- out of the newest bucket from a's back that is not empty, where nadd
+-- passed it when a's was full; nothing once a's bucket has left the ring.
+local function nsub(o, n, w, a, b)
+  local k, cur = floor(a / w), floor(b / w)
+  if k > cur then return end
+  for j = k, cur - n + 1, -1 do
+    local i = j % n
+    local x = f[o + floor(i / 2)]
+    local v = x % 16
+    if i % 2 == 1 then v = floor(x / 16) end
+    if v > 0 then
+      nset(o, i, v - 1)
+      return
+    end
+  end
+end
+-- The aux rings (sensitive, 4xx, auth, probes, refused) move on whole seconds. A
 -- state more than 2 s ahead was written by a gateway whose clock is ahead
 -- (or is corrupt): its rings start again from now rather than piling every
 -- request into the bucket of that future time.
@@ -185,6 +244,7 @@ local function aux(sec)
   advance(RE, 4, 20, f[4], t)
   advance(RA, 4, 20, f[4], t)
   advance(RP, 4, 20, f[4], t)
+  advance(RR, 4, 20, f[4], t)
   f[4] = t
   return t
 end
@@ -196,13 +256,14 @@ end
 // With kind 2 it counts a request again as the ordinary one its answer
 // showed it was (Reclassify): everything an ordinary request is counted in
 // but the visit counter, which counted it already as an asset, and it takes
-// it out of the asset ring again (the bucket of now_ms, while that is still
-// in the window).
+// it out of both asset rings again (the buckets of now_ms, while they are
+// still in the ring); with page 1 its answer was a document, counted as a
+// page at now_ms (as answered does).
 //
 // KEYS: state, ban
 // ARGV: now_ms, path bit (0..127), sensitive (0/1), pattern hash (0: none),
 // id, visit_window_ms, kind (0: ordinary, 1: asset, 2: reclassified),
-// probe (0/1)
+// probe (0/1), page (0/1; kind 2 only)
 var observe = redis.NewScript(observeSrc)
 
 var observeSrc = `
@@ -227,9 +288,12 @@ nadvance(R1, 41, 25, last, t)
 nadvance(R10, 21, 500, last, t)
 advance(R60, 7, 10000, last, t)
 advance(RAS, 6, 2000, last, t)
+advance(PG, 7, 10000, last, t)
+advance(A60, 7, 10000, last, t)
 local sec = aux(floor(t / 1000))
 if asset then
   add(RAS, 6, 2000, t)
+  add(A60, 7, 10000, t)
 else
   nadd(R1, 41, 25, t)
   nadd(R10, 21, 500, t)
@@ -238,9 +302,9 @@ else
   if ARGV[8] == '1' then add(RP, 4, 20, sec) end
 end
 if served then
-  local k = floor(now / 2000)
-  local i = RAS + k % 6
-  if floor(t / 2000) - k < 6 and f[i] > 0 and f[i] < 255 then f[i] = f[i] - 1 end
+  dec(slot(RAS, 6, 2000, now, t))
+  dec(slot(A60, 7, 10000, now, t))
+  if ARGV[9] == '1' then inc(slot(PG, 7, 10000, now, t)) end
 end
 
 -- Gaps on a log scale: code = round(16 * log2(1 + ms)), at most 255.
@@ -314,7 +378,7 @@ end
 
 f[2], f[3], f[VO] = floor(t / 1000), t % 1000, t - vstart
 local ttl = math.max(62000, vstart + window - t)
-local packed = struct.pack(FMT, unpack(f, 1, 90))
+local packed = struct.pack(FMT, unpack(f, 1, NF))
 redis.call('SET', KEYS[1], packed, 'PX', math.ceil(ttl))
 return packed
 `
@@ -331,11 +395,14 @@ func features(st *wire.ClientState) Observation {
 		Count10s:      round(nibbleWindow(st.R10s[:], wire.Ring10sBuckets, wire.Ring10sWidthMs, t)),
 		Count60s:      round(window(st.R60s[:], wire.Ring60sWidthMs, t)),
 		Assets10s:     round(window(st.Assets[:], wire.AssetWidthMs, t)),
+		Assets60s:     round(window(st.Assets60s[:], wire.Ring60sWidthMs, t)),
+		Pages60s:      round(window(st.Pages60s[:], wire.Ring60sWidthMs, t)),
 		Probes:        round(window(st.Probes[:], wire.AuxWidthSeconds, sec)),
 		Visits:        int64(st.Visits),
 		SensitiveHits: round(window(st.Sensitive[:], wire.AuxWidthSeconds, sec)),
 		Errors4xx:     round(window(st.Errors4xx[:], wire.AuxWidthSeconds, sec)),
 		AuthFailures:  round(window(st.AuthFailures[:], wire.AuxWidthSeconds, sec)),
+		Refused60s:    round(window(st.Refused[:], wire.AuxWidthSeconds, sec)),
 		SequentialIDs: int64(st.SeqRun()),
 	}
 	fade := float64(st.PathsPrevious) * (1 - float64(t%wire.PathEpochMs)/wire.PathEpochMs)
@@ -448,7 +515,7 @@ func (s *Store) ObserveWith(ctx context.Context, ip netip.Addr, now time.Time, r
 	if req.Asset {
 		kind = kindAsset
 	}
-	keys, args := s.observeArgs(ip, now, req, kind)
+	keys, args := s.observeArgs(ip, now, req, kind, false)
 	reply, prev, err := s.observePipelined(ctx, keys, args, ip, req.Principal, extra)
 	if err != nil {
 		return Observation{}, fmt.Errorf("observe %s: %w", ip, err)
@@ -502,8 +569,9 @@ const (
 	kindServed   = "2" // Reclassify
 )
 
-// observeArgs are the observe script's keys and arguments for req at now.
-func (s *Store) observeArgs(ip netip.Addr, now time.Time, req Request, kind string) ([]string, []any) {
+// observeArgs are the observe script's keys and arguments for req at now
+// (page: a reclassified request's answer was a document).
+func (s *Store) observeArgs(ip netip.Addr, now time.Time, req Request, kind string, page bool) ([]string, []any) {
 	flag := func(b bool) string {
 		if b {
 			return "1"
@@ -516,7 +584,7 @@ func (s *Store) observeArgs(ip netip.Addr, now time.Time, req Request, kind stri
 	}
 	who := ip.String()
 	keys := []string{wire.ClientKey(s.prefix, who), wire.BanKey(s.prefix, who)}
-	return keys, []any{now.UnixMilli(), pathBit(req.Path), flag(req.Sensitive), pat, req.ID, req.visitWindow().Milliseconds(), kind, flag(req.Probe)}
+	return keys, []any{now.UnixMilli(), pathBit(req.Path), flag(req.Sensitive), pat, req.ID, req.visitWindow().Milliseconds(), kind, flag(req.Probe), flag(page)}
 }
 
 // Reclassify counts again, as an ordinary request, a request from ip at
@@ -525,14 +593,17 @@ func (s *Store) observeArgs(ip netip.Addr, now time.Time, req Request, kind stri
 // req is the request as served (Request.Served). It goes into everything an
 // ordinary request does (the windows, the distinct paths, the run of
 // sequential ids, the gaps) but the visit counter, which has it already,
-// and leaves the asset window (unless its bucket is full or gone by). It
-// returns the client's features with it counted, or Banned when a ban
-// came meanwhile (then nothing is counted).
+// and leaves the asset windows (unless its bucket is full or gone by).
+// page says its answer was a document: it is counted as a page too (as
+// RecordPage would, in the same round trip), or a scraper that puts .png
+// on the pages it fetches would be counted as neither. It returns the
+// client's features with it counted, or Banned when a ban came meanwhile
+// (then nothing is counted).
 //
 // It costs one round trip, batched like Observe; the gateway makes it only
 // for such answers, which browsers' assets never give.
-func (s *Store) Reclassify(ctx context.Context, ip netip.Addr, now time.Time, req Request) (Observation, error) {
-	keys, args := s.observeArgs(ip, now, req, kindServed)
+func (s *Store) Reclassify(ctx context.Context, ip netip.Addr, now time.Time, req Request, page bool) (Observation, error) {
+	keys, args := s.observeArgs(ip, now, req, kindServed, page)
 	reply, _, err := s.observePipelined(ctx, keys, args, ip, "", nil)
 	if err == nil {
 		var o Observation
@@ -624,7 +695,7 @@ local fresh = last == 0 and f[4] == 0
 local sec = aux(math.floor(tonumber(ARGV[1]) / 1000))
 add(RE, 4, 20, sec)
 if ARGV[2] == '1' then add(RA, 4, 20, sec) end
-local packed = struct.pack(FMT, unpack(f, 1, 90))
+local packed = struct.pack(FMT, unpack(f, 1, NF))
 if fresh then
   redis.call('SET', KEYS[1], packed, 'PX', 62000)
 else
@@ -632,6 +703,120 @@ else
 end
 return 1
 `)
+
+// recordRefusal counts one request the gateway refused (429/403) at
+// now_ms in the refusals ring, moving the aux rings to now_ms as
+// recordResponse does, and nothing else: the request stays in the request
+// rings, its refusal out of the 4xx and auth rings. A client without a
+// state (expired, never seen, or an older gateway's) is left alone: the
+// refused request is not in its Count60s, so there is nothing to discount.
+//
+// KEYS: state; ARGV: now_ms.
+var recordRefusal = redis.NewScript(stateLua + `
+if last == 0 and f[4] == 0 then return 0 end
+add(RR, 4, 20, aux(floor(tonumber(ARGV[1]) / 1000)))
+redis.call('SET', KEYS[1], struct.pack(FMT, unpack(f, 1, NF)), 'KEEPTTL')
+return 1
+`)
+
+// RecordRefusal counts a request from ip the gateway refused at now (its
+// own 429 or 403, after Observe counted it) toward Observation.Refused60s,
+// so the error ratio can leave it out of its denominator: a client
+// throttled for its errors that keeps coming neither raises its ratio (a
+// refusal is never a 4xx) nor dilutes it. A client without a state is left
+// alone. It costs one round trip, batched like Observe.
+func (s *Store) RecordRefusal(ctx context.Context, ip netip.Addr, now time.Time) error {
+	keys := []string{s.stateKey(ip)}
+	var cmd *redis.Cmd
+	err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		cmd = recordRefusal.EvalSha(ctx, pipe, keys, now.UnixMilli())
+	})
+	if err == nil {
+		if err = cmd.Err(); noScript(err) {
+			err = recordRefusal.Run(ctx, s.rdb, keys, now.UnixMilli()).Err()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("record refusal %s: %w", ip, err)
+	}
+	return nil
+}
+
+// answered counts what an answer showed about a request observe counted at
+// at_ms, in the buckets of at_ms, without moving any ring (the request's
+// own observe moved them past it): a document fetched (what 'p'), or, for
+// a request counted as ordinary, that it was a page asset (what 'a'). The
+// latter takes it out of the 1 s, 10 s and 60 s request rings (nsub: where
+// nadd put it) and counts it in both asset rings. What else its observe
+// did stays: its gap (and OtherAgeMs), its path bit and its step in a run
+// of ids are woven into the state with the requests after it and cannot
+// be taken back one by one; it was, and stays, a visit. A bucket the ring
+// no longer holds is left alone, and so is a state without requests
+// (expired since, or only answers recorded): the request is not in it.
+//
+// KEYS: state; ARGV: at_ms, what ('p' or 'a').
+var answered = redis.NewScript(stateLua + `
+if last == 0 then return 0 end
+local a = tonumber(ARGV[1])
+if ARGV[2] == 'a' then
+  nsub(R1, 41, 25, a, last)
+  nsub(R10, 21, 500, a, last)
+  dec(slot(R60, 7, 10000, a, last))
+  inc(slot(RAS, 6, 2000, a, last))
+  inc(slot(A60, 7, 10000, a, last))
+else
+  inc(slot(PG, 7, 10000, a, last))
+end
+redis.call('SET', KEYS[1], struct.pack(FMT, unpack(f, 1, NF)), 'KEEPTTL')
+return 1
+`)
+
+// What answered records.
+const (
+	answerPage  = "p"
+	answerAsset = "a"
+)
+
+// RecordPage counts a document the client at ip fetched with a request
+// Observe counted at at (its 2xx answer to a GET was HTML), toward
+// Observation.Pages60s: the buckets of at, while the state still holds
+// them. It costs one round trip, batched like Observe; the gateway makes it
+// only for HTML answers.
+func (s *Store) RecordPage(ctx context.Context, ip netip.Addr, at time.Time) error {
+	if err := s.answer(ctx, ip, at, answerPage); err != nil {
+		return fmt.Errorf("record page %s: %w", ip, err)
+	}
+	return nil
+}
+
+// CountAsAsset counts as a page asset a request from ip that Observe
+// counted as ordinary at at and whose answer showed it was one (an image
+// for /image/60844/productModel/200x200): it leaves the 1 s, 10 s and
+// 60 s request windows and joins the asset windows, so a page's
+// thumbnails served without an extension are no burst. Its gap, path and
+// step in a run of ids stay (see answered). The caller decides which
+// requests qualify (GET or HEAD, no sensitive path, no probe). It costs
+// one round trip, batched like Observe.
+func (s *Store) CountAsAsset(ctx context.Context, ip netip.Addr, at time.Time) error {
+	if err := s.answer(ctx, ip, at, answerAsset); err != nil {
+		return fmt.Errorf("count as asset %s: %w", ip, err)
+	}
+	return nil
+}
+
+func (s *Store) answer(ctx context.Context, ip netip.Addr, at time.Time, what string) error {
+	keys := []string{s.stateKey(ip)}
+	var cmd *redis.Cmd
+	err := s.batch.do(ctx, func(pipe redis.Pipeliner) {
+		cmd = answered.EvalSha(ctx, pipe, keys, at.UnixMilli(), what)
+	})
+	if err == nil {
+		if err = cmd.Err(); noScript(err) {
+			err = answered.Run(ctx, s.rdb, keys, at.UnixMilli(), what).Err()
+		}
+	}
+	return err
+}
 
 // RecordResponse counts the upstream's answer to ip: a 4xx toward the
 // error ratio, a 401 or 403 also toward auth failures. Other statuses are
