@@ -12,10 +12,19 @@
 #    scorer on, enforcing; scorer with the default profile and the demo
 #    GeoIP databases; the dev stack's Redis and FerretDB). Each target gets
 #    the same loads from the same generators: wrk, closed loop, for the
-#    maximum; vegeta, open loop at a fixed rate, for latency. The table is
-#    printed at the end; everything is in var/bench/results.json.
+#    maximum; vegeta, open loop at a fixed rate, for latency. The main
+#    legitimate load is the API mix (browsers, Android and iOS apps, server
+#    SDKs from cloud networks, curl: deploy/cmd/loadbench/apimix.go), the
+#    second the browsers alone. Each Bulwark run is split by client class:
+#    refusals from the gateway's log, scorer calls from a recorder between
+#    gateway and scorer (`loadbench recorder`, a TCP relay counting each
+#    score request's ip). The table is printed at the end; everything is in
+#    var/bench/results.json. Exits non-zero when Bulwark refused a
+#    legitimate request (the report's last line says FAIL).
 #
-# BENCH_DURATION (default 8s) is the length of each run. Installs wrk,
+# BENCH_DURATION (default 8s) is the length of each run; BENCH_API_CLIENTS
+# (50000) and BENCH_API_SEED (1) make the API mix; BENCH_RECORD=0 points the
+# gateway straight at the scorer (no scorer calls by class). Installs wrk,
 # nginx and redis-server from Debian when they are missing and we are root.
 # Every server is started here on a free port and stopped on exit; nothing
 # else is touched.
@@ -25,6 +34,7 @@ root=$PWD
 out=var/bench
 BENCH_GO=${BENCH_GO:-1}
 BENCH_LOAD=${BENCH_LOAD:-1}
+BENCH_RECORD=${BENCH_RECORD:-1}
 export BENCH_DURATION=${BENCH_DURATION:-8s}
 
 # need CMD PACKAGE...: install the first package that installs CMD.
@@ -84,8 +94,9 @@ go build -o $scorer ./scorer/cmd/scorer
 go run ./deploy/cmd/geoipgen -out $out/demo-city.mmdb -asn-out $out/demo-asn.mmdb >/dev/null
 logs=$out/logs
 rm -rf "$logs"; mkdir -p "$logs"
-ports=($($out/bin/loadbench ports -n 6))
+ports=($($out/bin/loadbench ports -n 8))
 up_port=${ports[0]} proxy_port=${ports[1]} nginx_port=${ports[2]} gw_port=${ports[3]} admin_port=${ports[4]} scorer_port=${ports[5]}
+rec_port=${ports[6]} rec_control_port=${ports[7]}
 
 pids=()
 cleanup() {
@@ -140,25 +151,36 @@ nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" >$logs/nginx.log 2>&1 &
 
 BULWARK_LISTEN=127.0.0.1:$scorer_port BULWARK_GEOIP_DB=$root/$out/demo-city.mmdb BULWARK_GEOIP_ASN_DB=$root/$out/demo-asn.mmdb \
   BULWARK_CONFIG= BULWARK_PROFILE=default $scorer >$logs/scorer.log 2>&1 & pids+=($!); scorer_pid=$!
+# The recorder: the gateway calls the scorer through it, so that the bench
+# can count the calls by client class (it relays bytes; see loadbench).
+scorer_url=http://127.0.0.1:$scorer_port record_args=()
+if [ "$BENCH_RECORD" != 0 ]; then
+  $out/bin/loadbench recorder -listen 127.0.0.1:$rec_port -scorer $scorer_url -control 127.0.0.1:$rec_control_port \
+    >$logs/recorder.log 2>&1 & pids+=($!); rec_pid=$!
+  scorer_url=http://127.0.0.1:$rec_port
+  record_args=(-recorder http://127.0.0.1:$rec_control_port/calls -pid recorder=$rec_pid)
+fi
 # The gateway with its defaults (no config file): every protection on,
 # enforcing, default log level. It trusts the generators' address as a proxy,
 # so each simulated client is the one named in X-Forwarded-For.
 admin_token=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 BULWARK_CONFIG= BULWARK_LISTEN=127.0.0.1:$gw_port BULWARK_UPSTREAM_URL=http://127.0.0.1:$up_port \
-  BULWARK_SCORER_URL=http://127.0.0.1:$scorer_port \
+  BULWARK_SCORER_URL=$scorer_url \
   BULWARK_REDIS_URL=$BULWARK_TEST_REDIS_URL BULWARK_MONGO_URI=$BULWARK_TEST_MONGO_URI \
   BULWARK_TRUSTED_PROXIES=127.0.0.1/32 \
   BULWARK_ADMIN_LISTEN=127.0.0.1:$admin_port BULWARK_ADMIN_TOKEN=$admin_token \
   $gateway >$logs/gateway.log 2>&1 & pids+=($!); gw_pid=$!
 
 for url in http://127.0.0.1:$up_port/ http://127.0.0.1:$proxy_port/ http://127.0.0.1:$nginx_port/ \
-  http://127.0.0.1:$scorer_port/healthz http://127.0.0.1:$gw_port/healthz; do
+  http://127.0.0.1:$scorer_port/healthz $scorer_url/healthz http://127.0.0.1:$gw_port/healthz; do
   for _ in $(seq 100); do curl -fs -o /dev/null "$url" && break; sleep 0.1; done
   curl -fs -o /dev/null "$url" || { tail -n 20 $logs/*.log "$ngx/error.log"; echo "$url did not come up" >&2; exit 1; }
 done
+[ "$BENCH_RECORD" = 0 ] || curl -fs -o /dev/null http://127.0.0.1:$rec_control_port/calls \
+  || { tail -n 20 $logs/recorder.log; echo "the scorer recorder's /calls did not answer" >&2; exit 1; }
 curl -fs -o /dev/null -H "Authorization: Bearer $admin_token" http://127.0.0.1:$admin_port/metrics \
   || { tail -n 20 $logs/gateway.log; echo "the gateway's admin /metrics did not answer" >&2; exit 1; }
-echo "upstream :$up_port  bare proxy :$proxy_port  nginx :$nginx_port  gateway :$gw_port (admin :$admin_port)  scorer :$scorer_port"
+echo "upstream :$up_port  bare proxy :$proxy_port  nginx :$nginx_port  gateway :$gw_port (admin :$admin_port)  scorer :$scorer_port (the gateway calls $scorer_url)"
 echo "logs in $logs/ and $ngx/"
 
 echo; echo "== load (${BENCH_DURATION} per run)"
@@ -167,5 +189,6 @@ BENCH_ADMIN_TOKEN=$admin_token $out/bin/loadbench run -dir $out \
   -nginx http://127.0.0.1:$nginx_port -bulwark http://127.0.0.1:$gw_port \
   -redis "$BULWARK_TEST_REDIS_URL" -mongo "$BULWARK_TEST_MONGO_URI" \
   -scorer-metrics http://127.0.0.1:$scorer_port/metrics -gateway-metrics http://127.0.0.1:$admin_port/metrics \
+  -scorer http://127.0.0.1:$scorer_port -gateway-log $logs/gateway.log "${record_args[@]}" \
   -pid upstream=$up_pid -pid proxy=$proxy_pid -pid nginx=$nginx_pid \
   -pid gateway=$gw_pid -pid scorer=$scorer_pid -pid devstack=$devstack_pid

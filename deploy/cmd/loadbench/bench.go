@@ -38,6 +38,9 @@ type bench struct {
 	targets       map[string]string // name → base URL
 	path          string
 	clients       int
+	apiClients    int
+	apiRepeat     int
+	apiSeed       uint64
 	closedDur     time.Duration
 	openDur       time.Duration
 	threads       int
@@ -52,6 +55,9 @@ type bench struct {
 	scorerMetrics, gatewayMetrics string
 	adminToken                    string
 	events                        *eventCounter
+	recorder                      string // the scorer recorder's /calls URL
+	scorerURL                     string // the scorer's base URL, for the geo check
+	gatewayLog                    string // the gateway's log file
 
 	seqs  map[string][]client
 	files map[string]string
@@ -69,15 +75,54 @@ type results struct {
 }
 
 type setup struct {
-	Path           string  `json:"path"`
-	Clients        int     `json:"clients"`
-	ClosedLoop     string  `json:"closed_loop"`
-	ClosedSeconds  float64 `json:"closed_seconds"`
-	OpenLoop       string  `json:"open_loop"`
-	OpenSeconds    float64 `json:"open_seconds"`
-	UpstreamBodyB  int     `json:"upstream_body_bytes"`
-	MixAttackers   int     `json:"mix_attackers"`
-	MixAttackShare float64 `json:"mix_attack_share"`
+	Path           string   `json:"path"`    // the browsers, hammer and mix loads' path
+	Clients        int      `json:"clients"` // the browsers load's
+	API            apiSetup `json:"api_mix"`
+	ClosedLoop     string   `json:"closed_loop"`
+	ClosedSeconds  float64  `json:"closed_seconds"`
+	OpenLoop       string   `json:"open_loop"`
+	OpenSeconds    float64  `json:"open_seconds"`
+	UpstreamBodyB  int      `json:"upstream_body_bytes"`
+	MixAttackers   int      `json:"mix_attackers"`
+	MixAttackShare float64  `json:"mix_attack_share"`
+	// Where the scorer's GeoIP places one address of each API class.
+	GeoCheck []string `json:"geo_check,omitempty"`
+	// How refusals and scorer calls were split by class ("" when not).
+	RefusalsByClass    string `json:"refusals_by_class,omitempty"`
+	ScorerCallsByClass string `json:"scorer_calls_by_class,omitempty"`
+}
+
+// apiSetup states the API mix of the run (apiMix): the same seed and
+// clients make the same requests, which the fingerprint confirms.
+type apiSetup struct {
+	Clients     int             `json:"clients"`
+	Repeat      int             `json:"repeat"`
+	Seed        uint64          `json:"seed"`
+	Cycle       int             `json:"cycle_requests"`
+	Fingerprint string          `json:"fingerprint"`
+	Paths       []string        `json:"paths"`
+	Classes     []apiClassSetup `json:"classes"`
+}
+
+type apiClassSetup struct {
+	Name       string   `json:"name"`
+	Percent    int      `json:"percent"`
+	Clients    int      `json:"clients"`
+	UserAgents []string `json:"user_agents"`
+	Networks   string   `json:"networks"`
+}
+
+func describeAPIMix(clients, repeat int, seed uint64, seq []client) apiSetup {
+	s := apiSetup{Clients: clients, Repeat: repeat, Seed: seed, Cycle: len(seq), Fingerprint: fingerprint(seq), Paths: apiPaths}
+	counts := classCounts(clients)
+	for i, c := range apiClasses {
+		cs := apiClassSetup{Name: c.Name, Percent: c.Percent, Clients: counts[i], Networks: c.where()}
+		for _, v := range c.Variants {
+			cs.UserAgents = append(cs.UserAgents, v.UA)
+		}
+		s.Classes = append(s.Classes, cs)
+	}
+	return s
 }
 
 type runResult struct {
@@ -92,12 +137,30 @@ type runResult struct {
 	OKPerSec      float64            `json:"ok_per_sec"`      // 2xx
 	RefusedPerSec float64            `json:"refused_per_sec"` // 403, 429, 503
 	Non2xx        int64              `json:"non_2xx"`
-	Errors        int64              `json:"errors"` // no answer: connect, read, write errors and timeouts
+	Refused       int64              `json:"refused"` // 403, 429, 503, as the generator counted them
+	Errors        int64              `json:"errors"`  // no answer: connect, read, write errors and timeouts
 	Codes         map[string]int64   `json:"codes"`
 	LatencyMS     latencyMS          `json:"latency_ms"`
 	CPUMicros     map[string]float64 `json:"cpu_us_per_request"` // by process, descendants included
 	LayerCPU      float64            `json:"layer_cpu_us_per_request"`
 	Bulwark       *bulwarkCost       `json:"bulwark,omitempty"`
+	// Bulwark runs, by client class (classOf): requests sent, refusals
+	// named by the gateway's log, calls the scorer recorder saw.
+	Classes map[string]*classResult `json:"classes,omitempty"`
+	// Refusals the gateway's log did not name (lines it dropped, or no
+	// log read): Refused minus the classes' refusals.
+	Unattributed int64 `json:"refused_unattributed,omitempty"`
+	LogDropped   int64 `json:"gateway_log_lines_dropped,omitempty"`
+}
+
+// classResult is one client class in one Bulwark run.
+type classResult struct {
+	Requests        int64            `json:"requests"`                 // sent, by the load's sequence
+	Logged          int64            `json:"logged"`                   // in the gateway's log
+	Refused         int64            `json:"refused"`                  // 403, 429, 503 in the gateway's log
+	RefusedBy       map[string]int64 `json:"refused_by,omitempty"`     // decision/code → requests
+	ScorerCalls     int64            `json:"scorer_calls"`             // through the recorder
+	CallsPerRequest float64          `json:"scorer_calls_per_request"` // ScorerCalls / Requests
 }
 
 // bulwarkCost is what a Bulwark run cost its dependencies, per request.
@@ -140,6 +203,8 @@ type snapshot struct {
 	scorer  map[string]float64
 	gateway map[string]float64
 	events  int64
+	calls   map[string]int64 // the scorer recorder's, by class
+	logOff  int64            // the gateway log's size
 }
 
 type pidFlag map[string]int
@@ -169,6 +234,21 @@ func durationEnv(getenv func(string) string, name string, def time.Duration) tim
 	return def
 }
 
+func intEnv(getenv func(string) string, name string, def int) int {
+	if n, err := strconv.Atoi(getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
+
+// The API mix's defaults: 50,000 clients, each 4 times in a cycle of
+// 200,000 requests, seed 1.
+const (
+	defaultAPIClients = 50000
+	defaultAPIRepeat  = 4
+	defaultAPISeed    = 1
+)
+
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	b := &bench{targets: map[string]string{}, pids: map[string]int{}}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
@@ -176,7 +256,13 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		fs.Func(t, "base URL of the "+t+" target", func(v string) error { b.targets[t] = strings.TrimRight(v, "/"); return nil })
 	}
 	fs.StringVar(&b.path, "path", "/api/products", "path requested")
-	fs.IntVar(&b.clients, "clients", 50000, "distinct legitimate clients")
+	fs.IntVar(&b.clients, "clients", 50000, "distinct clients of the browsers load")
+	fs.IntVar(&b.apiClients, "api-clients", intEnv(getenv, "BENCH_API_CLIENTS", defaultAPIClients), "distinct clients of the API mix (env BENCH_API_CLIENTS)")
+	fs.IntVar(&b.apiRepeat, "api-repeat", defaultAPIRepeat, "requests per API client in one cycle of the mix's sequence")
+	fs.Uint64Var(&b.apiSeed, "api-seed", uint64(intEnv(getenv, "BENCH_API_SEED", defaultAPISeed)), "the API mix's seed (env BENCH_API_SEED)")
+	fs.StringVar(&b.recorder, "recorder", "", "the scorer recorder's /calls URL (loadbench recorder): scorer calls by client class")
+	fs.StringVar(&b.gatewayLog, "gateway-log", "", "the gateway's log file: refusals by client class")
+	fs.StringVar(&b.scorerURL, "scorer", "", "the scorer's base URL: check where its GeoIP places each API class before the loads")
 	dur := durationEnv(getenv, "BENCH_DURATION", 8*time.Second)
 	fs.DurationVar(&b.closedDur, "duration", dur, "length of each closed-loop run (env BENCH_DURATION)")
 	fs.DurationVar(&b.openDur, "open-duration", durationEnv(getenv, "BENCH_OPEN_DURATION", dur), "length of each open-loop run (env BENCH_OPEN_DURATION)")
@@ -197,8 +283,12 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if len(b.targets) == 0 {
 		return errors.New("no targets: pass -direct, -bare, -nginx and/or -bulwark")
 	}
-	if b.clients < 1 || b.clients > 3*65536 {
-		return fmt.Errorf("-clients %d: want 1 to %d", b.clients, 3*65536)
+	// 49.0.240.0/20 is the warm-up's.
+	if maxBrowsers := 3 * 61440; b.clients < 1 || b.clients > maxBrowsers {
+		return fmt.Errorf("-clients %d: want 1 to %d", b.clients, maxBrowsers)
+	}
+	if m := maxAPIClients(); b.apiClients < 1 || b.apiClients > m {
+		return fmt.Errorf("-api-clients %d: want 1 to %d", b.apiClients, m)
 	}
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		return err
@@ -223,8 +313,15 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	b.seqs, b.files = map[string][]client{}, map[string]string{}
-	for _, load := range []string{loadLegit, loadHammer, loadMix, loadWarmup} {
-		b.seqs[load] = sequence(load, b.clients)
+	api, err := apiMix(b.apiClients, b.apiRepeat, b.apiSeed)
+	if err != nil {
+		return err
+	}
+	b.seqs[loadAPI] = api
+	for _, load := range []string{loadAPI, loadBrowsers, loadHammer, loadMix, loadWarmup} {
+		if load != loadAPI {
+			b.seqs[load] = sequence(load, b.clients)
+		}
 		b.files[load] = filepath.Join(b.dir, "clients-"+load+".tsv")
 		if err := writeClients(b.files[load], b.seqs[load]); err != nil {
 			return err
@@ -236,6 +333,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		Machine: describeMachine(ctx, b.wrk, b.redisURL),
 		Setup: setup{
 			Path: b.path, Clients: b.clients,
+			API:           describeAPIMix(b.apiClients, b.apiRepeat, b.apiSeed, api),
 			ClosedLoop:    fmt.Sprintf("wrk -t%d -c%d (Lua: one request per client line, round robin)", b.threads, b.connections),
 			ClosedSeconds: b.closedDur.Seconds(),
 			OpenLoop:      "vegeta/v12 lib, fixed rate, keep-alive, exact percentiles over every request",
@@ -246,7 +344,21 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 			"cpu_us_per_request counts the process and its descendants (/proc, 10 ms ticks); the dev stack is redis-server plus FerretDB",
 			"redis_reads_per_request is INFO stats total_reads_processed: read events on client sockets, about one per round trip",
 			"the scorer's metrics do not tell /v1/score from /v1/score/batch calls; scorer_scores_per_request counts clients scored either way",
+			"classes: requests are what the generator sent of each class (its sequence walked from the start), refusals the gateway's log lines with 403, 429 or 503 by the client's address, scorer calls what the recorder between gateway and scorer relayed by the ip of each score request",
 		},
+	}
+	if b.gatewayLog != "" {
+		res.Setup.RefusalsByClass = "the gateway's log (one line per request, its ip and status)"
+	}
+	if b.recorder != "" {
+		res.Setup.ScorerCallsByClass = "a TCP relay between gateway and scorer (loadbench recorder) counting each score request's ip"
+	}
+	if b.scorerURL != "" {
+		lines, err := geoCheck(ctx, b.scorerURL)
+		if err != nil {
+			return err
+		}
+		res.Setup.GeoCheck = lines
 	}
 	res.LoadAvg[0] = loadavg()
 	printMachine(stdout, res.Machine)
@@ -261,12 +373,12 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		if _, err := b.closedLoop(ctx, url+b.path, b.files[loadWarmup], time.Second); err != nil {
 			return fmt.Errorf("%s warm-up: %w", t, err)
 		}
-		for _, load := range []string{loadLegit, loadHammer, loadMix} {
+		for _, load := range closedLoads {
 			r, err := b.measure(ctx, "closed", load, t, 0, res)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "  %-6s %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  non-2xx %d\n", load, r.RPS, r.LatencyMS.P50, r.LatencyMS.P99, r.Non2xx)
+			fmt.Fprintf(stdout, "  %-8s %8.0f req/s  p50 %6.2f ms  p99 %7.2f ms  non-2xx %d\n", load, r.RPS, r.LatencyMS.P50, r.LatencyMS.P99, r.Non2xx)
 		}
 	}
 
@@ -275,38 +387,46 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	// at half of Bulwark's). vegeta runs in this process, on the same cores
 	// as every target: at half the bare maximum the machine itself may not
 	// keep up (every target's latency collapses), so the quarter rate is
-	// where latency is compared when it does not (kept up).
-	ref := find(res.Runs, "closed", loadLegit, targetBare)
+	// where latency is compared when it does not (kept up). The rates are
+	// the bare proxy's on the API mix; at half of it the API mix goes to
+	// every target, the browsers to the bare proxy and Bulwark only.
+	ref := find(res.Runs, "closed", loadAPI, targetBare)
 	if ref == nil {
-		ref = find(res.Runs, "closed", loadLegit, "")
+		ref = find(res.Runs, "closed", loadAPI, "")
 	}
-	openRun := func(rate int, label string, targets []string) error {
-		for _, t := range targets {
-			if b.targets[t] == "" {
-				continue
+	pair := []string{targetBare, targetBulwark}
+	openRun := func(rate int, label string, all bool) error {
+		for _, load := range legitLoads {
+			targets := pair
+			if load == loadAPI && all {
+				targets = targetOrder
 			}
-			r, err := b.measure(ctx, "open", loadLegit, t, rate, res)
-			if err != nil {
-				return err
+			for _, t := range targets {
+				if b.targets[t] == "" {
+					continue
+				}
+				r, err := b.measure(ctx, "open", load, t, rate, res)
+				if err != nil {
+					return err
+				}
+				r.Label = label
+				fmt.Fprintf(stdout, "open loop %d req/s: %-8s %-7s p50 %6.2f ms  p99 %7.2f ms  max %7.2f ms  non-2xx %d  errors %d\n", rate, load, t, r.LatencyMS.P50, r.LatencyMS.P99, r.LatencyMS.Max, r.Non2xx, r.Errors)
 			}
-			r.Label = label
-			fmt.Fprintf(stdout, "open loop %d req/s: %-7s p50 %6.2f ms  p99 %7.2f ms  max %7.2f ms  non-2xx %d  errors %d\n", rate, t, r.LatencyMS.P50, r.LatencyMS.P99, r.LatencyMS.Max, r.Non2xx, r.Errors)
 		}
 		return nil
 	}
 	rate := max(1, int(ref.RPS/2))
-	if err := openRun(rate, fmt.Sprintf("half the %s maximum", ref.Target), targetOrder); err != nil {
+	if err := openRun(rate, fmt.Sprintf("half the %s maximum", ref.Target), true); err != nil {
 		return err
 	}
-	pair := []string{targetBare, targetBulwark}
 	if quarter := max(1, int(ref.RPS/4)); quarter < rate {
-		if err := openRun(quarter, fmt.Sprintf("a quarter of the %s maximum", ref.Target), pair); err != nil {
+		if err := openRun(quarter, fmt.Sprintf("a quarter of the %s maximum", ref.Target), false); err != nil {
 			return err
 		}
 	}
-	if bw := find(res.Runs, "closed", loadLegit, targetBulwark); bw != nil && b.targets[targetBare] != "" {
+	if bw := find(res.Runs, "closed", loadAPI, targetBulwark); bw != nil && b.targets[targetBare] != "" {
 		if low := int(bw.RPS / 2); low > 0 && float64(low) < 0.8*float64(rate) && float64(low) > 1.2*ref.RPS/4 {
-			if err := openRun(low, "half the bulwark maximum", pair); err != nil {
+			if err := openRun(low, "half the bulwark maximum", false); err != nil {
 				return err
 			}
 		}
@@ -328,8 +448,17 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	fmt.Fprintf(stdout, "\nresults: %s, %s\n", out, filepath.Join(b.dir, "report.txt"))
+	if ok, verdict := legitVerdict(res); !ok {
+		fmt.Fprintln(stdout, "FAIL: "+verdict)
+		return errors.New("FAIL: " + verdict)
+	}
 	return nil
 }
+
+// closedLoads are the closed-loop loads, in order. The API mix comes first
+// (its clients are new to Bulwark's Redis), then the browsers (new too:
+// other networks; their run measures Redis memory per client).
+var closedLoads = []string{loadAPI, loadBrowsers, loadHammer, loadMix}
 
 func find(runs []*runResult, mode, load, target string) *runResult {
 	for _, r := range runs {
@@ -364,23 +493,23 @@ func (b *bench) measure(ctx context.Context, mode, load, target string, rate int
 		l := o.LatencyUS
 		r.LatencyMS = latencyMS{P50: l["p50"] / 1000, P90: l["p90"] / 1000, P99: l["p99"] / 1000, P999: l["p999"] / 1000, Max: l["max"] / 1000, Mean: l["mean"] / 1000}
 	} else {
-		o := openLoop(url, b.seqs[load], rate, b.openDur)
+		o := openLoop(b.targets[target], b.path, b.seqs[load], rate, b.openDur)
 		r.Requests, r.Seconds, r.Codes, r.Errors, r.LatencyMS = o.Requests, o.Seconds, o.Codes, o.Errors, o.LatencyMS
 	}
-	var ok, refused int64
+	var ok int64
 	for code, n := range r.Codes {
 		switch {
 		case strings.HasPrefix(code, "2"):
 			ok += n
 		case code == "403" || code == "429" || code == "503":
-			refused += n
+			r.Refused += n
 			r.Non2xx += n
 		default:
 			r.Non2xx += n
 		}
 	}
 	if r.Seconds > 0 {
-		r.RPS, r.OKPerSec, r.RefusedPerSec = float64(r.Requests)/r.Seconds, float64(ok)/r.Seconds, float64(refused)/r.Seconds
+		r.RPS, r.OKPerSec, r.RefusedPerSec = float64(r.Requests)/r.Seconds, float64(ok)/r.Seconds, float64(r.Refused)/r.Seconds
 	}
 	after, err := b.snapshot(ctx, isBulwark, true)
 	if err != nil {
@@ -401,7 +530,14 @@ func (b *bench) measure(ctx context.Context, mode, load, target string, rate int
 	}
 	if isBulwark {
 		r.Bulwark = b.cost(before, after, r, per)
-		if mode == "closed" && load == loadLegit && res.Memory == nil {
+		threads := 1 // vegeta walks the sequence from the start
+		if mode == "closed" {
+			threads = b.threads
+		}
+		if err := b.classify(r, b.seqs[load], threads, before, after); err != nil {
+			return nil, fmt.Errorf("%s %s %s: %w", mode, load, target, err)
+		}
+		if mode == "closed" && load == loadBrowsers && res.Memory == nil {
 			clients := int(min(r.Requests, int64(len(b.seqs[load]))))
 			if b.threads == 1 {
 				clients = distinct(b.seqs[load], r.Requests)
@@ -446,6 +582,20 @@ func (b *bench) snapshot(ctx context.Context, bulwark, settle bool) (*snapshot, 
 				return nil, err
 			}
 			s.redis = info
+		}
+		if b.gatewayLog != "" {
+			off, err := logSize(ctx, b.gatewayLog, settle, 10*time.Second)
+			if err != nil {
+				return nil, fmt.Errorf("gateway log: %w", err)
+			}
+			s.logOff = off
+		}
+		if b.recorder != "" {
+			calls, err := recorderCalls(ctx, b.recorder)
+			if err != nil {
+				return nil, fmt.Errorf("scorer recorder: %w", err)
+			}
+			s.calls = calls
 		}
 		if b.scorerMetrics != "" {
 			m, err := scrape(ctx, b.scorerMetrics, "")
@@ -524,4 +674,52 @@ func decisions(m map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// classify splits a Bulwark run by client class: the requests the generator
+// sent of each (threads walking seq as the generator does), the refusals
+// the gateway's log names, the scorer calls the recorder relayed.
+func (b *bench) classify(r *runResult, seq []client, threads int, before, after *snapshot) error {
+	r.Classes = map[string]*classResult{}
+	get := func(class string) *classResult {
+		c := r.Classes[class]
+		if c == nil {
+			c = &classResult{}
+			r.Classes[class] = c
+		}
+		return c
+	}
+	for class, n := range sentByClass(seq, r.Requests, threads) {
+		get(class).Requests = n
+	}
+	if before.calls != nil && after.calls != nil {
+		for class, n := range after.calls {
+			if d := n - before.calls[class]; d > 0 {
+				get(class).ScorerCalls = d
+			}
+		}
+	}
+	var named int64
+	if b.gatewayLog != "" {
+		t, err := tallyLogRange(b.gatewayLog, before.logOff, after.logOff)
+		if err != nil {
+			return fmt.Errorf("gateway log: %w", err)
+		}
+		for class, n := range t.Requests {
+			get(class).Logged = n
+		}
+		for class, n := range t.Refused {
+			c := get(class)
+			c.Refused, c.RefusedBy = n, t.Decisions[class]
+			named += n
+		}
+		r.LogDropped = t.Dropped
+	}
+	r.Unattributed = max(0, r.Refused-named)
+	for _, c := range r.Classes {
+		if c.Requests > 0 {
+			c.CallsPerRequest = float64(c.ScorerCalls) / float64(c.Requests)
+		}
+	}
+	return nil
 }

@@ -7,10 +7,13 @@ import (
 	"os"
 )
 
-// client is one simulated client: the address a trusted proxy would name
-// in X-Forwarded-For and the headers its software sends.
+// client is one request of a load's sequence: the client's address as a
+// trusted proxy would name it in X-Forwarded-For, the headers its software
+// sends (Accept and Accept-Language are left out when empty), its class
+// (classOf its address) and the path it asks for ("" for the run's -path).
 type client struct {
 	IP, UserAgent, Accept, AcceptLanguage string
+	Class, Path                           string
 }
 
 // Headers a current desktop Chrome sends with an API call from a page.
@@ -40,16 +43,21 @@ func legitIP(i int) string {
 }
 
 func browser(ip string) client {
-	return client{IP: ip, UserAgent: chromeUA, Accept: chromeAccept, AcceptLanguage: chromeLanguage}
+	return client{IP: ip, UserAgent: chromeUA, Accept: chromeAccept, AcceptLanguage: chromeLanguage, Class: classOf(ip)}
 }
 
-// Loads.
+// Loads. api and browsers are the legitimate ones: not one of their
+// requests may be refused.
 const (
-	loadLegit  = "legit"
-	loadHammer = "hammer"
-	loadMix    = "mix"
-	loadWarmup = "warmup"
+	loadAPI      = "api"      // the API mix (apiMix)
+	loadBrowsers = "browsers" // distinct Chrome browsers, round robin (the "legit" load before 2026-12-07)
+	loadHammer   = "hammer"
+	loadMix      = "mix"
+	loadWarmup   = "warmup"
 )
+
+// legitLoads are the loads every request of which must be forwarded.
+var legitLoads = []string{loadAPI, loadBrowsers}
 
 // Attackers in the mix and the hammer come from a hosting network.
 const (
@@ -62,7 +70,7 @@ const (
 func sequence(load string, n int) []client {
 	switch load {
 	case loadHammer:
-		return []client{{IP: hammerIP, UserAgent: curlUA, Accept: "*/*"}}
+		return []client{{IP: hammerIP, UserAgent: curlUA, Accept: "*/*", Class: classOf(hammerIP)}}
 	case loadWarmup:
 		// Addresses no other load uses (49.0.240.0/20), so that warming
 		// up leaves the measured clients untouched.
@@ -79,7 +87,8 @@ func sequence(load string, n int) []client {
 		for i := range n {
 			if i%10 == 9 {
 				k := (i / 10) % mixAttackers
-				out = append(out, client{IP: fmt.Sprintf("45.0.0.%d", 10+k), UserAgent: toolUAs[k%len(toolUAs)], Accept: "*/*"})
+				ip := fmt.Sprintf("45.0.0.%d", 10+k)
+				out = append(out, client{IP: ip, UserAgent: toolUAs[k%len(toolUAs)], Accept: "*/*", Class: classOf(ip)})
 				continue
 			}
 			out = append(out, browser(legitIP(legit)))
@@ -112,7 +121,9 @@ func (c client) header() http.Header {
 	h := http.Header{
 		"X-Forwarded-For": {c.IP},
 		"User-Agent":      {c.UserAgent},
-		"Accept":          {c.Accept},
+	}
+	if c.Accept != "" {
+		h["Accept"] = []string{c.Accept}
 	}
 	if c.AcceptLanguage != "" {
 		h["Accept-Language"] = []string{c.AcceptLanguage}
@@ -120,8 +131,8 @@ func (c client) header() http.Header {
 	return h
 }
 
-// writeClients writes seq for the wrk script: one client a line, fields
-// separated by tabs.
+// writeClients writes seq for the wrk script: one request a line, fields
+// (address, user agent, Accept, Accept-Language, path) separated by tabs.
 func writeClients(path string, seq []client) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -129,7 +140,7 @@ func writeClients(path string, seq []client) error {
 	}
 	w := bufio.NewWriter(f)
 	for _, c := range seq {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.IP, c.UserAgent, c.Accept, c.AcceptLanguage)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.IP, c.UserAgent, c.Accept, c.AcceptLanguage, c.Path)
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()

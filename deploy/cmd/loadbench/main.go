@@ -4,19 +4,28 @@
 //
 //	loadbench upstream -listen ADDR            the upstream: a 50-byte JSON answer to every request
 //	loadbench proxy -listen ADDR -upstream URL a bare httputil.ReverseProxy with a tuned transport
+//	loadbench recorder -listen ADDR -scorer URL -control ADDR
+//	                                           a TCP relay to the scorer counting score requests by client class
 //	loadbench ports -n N                       N free TCP ports on 127.0.0.1, one a line
 //	loadbench machine [-wrk PATH]              the machine: CPUs, CPU model, kernel, Go
+//	loadbench open -url URL [-load api|browsers] -rate N   one open-loop run by hand
 //	loadbench run [flags]                      the measurements (deploy/bench.sh starts the targets)
 //
-// run drives each target with three loads (legit: 50,000 distinct browser
-// clients; hammer: one client with curl's user agent at full speed; mix: 90%
-// legit, 10% from 20 attacking addresses with tools' user agents), first
-// closed-loop with wrk (maximum throughput) and then open-loop at a fixed
-// rate with vegeta (latency free of coordinated omission). Clients are
-// presented in X-Forwarded-For, which the gateway trusts from 127.0.0.1. For
-// Bulwark it also reads what each request cost in Redis (INFO), the scorer
-// (/metrics) and MongoDB (events written). It prints a table and writes the
-// full results as JSON.
+// run drives each target with four loads: api, the API mix (apiMix: 50,000
+// clients by default, 40% Chrome browsers, 25% Android apps, 15% iOS apps,
+// 15% server SDKs from cloud networks, 5% curl, on five /api/ paths, in a
+// seeded order); browsers, 50,000 distinct Chrome browsers; hammer, one
+// client with curl's user agent at full speed; mix, 90% browsers and 10%
+// from 20 attacking addresses with tools' user agents. Each goes first
+// closed-loop with wrk (maximum throughput), then the legitimate loads (api,
+// browsers) open-loop at fixed rates with vegeta (latency free of
+// coordinated omission). Clients are presented in X-Forwarded-For, which
+// the gateway trusts from 127.0.0.1. For Bulwark it also reads what each
+// request cost in Redis (INFO), the scorer (/metrics) and MongoDB (events
+// written), and splits each run by client class: the refusals from the
+// gateway's log, the scorer calls from the recorder. It prints a table,
+// writes the full results as JSON, and fails when a legitimate request
+// was refused.
 package main
 
 import (
@@ -40,7 +49,7 @@ func main() {
 	}
 }
 
-const usage = "usage: loadbench upstream|proxy|ports|machine|open|run [flags]"
+const usage = "usage: loadbench upstream|proxy|recorder|ports|machine|open|run [flags]"
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -51,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return runUpstream(ctx, args[1:], stdout)
 	case "proxy":
 		return runProxy(ctx, args[1:], stdout)
+	case "recorder":
+		return runRecorder(ctx, args[1:], stdout)
 	case "ports":
 		return runPorts(args[1:], stdout)
 	case "machine":

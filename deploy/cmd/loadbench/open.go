@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -61,17 +62,37 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // openLoop sends rate requests a second to url for d, whatever the target
 // does: a request is sent when it is due, not when an earlier one has been
 // answered, so a stalled target shows in the latencies instead of slowing
-// the generator (no coordinated omission). The clients of seq are used in
-// order, round robin.
-func openLoop(url string, seq []client, rate int, d time.Duration) *openOutput {
-	headers := make([]http.Header, len(seq))
+// the generator (no coordinated omission). The requests of seq are sent in
+// order from the start, round robin, to base + their path (path when they
+// name none).
+func openLoop(base, path string, seq []client, rate int, d time.Duration) *openOutput {
+	type target struct {
+		url    string
+		header http.Header
+	}
+	targets := make([]target, len(seq))
+	headers, urls := map[string]http.Header{}, map[string]string{}
 	for i, c := range seq {
-		headers[i] = c.header()
+		h, ok := headers[c.IP+"\x00"+c.UserAgent]
+		if !ok {
+			h = c.header()
+			headers[c.IP+"\x00"+c.UserAgent] = h
+		}
+		p := c.Path
+		if p == "" {
+			p = path
+		}
+		u, ok := urls[p]
+		if !ok {
+			u = base + p
+			urls[p] = u
+		}
+		targets[i] = target{u, h}
 	}
 	var next atomic.Uint64
 	targeter := func(t *vegeta.Target) error {
-		i := next.Add(1) - 1
-		t.Method, t.URL, t.Header = http.MethodGet, url, headers[i%uint64(len(headers))]
+		tg := targets[(next.Add(1)-1)%uint64(len(targets))]
+		t.Method, t.URL, t.Header = http.MethodGet, tg.url, tg.header
 		return nil
 	}
 	atk := vegeta.NewAttacker(
@@ -98,11 +119,12 @@ func openLoop(url string, seq []client, rate int, d time.Duration) *openOutput {
 	return out
 }
 
-// runOpen is one open-loop run against one URL with the legit clients,
+// runOpen is one open-loop run against one target with a legitimate load,
 // for profiling a target by hand (make bench runs the whole comparison).
 func runOpen(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("open", flag.ContinueOnError)
-	url := fs.String("url", "", "target URL (required)")
+	url := fs.String("url", "", "target base URL, path included for -load browsers (required)")
+	load := fs.String("load", loadAPI, "api (the API mix, its own paths) or browsers (the URL's path)")
 	rate := fs.Int("rate", 1000, "requests per second")
 	d := fs.Duration("duration", 8*time.Second, "how long")
 	if err := fs.Parse(args); err != nil {
@@ -111,7 +133,21 @@ func runOpen(args []string, stdout io.Writer) error {
 	if *url == "" || *rate < 1 || *d <= 0 {
 		return errors.New("open: -url, a positive -rate and -duration are required")
 	}
-	o := openLoop(*url, sequence(loadLegit, 50000), *rate, *d)
+	var seq []client
+	base, path := *url, ""
+	switch *load {
+	case loadAPI:
+		var err error
+		if seq, err = apiMix(defaultAPIClients, defaultAPIRepeat, defaultAPISeed); err != nil {
+			return err
+		}
+		base = strings.TrimRight(base, "/")
+	case loadBrowsers:
+		seq = sequence(loadBrowsers, 50000)
+	default:
+		return fmt.Errorf("open: -load %q: want api or browsers", *load)
+	}
+	o := openLoop(base, path, seq, *rate, *d)
 	l := o.LatencyMS
 	_, err := fmt.Fprintf(stdout, "%d req/s for %s: %d requests, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms, codes %v, errors %d\n",
 		*rate, *d, o.Requests, l.P50, l.P90, l.P99, l.Max, o.Codes, o.Errors)

@@ -15,9 +15,11 @@ import (
 
 // wrkScript makes wrk send one request per line of the clients file (args[1])
 // in order, round robin, each thread starting at its own offset (args[2] is
-// the number of threads). The requests are formatted once in init, so the
-// per-request cost is a table lookup. Each thread counts statuses; done
-// prints everything as one JSON line.
+// the number of threads). A line is the client's address, user agent,
+// Accept, Accept-Language and path, tab-separated (writeClients); an empty
+// header is not sent, an empty path is the URL's. The requests are
+// formatted once in init, so the per-request cost is a table lookup. Each
+// thread counts statuses; done prints everything as one JSON line.
 const wrkScript = `
 local reqs, n, i = {}, 0, 0
 codes = {}
@@ -30,11 +32,13 @@ end
 
 function init(args)
   for line in io.lines(args[1]) do
-    local ip, ua, accept, lang = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
-    local h = {["X-Forwarded-For"] = ip, ["User-Agent"] = ua, ["Accept"] = accept}
+    local ip, ua, accept, lang, path = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
+    local h = {["X-Forwarded-For"] = ip, ["User-Agent"] = ua}
+    if accept ~= "" then h["Accept"] = accept end
     if lang ~= "" then h["Accept-Language"] = lang end
+    if path == "" then path = wrk.path end
     n = n + 1
-    reqs[n] = wrk.format("GET", wrk.path, h)
+    reqs[n] = wrk.format("GET", path, h)
   end
   i = (tid or 0) * math.floor(n / tonumber(args[2]))
 end
