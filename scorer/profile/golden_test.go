@@ -149,7 +149,7 @@ func TestDefaultGolden(t *testing.T) {
 		{"human browsing", rules.Features{Count1s: 7, Count10s: 9, Count60s: 31, DistinctPaths: 14, Intervals: 11, IntervalCV: 1.7, UserAgent: chrome, Country: "DE", ASN: 3320}},
 		{"human login typo", rules.Features{Count1s: 2, Count10s: 6, Count60s: 25, Sensitive: true, SensitiveHits: 2, AuthFailures: 1, Errors4xx: 1, DistinctPaths: 9, Intervals: 11, IntervalCV: 1.2, UserAgent: chrome}},
 		{"sneaker bot", rules.Features{Count1s: 30, Count10s: 30, Count60s: 30, Sensitive: true, SensitiveHits: 30, Intervals: 11, IntervalCV: 0.1, UserAgent: chrome}},
-		{"scraper", rules.Features{Count1s: 4, Count10s: 6, Count60s: 6, DistinctPaths: 6, SequentialIDs: 5, UserAgent: chrome}},
+		{"scraper", rules.Features{Count1s: 4, Count10s: 8, Count60s: 8, DistinctPaths: 8, SequentialIDs: 8, UserAgent: chrome}},
 		{"credential stuffer", rules.Features{Count1s: 5, Count10s: 20, Count60s: 20, Sensitive: true, SensitiveHits: 20, AuthFailures: 8, Errors4xx: 8, UserAgent: "python-requests/2.31"}},
 		{"botnet member, first request", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, Sensitive: true, SensitiveHits: 1, UserAgent: chrome, Country: "US", ASN: 16509}},
 		{"botnet member, later", rules.Features{Count1s: 1, Count10s: 3, Count60s: 15, Sensitive: true, SensitiveHits: 15, AuthFailures: 3, Errors4xx: 3, Intervals: 11, IntervalCV: 0.04, UserAgent: chrome, Country: "US", ASN: 16509}},
@@ -159,6 +159,7 @@ func TestDefaultGolden(t *testing.T) {
 		// The API's clients and the attackers the amplified rule was made
 		// for (scorer/rules/doc.go).
 		{"integration from a cloud on a timer", rules.Features{Count1s: 5, Count10s: 50, Count60s: 300, DistinctPaths: 9, Intervals: 11, IntervalCV: 0.01, UserAgent: "python-requests/2.32.3", Country: "US", ASN: 16509}},
+		{"API client, a run of 4 neighbouring ids by chance", rules.Features{Count1s: 2, Count10s: 10, Count60s: 40, DistinctPaths: 6, SequentialIDs: 4, UserAgent: "python-requests/2.32.3", Country: "US", ASN: 16509}},
 		{"webhook burst from a cloud", rules.Features{Count1s: 50, Count10s: 50, Count60s: 100, DistinctPaths: 1, Intervals: 11, IntervalCV: 2.5, UserAgent: "Stripe/1.0 (+https://stripe.com/docs/webhooks)", Country: "US", ASN: 16509}},
 		{"principal batch job at 50/s", rules.Features{Count1s: 50, Count10s: 500, Count60s: 3000, DistinctPaths: 40, Intervals: 11, IntervalCV: 0.05, UserAgent: "Go-http-client/1.1", Country: "US", ASN: 16509, Principal: "key:0123456789ab"}},
 		{"leaked key enumerating orders", rules.Features{Count1s: 5, Count10s: 50, Count60s: 300, SequentialIDs: 300, AuthFailures: 298, Errors4xx: 298, Intervals: 11, IntervalCV: 0.1, UserAgent: "python-requests/2.31.0", Principal: "key:0123456789ab"}},

@@ -322,7 +322,7 @@ func TestJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal(data, &got))
 	assert.Equal(t, "default", got["name"])
 	assert.Equal(t, "amplified", got["combine"])
-	assert.Equal(t, 2.5, got["amplify"])
+	assert.Equal(t, 3.0, got["amplify"])
 	features := got["features"].(map[string]any)
 	assert.Equal(t, map[string]any{"low": 40.0, "high": 120.0, "weight": 1.0}, features["burst"])
 	assert.Equal(t, map[string]any{"low": 10.0, "high": 30.0, "weight": 0.75}, features["bare_pages"])

@@ -31,7 +31,7 @@ func TestUpperBoundHoldsForEveryGeo(t *testing.T) {
 				Count1s: rng.Int64N(60), Count10s: rng.Int64N(200), Count60s: rng.Int64N(600),
 				Visits: rng.Int64N(10), Sensitive: rng.IntN(2) == 0, SensitiveHits: rng.Int64N(8),
 				AuthFailures: rng.Int64N(10), Errors4xx: rng.Int64N(50), DistinctPaths: rng.Int64N(150),
-				SequentialIDs: rng.Int64N(8), Intervals: rng.IntN(12), IntervalCV: rng.Float64() * 2,
+				SequentialIDs: rng.Int64N(12), Intervals: rng.IntN(12), IntervalCV: rng.Float64() * 2,
 				UserAgent: uas[rng.IntN(len(uas))],
 				Addr:      netip.AddrFrom4([4]byte{66, 249, byte(64 + rng.IntN(4)), byte(rng.IntN(256))}),
 			}
@@ -66,7 +66,7 @@ func TestUpperBoundIsTight(t *testing.T) {
 	assert.Zero(t, cfg.UpperBound(&tool, false))
 	// With some behaviour, the network it may turn out to be on can lift
 	// it over the line: the scorer decides.
-	tool.Count60s, tool.Errors4xx = 12, 8
+	tool.Count60s, tool.Errors4xx = 12, 7
 	assert.Less(t, rules.Score(&cfg, tool).Score, cfg.Throttle, "residential")
 	assert.GreaterOrEqual(t, cfg.UpperBound(&tool, false), cfg.Throttle, "hosting could make it")
 	// A principal's circumstances never count: its bound is its score.

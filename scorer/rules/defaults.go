@@ -20,7 +20,7 @@ func DefaultConfig() Config {
 	// hosting network, regular timing) only strengthens it: see the
 	// package comment.
 	c.Combine = Amplified
-	c.Amplify = 2.5
+	c.Amplify = 3
 	// A burst of a webhook sender's or a page's worth of requests in one
 	// second is no abuse by itself; sustained volume is (rate).
 	c.Curves[Burst] = Ramp(40, 120, 1.0)
@@ -29,12 +29,14 @@ func DefaultConfig() Config {
 	c.Curves[Rate60s] = Ramp(6, 15, 0.6)
 	c.Curves[Visits] = Ramp(0, 1, 0)
 	c.Curves[SensitiveVisits] = Ramp(0, 1, 0)
-	c.Curves[SensitiveHits] = Ramp(0, 4, 0.45)
+	c.Curves[SensitiveHits] = Ramp(0, 4, 0.4)
 	c.Curves[Regularity] = Ramp(0.6, 0.85, 0.6)
 	c.Curves[AuthFailures] = Ramp(0, 8, 0.9)
 	c.Curves[ErrorRatio] = Ramp(0.2, 0.7, 0.6)
 	c.Curves[PathDiversity] = Ramp(30, 100, 0.5)
-	c.Curves[Enumeration] = Ramp(2, 5, 0.9)
+	// A run of neighbouring ids: an API client picking among a few
+	// resources at random makes runs of 3 and 4 by chance.
+	c.Curves[Enumeration] = Ramp(4, 10, 0.9)
 	c.Curves[UserAgent] = Ramp(0, 1, 0.45)
 	c.Curves[Geo] = Ramp(0, 1, 0.5)
 	c.Curves[Hosting] = Ramp(0, 1, 0.45)

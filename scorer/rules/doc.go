@@ -120,18 +120,18 @@
 //
 // # Defaults
 //
-// DefaultConfig (the "default" profile) uses amplified with amplify 2.5 and:
+// DefaultConfig (the "default" profile) uses amplified with amplify 3 and:
 //
 //	feature          low    high   weight
 //	burst            40     120    1.0
 //	rate             5      15     0.9
 //	rate_60s         6      15     0.6
-//	sensitive_hits   0      4      0.45
+//	sensitive_hits   0      4      0.4
 //	regularity       0.6    0.85   0.6    (at least 8 gaps; circumstantial)
 //	auth_failures    0      8      0.9
 //	error_ratio      0.2    0.7    0.6    (at least 4 requests; prior 8 at 5 %)
 //	path_diversity   30     100    0.5
-//	enumeration      2      5      0.9
+//	enumeration      4      10     0.9
 //	user_agent       0      1      0.45   (circumstantial)
 //	geo              0      1      0.5    (circumstantial; country risk map empty)
 //	hosting          0      1      0.45   (circumstantial)
@@ -144,15 +144,19 @@
 // and block 0.8, throttle 0.5. Circumstance never refuses, alone or
 // together: a tool's user agent from a hosting network on a metronome
 // scores 0 until it does something, and then raises 1 − b to at most the
-// power 3.5. A principal's circumstances and volume never count; it is
+// power 4. A principal's circumstances and volume never count; it is
 // refused for what it does. Where the numbers come from (make detect; the
 // README has the table): the ramps start where the simulator's people and
 // API clients stop, so a webhook sender's burst of 50 in a second passes
-// (0.25 from its cloud), and so does a server integration polling at 5
-// req/s on a timer for hours (0). The sneaker bot (50 checkouts a second,
-// evenly spaced) is caught by its checkout pressure (0.45) amplified by its
-// metronome, throttled from about its 9th request, blocked from its 44th;
-// the low-and-slow botnet by its failed logins amplified by its hosting
+// (0.27 from its cloud), and so does a server integration polling at 5
+// req/s on a timer for hours (0). Enumeration starts above a run of 4: an
+// API client picking among a few resources at random makes runs of 3 and 4
+// neighbouring ids by chance, while a scraper walking ids is throttled at a
+// run of 8 and blocked at 10 (with a tool's user agent, throttled at 6 and
+// blocked at 8). The sneaker bot (50 checkouts a second, evenly spaced) is
+// caught by its checkout pressure (0.4) amplified by its metronome,
+// throttled from about its 9th request, blocked from its 45th; the
+// low-and-slow botnet by its failed logins amplified by its hosting
 // network, each member throttled at its 2nd login and blocked at its 4th
-// (from a residential network it would be its 4th and 6th).
+// (from a residential network it would be its 4th and 7th).
 package rules

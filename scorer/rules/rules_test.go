@@ -340,7 +340,11 @@ func TestDefaultCalibration(t *testing.T) {
 		{"50 rps checkout at its 30th request", rules.Features{Count1s: 30, Count10s: 30, Count60s: 30, Sensitive: true, SensitiveHits: 30, UserAgent: chrome}, rules.LevelAllow},
 		{"50 rps checkout at its 60th request", rules.Features{Count1s: 50, Count10s: 60, Count60s: 60, Sensitive: true, SensitiveHits: 60, UserAgent: chrome}, rules.LevelThrottle},
 		{"50 rps checkout, evenly spaced, at its 20th request", rules.Features{Count1s: 20, Count10s: 20, Count60s: 20, Sensitive: true, SensitiveHits: 20, Intervals: 11, IntervalCV: 0.1, UserAgent: chrome}, rules.LevelThrottle},
-		{"enumerating ids", rules.Features{Count1s: 4, Count10s: 5, Count60s: 5, SequentialIDs: 4, UserAgent: chrome}, rules.LevelThrottle},
+		{"enumerating ids", rules.Features{Count1s: 4, Count10s: 8, Count60s: 8, SequentialIDs: 8, UserAgent: chrome}, rules.LevelThrottle},
+		{"enumerating ids with a tool", rules.Features{Count1s: 4, Count10s: 8, Count60s: 8, SequentialIDs: 8, UserAgent: "python-requests/2"}, rules.LevelBlock},
+		// An API client picking among a few resources at random makes runs
+		// of 3 and 4 neighbouring ids by chance.
+		{"an API client's run of 4 neighbouring ids by chance", rules.Features{Count1s: 2, Count10s: 10, Count60s: 40, DistinctPaths: 6, SequentialIDs: 4, UserAgent: "python-requests/2.32.3", ASN: 16509}, rules.LevelAllow},
 		{"an iPhone: three icon 404s in four requests are no evidence", rules.Features{Count1s: 3, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, rules.LevelAllow},
 		{"a page of 150 assets", rules.Features{Count1s: 1, Count10s: 1, Count60s: 1, Asset: true, Assets10s: 150, UserAgent: chrome}, rules.LevelAllow},
 		{"two pages of 150 assets in 10 s", rules.Features{Count1s: 1, Count10s: 2, Count60s: 2, Asset: true, Assets10s: 300, UserAgent: chrome}, rules.LevelAllow},

@@ -205,6 +205,14 @@ func (r *Rules) Bound(req *wire.ScoreRequest, addr netip.Addr) (bound, local flo
 	return bound, local, true
 }
 
+// Verifies reports whether the scorer's profile has an allow rule that
+// verifies ua's crawler claim by reverse DNS; false while the profile is
+// not known.
+func (r *Rules) Verifies(ua string) bool {
+	s := r.synced.Load()
+	return s != nil && s.cfg.WantsHostnames(ua)
+}
+
 // NoProfile is a Fetch for a gateway without a scorer profile: Bound never
 // answers and Fallback uses the default profile.
 func NoProfile(context.Context) ([]byte, string, error) {

@@ -51,23 +51,27 @@ func TestFallback(t *testing.T) {
 		// alone is no behaviour, and circumstance only strengthens it.
 		{"tool", wire.ScoreRequest{Count1s: 1, UserAgent: "curl/8"}, 0, "allow"},
 		// Burst 32 is no risk (the ramp starts at 40); 32 sensitive hits
-		// are 1 × 0.45.
-		{"50 rps checkout at its 32nd request", wire.ScoreRequest{Count1s: 32, Count10s: 32, Count60s: 32, SensitiveHits: 32, UserAgent: chrome}, 0.45, "allow"},
-		// Burst 50 is 0.125, rate 6 0.09, the hits 0.45: 1 − 0.875 · 0.91 · 0.55.
-		{"50 rps checkout at its 60th request", wire.ScoreRequest{Count1s: 50, Count10s: 60, Count60s: 60, SensitiveHits: 60, UserAgent: chrome}, 0.5621, "throttle"},
-		{"50 rps checkout for 3 s", wire.ScoreRequest{Count1s: 50, Count10s: 150, Count60s: 150, SensitiveHits: 150, UserAgent: chrome}, 0.9519, "block"},
+		// are 1 × 0.4.
+		{"50 rps checkout at its 32nd request", wire.ScoreRequest{Count1s: 32, Count10s: 32, Count60s: 32, SensitiveHits: 32, UserAgent: chrome}, 0.4, "allow"},
+		// Burst 50 is 0.125, rate 6 0.09, the hits 0.4: 1 − 0.875 · 0.91 · 0.6.
+		{"50 rps checkout at its 60th request", wire.ScoreRequest{Count1s: 50, Count10s: 60, Count60s: 60, SensitiveHits: 60, UserAgent: chrome}, 0.5223, "throttle"},
+		{"50 rps checkout for 3 s", wire.ScoreRequest{Count1s: 50, Count10s: 150, Count60s: 150, SensitiveHits: 150, UserAgent: chrome}, 0.9475, "block"},
 		{"a webhook's burst of 50", wire.ScoreRequest{Count1s: 50, Count10s: 50, Count60s: 50, UserAgent: chrome}, 0.125, "allow"},
 		{"burst alone", wire.ScoreRequest{Count1s: 120, Count10s: 120, Count60s: 120, UserAgent: chrome}, 1, "block"},
-		{"enumeration", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, SequentialIDs: 4, UserAgent: chrome}, 0.6, "throttle"},
+		// A run of 8 neighbouring ids is (8 − 4) / 6 × 0.9; a run of 4, which
+		// an API client picking among a few resources makes by chance, is
+		// none.
+		{"enumeration", wire.ScoreRequest{Count1s: 4, Count10s: 8, Count60s: 8, SequentialIDs: 8, UserAgent: chrome}, 0.6, "throttle"},
+		{"an API client's run of 4 ids by chance", wire.ScoreRequest{Count1s: 2, Count10s: 10, Count60s: 40, DistinctPaths: 6, SequentialIDs: 4, UserAgent: "python-requests/2.32.3"}, 0, "allow"},
 		{"error ratio: 3 in 4 is no evidence", wire.ScoreRequest{Count1s: 4, Count10s: 4, Count60s: 4, Errors4xx: 3, UserAgent: chrome}, 0.1, "allow"},
 		{"error ratio: 40 in 40", wire.ScoreRequest{Count1s: 4, Count10s: 20, Count60s: 40, Errors4xx: 40, UserAgent: chrome}, 0.6, "throttle"},
-		// The same errors from a tool: 1 − 0.4^(1 + 2.5 · 0.45).
-		{"error ratio: 40 in 40 from a tool", wire.ScoreRequest{Count1s: 4, Count10s: 20, Count60s: 40, Errors4xx: 40, UserAgent: "curl/8"}, 0.8573, "block"},
+		// The same errors from a tool: 1 − 0.4^(1 + 3 · 0.45).
+		{"error ratio: 40 in 40 from a tool", wire.ScoreRequest{Count1s: 4, Count10s: 20, Count60s: 40, Errors4xx: 40, UserAgent: "curl/8"}, 0.8839, "block"},
 		{"3rd probe", wire.ScoreRequest{Count1s: 1, Count10s: 3, Count60s: 3, Probe: true, Probes: 3, UserAgent: chrome}, 0.5238, "throttle"},
 		// Regular timing is circumstance: alone it refuses nobody, on
-		// checkout it amplifies the hits, 1 − 0.55^(1 + 2.5 · 0.6).
+		// checkout it amplifies the hits, 1 − 0.6^(1 + 3 · 0.6).
 		{"metronome", wire.ScoreRequest{Count1s: 1, Count10s: 4, Count60s: 20, Intervals: 11, IntervalCV: 0, UserAgent: chrome}, 0, "allow"},
-		{"metronome on checkout", wire.ScoreRequest{Count1s: 1, Count10s: 4, Count60s: 20, SensitiveHits: 20, Intervals: 11, IntervalCV: 0, UserAgent: chrome}, 0.7757, "throttle"},
+		{"metronome on checkout", wire.ScoreRequest{Count1s: 1, Count10s: 4, Count60s: 20, SensitiveHits: 20, Intervals: 11, IntervalCV: 0, UserAgent: chrome}, 0.7608, "throttle"},
 		{"a browser's user agent, 40 pages a minute without assets", wire.ScoreRequest{Count1s: 1, Count10s: 7, Count60s: 40, DistinctPaths: 40, Pages60s: 40, UserAgent: chrome}, 0.7679, "throttle"},
 		{"a principal at 80 req/s", wire.ScoreRequest{Count1s: 80, Count10s: 800, Count60s: 4800, DistinctPaths: 2, UserAgent: "Go-http-client/1.1", Principal: "key:0123456789ab"}, 0, "allow"},
 	}
@@ -96,11 +100,11 @@ func TestFallback(t *testing.T) {
 	assert.Zero(t, far.Score, "%+v", far.Reasons)
 	// A claim no DNS rule checks is scored as a self-declared crawler: a
 	// circumstance, nothing alone, strengthening behaviour (3 probes,
-	// 0.5238 from a browser: 1 − 0.4762^(1 + 2.5 · 0.225)).
+	// 0.5238 from a browser: 1 − 0.4762^(1 + 3 · 0.225)).
 	other := r.Fallback(wire.ScoreRequest{Count1s: 1, UserAgent: "somebot/1.0"}, netip.MustParseAddr("52.167.144.20"), 0.8, 0.5)
 	assert.Zero(t, other.Score, "%+v", other.Reasons)
 	probing := r.Fallback(wire.ScoreRequest{Count1s: 1, Count10s: 3, Count60s: 3, Probe: true, Probes: 3, UserAgent: "somebot/1.0"}, netip.MustParseAddr("52.167.144.20"), 0.8, 0.5)
-	assert.Equal(t, 0.6863, probing.Score, "%+v", probing.Reasons)
+	assert.Equal(t, 0.7114, probing.Score, "%+v", probing.Reasons)
 }
 
 func TestNoBoundUntilTheProfileIsKnown(t *testing.T) {
@@ -223,7 +227,7 @@ func TestBoundOfCircumstanceAlone(t *testing.T) {
 	assert.Zero(t, bound)
 	assert.Zero(t, local)
 
-	req.Errors4xx, req.Count60s, req.Intervals = 8, 12, 0
+	req.Errors4xx, req.Count60s, req.Intervals = 7, 12, 0
 	bound, local, ok = r.Bound(&req, home)
 	require.True(t, ok)
 	assert.Less(t, local, 0.5)
@@ -261,7 +265,7 @@ func TestFallbackBoundedAndMonotone(t *testing.T) {
 		req := wire.ScoreRequest{
 			Count1s: rng.Int64N(80), Count10s: rng.Int64N(300), Count60s: rng.Int64N(900),
 			SensitiveHits: rng.Int64N(10), AuthFailures: rng.Int64N(12), Errors4xx: rng.Int64N(50),
-			DistinctPaths: rng.Int64N(150), SequentialIDs: rng.Int64N(8),
+			DistinctPaths: rng.Int64N(150), SequentialIDs: rng.Int64N(12),
 			Intervals: rng.IntN(12), IntervalCV: rng.Float64() * 2, UserAgent: chrome,
 		}
 		base := r.Fallback(req, home, 0.8, 0.5)
@@ -298,4 +302,22 @@ func TestOnLoadOncePerProfile(t *testing.T) {
 	name = "seed-002"
 	require.NoError(t, r.Sync(context.Background()))
 	assert.Equal(t, []string{"default", "seed-002"}, loaded)
+}
+
+// TestVerifies: only user agents an allow rule with domains claims are
+// ones the scorer verifies by DNS, and nothing is while the profile is not
+// known.
+func TestVerifies(t *testing.T) {
+	fail := func(context.Context) ([]byte, string, error) { return nil, "", errors.New("scorer down") }
+	unknown, err := localscore.New(fail, quiet)
+	require.NoError(t, err)
+	assert.False(t, unknown.Verifies("Mozilla/5.0 (compatible; bingbot/2.0)"), "no profile, no promise")
+
+	r, err := localscore.New(served(t, "default"), quiet)
+	require.NoError(t, err)
+	require.NoError(t, r.Sync(context.Background()))
+	assert.True(t, r.Verifies("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"))
+	assert.True(t, r.Verifies("Mozilla/5.0 (compatible; Googlebot/2.1)"))
+	assert.False(t, r.Verifies(chrome))
+	assert.False(t, r.Verifies("python-requests/2.32.3"))
 }

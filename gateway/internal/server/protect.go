@@ -252,14 +252,28 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 // fall under the line, get through, err again, and oscillate). The rules
 // take error_ratio over the requests that were answered: Count60s −
 // Refused60s. Page assets are counted apart and never in that ratio.
+//
+// A refused GET that asks for a document (its Accept names text/html, as
+// every browser's navigation does) still counts as a page fetched: a
+// scraper taking pages without their assets is throttled once its pages
+// outrun people's reading, and if only the pages it got counted, its
+// count would fall back under the line while it is refused, and it would
+// get through again (an equilibrium at the throttle line). Counted, the
+// pages it keeps asking for hold it refused. The header is the client's
+// own claim, so it can only count against it: a scraper that hides it is
+// judged by the pages it gets, which keeps it near the throttle line.
 func (p *pipeline) countRefusal(c echo.Context, v *verdict, err error) {
 	var he *echo.HTTPError
 	if err == nil || v.answered || v.obs.Asset || !errors.As(err, &he) {
 		return
 	}
 	now := p.d.Now()
+	page := asksForDocument(c.Request())
 	if v.local {
 		p.d.Fallback.RecordRefusal(v.id, now)
+		if lr, ok := p.d.Fallback.(localAnswerRecorder); ok && page {
+			lr.RecordPage(v.id, v.seen)
+		}
 		return
 	}
 	rec, ok := p.d.Traffic.(RefusalRecorder)
@@ -271,6 +285,21 @@ func (p *pipeline) countRefusal(c echo.Context, v *verdict, err error) {
 	if rerr := rec.RecordRefusal(ctx, v.id, now); rerr != nil {
 		p.redisDown("refusal not recorded", rerr, "ip", v.ip)
 	}
+	if ar, ok := p.d.Traffic.(AnswerRecorder); ok && page {
+		if rerr := ar.RecordPage(ctx, v.id, v.seen); rerr != nil {
+			p.redisDown("refused page not recorded", rerr, "ip", v.ip)
+		}
+	}
+}
+
+// asksForDocument reports whether r is a GET whose Accept names an HTML
+// document.
+func asksForDocument(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	a := strings.ToLower(r.Header.Get("Accept"))
+	return strings.Contains(a, "text/html") || strings.Contains(a, "application/xhtml+xml")
 }
 
 // refuseBanned answers a banned client: 403 with the ban's time left.
@@ -468,6 +497,9 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if known && bound < cfg.ThrottleAt && bound < cfg.BlockAt {
 			p.d.Metrics.scored("bound")
+			if p.local.Verifies(req.UserAgent) {
+				p.g.warm.start(p.d.Scorer, req, cfg.Scorer.Timeout, p.d.Now())
+			}
 			// What the audit log records: the rules' score on what the
 			// gateway knows (geo unknown), without reasons.
 			v.score = wire.ScoreResponse{Score: local, Level: wire.LevelAllow, Profile: localscore.EstimateProfile}

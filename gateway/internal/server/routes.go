@@ -20,6 +20,7 @@ type Gateway struct {
 	d      Deps
 	local  *locallimit.Limiter // rate limits while Redis is down
 	bodies bodyBudget          // request bodies held in memory, all requests together
+	warm   warmer              // crawler claims sent to the scorer off the request path
 }
 
 // New returns the gateway. Read it top to bottom: health first (never

@@ -82,6 +82,9 @@ type Scorer interface {
 // without it (package localscore).
 type LocalScorer interface {
 	Bound(req *wire.ScoreRequest, addr netip.Addr) (bound, local float64, ok bool)
+	// Verifies reports whether the scorer verifies ua's crawler claim by
+	// reverse DNS (an allow rule with domains claims it).
+	Verifies(ua string) bool
 	Check(profileHash string)
 	Fallback(req wire.ScoreRequest, addr netip.Addr, block, throttle float64) wire.ScoreResponse
 }

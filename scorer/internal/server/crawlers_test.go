@@ -69,8 +69,9 @@ func scoreUA(t *testing.T, h http.Handler, ip, ua string) wire.ScoreResponse {
 }
 
 // TestCrawlerVerifiedByDNS is the bingbot: outside the allow rule's
-// networks, on a hosting ASN, it is throttled until its DNS is known, then
-// allowed with score 0.
+// networks, on a hosting ASN, it is refused until its DNS is known (busy as
+// it is here, blocked: 1 − 0.5^(1 + 3 · 0.45) = 0.80), then allowed with
+// score 0.
 func TestCrawlerVerifiedByDNS(t *testing.T) {
 	h, dns, done := crawlerServer(t)
 	dns.PTR(t, "52.167.144.20", "msnbot-52-167-144-20.search.msn.com.")
@@ -78,7 +79,8 @@ func TestCrawlerVerifiedByDNS(t *testing.T) {
 
 	first := scoreUA(t, h, "52.167.144.20", bingbot)
 	assert.Empty(t, first.Allow, "DNS not known yet: the networks alone decide")
-	assert.Equal(t, wire.LevelThrottle, first.Level, "120 paths a minute from a hosting network")
+	assert.Equal(t, 0.8039, first.Score, "120 paths a minute (0.5) amplified by a hosting network")
+	assert.Equal(t, wire.LevelBlock, first.Level, "120 paths a minute from a hosting network")
 	for _, r := range first.Reasons {
 		if r.Feature == "user_agent" {
 			assert.Zero(t, r.Value, "the claim is being checked: it counts neither way")
@@ -128,14 +130,16 @@ func TestCrawlerSpoofedAndOrdinaryClients(t *testing.T) {
 	assert.Zero(t, dns.Total(), "no DNS for clients that claim no crawler")
 
 	// The busy crawler's 120 paths a minute (a risk of 0.5) amplified by
-	// the hosting network: 1 − 0.5^2.125 while the claim is checked, and
-	// by the refuted claim as well afterwards: 1 − 0.5^(1 + 2.5 · 0.574).
+	// the hosting network: 1 − 0.5^2.35 while the claim is checked, and
+	// by the refuted claim as well afterwards: 1 − 0.5^(1 + 3 · 0.574).
 	pending := scoreUA(t, h, "52.1.2.3", googlebot)
-	assert.Equal(t, wire.LevelThrottle, pending.Level)
+	assert.Equal(t, 0.8039, pending.Score)
+	assert.Equal(t, wire.LevelBlock, pending.Level)
 	<-done
 	got := scoreUA(t, h, "52.1.2.3", googlebot)
 	assert.Empty(t, got.Allow, "the PTR claims googlebot.com, googlebot.com does not point back")
-	assert.Equal(t, wire.LevelBlock, got.Level, "a refuted claim counts against the client again")
+	assert.Equal(t, wire.LevelBlock, got.Level)
+	assert.Equal(t, 0.8484, got.Score, "a refuted claim counts against the client again")
 	assert.Greater(t, got.Score, pending.Score)
 	for _, r := range got.Reasons {
 		if r.Feature == "user_agent" {

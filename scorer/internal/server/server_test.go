@@ -104,18 +104,18 @@ func TestScore(t *testing.T) {
 			name: "known address, a burst from curl",
 			body: `{"ip":"81.2.69.142","count_1s":100,"count_10s":31,"count_60s":31,"method":"GET","path":"/","user_agent":"curl/8"}`,
 			// burst 100 is a risk of 0.75; the tool's user agent (c = 0.45)
-			// amplifies it: 1 − 0.25^(1 + 2.5 · 0.45).
-			score: 0.9474, level: "block",
+			// amplifies it: 1 − 0.25^(1 + 3 · 0.45).
+			score: 0.9615, level: "block",
 			top: wire.Reason{Feature: "burst", Value: 100, Contribution: 0.75},
 			geo: &wire.Geo{Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, ASN: 20712, Org: "Andrews & Arnold Ltd"},
 		},
 		{
 			name: "known address, a webhook's burst of 42 from curl",
 			body: `{"ip":"81.2.69.142","count_1s":42,"count_10s":31,"count_60s":31,"method":"GET","path":"/","user_agent":"curl/8"}`,
-			// burst 42 is a risk of 0.025: 1 − 0.975^2.125. The tool's user
+			// burst 42 is a risk of 0.025: 1 − 0.975^2.35. The tool's user
 			// agent explains what it added to the burst's 0.025.
-			score: 0.0524, level: "allow",
-			top: wire.Reason{Feature: "user_agent", Value: 1, Contribution: 0.0274},
+			score: 0.0578, level: "allow",
+			top: wire.Reason{Feature: "user_agent", Value: 1, Contribution: 0.0328},
 			geo: &wire.Geo{Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, ASN: 20712, Org: "Andrews & Arnold Ltd"},
 		},
 		{
@@ -127,20 +127,20 @@ func TestScore(t *testing.T) {
 			geo: &wire.Geo{Country: "KP", City: "Pyongyang", Lat: 39.0392, Lon: 125.7625},
 		},
 		{
-			// It strengthens behaviour: two failed logins (b = 1 − 0.775²
-			// = 0.3994, allowed from London below) amplified by the
-			// country (c = 0.5): 1 − 0.6006^2.25.
+			// It strengthens behaviour: two failed logins (b = 1 − 0.775 ·
+			// 0.8 = 0.38, allowed from London below) amplified by the
+			// country (c = 0.5): 1 − 0.62^2.5.
 			name:  "risky country, two failed logins",
 			body:  `{"ip":"175.45.176.1","count_1s":1,"count_10s":2,"count_60s":2,"sensitive":true,"sensitive_hits":2,"auth_failures":2,"errors_4xx":2,"user_agent":"` + chrome + `"}`,
-			score: 0.6824, level: "throttle",
-			top: wire.Reason{Feature: "geo", Value: 1, Contribution: 0.283},
+			score: 0.6973, level: "throttle",
+			top: wire.Reason{Feature: "geo", Value: 1, Contribution: 0.3173},
 			geo: &wire.Geo{Country: "KP", City: "Pyongyang", Lat: 39.0392, Lon: 125.7625},
 		},
 		{
 			name:  "known address, two failed logins",
 			body:  `{"ip":"81.2.69.142","count_1s":1,"count_10s":2,"count_60s":2,"sensitive":true,"sensitive_hits":2,"auth_failures":2,"errors_4xx":2,"user_agent":"` + chrome + `"}`,
-			score: 0.3994, level: "allow",
-			top: wire.Reason{Feature: "auth_failures", Value: 2, Contribution: 0.1997},
+			score: 0.38, level: "allow",
+			top: wire.Reason{Feature: "auth_failures", Value: 2, Contribution: 0.2012},
 			geo: &wire.Geo{Country: "GB", City: "London", Lat: 51.5142, Lon: -0.0931, ASN: 20712, Org: "Andrews & Arnold Ltd"},
 		},
 		{
@@ -153,11 +153,11 @@ func TestScore(t *testing.T) {
 		{
 			name: "unknown address and IPv6, every new feature",
 			body: `{"ip":"2001:4860::8888","count_1s":2,"count_10s":4,"count_60s":8,"sensitive":true,"sensitive_hits":3,"auth_failures":5,"errors_4xx":5,"distinct_paths":4,"sequential_ids":0,"intervals":9,"interval_cv":0.9,"user_agent":"` + chrome + `"}`,
-			// auth_failures weighs 0.5625, sensitive_hits 0.3375, error_ratio
-			// (5 in 8, smoothed to 5.4 / 16) 0.165: 1 − 0.4375 · 0.6625 ·
+			// auth_failures weighs 0.5625, sensitive_hits 0.3, error_ratio
+			// (5 in 8, smoothed to 5.4 / 16) 0.165: 1 − 0.4375 · 0.7 ·
 			// 0.835, nothing circumstantial to amplify it.
-			score: 0.758, level: "throttle",
-			top: wire.Reason{Feature: "auth_failures", Value: 5, Contribution: 0.4003},
+			score: 0.7443, level: "throttle",
+			top: wire.Reason{Feature: "auth_failures", Value: 5, Contribution: 0.4075},
 		},
 		{
 			name:  "geo failure scores without geo",
@@ -335,7 +335,7 @@ func TestRoutes(t *testing.T) {
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &prof))
 	assert.Equal(t, "default", prof["name"])
 	assert.Equal(t, "amplified", prof["combine"])
-	assert.Equal(t, 2.5, prof["amplify"])
+	assert.Equal(t, 3.0, prof["amplify"])
 	assert.Equal(t, map[string]any{"low": 40.0, "high": 120.0, "weight": 1.0}, prof["features"].(map[string]any)["burst"])
 	assert.Equal(t, map[string]any{"low": 10.0, "high": 30.0, "weight": 0.75}, prof["features"].(map[string]any)["bare_pages"])
 	for _, name := range rules.FeatureNames {
@@ -490,8 +490,8 @@ func TestHostingAndCrawlerOnTheDemoDatabases(t *testing.T) {
 	assert.Equal(t, "allow", fake.Level, "a crawler's claim from a hosting network, doing nothing abusive")
 	assert.Zero(t, fake.Score)
 	// With some behaviour the claim and the network count: two probes
-	// (a risk of 0.29) throttle it there, 1 − 0.714^(1 + 2.5 · 0.574),
-	// and not from a people's network, 1 − 0.714^(1 + 2.5 · 0.225).
+	// (a risk of 0.29) throttle it there, 1 − 0.714^(1 + 3 · 0.574),
+	// and not from a people's network, 1 − 0.714^(1 + 3 · 0.225).
 	const probes = `"probe":true,"probes":2`
 	probing := score("45.2.0.9", googlebot, probes)
 	assert.Equal(t, "throttle", probing.Level, "%+v", probing.Reasons)
