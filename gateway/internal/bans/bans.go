@@ -240,6 +240,16 @@ func until(score float64) time.Time {
 	return time.UnixMilli(int64(score))
 }
 
+// Left returns how long the ban on ip has left, 0 when there is none: one
+// PTTL, for the request path.
+func (s *Store) Left(ctx context.Context, ip netip.Addr) (time.Duration, error) {
+	d, err := s.rdb.PTTL(ctx, s.key(normalise(ip))).Result()
+	if err != nil {
+		return 0, fmt.Errorf("ban left %s: %w", ip, err)
+	}
+	return max(d, 0), nil // -2: no key; -1: no expiry, which Ban never writes
+}
+
 // Get returns the active ban on ip, if any. Until comes from the index; for
 // a ban set outside this package (not indexed) it is estimated from the
 // key's TTL and the local clock.

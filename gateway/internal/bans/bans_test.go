@@ -407,3 +407,19 @@ func TestListKeepsAnIndexEntryBannedAgain(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n, "the score listed is removed")
 }
+
+// TestLeft: the request path's one-read check of a ban's time left.
+func TestLeft(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	ip := netip.MustParseAddr("2001:db8:7::9")
+	left, err := s.Left(ctx, ip)
+	require.NoError(t, err)
+	assert.Zero(t, left, "no ban")
+	require.NoError(t, s.Ban(ctx, netip.MustParseAddr("2001:db8:7::1"), time.Minute, "score", time.Now()))
+	left, err = s.Left(ctx, ip)
+	require.NoError(t, err)
+	assert.Greater(t, left, 50*time.Second, "the /64's ban, read from another of its addresses")
+	assert.LessOrEqual(t, left, time.Minute)
+}

@@ -35,6 +35,10 @@ func (redisDown) Ban(context.Context, netip.Addr, time.Duration, string, time.Ti
 	return redisbreaker.ErrOpen
 }
 
+func (redisDown) Left(context.Context, netip.Addr) (time.Duration, error) {
+	return 0, redisbreaker.ErrOpen
+}
+
 // With Redis unreachable the chain runs on the in-memory store: upstream
 // 4xx answers are counted there (the gateway's own refusals are not), the
 // score sees them, and the ban it makes is held and enforced locally.

@@ -46,7 +46,7 @@ func NewMetrics() *Metrics {
 	}, []string{"dependency"})
 	m.scoring = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bulwark_gateway_scoring_total",
-		Help: "How scored requests were scored: bound (under the throttle threshold whatever the scorer says, not sent), scorer (asked, through the score cache), fallback (the scorer could not answer).",
+		Help: "How scored requests were scored: bound (under the throttle threshold whatever the scorer says, not sent), scorer (asked, through the score cache), fallback (the scorer could not answer); warm counts the crawler claims sent to the scorer in the background besides (not a decision).",
 	}, []string{"path"})
 	m.redisTime, m.scorerTime = m.depTime.WithLabelValues("redis"), m.depTime.WithLabelValues("scorer")
 	m.reg.MustRegister(m.requests, m.latency, m.depErrs, m.depTime, m.scoring,

@@ -84,8 +84,8 @@ func principalGateway(t *testing.T, mutate func(*config.Config)) (http.Handler, 
 // TestPrincipalsBehindOneAddressAreJudgedApart: many principals share a
 // NAT's or a cloud's address. Each is counted, scored and banned as
 // itself: a principal's ban leaves the address and the other principals
-// alone, and the address's ban (earned by its anonymous clients) does not
-// stop a principal.
+// alone. The address's own ban (earned by its anonymous clients) is
+// refused first, whatever credential a request shows (seed 000's order).
 func TestPrincipalsBehindOneAddressAreJudgedApart(t *testing.T) {
 	t.Parallel()
 	h, keys, seen := principalGateway(t, nil)
@@ -122,8 +122,9 @@ func TestPrincipalsBehindOneAddressAreJudgedApart(t *testing.T) {
 	}
 	assert.Equal(t, 403, send(h, "GET", "/", "", nat...), "the address's 5th")
 	assert.Equal(t, 403, send(h, "GET", "/", "", nat...), "the address is banned")
-	assert.Equal(t, 200, send(h, "GET", "/", "", asB...), "B is judged by its own record")
-	assert.Equal(t, 403, send(h, "GET", "/", "", asA...), "A is still banned")
+	assert.Equal(t, 403, send(h, "GET", "/", "", asB...), "a banned address is refused whatever key it shows")
+	assert.Equal(t, 200, send(h, "GET", "/", "", append([]string{"X-API-Key", keyB, "X-Forwarded-For", "198.51.100.60"})...), "B from elsewhere: its own record is clean")
+	assert.Equal(t, 403, send(h, "GET", "/", "", append([]string{"X-API-Key", keyA, "X-Forwarded-For", "198.51.100.61"})...), "A's ban follows A")
 }
 
 // TestInvalidCredentialsOnOpenRoutes: on a route without auth, a
@@ -200,9 +201,9 @@ func TestFailedLoginsThroughTheKeyMinterCount(t *testing.T) {
 }
 
 // TestJWTRoute: a route with auth: jwt needs a verified token; a missing or
-// bad one is a 401 counted against the address (the fifth in the window
-// bans it, as bad API keys do); a valid principal is still judged by its
-// own record.
+// bad one is a 401 counted against the address (the sixth in the window
+// bans it, as bad API keys do, and then the address is shut to valid
+// tokens too).
 func TestJWTRoute(t *testing.T) {
 	t.Parallel()
 	h, _, seen := principalGateway(t, func(c *config.Config) { c.Routes[0].Auth = "jwt" })
@@ -214,5 +215,6 @@ func TestJWTRoute(t *testing.T) {
 		assert.Equal(t, 401, send(h, "GET", "/api/products/1", "", append([]string{"Authorization", "Bearer mallory.jwt.sig"}, xff...)...), "bad token %d", i+1)
 	}
 	assert.Equal(t, 403, send(h, "GET", "/api/products/1", "", append([]string{"Authorization", "Bearer mallory.jwt.sig"}, xff...)...), "the sixth bad credential bans the address")
-	assert.Equal(t, 200, send(h, "GET", "/api/products/1", "", append([]string{"Authorization", "Bearer alice.jwt.sig"}, xff...)...), "alice is judged by her own record")
+	assert.Equal(t, 403, send(h, "GET", "/api/products/1", "", append([]string{"Authorization", "Bearer alice.jwt.sig"}, xff...)...), "the banned address is shut to valid tokens too")
+	assert.Equal(t, 200, send(h, "GET", "/api/products/1", "", "Authorization", "Bearer alice.jwt.sig", "X-Forwarded-For", "198.51.100.65"), "alice elsewhere")
 }

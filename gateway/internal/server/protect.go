@@ -202,6 +202,11 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 				return p.refuseBanned(c, v, now, ttl)
 			}
 		}
+		if v.principalName != "" {
+			if ttl, banned := p.addressBanned(c, v, now); banned {
+				return p.refuseBanned(c, v, now, ttl)
+			}
+		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
 		v.principal = desc.Principal
 		t0 := time.Now()
@@ -300,6 +305,32 @@ func asksForDocument(r *http.Request) bool {
 	}
 	a := strings.ToLower(r.Header.Get("Accept"))
 	return strings.Contains(a, "text/html") || strings.Contains(a, "application/xhtml+xml")
+}
+
+// addressBanned reports whether the address a principal's request comes
+// from is banned. A banned address is refused first, whatever credential
+// it shows (seed 000: a key guesser's address stays shut to its valid keys
+// too); the principal's own ban is checked by Observe, and never bans the
+// address. One more Redis read, only for principals' requests; while Redis
+// cannot answer, the bans this gateway holds and has seen still refuse.
+func (p *pipeline) addressBanned(c echo.Context, v *verdict, now time.Time) (time.Duration, bool) {
+	addr := clientid.Identity(v.ip)
+	if fb := p.d.Fallback; fb != nil {
+		if ttl, banned := fb.Banned(addr, now); banned {
+			return ttl, true
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), v.rt.cfg.Redis.Timeout)
+	ttl, err := p.d.Bans.Left(ctx, addr)
+	cancel()
+	if err != nil {
+		p.redisDown("address ban not read", err, "ip", v.ip)
+		if fb := p.d.Fallback; fb != nil {
+			return fb.BannedInRedis(addr, now)
+		}
+		return 0, false
+	}
+	return ttl, ttl > 0
 }
 
 // refuseBanned answers a banned client: 403 with the ban's time left.
@@ -492,13 +523,16 @@ func (p *pipeline) score(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		var bound, local float64
 		known := false
-		if cfg.Scoring.FastPath {
+		// The request audit log (seed 001's threat log) records every
+		// request's location, which only the scorer knows: with it on,
+		// every request is scored.
+		if cfg.Scoring.FastPath && !(cfg.AuditRequests && p.d.Audit != nil) {
 			bound, local, known = p.local.Bound(&req, v.ip)
 		}
 		if known && bound < cfg.ThrottleAt && bound < cfg.BlockAt {
 			p.d.Metrics.scored("bound")
-			if p.local.Verifies(req.UserAgent) {
-				p.g.warm.start(p.d.Scorer, req, cfg.Scorer.Timeout, p.d.Now())
+			if p.local.Verifies(req.UserAgent) && p.g.warm.start(p.d.Scorer, req, cfg.Scorer.Timeout, p.d.Now()) {
+				p.d.Metrics.scored("warm")
 			}
 			// What the audit log records: the rules' score on what the
 			// gateway knows (geo unknown), without reasons.

@@ -29,6 +29,8 @@ type Traffic interface {
 // Bans creates bans that every replica enforces.
 type Bans interface {
 	Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reason string, now time.Time) error
+	// Left returns how long ip's ban has left, 0 for none.
+	Left(ctx context.Context, ip netip.Addr) (time.Duration, error)
 }
 
 // Fallback keeps counting, scoring and banning in this gateway while

@@ -32,19 +32,21 @@ const (
 	warmClients  = 4096 // remembered; past that the memory is cleared
 )
 
-func (w *warmer) start(s Scorer, req wire.ScoreRequest, timeout time.Duration, now time.Time) {
+// start sends req in the background unless its client was sent within
+// warmEvery or warmInFlight calls are running; it reports whether it did.
+func (w *warmer) start(s Scorer, req wire.ScoreRequest, timeout time.Duration, now time.Time) bool {
 	w.mu.Lock()
 	if w.sent == nil || len(w.sent) >= warmClients {
 		w.sent = make(map[string]time.Time)
 	}
 	if at, ok := w.sent[req.IP]; ok && now.Sub(at) < warmEvery {
 		w.mu.Unlock()
-		return
+		return false
 	}
 	if w.inflight.Add(1) > warmInFlight {
 		w.inflight.Add(-1)
 		w.mu.Unlock()
-		return
+		return false
 	}
 	w.sent[req.IP] = now
 	w.mu.Unlock()
@@ -54,4 +56,5 @@ func (w *warmer) start(s Scorer, req wire.ScoreRequest, timeout time.Duration, n
 		defer cancel()
 		_, _ = s.Score(ctx, req) // the answer is the scorer's cache's and the score cache's
 	}()
+	return true
 }
