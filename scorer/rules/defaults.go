@@ -49,7 +49,8 @@ func DefaultConfig() Config {
 	// is at 15; only a flood far past any page throttles.
 	c.Curves[AssetRate] = Ramp(50, 120, 0.7)
 	// HTML pages in 60 s per asset (+1) in 60 s, for every client but a
-	// self-declared crawler: people read about 6 pages a minute and load
+	// crawler whose claim is being verified: people read about 6 pages a
+	// minute and load
 	// assets with them; a scraper takes the pages alone.
 	c.Curves[BarePages] = Ramp(10, 30, 0.75)
 	c.MinIntervals = 8

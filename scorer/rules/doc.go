@@ -45,8 +45,9 @@
 //	                  scoring.probe_paths: /wp-login.php, /.env, /.git, ...)
 //	asset_rate        page assets in the last 10 s / 10 (req/s)
 //	bare_pages        HTML pages in 60 s / (1 + page assets in 60 s), for
-//	                  every client but a self-declared crawler (whose trade
-//	                  it is; allow rules and bot_risk judge those). People
+//	                  every client but a crawler whose claim is being
+//	                  verified (a verified one is allowed; "bot" in a user
+//	                  agent proves nothing). People
 //	                  load a page's assets with it and read a few pages a
 //	                  minute; a scraper, with a browser's user agent or a
 //	                  tool's, takes the pages alone

@@ -260,7 +260,7 @@ type Features struct {
 	// 60 s and Assets60s its page assets in 60 s: a client that reads
 	// pages without loading what a browser loads with them, faster than
 	// people read, is scraping (bare_pages), whatever user agent it
-	// sends; only a self-declared crawler is left to its own rules.
+	// sends; only a crawler whose claim is being verified is spared.
 	Pages60s, Assets60s int64
 	// Refused60s counts the requests of Count60s the gateway refused
 	// itself: error_ratio is taken over the others, the answered ones.
@@ -325,7 +325,11 @@ func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
 	}
 	v[Probing] = float64(max(f.Probes, 0))
 	v[AssetRate] = float64(max(f.Assets10s, 0)) / 10
-	if f.Pages60s > 0 && !cfg.declaresCrawler(f.UserAgent) {
+	// A crawler reads pages without their assets by trade: while its claim
+	// is being verified (CrawlerPending) that counts neither way; verified,
+	// an allow rule passes it; refuted or unverifiable ("bot" in a user
+	// agent proves nothing), it is a scraper like any other.
+	if f.Pages60s > 0 && !f.CrawlerPending {
 		v[BarePages] = float64(f.Pages60s) / float64(1+max(f.Assets60s, 0))
 	}
 	if f.Principal != "" {
@@ -339,18 +343,6 @@ func (cfg *Config) Values(f *Features) [NumFeatures]float64 {
 		}
 	}
 	return v
-}
-
-// declaresCrawler reports whether ua names itself a crawler (BotUA): a
-// crawler reads pages without their assets by trade, and is judged as one
-// (allow rules, bot_risk) instead.
-func (cfg *Config) declaresCrawler(ua string) bool {
-	for _, s := range cfg.BotUA {
-		if containsFold(ua, s) {
-			return true
-		}
-	}
-	return false
 }
 
 // errorRatio is the share of errors in n requests, smoothed towards

@@ -59,6 +59,22 @@ type Session struct {
 	ID      string    // first 16 hex characters of SHA-256(key): safe to log
 	Role    string    // the role the upstream granted at login ("" if none)
 	Expires time.Time // the key is refused from this instant on
+	// Account names the login the key was minted for (AccountOf: a hash,
+	// never the login), "" for a key minted without one. Every key of one
+	// account is one principal, so minting a fresh key does not start a
+	// fresh record.
+	Account string
+}
+
+// AccountOf is how Session.Account names a login: the first 16 hex digits
+// of the SHA-256 of the login, trimmed and lower-cased ("" for none).
+func AccountOf(login string) string {
+	login = strings.ToLower(strings.TrimSpace(login))
+	if login == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(login))
+	return hex.EncodeToString(sum[:8])
 }
 
 // Store mints, looks up and revokes keys and counts failures.
@@ -105,16 +121,25 @@ func (s *Store) failKey(ip netip.Addr) string {
 // Mint creates a key for role, valid from now for the Store's TTL. The key is
 // returned once and never stored; only its hash is.
 func (s *Store) Mint(ctx context.Context, role string, now time.Time) (string, Session, error) {
+	return s.MintFor(ctx, role, "", now)
+}
+
+// MintFor is Mint for the account (AccountOf) that logged in.
+func (s *Store) MintFor(ctx context.Context, role, account string, now time.Time) (string, Session, error) {
 	raw := make([]byte, keyBytes)
 	if _, err := rand.Read(raw); err != nil {
 		return "", Session{}, fmt.Errorf("mint key: %w", err)
 	}
 	key := hex.EncodeToString(raw)
 	hash := hashKey(key)
-	sess := Session{ID: hash[:IDLen], Role: role, Expires: now.Add(s.ttl)}
+	sess := Session{ID: hash[:IDLen], Role: role, Expires: now.Add(s.ttl), Account: account}
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		sk := s.sessionKey(hash)
-		p.HSet(ctx, sk, "role", role, "exp", sess.Expires.UnixMilli())
+		fields := []any{"role", role, "exp", sess.Expires.UnixMilli()}
+		if account != "" {
+			fields = append(fields, "acct", account)
+		}
+		p.HSet(ctx, sk, fields...)
 		p.PExpire(ctx, sk, s.ttl)
 		p.Set(ctx, s.indexKey(sess.ID), hash, s.ttl)
 		return nil
@@ -133,7 +158,7 @@ func (s *Store) Lookup(ctx context.Context, key string, now time.Time) (Session,
 	}
 	hash := hashKey(key)
 	id := hash[:IDLen]
-	vals, err := s.rdb.HMGet(ctx, s.sessionKey(hash), "role", "exp").Result()
+	vals, err := s.rdb.HMGet(ctx, s.sessionKey(hash), "role", "exp", "acct").Result()
 	if err != nil {
 		return Session{}, fmt.Errorf("lookup key %s: %w", id, err)
 	}
@@ -146,7 +171,8 @@ func (s *Store) Lookup(ctx context.Context, key string, now time.Time) (Session,
 	if err != nil {
 		return Session{}, fmt.Errorf("lookup key %s: bad expiry %q: %w", id, expStr, err)
 	}
-	sess := Session{ID: id, Role: role, Expires: time.UnixMilli(exp)}
+	acct, _ := vals[2].(string) // absent in sessions minted before accounts were kept
+	sess := Session{ID: id, Role: role, Expires: time.UnixMilli(exp), Account: acct}
 	if !now.Before(sess.Expires) {
 		return Session{}, ErrNotFound
 	}

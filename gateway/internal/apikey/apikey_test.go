@@ -334,3 +334,39 @@ func TestFailRejectsBadArguments(t *testing.T) {
 		})
 	}
 }
+
+// TestKeysOfOneAccount: a key minted for a login remembers the account
+// (hashed, never the login), so the gateway judges all of one account's
+// keys as one principal.
+func TestKeysOfOneAccount(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	s, err := apikey.New(rdb, prefix, time.Hour)
+	require.NoError(t, err)
+	ctx, now := context.Background(), time.Now()
+	acct := apikey.AccountOf("  Alice@Example.com ")
+	assert.Equal(t, apikey.AccountOf("alice@example.com"), acct, "trimmed and case-folded")
+	assert.Regexp(t, `^[0-9a-f]{16}$`, acct)
+	assert.Empty(t, apikey.AccountOf(" "))
+	k1, _, err := s.MintFor(ctx, "user", acct, now)
+	require.NoError(t, err)
+	k2, _, err := s.MintFor(ctx, "user", acct, now)
+	require.NoError(t, err)
+	k3, _, err := s.Mint(ctx, "user", now)
+	require.NoError(t, err)
+	for _, k := range []string{k1, k2} {
+		sess, err := s.Lookup(ctx, k, now)
+		require.NoError(t, err)
+		assert.Equal(t, acct, sess.Account)
+	}
+	sess, err := s.Lookup(ctx, k3, now)
+	require.NoError(t, err)
+	assert.Empty(t, sess.Account, "a key minted without a login has no account")
+	keys, err := rdb.Keys(ctx, prefix+"*").Result()
+	require.NoError(t, err)
+	for _, k := range keys {
+		if v, err := rdb.HGet(ctx, k, "acct").Result(); err == nil {
+			assert.NotContains(t, v, "alice", "only the hash is stored")
+		}
+	}
+}

@@ -83,6 +83,10 @@ func Strip(r *http.Request) {
 }
 
 // isKeyShaped reports whether s has the form of a minted key.
+// Shaped reports whether s has the shape of a key this package mints (64
+// lower-case hex characters): anything else is some other credential.
+func Shaped(s string) bool { return isKeyShaped(s) }
+
 func isKeyShaped(s string) bool {
 	if len(s) != 64 {
 		return false

@@ -23,6 +23,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
+	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -127,7 +128,9 @@ func (p *pipeline) authFailure(c echo.Context, v *verdict, msg string, typ wire.
 		return stop(v, decisionUnauthorized, http.StatusUnauthorized, msg)
 	}
 	ak := v.rt.cfg.APIKey
-	_, exceeded, err := p.d.Keys.Fail(c.Request().Context(), v.id, ak.InvalidWindow, ak.InvalidThreshold, p.d.Now())
+	// Against the address, whatever else the request showed: a valid
+	// credential riding along must not move the count elsewhere.
+	_, exceeded, err := p.d.Keys.Fail(c.Request().Context(), clientid.Identity(v.ip), ak.InvalidWindow, ak.InvalidThreshold, p.d.Now())
 	if err != nil {
 		p.d.Metrics.dependencyError("redis")
 		p.redisDown("auth failure not counted", err)
@@ -140,7 +143,7 @@ func (p *pipeline) authFailure(c echo.Context, v *verdict, msg string, typ wire.
 }
 
 func (p *pipeline) banForFailures(c echo.Context, v *verdict) error {
-	p.ban(c, v, v.rt.cfg.APIKey.BlockFor, "repeated invalid requests")
+	p.banAs(c, v, clientid.Identity(v.ip), v.rt.cfg.APIKey.BlockFor, "repeated invalid requests")
 	p.d.Stats.Request(p.d.Now(), stats.Blocked)
 	p.publish(c, v, wire.EventBan, http.StatusForbidden, "")
 	return stop(v, decisionBanned, http.StatusForbidden, msgIPBlocked)
@@ -350,7 +353,7 @@ func (p *pipeline) login(c echo.Context) error {
 			role = s
 		}
 	}
-	key, sess, err := p.d.Keys.Mint(r.Context(), role, p.d.Now())
+	key, sess, err := p.d.Keys.MintFor(r.Context(), role, apikey.AccountOf(login), p.d.Now())
 	if err != nil {
 		p.d.Metrics.dependencyError("redis")
 		return stop(v, decisionDegraded, http.StatusServiceUnavailable, msgDegraded)

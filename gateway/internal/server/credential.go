@@ -41,39 +41,72 @@ const (
 // the address (apiKey); on an open route an invalid one is ignored (it
 // may be the upstream's own token) and the request is judged by its
 // address. Allow-listed clients are verified too (a route with auth still
-// needs the credential), though nothing is counted for them.
+// needs the credential), though nothing is counted for them. A Bulwark
+// key's principal is the account it was minted for (apikey.AccountOf),
+// so all of one account's keys share one record. Logins (the key
+// minter's path and login_protection's routes) never become principals:
+// they are judged by their address.
 func (p *pipeline) credential(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		v := verdictOf(c)
 		r := c.Request()
-		now := p.d.Now()
+		if p.readsBody(v, r) {
+			// A login is judged by its address: credential stuffing must
+			// not hide behind a key it holds, nor spread itself over many.
+			return next(c)
+		}
+		var key string
 		if p.d.Keys != nil {
-			if key, _ := apikey.KeyFrom(r); key != "" {
-				ctx, cancel := context.WithTimeout(r.Context(), v.rt.cfg.Redis.Timeout)
-				sess, err := p.d.Keys.Lookup(ctx, key, now)
-				cancel()
-				switch {
-				case err == nil:
-					v.session, v.cred = &sess, credKey
-					v.keyID, v.role = sess.ID, sess.Role
-					p.becomePrincipal(v, clientid.KindKey, sess.ID)
-					return next(c)
-				case errors.Is(err, apikey.ErrNotFound):
-					v.cred = credBadKey
-				default:
-					v.cred, v.credErr = credUnverified, err
-				}
+			key, _ = apikey.KeyFrom(r)
+		}
+		tok, bearer := bearerToken(r)
+		jwt := p.d.JWT != nil && bearer && strings.Count(tok, ".") == 2
+		if key == "" && !jwt {
+			return next(c)
+		}
+		now := p.d.Now()
+		if !v.bypass {
+			// A credential costs a lookup: a banned address is refused
+			// before it (and a principal's request from a banned address is
+			// refused whatever it shows: seed 000's order).
+			if ttl, banned := p.addressBanned(c, v, now); banned {
+				return p.refuseBanned(c, v, now, ttl)
 			}
 		}
-		if p.d.JWT != nil && v.cred == credNone {
-			if tok, ok := bearerToken(r); ok && strings.Count(tok, ".") == 2 {
-				sub, err := p.d.JWT.Verify(tok, now)
-				if err == nil && sub != "" {
-					v.cred = credJWT
-					p.becomePrincipal(v, clientid.KindJWT, sub)
-					v.keyID = v.principalName
-					return next(c)
+		switch {
+		case key != "" && apikey.Shaped(key):
+			ctx, cancel := context.WithTimeout(r.Context(), v.rt.cfg.Redis.Timeout)
+			sess, err := p.d.Keys.Lookup(ctx, key, now)
+			cancel()
+			switch {
+			case err == nil:
+				v.session, v.cred = &sess, credKey
+				v.keyID, v.role = sess.ID, sess.Role
+				// Every key of one account is one principal: minting a
+				// fresh key does not start a fresh record.
+				id := sess.ID
+				if sess.Account != "" {
+					id = "acct:" + sess.Account
 				}
+				p.becomePrincipal(v, clientid.KindKey, id)
+				return next(c)
+			case errors.Is(err, apikey.ErrNotFound):
+				v.cred = credBadKey
+			default:
+				v.cred, v.credErr = credUnverified, err
+			}
+		case key != "":
+			v.cred = credBadKey // not a key this gateway mints; a JWT may still verify
+		}
+		if jwt && v.cred != credUnverified {
+			sub, err := p.d.JWT.Verify(tok, now)
+			if err == nil && sub != "" {
+				v.cred = credJWT
+				p.becomePrincipal(v, clientid.KindJWT, sub)
+				v.keyID = v.principalName
+				return next(c)
+			}
+			if v.cred == credNone {
 				v.cred, v.credErr = credBadJWT, err
 			}
 		}

@@ -123,8 +123,8 @@ func TestPrincipalsBehindOneAddressAreJudgedApart(t *testing.T) {
 	assert.Equal(t, 403, send(h, "GET", "/", "", nat...), "the address's 5th")
 	assert.Equal(t, 403, send(h, "GET", "/", "", nat...), "the address is banned")
 	assert.Equal(t, 403, send(h, "GET", "/", "", asB...), "a banned address is refused whatever key it shows")
-	assert.Equal(t, 200, send(h, "GET", "/", "", append([]string{"X-API-Key", keyB, "X-Forwarded-For", "198.51.100.60"})...), "B from elsewhere: its own record is clean")
-	assert.Equal(t, 403, send(h, "GET", "/", "", append([]string{"X-API-Key", keyA, "X-Forwarded-For", "198.51.100.61"})...), "A's ban follows A")
+	assert.Equal(t, 200, send(h, "GET", "/", "", "X-API-Key", keyB, "X-Forwarded-For", "198.51.100.60"), "B from elsewhere: its own record is clean")
+	assert.Equal(t, 403, send(h, "GET", "/", "", "X-API-Key", keyA, "X-Forwarded-For", "198.51.100.61"), "A's ban follows A")
 }
 
 // TestInvalidCredentialsOnOpenRoutes: on a route without auth, a
@@ -217,4 +217,32 @@ func TestJWTRoute(t *testing.T) {
 	assert.Equal(t, 403, send(h, "GET", "/api/products/1", "", append([]string{"Authorization", "Bearer mallory.jwt.sig"}, xff...)...), "the sixth bad credential bans the address")
 	assert.Equal(t, 403, send(h, "GET", "/api/products/1", "", append([]string{"Authorization", "Bearer alice.jwt.sig"}, xff...)...), "the banned address is shut to valid tokens too")
 	assert.Equal(t, 200, send(h, "GET", "/api/products/1", "", "Authorization", "Bearer alice.jwt.sig", "X-Forwarded-For", "198.51.100.65"), "alice elsewhere")
+}
+
+// TestPrincipalIsTheAccount: every key minted for one account is one
+// principal (a fresh key is no fresh record); a login is judged by its
+// address, whatever key rides along; a vendor's own X-API-Key does not hide
+// a valid JWT.
+func TestPrincipalIsTheAccount(t *testing.T) {
+	t.Parallel()
+	h, keys, seen := principalGateway(t, func(c *config.Config) { c.APIKey.AuthUpstream = c.Routes[0].Upstream })
+	ctx := context.Background()
+	acct := apikey.AccountOf("alice")
+	k1, _, err := keys.MintFor(ctx, "", acct, time.Now())
+	require.NoError(t, err)
+	k2, _, err := keys.MintFor(ctx, "", acct, time.Now())
+	require.NoError(t, err)
+	xff := []string{"X-Forwarded-For", "203.0.113.66"}
+	require.Equal(t, 200, send(h, "GET", "/", "", append([]string{"X-API-Key", k1}, xff...)...))
+	first := seen()[len(seen())-1]
+	require.Equal(t, 200, send(h, "GET", "/", "", append([]string{"X-API-Key", k2}, xff...)...))
+	second := seen()[len(seen())-1]
+	assert.Equal(t, first.Principal, second.Principal, "one account, one principal")
+	assert.EqualValues(t, 2, second.Count60s, "one record")
+
+	assert.Equal(t, 401, send(h, "POST", "/auth", `{"username":"a","password":"b"}`, append([]string{"X-API-Key", k1, "Content-Type", "application/json"}, xff...)...))
+	assert.Empty(t, seen()[len(seen())-1].Principal, "a login is its address's")
+
+	require.Equal(t, 200, send(h, "GET", "/", "", "X-API-Key", "vendor-key-abc", "Authorization", "Bearer alice.jwt.sig", "X-Forwarded-For", "203.0.113.67"))
+	assert.Regexp(t, `^jwt:`, seen()[len(seen())-1].Principal, "a vendor's own key is not ours; the JWT still verifies")
 }

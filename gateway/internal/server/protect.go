@@ -202,11 +202,6 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 				return p.refuseBanned(c, v, now, ttl)
 			}
 		}
-		if v.principalName != "" {
-			if ttl, banned := p.addressBanned(c, v, now); banned {
-				return p.refuseBanned(c, v, now, ttl)
-			}
-		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
 		v.principal = desc.Principal
 		t0 := time.Now()
@@ -424,8 +419,8 @@ func (p *pipeline) limitsFor(c echo.Context, v *verdict) []queuedLimit {
 	}
 	// A principal's own limit, on every route (rate_limit.per_key): for
 	// it, volume is this limit's business, not the score's.
-	if l := cfg.RateLimit.PerKey; l.Requests > 0 && v.keyID != "" && v.principalName != "" {
-		out = append(out, queuedLimit{key: "key:{" + v.keyID + "}", n: l.Requests, window: l.Window})
+	if l := cfg.RateLimit.PerKey; l.Requests > 0 && v.principalName != "" {
+		out = append(out, queuedLimit{key: "key:{" + v.principalName + "}", n: l.Requests, window: l.Window})
 	}
 	return out
 }
@@ -647,13 +642,18 @@ func (p *pipeline) enforce(next echo.HandlerFunc) echo.HandlerFunc {
 // When Redis cannot take it, this gateway holds it (Deps.Fallback) and it
 // is written back once Redis is reachable again.
 func (p *pipeline) ban(c echo.Context, v *verdict, ttl time.Duration, reason string) {
+	p.banAs(c, v, v.id, ttl, reason)
+}
+
+// banAs bans id: the client (v.id) or, for bad credentials, its address.
+func (p *pipeline) banAs(c echo.Context, v *verdict, id netip.Addr, ttl time.Duration, reason string) {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), v.rt.cfg.Redis.Timeout)
 	defer cancel()
 	now := p.d.Now()
-	if err := p.d.Bans.Ban(ctx, v.id, ttl, reason, now); err != nil {
+	if err := p.d.Bans.Ban(ctx, id, ttl, reason, now); err != nil {
 		p.d.Metrics.dependencyError("redis")
 		if p.d.Fallback != nil {
-			p.d.Fallback.Ban(v.id, ttl, reason, now)
+			p.d.Fallback.Ban(id, ttl, reason, now)
 		}
 		p.redisDown("ban not stored in redis", err, "ip", v.ip, "held_locally", p.d.Fallback != nil)
 	}

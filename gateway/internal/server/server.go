@@ -61,7 +61,7 @@ type Limiter interface {
 
 // Keys mints and checks API keys and counts authentication failures.
 type Keys interface {
-	Mint(ctx context.Context, role string, now time.Time) (string, apikey.Session, error)
+	MintFor(ctx context.Context, role, account string, now time.Time) (string, apikey.Session, error)
 	Lookup(ctx context.Context, key string, now time.Time) (apikey.Session, error)
 	Fail(ctx context.Context, ip netip.Addr, window time.Duration, threshold int, now time.Time) (int, bool, error)
 	Failures(ctx context.Context, ip netip.Addr, window time.Duration, now time.Time) (int, error)
