@@ -346,6 +346,9 @@ func (p *pipeline) describe(c echo.Context, v *verdict) (traffic.Request, func()
 	cfg := v.rt.cfg
 	desc := traffic.Describe(r.URL.Path, cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow)
 	desc.Classify(r.Method, cfg.Scoring.AssetExtensions, cfg.Scoring.ProbePaths)
+	if !desc.Asset && !desc.Probe && !desc.Sensitive && (r.Method == http.MethodGet || r.Method == http.MethodHead) && p.g.assets.has(desc.Pattern) {
+		desc.Asset = true // the upstream answers this pattern with assets (learnedAssets)
+	}
 	desc.Principal = traffic.PrincipalOf(r)
 	if desc.Principal != "" || !desc.Sensitive || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 		return desc, noRelease

@@ -163,9 +163,11 @@ func (p *pipeline) answered(c echo.Context, v *verdict) {
 	switch {
 	case v.obs.Asset:
 		if !assetContentType(ct, v.desc.Path) {
+			p.g.assets.forget(v.desc.Pattern)
 			p.reclassify(c, v, page)
 		}
 	case (method == http.MethodGet || method == http.MethodHead) && !v.desc.Sensitive && !v.desc.Probe && assetMediaType(ct):
+		p.g.assets.learn(v.desc.Pattern)
 		p.answer(c, v, true)
 	case page:
 		p.answer(c, v, false)

@@ -21,6 +21,7 @@ type Gateway struct {
 	local  *locallimit.Limiter // rate limits while Redis is down
 	bodies bodyBudget          // request bodies held in memory, all requests together
 	warm   warmer              // crawler claims sent to the scorer off the request path
+	assets learnedAssets       // extensionless path patterns the upstream answers with assets
 }
 
 // New returns the gateway. Read it top to bottom: health first (never

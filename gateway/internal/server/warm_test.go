@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -103,4 +104,48 @@ func TestRefusedDocumentRequestsCountAsPages(t *testing.T) {
 	assert.EqualValues(t, 2, html.Refused60s)
 	assert.Zero(t, api.Pages60s)
 	assert.EqualValues(t, 2, api.Refused60s)
+}
+
+// TestLearnedAssetPatterns: once the upstream has answered a pattern of
+// extensionless paths with images, the next requests on it are page
+// assets from the start (no burst, no distinct paths), and the first
+// answer that is no asset unlearns it.
+func TestLearnedAssetPatterns(t *testing.T) {
+	t.Parallel()
+	rdb, prefix := testenv.Redis(t)
+	var jsonNow sync.Mutex
+	asJSON := false
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		jsonNow.Lock()
+		j := asJSON
+		jsonNow.Unlock()
+		if j {
+			w.Header().Set("Content-Type", "application/json")
+		} else {
+			w.Header().Set("Content-Type", "image/jpeg")
+		}
+		_, _ = w.Write([]byte("x"))
+	}))
+	t.Cleanup(up.Close)
+	capture, seen := capturing(0)
+	g, _ := newGateway(t, up.URL, nil, capture, rdb, prefix)
+	xff := []string{"X-Forwarded-For", "203.0.113.80"}
+	assert.Equal(t, 200, send(g, "GET", "/image/1/productModel/200x200", "", xff...))
+	first := seen()[len(seen())-1]
+	assert.False(t, first.Asset, "not known yet: counted as a request, then as the asset its answer showed")
+	for i := 2; i <= 30; i++ {
+		assert.Equal(t, 200, send(g, "GET", "/image/"+strconv.Itoa(i)+"/productModel/200x200", "", xff...))
+	}
+	last := seen()[len(seen())-1]
+	assert.True(t, last.Asset, "learned from the upstream's answer")
+	assert.LessOrEqual(t, last.Count1s, int64(1), "thirty thumbnails are no burst")
+	assert.LessOrEqual(t, last.DistinctPaths, int64(2), "nor thirty paths")
+	assert.GreaterOrEqual(t, last.Assets10s, int64(29))
+
+	jsonNow.Lock()
+	asJSON = true // the same pattern now answers JSON: no asset after all
+	jsonNow.Unlock()
+	assert.Equal(t, 200, send(g, "GET", "/image/31/productModel/200x200", "", xff...))
+	assert.Equal(t, 200, send(g, "GET", "/image/32/productModel/200x200", "", xff...))
+	assert.False(t, seen()[len(seen())-1].Asset, "unlearned")
 }
