@@ -149,6 +149,13 @@ func keyParam(piece string) (string, bool) {
 }
 
 // bearer parses "Bearer <token>" (scheme case-insensitive, RFC 7235).
+// Bearer returns the token of r's Authorization header with the Bearer
+// scheme, whatever its shape (a key, a JWT, the upstream's own token).
+func Bearer(r *http.Request) (string, bool) {
+	tok, ok := bearer(r.Header.Get("Authorization"))
+	return tok, ok && tok != ""
+}
+
 func bearer(h string) (string, bool) {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -17,7 +16,7 @@ type credState uint8
 
 const (
 	credNone       credState = iota // no credential the gateway knows
-	credKey                         // a valid Bulwark API key (v.session)
+	credKey                         // a valid Bulwark API key
 	credJWT                         // a valid JWT (v.principalName)
 	credBadKey                      // a key-shaped credential no key matches
 	credBadJWT                      // a JWT that failed verification (v.credErr)
@@ -32,9 +31,8 @@ const (
 // (clientid.Principal), so its counts, rate limits, score and bans are the
 // principal's own, never its address's, and its circumstances (user
 // agent, network, country, timing) never count (rules: Features.Principal).
-// A principal is judged by its own record only: a ban of the address it
-// shares (a NAT, a cloud egress) does not stop it, and its own ban never
-// stops the address's other clients.
+// Its own ban never stops the address's other clients; the address's ban
+// is checked first (addressBanned) and refuses it, whatever it shows.
 //
 // What is refused is decided later, by the route: on a route with auth
 // the missing or invalid credential is answered 401 and counted against
@@ -59,7 +57,7 @@ func (p *pipeline) credential(next echo.HandlerFunc) echo.HandlerFunc {
 		if p.d.Keys != nil {
 			key, _ = apikey.KeyFrom(r)
 		}
-		tok, bearer := bearerToken(r)
+		tok, bearer := apikey.Bearer(r)
 		jwt := p.d.JWT != nil && bearer && strings.Count(tok, ".") == 2
 		if key == "" && !jwt {
 			return next(c)
@@ -80,7 +78,7 @@ func (p *pipeline) credential(next echo.HandlerFunc) echo.HandlerFunc {
 			cancel()
 			switch {
 			case err == nil:
-				v.session, v.cred = &sess, credKey
+				v.cred = credKey
 				v.keyID, v.role = sess.ID, sess.Role
 				// Every key of one account is one principal: minting a
 				// fresh key does not start a fresh record.
@@ -118,15 +116,4 @@ func (p *pipeline) credential(next echo.HandlerFunc) echo.HandlerFunc {
 func (p *pipeline) becomePrincipal(v *verdict, kind, id string) {
 	pid := clientid.Principal(kind, id)
 	v.id, v.principalName = pid, clientid.Display(pid)
-}
-
-// bearerToken returns the token of an Authorization header with the Bearer
-// scheme.
-func bearerToken(r *http.Request) (string, bool) {
-	a := r.Header.Get("Authorization")
-	if len(a) < 7 || !strings.EqualFold(a[:7], "bearer ") {
-		return "", false
-	}
-	tok := strings.TrimSpace(a[7:])
-	return tok, tok != ""
 }

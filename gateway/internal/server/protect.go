@@ -16,7 +16,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/bulwarkgw/bulwark/gateway/internal/apikey"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/events"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
@@ -79,13 +78,13 @@ type verdict struct {
 	score     wire.ScoreResponse
 	degraded  bool
 	local     bool // counted in this gateway's memory: Redis was unreachable
+	stored    bool // counted in the traffic store (Redis)
 	keyID     string
 	role      string
 	principal string // the API key or login the request names, unverified (impossible travel)
-	// The verified credential (step credential): its session for a
-	// Bulwark API key, its identity as clientid.Principal and
-	// clientid.Display spell it. With one, id is the principal's identity.
-	session       *apikey.Session
+	// The verified credential (step credential): the principal's identity
+	// as clientid.Display spells it. With one, id is the principal's
+	// identity.
 	principalName string
 	cred          credState
 	credErr       error // why a presented credential was refused
@@ -236,6 +235,7 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		case fb != nil:
 			fb.Lifted(v.id)
 		}
+		v.stored = err == nil
 		obs.Asset, obs.Probe = desc.Asset, desc.Probe // also when nothing could count it
 		v.obs, v.desc, v.seen = obs, desc, now
 		err = next(c)
@@ -269,25 +269,41 @@ func (p *pipeline) countRefusal(c echo.Context, v *verdict, err error) {
 	}
 	now := p.d.Now()
 	page := asksForDocument(c.Request())
-	if v.local {
+	rec, _ := p.d.Traffic.(RefusalRecorder)
+	ar, _ := p.d.Traffic.(AnswerRecorder)
+	la, _ := p.d.Fallback.(localAnswerRecorder)
+	p.recordWhereCounted(c, v, "refusal", func() {
 		p.d.Fallback.RecordRefusal(v.id, now)
-		if lr, ok := p.d.Fallback.(localAnswerRecorder); ok && page {
-			lr.RecordPage(v.id, v.seen)
+		if la != nil && page {
+			la.RecordPage(v.id, v.seen)
 		}
-		return
-	}
-	rec, ok := p.d.Traffic.(RefusalRecorder)
-	if !ok || v.degraded {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
-	defer cancel()
-	if rerr := rec.RecordRefusal(ctx, v.id, now); rerr != nil {
-		p.redisDown("refusal not recorded", rerr, "ip", v.ip)
-	}
-	if ar, ok := p.d.Traffic.(AnswerRecorder); ok && page {
-		if rerr := ar.RecordPage(ctx, v.id, v.seen); rerr != nil {
-			p.redisDown("refused page not recorded", rerr, "ip", v.ip)
+	}, func(ctx context.Context) error {
+		if rec == nil {
+			return nil
+		}
+		err := rec.RecordRefusal(ctx, v.id, now)
+		if ar != nil && page && err == nil {
+			err = ar.RecordPage(ctx, v.id, v.seen)
+		}
+		return err
+	})
+}
+
+// recordWhereCounted records something learned after the fact about the
+// client a request was counted for, where it was counted: with local in
+// this gateway's memory while Redis was unreachable, with stored in the
+// traffic store (the Redis timeout, never cut short by the client
+// leaving), and nowhere when nothing counted it. A failure is logged as
+// "<what> not recorded".
+func (p *pipeline) recordWhereCounted(c echo.Context, v *verdict, what string, local func(), stored func(context.Context) error) {
+	switch {
+	case v.local:
+		local()
+	case v.stored:
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
+		defer cancel()
+		if err := stored(ctx); err != nil {
+			p.redisDown(what+" not recorded", err, "ip", v.ip, "path", v.desc.Path)
 		}
 	}
 }
@@ -302,12 +318,14 @@ func asksForDocument(r *http.Request) bool {
 	return strings.Contains(a, "text/html") || strings.Contains(a, "application/xhtml+xml")
 }
 
-// addressBanned reports whether the address a principal's request comes
-// from is banned. A banned address is refused first, whatever credential
-// it shows (seed 000: a key guesser's address stays shut to its valid keys
-// too); the principal's own ban is checked by Observe, and never bans the
-// address. One more Redis read, only for principals' requests; while Redis
-// cannot answer, the bans this gateway holds and has seen still refuse.
+// addressBanned reports whether the address of a request that carries a
+// credential is banned, before the credential costs a lookup. A banned
+// address is refused first, whatever credential it shows (seed 000: a key
+// guesser's address stays shut to its valid keys too); a principal's own
+// ban is checked by Observe, and never bans the address. One Redis read
+// (the memory's bans first); while Redis cannot answer, the bans this
+// gateway holds and has seen still refuse. An anonymous request's address
+// ban is checked by Observe, in its one round trip.
 func (p *pipeline) addressBanned(c echo.Context, v *verdict, now time.Time) (time.Duration, bool) {
 	addr := clientid.Identity(v.ip)
 	if fb := p.d.Fallback; fb != nil {

@@ -138,18 +138,14 @@ func (p *pipeline) outcome(next echo.HandlerFunc) echo.HandlerFunc {
 // traffic store.
 func (p *pipeline) recordAnswer(c echo.Context, v *verdict, rec ResponseRecorder, status int) {
 	v.answered = true
-	if v.local {
-		p.d.Fallback.RecordResponse(v.id, p.d.Now(), status)
-		return
-	}
-	if rec == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
-	defer cancel()
-	if rerr := rec.RecordResponse(ctx, v.id, p.d.Now(), status); rerr != nil {
-		p.redisDown("response not recorded", rerr, "ip", v.ip, "status", status)
-	}
+	now := p.d.Now()
+	p.recordWhereCounted(c, v, "response", func() { p.d.Fallback.RecordResponse(v.id, now, status) },
+		func(ctx context.Context) error {
+			if rec == nil {
+				return nil
+			}
+			return rec.RecordResponse(ctx, v.id, now, status)
+		})
 }
 
 // answered judges a 2xx answer by its Content-Type (see outcome): an
@@ -180,51 +176,44 @@ func (p *pipeline) answered(c echo.Context, v *verdict) {
 // Redis was unreachable.
 func (p *pipeline) reclassify(c echo.Context, v *verdict, page bool) {
 	served := v.desc.Served(v.rt.cfg.Scoring.SensitivePaths)
-	if v.local {
-		if lr, ok := p.d.Fallback.(localReclassifier); ok {
+	lr, _ := p.d.Fallback.(localReclassifier)
+	rc, _ := p.d.Traffic.(Reclassifier)
+	p.recordWhereCounted(c, v, "reclassification", func() {
+		if lr != nil {
 			lr.Reclassify(v.id, v.seen, served, page)
 		}
-		return
-	}
-	rc, ok := p.d.Traffic.(Reclassifier)
-	if v.degraded || !ok {
-		return // nothing counted it
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
-	defer cancel()
-	if _, err := rc.Reclassify(ctx, v.id, v.seen, served, page); err != nil {
-		p.redisDown("asset not reclassified", err, "ip", v.ip, "path", v.desc.Path)
-	}
+	}, func(ctx context.Context) error {
+		if rc == nil {
+			return nil
+		}
+		_, err := rc.Reclassify(ctx, v.id, v.seen, served, page)
+		return err
+	})
 }
 
 // answer counts, at the time the request was counted and where it was
 // counted, that it was a page asset (asset) or fetched a document.
 func (p *pipeline) answer(c echo.Context, v *verdict, asset bool) {
-	if v.local {
-		if la, ok := p.d.Fallback.(localAnswerRecorder); ok {
-			if asset {
-				la.CountAsAsset(v.id, v.seen)
-			} else {
-				la.RecordPage(v.id, v.seen)
-			}
+	la, _ := p.d.Fallback.(localAnswerRecorder)
+	ar, _ := p.d.Traffic.(AnswerRecorder)
+	p.recordWhereCounted(c, v, "answer", func() {
+		switch {
+		case la == nil:
+		case asset:
+			la.CountAsAsset(v.id, v.seen)
+		default:
+			la.RecordPage(v.id, v.seen)
 		}
-		return
-	}
-	ar, ok := p.d.Traffic.(AnswerRecorder)
-	if v.degraded || !ok {
-		return // nothing counted it
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), v.rt.cfg.Redis.Timeout)
-	defer cancel()
-	var err error
-	if asset {
-		err = ar.CountAsAsset(ctx, v.id, v.seen)
-	} else {
-		err = ar.RecordPage(ctx, v.id, v.seen)
-	}
-	if err != nil {
-		p.redisDown("answer not recorded", err, "ip", v.ip, "path", v.desc.Path, "asset", asset)
-	}
+	}, func(ctx context.Context) error {
+		switch {
+		case ar == nil:
+			return nil
+		case asset:
+			return ar.CountAsAsset(ctx, v.id, v.seen)
+		default:
+			return ar.RecordPage(ctx, v.id, v.seen)
+		}
+	})
 }
 
 // assetContentType reports whether an answer of media type ct (a

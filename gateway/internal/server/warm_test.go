@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -148,4 +149,33 @@ func TestLearnedAssetPatterns(t *testing.T) {
 	assert.Equal(t, 200, send(g, "GET", "/image/31/productModel/200x200", "", xff...))
 	assert.Equal(t, 200, send(g, "GET", "/image/32/productModel/200x200", "", xff...))
 	assert.False(t, seen()[len(seen())-1].Asset, "unlearned")
+}
+
+// TestAnswersAreRecordedWhileTheScorerIsDown: a request the traffic store
+// counted has its answer recorded there even when the scorer failed for it
+// (fail open marks the request degraded, yet Redis counted it): here, an
+// "asset" answered with text is counted again as the request it was.
+func TestAnswersAreRecordedWhileTheScorerIsDown(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	calls := 0
+	var second wire.ScoreRequest
+	flaky := scoreFunc(func(r wire.ScoreRequest) (wire.ScoreResponse, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			return wire.ScoreResponse{}, errors.New("scorer down")
+		}
+		second = r
+		return wire.ScoreResponse{}, nil
+	})
+	h, _ := scoringGateway(t, flaky, nil)
+	xff := []string{"X-Forwarded-For", "203.0.113.81"}
+	assert.Equal(t, 200, send(h, "GET", "/api/products/7.png", "", xff...), "fail open")
+	assert.Equal(t, 200, send(h, "GET", "/api/products/8", "", xff...))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.EqualValues(t, 2, second.Count1s, "the fake asset was counted again as the request it was")
+	assert.Zero(t, second.Assets10s)
 }
