@@ -40,6 +40,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/loginname"
 )
 
 // ErrNotFound reports an unknown, expired, revoked or malformed key or ID.
@@ -67,9 +69,10 @@ type Session struct {
 }
 
 // AccountOf is how Session.Account names a login: the first 16 hex digits
-// of the SHA-256 of the login, trimmed and lower-cased ("" for none).
+// of the SHA-256 of its canonical spelling (loginname.Canonical), "" for
+// none.
 func AccountOf(login string) string {
-	login = strings.ToLower(strings.TrimSpace(login))
+	login = loginname.Canonical(login)
 	if login == "" {
 		return ""
 	}

@@ -68,6 +68,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/loginname"
 	"github.com/bulwarkgw/bulwark/shared/clientid"
 )
 
@@ -236,10 +237,10 @@ func (g *Guard) key(kind, entity, id string) string {
 	return g.prefix + "bf:{bf}:" + kind + ":" + entity + ":" + id
 }
 
-// normLogin returns the stored form of a login: the SHA-256 of it trimmed
-// and lower-cased.
+// normLogin returns the stored form of a login: the SHA-256 of its
+// canonical spelling (loginname.Canonical: NFKC, case-folded, trimmed).
 func normLogin(login string) (string, error) {
-	l := strings.ToLower(strings.TrimSpace(login))
+	l := loginname.Canonical(login)
 	if l == "" {
 		return "", fmt.Errorf("empty login: %w", ErrInvalid)
 	}

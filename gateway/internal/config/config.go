@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/jwtauth"
+	"github.com/bulwarkgw/bulwark/gateway/internal/loginname"
 	"github.com/bulwarkgw/bulwark/gateway/internal/pathclass"
+	"github.com/bulwarkgw/bulwark/gateway/internal/pathnorm"
 	"github.com/bulwarkgw/bulwark/shared/redisconn"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 	"gopkg.in/yaml.v3"
@@ -36,29 +38,32 @@ const (
 
 // Config is the validated gateway configuration.
 type Config struct {
-	Listen         string
-	GatewayID      string
-	Routes         []Route
-	TrustedProxies []netip.Prefix
-	ClientIPHeader string // the one header trusted proxies name the client in; "" for the default order
-	Redis          Redis
-	Mongo          Mongo
-	Scorer         Scorer
-	BlockAt        float64 // score >= BlockAt: 403 and a ban
-	ThrottleAt     float64 // score >= ThrottleAt: 429
-	BanTTL         time.Duration
-	Shadow         bool // record decisions but let every request through
-	Events         Events
-	Admin          Admin
-	Lists          Lists
-	RateLimit      RateLimit
-	APIKey         APIKey
-	JWT            JWT
-	Login          Login
-	Edge           Edge
-	AuditRequests  bool    // write every proxied request to the audit log (seed 001)
-	CostPerBlock   float64 // backend cost a blocked request saves (seed 002: $0.45)
-	Scoring        Scoring
+	Listen    string
+	GatewayID string
+	Routes    []Route
+	// PathEquivalence is the top-level equivalence: each route's default,
+	// and the one requests no route matched are keyed by.
+	PathEquivalence *pathnorm.Equivalence
+	TrustedProxies  []netip.Prefix
+	ClientIPHeader  string // the one header trusted proxies name the client in; "" for the default order
+	Redis           Redis
+	Mongo           Mongo
+	Scorer          Scorer
+	BlockAt         float64 // score >= BlockAt: 403 and a ban
+	ThrottleAt      float64 // score >= ThrottleAt: 429
+	BanTTL          time.Duration
+	Shadow          bool // record decisions but let every request through
+	Events          Events
+	Admin           Admin
+	Lists           Lists
+	RateLimit       RateLimit
+	APIKey          APIKey
+	JWT             JWT
+	Login           Login
+	Edge            Edge
+	AuditRequests   bool    // write every proxied request to the audit log (seed 001)
+	CostPerBlock    float64 // backend cost a blocked request saves (seed 002: $0.45)
+	Scoring         Scoring
 	// ShutdownTimeout bounds a shutdown: draining requests, flushing
 	// events and disconnecting from MongoDB.
 	ShutdownTimeout time.Duration
@@ -133,6 +138,9 @@ type Login struct {
 	Failures      int
 	FailureWindow time.Duration
 	LockFor       time.Duration
+	// Duplicates says which value of a login field named twice is the
+	// login (the upstream's reading; loginname.Last by default).
+	Duplicates loginname.Duplicates
 }
 
 // LoginRoute is a path where logins are read from the request body.
@@ -182,8 +190,9 @@ type CORS struct {
 // Scoring tunes what the gateway gathers for the scorer and how it caches
 // scores.
 type Scoring struct {
-	// SensitivePaths are normalised paths (lower case, no trailing slash)
-	// whose requests count as sensitive-path pressure; a set.
+	// SensitivePaths are the paths, as configured, whose requests count
+	// as sensitive-path pressure; a set. A request's path is compared by
+	// its route's equivalence (Route.Equivalence).
 	SensitivePaths map[string]bool
 	// VisitWindow is the fixed window of the visit counter (seed 002).
 	VisitWindow time.Duration
@@ -214,6 +223,10 @@ type Route struct {
 	Auth        string        // "", "api_key" or "jwt"
 	RateLimit   Limit         // per client on this route; zero: none
 	RawPath     bool          // path_normalization: raw — forward the path as sent
+	// Equivalence says which spellings of a path name one resource behind
+	// this route (never nil after Load): routing, login protection,
+	// sensitive paths, key roles and features compare paths by its keys.
+	Equivalence *pathnorm.Equivalence
 }
 
 // Redis holds the shared-state connection settings.
@@ -263,12 +276,14 @@ type Events struct {
 // file mirrors the YAML document. Durations are strings so that a bad one is
 // reported with its key.
 type file struct {
-	Listen         string      `yaml:"listen"`
-	GatewayID      string      `yaml:"gateway_id"`
-	Routes         []fileRoute `yaml:"routes"`
-	TrustedProxies []string    `yaml:"trusted_proxies"`
-	ClientIPHeader string      `yaml:"client_ip_header"`
-	Redis          struct {
+	Listen    string      `yaml:"listen"`
+	GatewayID string      `yaml:"gateway_id"`
+	Routes    []fileRoute `yaml:"routes"`
+	// PathEquivalence is every route's equivalence unless it sets its own.
+	PathEquivalence filePathEquivalence `yaml:"path_equivalence"`
+	TrustedProxies  []string            `yaml:"trusted_proxies"`
+	ClientIPHeader  string              `yaml:"client_ip_header"`
+	Redis           struct {
 		URL             string `yaml:"url"`
 		Prefix          string `yaml:"prefix"`
 		FailMode        string `yaml:"fail_mode"`
@@ -361,7 +376,10 @@ type file struct {
 		IP            fileBucket `yaml:"ip"`
 		Failures      int        `yaml:"failures"`
 		FailureWindow string     `yaml:"failure_window"`
-		Block         string     `yaml:"block"`
+		// DuplicateFields: "last" (default) or "first", the value of a
+		// login field named twice that the upstream reads.
+		DuplicateFields string `yaml:"duplicate_fields"`
+		Block           string `yaml:"block"`
 	} `yaml:"login_protection"`
 	MaxBodySize       int64  `yaml:"max_body_size"`
 	BodyBufferSize    int64  `yaml:"body_buffer_size"`
@@ -392,6 +410,48 @@ type fileRoute struct {
 	Auth        string    `yaml:"auth"`
 	RateLimit   fileLimit `yaml:"rate_limit"`
 	PathNorm    string    `yaml:"path_normalization"`
+	// PathEquivalence overrides the top-level path_equivalence for this
+	// route, key by key.
+	PathEquivalence filePathEquivalence `yaml:"path_equivalence"`
+}
+
+// filePathEquivalence is pathnorm.Equivalence in YAML; an absent key keeps
+// the default's (or, on a route, the top level's) value.
+type filePathEquivalence struct {
+	CaseInsensitive *bool     `yaml:"case_insensitive"`
+	TrailingDots    *bool     `yaml:"trailing_dots"`
+	Params          *bool     `yaml:"params"`
+	FormatSuffixes  *[]string `yaml:"format_suffixes"`
+}
+
+// over returns base with e's keys applied; key names where e sits, for
+// errors.
+func (e filePathEquivalence) over(base *pathnorm.Equivalence, key string, bad func(key, format string, args ...any)) *pathnorm.Equivalence {
+	out := *base
+	if e.CaseInsensitive != nil {
+		out.Fold = *e.CaseInsensitive
+	}
+	if e.TrailingDots != nil {
+		out.TrimDots = *e.TrailingDots
+	}
+	if e.Params != nil {
+		out.DropParams = *e.Params
+	}
+	if e.FormatSuffixes != nil {
+		out.Suffixes = nil
+		for i, s := range *e.FormatSuffixes {
+			s = strings.ToLower(s)
+			if len(s) < 2 || s[0] != '.' || strings.ContainsAny(s[1:], "./; ") {
+				bad(fmt.Sprintf("%s.format_suffixes[%d]", key, i), `must be a dot and a name without '.', '/', ';' or spaces, like ".json", got %q`, s)
+				continue
+			}
+			out.Suffixes = append(out.Suffixes, s)
+		}
+	}
+	if e == (filePathEquivalence{}) {
+		return base // one pointer for every route that keeps the top level's
+	}
+	return &out
 }
 
 type fileJWTKey struct {
@@ -669,6 +729,7 @@ func (f *file) validate() (*Config, error) {
 	if len(f.Routes) == 0 {
 		bad("routes", "at least one route is required (or set %s)", EnvUpstreamURL)
 	}
+	c.PathEquivalence = f.PathEquivalence.over(pathnorm.Lenient(), "path_equivalence", bad)
 	seen := map[string]bool{}
 	for i, r := range f.Routes {
 		key := fmt.Sprintf("routes[%d]", i)
@@ -690,7 +751,8 @@ func (f *file) validate() (*Config, error) {
 			bad(key+".upstream", "missing")
 			continue
 		}
-		route := Route{Path: r.Path, StripPrefix: r.StripPrefix, Auth: r.Auth, Timeout: 30 * time.Second}
+		route := Route{Path: r.Path, StripPrefix: r.StripPrefix, Auth: r.Auth, Timeout: 30 * time.Second,
+			Equivalence: r.PathEquivalence.over(c.PathEquivalence, key+".path_equivalence", bad)}
 		if r.Timeout != "" {
 			route.Timeout = dur(key+".timeout", r.Timeout, time.Millisecond)
 		}
@@ -747,7 +809,7 @@ func (f *file) validate() (*Config, error) {
 			bad(fmt.Sprintf("scoring.sensitive_paths[%d]", i), "must start with '/', got %q", p)
 			continue
 		}
-		c.Scoring.SensitivePaths[normalizePath(p)] = true
+		c.Scoring.SensitivePaths[p] = true
 	}
 	c.Scoring.VisitWindow = dur("scoring.visit_window", f.Scoring.VisitWindow, time.Second)
 	badEntry := func(key string, err error) {
@@ -885,6 +947,11 @@ func (f *file) validate() (*Config, error) {
 	}
 	if lp.Failures < 1 {
 		bad("login_protection.failures", "must be positive, got %d", lp.Failures)
+	}
+	if d, ok := loginname.ParseDuplicates(lp.DuplicateFields); ok {
+		c.Login.Duplicates = d
+	} else {
+		bad("login_protection.duplicate_fields", `must be "last" or "first", got %q`, lp.DuplicateFields)
 	}
 	for i, r := range lp.Routes {
 		key := fmt.Sprintf("login_protection.routes[%d]", i)
@@ -1124,16 +1191,6 @@ func expandEnv(s string, getenv func(string) string) string {
 		}
 		return getenv(m[2 : len(m)-1])
 	})
-}
-
-// normalizePath lower-cases p and drops trailing slashes, as the traffic
-// package does with request paths.
-func normalizePath(p string) string {
-	p = strings.ToLower(p)
-	for len(p) > 1 && strings.HasSuffix(p, "/") {
-		p = p[:len(p)-1]
-	}
-	return p
 }
 
 // parsePrefix accepts a CIDR or a bare address (a /32 or /128) and returns the

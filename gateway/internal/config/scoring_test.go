@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
+	"github.com/bulwarkgw/bulwark/gateway/internal/pathnorm"
 )
 
 func TestScoringDefaults(t *testing.T) {
@@ -28,7 +29,8 @@ func TestScoringSeed002(t *testing.T) {
 		"scoring:\n  sensitive_paths: [/api/login, /api/register, /API/Data/]\n  visit_window: 3s\n  cache_ttl: 0s\n"
 	cfg, err := config.Parse([]byte(doc), env(nil))
 	require.NoError(t, err)
-	assert.Equal(t, map[string]bool{"/api/login": true, "/api/register": true, "/api/data": true}, cfg.Scoring.SensitivePaths)
+	// As configured: each route's equivalence keys them (server runtime).
+	assert.Equal(t, map[string]bool{"/api/login": true, "/api/register": true, "/API/Data/": true}, cfg.Scoring.SensitivePaths)
 	assert.Equal(t, 3*time.Second, cfg.Scoring.VisitWindow)
 	assert.Zero(t, cfg.Scoring.CacheTTL)
 	assert.Equal(t, 0.7, cfg.BlockAt)
@@ -80,4 +82,31 @@ func TestScoringAssetsAndProbes(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `scoring.asset_extensions[1]: must be an extension of letters and digits (css, .woff2), got "*.js"`)
 	assert.Contains(t, err.Error(), `scoring.probe_paths[1]: must be a path prefix ("/wp-admin", "/.env.*"), a suffix ("*.sql", "*/.env") or a segment anywhere ("*/fckeditor/*"), got "wp-admin"`)
+}
+
+func TestPathEquivalence(t *testing.T) {
+	doc := "routes:\n" +
+		"  - {path: /, upstream: http://u}\n" +
+		"  - {path: /exact, upstream: http://u, path_equivalence: {case_insensitive: false, format_suffixes: []}}\n" +
+		"path_equivalence: {params: false, format_suffixes: [.JSON, .proto]}\n"
+	cfg, err := config.Parse([]byte(doc), env(nil))
+	require.NoError(t, err)
+	top := cfg.PathEquivalence
+	assert.Equal(t, &pathnorm.Equivalence{Fold: true, TrimDots: true, Suffixes: []string{".json", ".proto"}}, top)
+	assert.Same(t, top, cfg.Routes[0].Equivalence, "a route without its own shares the top level's")
+	assert.Equal(t, &pathnorm.Equivalence{TrimDots: true}, cfg.Routes[1].Equivalence, "keys the route sets win, the rest are the top level's")
+
+	cfg, err = config.Parse([]byte("routes: [{path: /, upstream: http://u}]\n"), env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, pathnorm.Lenient(), cfg.PathEquivalence, "lenient by default")
+
+	for doc, want := range map[string]string{
+		"routes: [{path: /, upstream: http://u}]\npath_equivalence: {format_suffixes: [json]}\n":  "path_equivalence.format_suffixes[0]",
+		"routes: [{path: /, upstream: http://u, path_equivalence: {format_suffixes: [.a/b]}}]\n":  "routes[0].path_equivalence.format_suffixes[0]",
+		"routes: [{path: /, upstream: http://u}]\nlogin_protection: {duplicate_fields: middle}\n": "login_protection.duplicate_fields",
+	} {
+		_, err := config.Parse([]byte(doc), env(nil))
+		require.Error(t, err, doc)
+		assert.Contains(t, err.Error(), want)
+	}
 }

@@ -137,10 +137,18 @@ func (e *Equivalence) plain(p string) bool {
 				return false
 			}
 		case c == '.' || c == ' ':
-			if e.TrimDots || len(e.Suffixes) > 0 {
+			// Only a dot or space that ends a segment is trimmed.
+			if e.TrimDots && (i+1 == len(p) || p[i+1] == '/') {
 				return false
 			}
 		case c == '/' && i+1 < len(p) && p[i+1] == '/':
+			return false
+		}
+	}
+	last := p[strings.LastIndexByte(strings.TrimRight(p, "/"), '/')+1:]
+	last = strings.TrimRight(last, "/")
+	for _, s := range e.Suffixes {
+		if len(last) > len(s) && strings.EqualFold(last[len(last)-len(s):], s) {
 			return false
 		}
 	}
@@ -169,6 +177,16 @@ func fold(s string) string {
 	}
 	return folder.String(s)
 }
+
+// spelling is the equivalence paths are classified by.
+var spelling = &Equivalence{Fold: true, TrimDots: true, DropParams: true}
+
+// Spelling is a path as it is classified (a page asset, a probe): Lenient's
+// key without the format-suffix rule, whatever the route's equivalence, so
+// /wlwmanifest.xml keeps its extension and /WP-LOGIN.PHP. is
+// /wp-login.php. Probe and asset lists name what clients ask for, not what
+// a backend routes.
+func Spelling(p string) string { return spelling.Key(p) }
 
 // Segments is the number of segments of a route path: "/" has none,
 // "/api" and "/api/" one.

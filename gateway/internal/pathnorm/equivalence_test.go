@@ -183,3 +183,46 @@ func FuzzKey(f *testing.F) {
 		}
 	})
 }
+
+func TestClean(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "/", "/": "/", "//a//b": "/a/b", "/a/../../b": "/b", "/a/./b/": "/a/b/", "a": "/a", "/api/../text": "/text",
+	} {
+		assert.Equal(t, want, pathnorm.Clean(in), in)
+	}
+}
+
+func FuzzClean(f *testing.F) {
+	for _, s := range []string{"/api/../x", "//a", "/./", "/a/b/../../..", "/%2e%2e/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		c := pathnorm.Clean(in)
+		if !strings.HasPrefix(c, "/") {
+			t.Fatalf("%q cleaned to %q: not absolute", in, c)
+		}
+		for _, seg := range strings.Split(c, "/") {
+			if seg == ".." || seg == "." {
+				t.Fatalf("%q cleaned to %q: dot segment left", in, c)
+			}
+		}
+		if strings.Contains(c, "//") {
+			t.Fatalf("%q cleaned to %q: empty segment left", in, c)
+		}
+		if pathnorm.Clean(c) != c {
+			t.Fatalf("not idempotent: %q -> %q -> %q", in, c, pathnorm.Clean(c))
+		}
+	})
+}
+
+func BenchmarkKey(b *testing.B) {
+	e := pathnorm.Lenient()
+	for _, p := range []string{"/api/products/123", "/static/app.js", "/API/Login.json"} {
+		b.Run(p, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = e.Key(p)
+			}
+		})
+	}
+}

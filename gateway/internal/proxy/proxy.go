@@ -31,12 +31,13 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"path"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/pathnorm"
 )
 
 // Route maps a path prefix to an upstream.
@@ -46,6 +47,10 @@ type Route struct {
 	StripPrefix bool          // forward /api/x as /x
 	Timeout     time.Duration // until the upstream's response headers; 0: 30 s
 	RawPath     bool          // forward the path as sent (see WithSentPath)
+	// Equivalence says which spellings of a path this route takes: a path
+	// matches when its route key (pathnorm.Equivalence.RouteKey) falls
+	// under the route's. nil: the path as it is.
+	Equivalence *pathnorm.Equivalence
 }
 
 // Origin is the gateway's decision about where a request comes from, as
@@ -61,7 +66,8 @@ type ClientIP func(*http.Request) Origin
 
 // Proxy is an http.Handler that routes and forwards.
 type Proxy struct {
-	routes   []Route // longest path first
+	routes   []Route  // longest key first
+	keys     []string // each route's path as its equivalence keys it
 	clientIP ClientIP
 	rp       *httputil.ReverseProxy
 }
@@ -168,9 +174,13 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 			return nil, fmt.Errorf("proxy: route %d: invalid path %q or nil upstream", i, r.Path)
 		}
 	}
-	sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].Path) > len(rs[j].Path) })
-
-	p := &Proxy{routes: rs, clientIP: clientIP}
+	sort.SliceStable(rs, func(i, j int) bool {
+		return len(rs[i].Equivalence.RouteKey(rs[i].Path)) > len(rs[j].Equivalence.RouteKey(rs[j].Path))
+	})
+	p := &Proxy{routes: rs, clientIP: clientIP, keys: make([]string, len(rs))}
+	for i, r := range rs {
+		p.keys[i] = r.Equivalence.RouteKey(r.Path)
+	}
 	p.rp = &httputil.ReverseProxy{
 		Transport:  transport,
 		Rewrite:    p.rewrite,
@@ -213,11 +223,18 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 	return p, nil
 }
 
-// Match returns the route for a request path, after cleaning it, or false.
+// Match returns the route for a request path, after cleaning it, or false:
+// the longest route whose key the path's key (under that route's
+// equivalence) falls under.
 func (p *Proxy) Match(reqPath string) (Route, bool) {
-	clean := CleanPath(reqPath)
-	for _, r := range p.routes {
-		if matches(r.Path, clean) {
+	clean := pathnorm.Clean(reqPath)
+	var eq *pathnorm.Equivalence
+	key := ""
+	for i, r := range p.routes {
+		if i == 0 || r.Equivalence != eq {
+			eq, key = r.Equivalence, r.Equivalence.RouteKey(clean)
+		}
+		if matches(p.keys[i], key) {
 			return r, true
 		}
 	}
@@ -232,20 +249,6 @@ func matches(prefix, clean string) bool {
 		return strings.HasPrefix(clean, prefix)
 	}
 	return clean == prefix || strings.HasPrefix(clean, prefix+"/")
-}
-
-// CleanPath resolves dot segments (also percent-encoded ones, which the URL
-// parser has already decoded into Path) and duplicate slashes, so a request
-// can never escape the route it matched.
-func CleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	c := path.Clean("/" + p)
-	if strings.HasSuffix(p, "/") && c != "/" {
-		c += "/"
-	}
-	return c
 }
 
 // ServeHTTP forwards r to its route's upstream, or answers 404 JSON.
@@ -288,9 +291,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	if sent, ok := pr.In.Context().Value(sentPathKey{}).(sentPath); ok && route.RawPath {
 		pr.Out.URL.Path, pr.Out.URL.RawPath = sent.path, sent.raw
 	} else if !route.RawPath {
-		clean := CleanPath(pr.In.URL.Path)
+		clean := pathnorm.Clean(pr.In.URL.Path)
 		if route.StripPrefix {
-			clean = "/" + strings.TrimPrefix(strings.TrimPrefix(clean, strings.TrimSuffix(route.Path, "/")), "/")
+			// As many segments as the route's path has: the request may
+			// spell them differently (/API;v=1/x on route /api).
+			clean = pathnorm.StripSegments(clean, pathnorm.Segments(route.Path))
 		}
 		pr.Out.URL.Path = clean
 		pr.Out.URL.RawPath = ""

@@ -128,37 +128,6 @@ func TestUpstreamDown(t *testing.T) {
 	assert.NotContains(t, rec.Body.String(), u.Host)
 }
 
-func TestCleanPath(t *testing.T) {
-	for in, want := range map[string]string{
-		"": "/", "/": "/", "//a//b": "/a/b", "/a/../../b": "/b", "/a/./b/": "/a/b/", "a": "/a", "/api/../text": "/text",
-	} {
-		assert.Equal(t, want, proxy.CleanPath(in), in)
-	}
-}
-
-func FuzzCleanPath(f *testing.F) {
-	for _, s := range []string{"/api/../x", "//a", "/./", "/a/b/../../..", "/%2e%2e/"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, in string) {
-		c := proxy.CleanPath(in)
-		if !strings.HasPrefix(c, "/") {
-			t.Fatalf("%q cleaned to %q: not absolute", in, c)
-		}
-		for _, seg := range strings.Split(c, "/") {
-			if seg == ".." || seg == "." {
-				t.Fatalf("%q cleaned to %q: dot segment left", in, c)
-			}
-		}
-		if strings.Contains(c, "//") {
-			t.Fatalf("%q cleaned to %q: empty segment left", in, c)
-		}
-		if proxy.CleanPath(c) != c {
-			t.Fatalf("not idempotent: %q -> %q -> %q", in, c, proxy.CleanPath(c))
-		}
-	})
-}
-
 func TestTimeoutAndStripPrefix(t *testing.T) {
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {

@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"mime"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +18,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/apikey"
 	"github.com/bulwarkgw/bulwark/gateway/internal/config"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
+	"github.com/bulwarkgw/bulwark/gateway/internal/loginname"
 	"github.com/bulwarkgw/bulwark/gateway/internal/proxy"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/shared/clientid"
@@ -75,7 +73,7 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 				}
 				return p.authFailure(c, v, msg, wire.EventKeyInvalid)
 			}
-			if !permitted(v.rt.cfg.APIKey.Permissions, v.route.Path, c.Request(), v.role) {
+			if !permitted(v.rt.cfg.APIKey.Permissions, v, c.Request(), v.role) {
 				return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 			}
 			return next(c)
@@ -95,7 +93,7 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 			return p.authFailure(c, v, msgNoKey, wire.EventKeyInvalid)
 		}
 		p.remember(c, v, "key")
-		if !permitted(v.rt.cfg.APIKey.Permissions, v.route.Path, r, v.role) {
+		if !permitted(v.rt.cfg.APIKey.Permissions, v, r, v.role) {
 			return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 		}
 		apikey.Strip(r)
@@ -107,12 +105,13 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 // route; an endpoint without an entry is open to every valid key, a listed
 // one only to the roles listed for the method.
 //
-// The endpoint is compared the way lenient backends route: case-folded and
-// without ;parameters, so /app/SECRET and /app/secret;x=1 are /app/secret.
-func permitted(perms map[string]map[string][]string, routePath string, r *http.Request, role string) bool {
-	rest := strings.TrimPrefix(CleanPathOf(r), strings.TrimSuffix(routePath, "/"))
+// The endpoint is read from the path's key under the route's equivalence
+// (v.key), so /app/SECRET, /app/secret;x=1, /app/secret. and
+// /app/secret.json are all /app/secret; names are compared case-folded
+// whatever the equivalence.
+func permitted(perms map[string]map[string][]string, v *verdict, r *http.Request, role string) bool {
+	rest := strings.TrimPrefix(v.key, v.rt.equivalence(v.route).Key(v.route.Path))
 	endpoint, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
-	endpoint, _, _ = strings.Cut(endpoint, ";")
 	for name, methods := range perms {
 		if strings.EqualFold(name, endpoint) {
 			return slices.Contains(methods[r.Method], role)
@@ -150,35 +149,12 @@ func (p *pipeline) banForFailures(c echo.Context, v *verdict) error {
 }
 
 // credentials reads the login and password from a JSON, form or multipart
-// body (read whole by readBody). A login that is absent or not a string
-// comes back empty.
-func credentials(body []byte, contentType string, lr config.LoginRoute) (login, password string) {
-	mediaType, params, _ := mime.ParseMediaType(contentType)
-	switch mediaType {
-	case "application/x-www-form-urlencoded":
-		vals, _ := url.ParseQuery(string(body))
-		return vals.Get(lr.LoginField), vals.Get(lr.PasswordField)
-	case "multipart/form-data":
-		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
-		form, ferr := mr.ReadForm(int64(len(body)))
-		if ferr != nil {
-			return "", ""
-		}
-		defer form.RemoveAll()
-		first := func(k string) string {
-			if v := form.Value[k]; len(v) > 0 {
-				return v[0]
-			}
-			return ""
-		}
-		return first(lr.LoginField), first(lr.PasswordField)
-	}
-	var m map[string]any
-	if json.Unmarshal(body, &m) == nil {
-		s := func(k string) string { x, _ := m[k].(string); return x }
-		return s(lr.LoginField), s(lr.PasswordField)
-	}
-	return "", ""
+// body (read whole by readBody) as the upstream reads them
+// (loginname.Fields under login_protection.duplicate_fields). A login that
+// is absent or not a string comes back empty.
+func credentials(body []byte, contentType string, lr config.LoginRoute, dup loginname.Duplicates) (login, password string) {
+	f := loginname.Fields(body, contentType, dup, lr.LoginField, lr.PasswordField)
+	return f[lr.LoginField], f[lr.PasswordField]
 }
 
 // readCredentials reads the body whole (readBody), puts it back for
@@ -193,7 +169,7 @@ func (p *pipeline) readCredentials(c echo.Context, v *verdict, lr config.LoginRo
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.TransferEncoding = nil
-	login, password = credentials(body, r.Header.Get("Content-Type"), lr)
+	login, password = credentials(body, r.Header.Get("Content-Type"), lr, v.rt.cfg.Login.Duplicates)
 	return body, login, password, release, nil
 }
 
@@ -294,7 +270,7 @@ func (p *pipeline) login(c echo.Context) error {
 	v.decision = decisionLogin
 	ak := v.rt.cfg.APIKey
 	r := c.Request()
-	lr := v.rt.loginPaths[v.rt.authPath]
+	lr := v.paths.logins[v.paths.authPath]
 	if lr.LoginField == "" {
 		lr = config.LoginRoute{LoginField: "username", PasswordField: "password"}
 	}
@@ -380,7 +356,7 @@ func (p *pipeline) forward(c echo.Context) error {
 		v.rt.proxy.ServeHTTP(c.Response(), r)
 		return nil
 	}
-	lr := v.rt.loginPaths[loginKey(r.URL.Path)]
+	lr := v.paths.logins[v.key]
 	_, login, password, release, err := p.readCredentials(c, v, lr)
 	if err != nil {
 		return err
@@ -427,12 +403,6 @@ func (g *Gateway) Check(ctx context.Context, login, password string, ip netip.Ad
 		return false, nil
 	}
 	return g.d.Guard.Check(ctx, login, password, ip, now)
-}
-
-// CleanPathOf is the request's path with dot segments and duplicate
-// slashes resolved.
-func CleanPathOf(r *http.Request) string {
-	return proxy.CleanPath(r.URL.Path)
 }
 
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length"}

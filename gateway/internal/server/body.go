@@ -172,7 +172,7 @@ func (p *pipeline) readsBody(v *verdict, r *http.Request) bool {
 	if v.login && p.d.Keys != nil {
 		return true
 	}
-	_, guarded := v.rt.loginPaths[loginKey(r.URL.Path)]
+	_, guarded := v.paths.logins[v.key]
 	return guarded && r.Method == http.MethodPost
 }
 

@@ -49,7 +49,7 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 		// the normalised path from the request and the route from v.
 		ctx := normalizePath(withVerdict(req.Context(), v), req, v)
 		ak := rt.cfg.APIKey
-		v.login = v.pathErr == nil && ak.AuthUpstream != nil && ak.AuthPath != "" && req.Method == http.MethodPost && loginKey(req.URL.Path) == rt.authPath
+		v.login = v.pathErr == nil && ak.AuthUpstream != nil && ak.AuthPath != "" && req.Method == http.MethodPost && v.key == v.paths.authPath
 		c.SetRequest(req.WithContext(ctx))
 
 		if err := next(c); err != nil {
@@ -106,6 +106,8 @@ func normalizePath(ctx context.Context, req *http.Request, v *verdict) context.C
 	}
 	if err != nil {
 		v.pathErr = err
+		eq := v.rt.equivalence(config.Route{})
+		v.key, v.paths = eq.Key(pathnorm.Clean(req.URL.Path)), v.rt.paths[eq] // for counting: nothing routes it
 		return ctx
 	}
 	if routed {
@@ -114,6 +116,8 @@ func normalizePath(ctx context.Context, req *http.Request, v *verdict) context.C
 			ctx = proxy.WithSentPath(ctx, req.URL.Path, req.URL.RawPath)
 		}
 	}
+	eq := v.rt.equivalence(route)
+	v.key, v.paths = eq.Key(path), v.rt.paths[eq]
 	req.URL.Path, req.URL.RawPath = path, ""
 	return ctx
 }

@@ -70,8 +70,13 @@ type verdict struct {
 	route     config.Route
 	routePath string // "" when no route matched
 	pathErr   error  // why the path policy refused the path (package pathnorm)
-	login     bool   // a POST to api_key.auth_path, answered by the gateway
-	bypass    bool   // allow-listed: no protection layer applies
+	// key is the path as its route's equivalence keys it, and paths the
+	// configured paths under that equivalence: every check that names a
+	// path compares key with them ("" and nil when the path was refused).
+	key       string
+	paths     *pathSet
+	login     bool // a POST to api_key.auth_path, answered by the gateway
+	bypass    bool // allow-listed: no protection layer applies
 	obs       traffic.Observation
 	desc      traffic.Request // what obs counted, at seen: for Reclassify
 	seen      time.Time
@@ -362,7 +367,7 @@ func (p *pipeline) refuseBanned(c echo.Context, v *verdict, now time.Time, ttl t
 func (p *pipeline) describe(c echo.Context, v *verdict) (traffic.Request, func()) {
 	r := c.Request()
 	cfg := v.rt.cfg
-	desc := traffic.Describe(r.URL.Path, cfg.Scoring.SensitivePaths, cfg.Scoring.VisitWindow)
+	desc := traffic.DescribeAs(v.rt.equivalence(v.route), r.URL.Path, v.paths.sensitive, cfg.Scoring.VisitWindow)
 	desc.Classify(r.Method, cfg.Scoring.AssetExtensions, cfg.Scoring.ProbePaths)
 	if !desc.Asset && !desc.Probe && !desc.Sensitive && (r.Method == http.MethodGet || r.Method == http.MethodHead) && p.g.assets.has(desc.Pattern) {
 		desc.Asset = true // the upstream answers this pattern with assets (learnedAssets)
@@ -380,7 +385,7 @@ func (p *pipeline) describe(c echo.Context, v *verdict) (traffic.Request, func()
 	if n == 0 || !p.g.bodies.reserve(n, cfg.Edge.BodyBufferMemory/2) {
 		return desc, noRelease
 	}
-	desc.Principal = traffic.LoginOf(r)
+	desc.Principal = traffic.LoginOf(r, cfg.Login.Duplicates)
 	return desc, func() { p.g.bodies.release(n) }
 }
 

@@ -13,16 +13,23 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/loginname"
+	"github.com/bulwarkgw/bulwark/gateway/internal/pathnorm"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
 )
 
-func TestNormalizePath(t *testing.T) {
+func TestDescribeKeysPathsAsBackendsReadThem(t *testing.T) {
 	for in, want := range map[string]string{
 		"/api/data": "/api/data", "/API/DATA": "/api/data", "/api/data/": "/api/data",
-		"/api/data//": "/api/data", "/": "/", "": "/", "//": "/",
+		"/api/data//": "/api/data", "/": "/", "": "/", "//": "/", "/api/data.json": "/api/data",
+		"/api/data.": "/api/data", "/api/data;x=1": "/api/data", "/api/data ": "/api/data",
 	} {
-		assert.Equal(t, want, traffic.NormalizePath(in), in)
+		assert.Equal(t, want, traffic.Describe(in, nil, time.Minute).Path, in)
 	}
+	sensitive := map[string]bool{"/api/login": true}
+	assert.True(t, traffic.Describe("/API/Login.json", sensitive, time.Minute).Sensitive)
+	exact := &pathnorm.Equivalence{}
+	assert.False(t, traffic.DescribeAs(exact, "/API/Login.json", sensitive, time.Minute).Sensitive)
 }
 
 func TestDescribe(t *testing.T) {
@@ -255,21 +262,24 @@ func TestLoginOf(t *testing.T) {
 		return r
 	}
 	r := post("application/json", `{"username":"Alice","password":"wonderland"}`)
-	alice := traffic.LoginOf(r)
+	alice := traffic.LoginOf(r, loginname.Last)
 	assert.Regexp(t, `^login:[0-9a-f]{16}$`, alice)
 	rest, err := io.ReadAll(r.Body)
 	require.NoError(t, err)
 	assert.Equal(t, `{"username":"Alice","password":"wonderland"}`, string(rest), "the upstream still gets the whole body")
 
-	assert.Equal(t, alice, traffic.LoginOf(post("application/x-www-form-urlencoded", "username=alice&password=x")), "case-insensitive, form or JSON")
-	assert.Equal(t, alice, traffic.LoginOf(post("application/json", `{"email":" ALICE "}`)))
-	assert.NotEqual(t, alice, traffic.LoginOf(post("application/json", `{"username":"bob"}`)))
+	assert.Equal(t, alice, traffic.LoginOf(post("application/x-www-form-urlencoded", "username=alice&password=x"), loginname.Last), "case-insensitive, form or JSON")
+	assert.Equal(t, alice, traffic.LoginOf(post("application/json", `{"email":" ALICE "}`), loginname.Last))
+	assert.NotEqual(t, alice, traffic.LoginOf(post("application/json", `{"username":"bob"}`), loginname.Last))
+	assert.Equal(t, alice, traffic.LoginOf(post("application/json", `{"username":"ＡＬＩＣＥ"}`), loginname.Last), "NFKC")
+	assert.Equal(t, alice, traffic.LoginOf(post("application/x-www-form-urlencoded", "username=bob&username=alice"), loginname.Last), "the last duplicate")
+	assert.Equal(t, alice, traffic.LoginOf(post("application/x-www-form-urlencoded", "username=alice&username=bob"), loginname.First))
 	for _, body := range []string{`{"password":"x"}`, `not json`, `{"username":7}`, ``} {
-		assert.Empty(t, traffic.LoginOf(post("application/json", body)), body)
+		assert.Empty(t, traffic.LoginOf(post("application/json", body), loginname.Last), body)
 	}
 	big := `{"username":"alice","pad":"` + strings.Repeat("x", traffic.MaxLoginBody) + `"}`
 	r = post("application/json", big)
-	assert.Empty(t, traffic.LoginOf(r), "too large to be a login")
+	assert.Empty(t, traffic.LoginOf(r, loginname.Last), "too large to be a login")
 	rest, _ = io.ReadAll(r.Body)
 	assert.Equal(t, big, string(rest))
 

@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/loginname"
 	"github.com/bulwarkgw/bulwark/gateway/internal/pathclass"
 	"github.com/bulwarkgw/bulwark/gateway/internal/pathnorm"
 )
@@ -20,8 +19,13 @@ import (
 // the client: its path (normalised), whether it is sensitive, the numeric id
 // it carries, and the fixed visit window.
 type Request struct {
-	// Path is the normalised path (NormalizePath).
+	// Path is the path's key under its route's equivalence
+	// (pathnorm.Equivalence.Key): every spelling a backend reads as one
+	// path counts as one.
 	Path string
+	// spelling is the path as Classify sorts it (pathnorm.Spelling), when
+	// it is not Path.
+	spelling string
 	// Sensitive is true when Path is one of the configured sensitive paths.
 	Sensitive bool
 	// Pattern is Path with its last all-digit segment replaced by ":id",
@@ -45,7 +49,7 @@ func DescribeRequest(r *http.Request, sensitive map[string]bool, window time.Dur
 	req := Describe(r.URL.Path, sensitive, window)
 	req.Principal = PrincipalOf(r)
 	if req.Principal == "" && req.Sensitive && r.Method == http.MethodPost {
-		req.Principal = LoginOf(r)
+		req.Principal = LoginOf(r, loginname.Last)
 	}
 	return req
 }
@@ -58,10 +62,11 @@ const MaxLoginBody = 16 << 10
 var loginFields = []string{"username", "login", "email", "user"}
 
 // LoginOf returns "login:" and the first 16 hex digits of the SHA-256 of
-// the (lower-cased) login a JSON or form body names in one of loginFields,
-// or "" for none. It reads at most MaxLoginBody bytes and puts them back in
-// front of the rest of the body, so the upstream still gets all of it.
-func LoginOf(r *http.Request) string {
+// the login (loginname.Canonical) a JSON, form or multipart body names in
+// one of loginFields, read by loginname.Fields under dup, or "" for none.
+// It reads at most MaxLoginBody bytes and puts them back in front of the
+// rest of the body, so the upstream still gets all of it.
+func LoginOf(r *http.Request, dup loginname.Duplicates) string {
 	if r.Body == nil || r.Body == http.NoBody {
 		return ""
 	}
@@ -73,32 +78,13 @@ func LoginOf(r *http.Request) string {
 	if err != nil || len(head) == MaxLoginBody {
 		return "" // unreadable or too large to be a login form
 	}
-	var login string
-	ct := r.Header.Get("Content-Type")
-	switch {
-	case strings.HasPrefix(ct, "application/x-www-form-urlencoded"):
-		vals, err := url.ParseQuery(string(head))
-		if err != nil {
-			return ""
-		}
-		for _, f := range loginFields {
-			if login = vals.Get(f); login != "" {
-				break
-			}
-		}
-	default:
-		var body map[string]any
-		if json.Unmarshal(head, &body) != nil {
-			return ""
-		}
-		for _, f := range loginFields {
-			if s, ok := body[f].(string); ok && s != "" {
-				login = s
-				break
-			}
+	fields := loginname.Fields(head, r.Header.Get("Content-Type"), dup, loginFields...)
+	login := ""
+	for _, f := range loginFields {
+		if login = loginname.Canonical(fields[f]); login != "" {
+			break
 		}
 	}
-	login = strings.ToLower(strings.TrimSpace(login))
 	if login == "" {
 		return ""
 	}
@@ -127,24 +113,22 @@ func PrincipalOf(r *http.Request) string {
 	return "key:" + hex.EncodeToString(sum[:8])
 }
 
-// NormalizePath lower-cases p, drops ";parameters" from its segments and
-// trailing slashes, so that /API/DATA, /api/data/, /api/data;x=1 and
-// /api/data are one path. The root stays "/".
-func NormalizePath(p string) string {
-	p = strings.ToLower(pathnorm.WithoutParams(p))
-	for len(p) > 1 && strings.HasSuffix(p, "/") {
-		p = p[:len(p)-1]
-	}
-	if p == "" {
-		return "/"
-	}
-	return p
+// lenient is the equivalence Describe keys paths by.
+var lenient = pathnorm.Lenient()
+
+// Describe is DescribeAs under the default equivalence (pathnorm.Lenient).
+func Describe(path string, sensitive map[string]bool, window time.Duration) Request {
+	return DescribeAs(lenient, path, sensitive, window)
 }
 
-// Describe builds the Request for path, with sensitive the normalised
-// sensitive paths (a set) and window the visit window.
-func Describe(path string, sensitive map[string]bool, window time.Duration) Request {
-	r := Request{Path: NormalizePath(path), VisitWindow: window}
+// DescribeAs builds the Request for a normalised path (pathnorm.Normalize)
+// keyed by eq, with sensitive the keys (under eq) of the sensitive paths
+// and window the visit window.
+func DescribeAs(eq *pathnorm.Equivalence, path string, sensitive map[string]bool, window time.Duration) Request {
+	r := Request{Path: eq.Key(path), VisitWindow: window}
+	if sp := pathnorm.Spelling(path); sp != r.Path {
+		r.spelling = sp // a format suffix the key dropped, or another equivalence
+	}
 	r.Sensitive = sensitive[r.Path]
 	r.Pattern, r.ID = idPattern(r.Path)
 	return r
@@ -162,8 +146,12 @@ func (r *Request) visitWindow() time.Duration {
 // probe when the path is on probes, else an asset when it is not sensitive
 // and assets has its extension (for a GET or HEAD). See package pathclass.
 func (r *Request) Classify(method string, assets pathclass.Assets, probes *pathclass.Probes) {
-	r.Probe = probes.Probe(r.Path)
-	r.Asset = !r.Probe && !r.Sensitive && assets.Asset(method, r.Path)
+	p := r.spelling
+	if p == "" {
+		p = r.Path
+	}
+	r.Probe = probes.Probe(p)
+	r.Asset = !r.Probe && !r.Sensitive && assets.Asset(method, p)
 }
 
 // Served is r as the ordinary request the upstream showed it to be

@@ -1,0 +1,119 @@
+package main
+
+// Issue 19, item 4: spellings of a login path and of a login name that a
+// lenient upstream reads as the guarded login must land on the guarded
+// login's counters.
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/text/unicode/norm"
+)
+
+const spellingsConfig = `
+routes:
+  - {path: /api/, upstream: "{{U1}}"}
+scorer: {enabled: false}
+admin: {username: admin, password: s3cret}
+login_protection:
+  routes: [{path: /api/login}]
+  login: {rate: 0}
+  password: {rate: 0}
+  ip: {rate: 0}
+  failures: 3
+  failure_window: 60s
+  block: 60s
+`
+
+// lenientLogin is an upstream as lenient as IIS, Rails, Spring and Django
+// together: /API/Login, /api/login., /api/login%20, /api/login.json and
+// /api/login;x=1 are its login; the last of a duplicated field wins; a
+// username is NFKC-normalised and case-insensitive. Only "victim*" with
+// password "right" logs in.
+func lenientLogin(u *upstream) {
+	u.handle(func(w http.ResponseWriter, r *http.Request, body []byte) bool {
+		p, _, _ := strings.Cut(strings.ToLower(r.URL.Path), ";")
+		p = strings.TrimRight(p, "/. ")
+		p = strings.TrimRight(strings.TrimSuffix(p, ".json"), ". ")
+		if p != "/api/login" {
+			return false
+		}
+		var user, pw string
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+			vals, _ := url.ParseQuery(string(body))
+			if v := vals["username"]; len(v) > 0 {
+				user = v[len(v)-1]
+			}
+			pw = vals.Get("password")
+		} else {
+			var m map[string]string
+			_ = json.Unmarshal(body, &m)
+			user, pw = m["username"], m["password"]
+		}
+		user = strings.ToLower(norm.NFKC.String(strings.TrimSpace(user)))
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(user, "victim") && pw == "right" {
+			_, _ = w.Write([]byte(`{"ok":true}`))
+			return true
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"ok":false}`))
+		return true
+	})
+}
+
+func TestLoginSpellingsLandOnOneCounter(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, spellingsConfig)
+	lenientLogin(s.u1)
+	reached := func() int {
+		n := 0
+		for _, r := range s.u1.requests() {
+			if r.Method == http.MethodPost {
+				n++
+			}
+		}
+		return n
+	}
+	type attempt struct{ path, contentType, body string }
+	cases := []struct {
+		name     string
+		victim   string
+		attempts func(i int) attempt
+	}{
+		{"path spellings", "victim1", func(i int) attempt {
+			paths := []string{"/api/login.json", "/api/login%20", "/api/login.", "/api/login%2e", "/API/Login", "/api/login;jsessionid=1", "/api/LOGIN.Json.", "/api//login/"}
+			return attempt{paths[i%len(paths)], "application/json", `{"username":"victim1","password":"guess` + fmt.Sprint(i) + `"}`}
+		}},
+		{"NFKC and case spellings of the username", "victim2", func(i int) attempt {
+			names := []string{"ｖｉｃｔｉｍ２", "VICTIM2", " Victim2", "ＶＩＣＴＩＭ2"}
+			return attempt{"/api/login", "application/x-www-form-urlencoded", "username=" + url.QueryEscape(names[i%len(names)]) + "&password=guess" + fmt.Sprint(i)}
+		}},
+		{"a decoy before the login the upstream reads", "victim3", func(i int) attempt {
+			return attempt{"/api/login", "application/x-www-form-urlencoded", fmt.Sprintf("username=decoy%d&username=victim3&password=guess%d", i, i)}
+		}},
+		{"a decoy before the login, in JSON", "victim4", func(i int) attempt {
+			return attempt{"/api/login", "application/json", fmt.Sprintf(`{"username":"decoy%d","username":"victim4","password":"guess%d"}`, i, i)}
+		}},
+	}
+	for n, c := range cases {
+		before := reached()
+		// Credential stuffing: one guess per address.
+		for i := range 12 {
+			a := c.attempts(i)
+			r := s.from(fmt.Sprintf("127.0.%d.%d", 40+n, 10+i)).do("POST", a.path, strings.NewReader(a.body), "Content-Type", a.contentType)
+			require.Contains(t, []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests}, r.Code, "%s: %s %s → %s", c.name, a.path, a.body, r.Body)
+		}
+		assert.Equal(t, 3, reached()-before, "%s: the upstream saw only the failures before the lock", c.name)
+		// The victim's login is locked under its plain spelling too.
+		r := s.from(fmt.Sprintf("127.0.%d.200", 40+n)).postJSON("/api/login", `{"username":"`+c.victim+`","password":"right"}`)
+		assert.Equal(t, http.StatusForbidden, r.Code, "%s: the victim's login is locked: %s", c.name, r.Body)
+	}
+}
