@@ -1,6 +1,11 @@
 package wire
 
-import "strconv"
+import (
+	"net/netip"
+	"strconv"
+
+	"github.com/bulwarkgw/bulwark/shared/clientid"
+)
 
 // The gateways publish live data to Redis and the dashboard reads it; these
 // key names are the contract between them. Every key starts with the
@@ -48,9 +53,27 @@ func StatsKey(prefix string, sec int64) string {
 // StatsTotalKey names the all-time stats hash.
 func StatsTotalKey(prefix string) string { return prefix + "stats:total" }
 
-// BanKey names a client's ban. The IP is hash-tagged so that every key of
-// one client lives on one Redis Cluster slot.
-func BanKey(prefix, ip string) string { return prefix + "{" + ip + "}:ban" }
+// ClientID is how every Redis key names a client: its identity
+// (clientid.Identity: the IPv4 address, the first address of an IPv6 /64,
+// or a principal's reserved address) as netip spells it. Every per-client
+// key below is built from it, so one client has one spelling in Redis
+// whoever writes the key.
+func ClientID(ip netip.Addr) string { return clientid.Identity(ip).String() }
+
+// ClientTag is ClientID hash-tagged, so that every key of one client lives
+// on one Redis Cluster slot.
+func ClientTag(ip netip.Addr) string { return "{" + ClientID(ip) + "}" }
+
+// BanKey names a client's ban.
+func BanKey(prefix string, ip netip.Addr) string { return prefix + ClientTag(ip) + ":ban" }
+
+// RateLimitKey names a client's sliding window in one scope ("ip" for the
+// per-client limit, "route:<path>" for a route's, "key" for a
+// principal's); the rate limiter adds its own prefix.
+func RateLimitKey(scope string, ip netip.Addr) string { return scope + ":" + ClientTag(ip) }
+
+// KeyFailuresKey names a client's recent invalid API keys and failed logins.
+func KeyFailuresKey(prefix string, ip netip.Addr) string { return prefix + "apikey:fail:" + ClientTag(ip) }
 
 // BanIndexKey names the index of bans. It is one key, so on Redis Cluster
 // it lives on one slot, never the slot of the ban keys: it is written next

@@ -4,12 +4,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"net/netip"
 )
 
 // ClientKey names a client's traffic state: one Redis string per client
 // (see ClientState), hash-tagged like BanKey so a client's keys share a
 // Redis Cluster slot.
-func ClientKey(prefix, ip string) string { return prefix + "{" + ip + "}" }
+func ClientKey(prefix string, ip netip.Addr) string { return prefix + ClientTag(ip) }
 
 // ClientStateVersion is the first byte of every state the gateways write.
 // A state of another version (or length) is read as no state at all: the

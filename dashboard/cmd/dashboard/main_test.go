@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -127,7 +128,7 @@ func TestRunListsBans(t *testing.T) {
 	ctx := context.Background()
 	ip := "203.0.113.9"
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, wire.BanKey(prefix, ip), "score 0.95", 10*time.Minute)
+		p.Set(ctx, wire.BanKey(prefix, netip.MustParseAddr(ip)), "score 0.95", 10*time.Minute)
 		p.ZAdd(ctx, wire.BanIndexKey(prefix), redis.Z{Score: float64(time.Now().Add(10 * time.Minute).UnixMilli()), Member: ip})
 		return nil
 	})
@@ -175,7 +176,7 @@ func TestRunListsBans(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	for _, k := range []string{wire.BanKey(prefix, ip), wire.BanIndexKey(prefix)} { // two slots on a cluster
+	for _, k := range []string{wire.BanKey(prefix, netip.MustParseAddr(ip)), wire.BanIndexKey(prefix)} { // two slots on a cluster
 		n, err := rdb.Exists(ctx, k).Result()
 		require.NoError(t, err)
 		assert.Zero(t, n, "the ban key and the index are gone: %s", k)

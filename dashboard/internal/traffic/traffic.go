@@ -110,7 +110,8 @@ func (s *Store) List(ctx context.Context, now time.Time) ([]wire.Ban, error) {
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, z := range zs {
 			m, _ := z.Member.(string)
-			k := wire.BanKey(s.prefix, m)
+			id, _ := netip.ParseAddr(m) // not a client's id: skipped below
+			k := wire.BanKey(s.prefix, id)
 			ttls[i] = p.PTTL(ctx, k)
 			vals[i] = p.Get(ctx, k)
 		}
@@ -190,7 +191,7 @@ func (s *Store) Client(ctx context.Context, ip netip.Addr, now time.Time) (Clien
 	if !ip.IsValid() {
 		return Client{}, errors.New("read client: no address")
 	}
-	id := clientid.Identity(ip).String()
+	id := clientid.Identity(ip)
 	var state *redis.StringCmd
 	var ttl *redis.DurationCmd
 	var reason *redis.StringCmd
@@ -231,11 +232,11 @@ func (s *Store) Unban(ctx context.Context, ip netip.Addr, now time.Time) (wire.E
 	if !ip.IsValid() {
 		return wire.Event{}, errors.New("unban: no address")
 	}
-	id, who := clientid.Identity(ip).String(), clientid.Display(ip)
+	id, who := clientid.Identity(ip), clientid.Display(ip)
 	var del *redis.IntCmd
 	_, err := s.together(ctx, func(p redis.Pipeliner) error {
 		del = p.Del(ctx, wire.BanKey(s.prefix, id))
-		p.ZRem(ctx, wire.BanIndexKey(s.prefix), id)
+		p.ZRem(ctx, wire.BanIndexKey(s.prefix), wire.ClientID(id))
 		return nil
 	})
 	if err != nil {

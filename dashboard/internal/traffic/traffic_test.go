@@ -31,7 +31,7 @@ func ban(t testing.TB, rdb redis.UniversalClient, prefix, ip, reason string, ttl
 		score = float64(now.Add(ttl).UnixMilli())
 	}
 	_, err := rdb.Pipelined(context.Background(), func(p redis.Pipeliner) error {
-		p.Set(context.Background(), wire.BanKey(prefix, ip), reason, ttl)
+		p.Set(context.Background(), wire.BanKey(prefix, netip.MustParseAddr(ip)), reason, ttl)
 		p.ZAdd(context.Background(), wire.BanIndexKey(prefix), redis.Z{Score: score, Member: ip})
 		return nil
 	})
@@ -55,8 +55,10 @@ func TestListBans(t *testing.T) {
 	ban(t, rdb, prefix, "2001:db8::", "admin", time.Minute, now)
 	ban(t, rdb, prefix, "198.51.100.2", "forever", 0, now)
 	ban(t, rdb, other, "192.0.2.1", "not ours", time.Minute, now)
-	require.NoError(t, rdb.Set(ctx, wire.ClientKey(prefix, "192.0.2.2"), "1", time.Minute).Err())
-	t.Cleanup(func() { rdb.Del(context.Background(), wire.BanKey(other, "192.0.2.1"), wire.BanIndexKey(other)) })
+	require.NoError(t, rdb.Set(ctx, wire.ClientKey(prefix, netip.MustParseAddr("192.0.2.2")), "1", time.Minute).Err())
+	t.Cleanup(func() {
+		rdb.Del(context.Background(), wire.BanKey(other, netip.MustParseAddr("192.0.2.1")), wire.BanIndexKey(other))
+	})
 
 	bans, err := newStore(t, rdb, prefix).List(ctx, now)
 	require.NoError(t, err)
@@ -81,10 +83,10 @@ func TestListPrunesTheIndex(t *testing.T) {
 	ban(t, rdb, prefix, "203.0.113.3", "lifted", time.Hour, now)
 	ban(t, rdb, prefix, "203.0.113.4", "lifted", 0, now)
 	for _, ip := range []string{"203.0.113.3", "203.0.113.4"} { // two slots on a cluster
-		require.NoError(t, rdb.Del(ctx, wire.BanKey(prefix, ip)).Err())
+		require.NoError(t, rdb.Del(ctx, wire.BanKey(prefix, netip.MustParseAddr(ip))).Err())
 	}
 	// Set without the index (by hand): enforced, not listed.
-	require.NoError(t, rdb.Set(ctx, wire.BanKey(prefix, "203.0.113.5"), "by hand", time.Hour).Err())
+	require.NoError(t, rdb.Set(ctx, wire.BanKey(prefix, netip.MustParseAddr("203.0.113.5")), "by hand", time.Hour).Err())
 	s := newStore(t, rdb, prefix)
 
 	bans, err := s.List(ctx, now)
@@ -184,7 +186,7 @@ func clients(t testing.TB, rdb redis.UniversalClient, prefix string, n int) {
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i := from; i < min(from+1000, n); i++ {
 				ip := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
-				p.Set(ctx, wire.ClientKey(prefix, ip), state, 0)
+				p.Set(ctx, wire.ClientKey(prefix, netip.MustParseAddr(ip)), state, 0)
 			}
 			return nil
 		})
@@ -194,7 +196,7 @@ func clients(t testing.TB, rdb redis.UniversalClient, prefix string, n int) {
 		for from := 0; from < n; from += 1000 {
 			_, _ = rdb.Pipelined(context.Background(), func(p redis.Pipeliner) error {
 				for i := from; i < min(from+1000, n); i++ {
-					p.Unlink(context.Background(), wire.ClientKey(prefix, fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)))
+					p.Unlink(context.Background(), wire.ClientKey(prefix, netip.MustParseAddr(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))))
 				}
 				return nil
 			})
@@ -273,8 +275,8 @@ func TestClient(t *testing.T) {
 	st.R60s[cur%wire.Ring60sBuckets] = 7
 	st.R60s[(cur-1)%wire.Ring60sBuckets] = 3
 	st.R60s[(cur-6)%wire.Ring60sBuckets] = 99 // the oldest bucket is out of the last minute's 6
-	require.NoError(t, rdb.Set(ctx, wire.ClientKey(prefix, "203.0.113.1"), st.Encode(), time.Minute).Err())
-	require.NoError(t, rdb.Set(ctx, wire.BanKey(prefix, "203.0.113.1"), "score 0.90", 5*time.Minute).Err())
+	require.NoError(t, rdb.Set(ctx, wire.ClientKey(prefix, netip.MustParseAddr("203.0.113.1")), st.Encode(), time.Minute).Err())
+	require.NoError(t, rdb.Set(ctx, wire.BanKey(prefix, netip.MustParseAddr("203.0.113.1")), "score 0.90", 5*time.Minute).Err())
 	s, err := traffic.New(rdb, prefix, testenv.Mongo(t).Collection("events"), "dash")
 	require.NoError(t, err)
 
@@ -319,7 +321,7 @@ func TestUnban(t *testing.T) {
 	assert.Equal(t, "dash-1", ev.Gateway)
 	assert.NotEmpty(t, ev.ID)
 
-	n, err := rdb.Exists(ctx, wire.BanKey(prefix, "203.0.113.1")).Result()
+	n, err := rdb.Exists(ctx, wire.BanKey(prefix, netip.MustParseAddr("203.0.113.1"))).Result()
 	require.NoError(t, err)
 	assert.Zero(t, n, "the ban key is gone")
 	n, err = rdb.ZCard(ctx, wire.BanIndexKey(prefix)).Result()
@@ -360,7 +362,7 @@ func TestIPv6ClientIsItsSlash64(t *testing.T) {
 	ban(t, rdb, prefix, "2001:db8:5::1", "never enforced", 10*time.Minute, now)
 	st := wire.ClientState{LastSecond: uint32(now.Unix()), LastMilli: uint16(now.UnixMilli() % 1000)}
 	st.R60s[(now.UnixMilli()/wire.Ring60sWidthMs)%wire.Ring60sBuckets] = 4
-	require.NoError(t, rdb.Set(ctx, wire.ClientKey(prefix, "2001:db8:1:2::"), st.Encode(), time.Minute).Err())
+	require.NoError(t, rdb.Set(ctx, wire.ClientKey(prefix, netip.MustParseAddr("2001:db8:1:2::")), st.Encode(), time.Minute).Err())
 	s, err := traffic.New(rdb, prefix, coll, "dash-1")
 	require.NoError(t, err)
 

@@ -179,7 +179,7 @@ type rateLimitAdmin struct {
 	gw      *server.Gateway
 }
 
-func (a rateLimitAdmin) key(ip netip.Addr) string { return "ip:{" + server.ClientKey(ip) + "}" }
+func (a rateLimitAdmin) key(ip netip.Addr) string { return wire.RateLimitKey("ip", ip) }
 
 func (a rateLimitAdmin) Stats(ctx context.Context, ip netip.Addr) (int64, int64, error) {
 	c := a.gw.Config()

@@ -151,3 +151,42 @@ func TestIPv6LoopbackClientBannedAndUnbanned(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Code, r.Body)
 	assert.Equal(t, http.StatusOK, c.get("/api/x").Code, "::1 passes again")
 }
+
+// Issue 19, item 7: one client has one spelling in Redis. Every key the
+// gateway writes for an IPv6 client (its state, its rate-limit windows,
+// its ban, its key failures) carries the same hash tag, the /64's
+// identity, and the admin API's rate-limit reset finds the window the
+// request path wrote.
+func TestIPv6ClientHasOneSpellingInRedis(t *testing.T) {
+	t.Parallel()
+	cfg := strings.Replace(ipv6Config, "  - {path: /api/, upstream: \"{{U1}}\"}",
+		"  - {path: /api/, upstream: \"{{U1}}\", rate_limit: {requests: 1000, window: 1m}}", 1) +
+		"rate_limit: {requests_per_minute: 3}\n"
+	s := startStack(t, cfg)
+	proxy := s.from("127.0.0.2")
+	from := func(ip string) int { return proxy.get("/api/x", "X-Forwarded-For", ip).Code }
+	for range 3 {
+		require.Equal(t, http.StatusOK, from("2001:db8:5:6::1"))
+	}
+	require.Equal(t, http.StatusTooManyRequests, from("2001:db8:5:6::2"), "one /64, one window")
+
+	keys, err := s.rdb.Keys(t.Context(), s.prefix+"*2001:db8:5:6*").Result()
+	require.NoError(t, err)
+	require.NotEmpty(t, keys)
+	for _, k := range keys {
+		assert.Contains(t, k, "{2001:db8:5:6::}", "every key spells the client as its identity")
+		assert.NotContains(t, k, "/64", k)
+	}
+	var limits int
+	for _, k := range keys {
+		if strings.Contains(k, "rl:") {
+			limits++
+		}
+	}
+	assert.Equal(t, 2, limits, "the per-client and the route window: %v", keys)
+
+	// The admin reset clears the window the request path counts in.
+	r := s.adminDelete("/v1/admin/ratelimit/2001:db8:5:6::99")
+	require.Equal(t, http.StatusOK, r.Code, r.Body)
+	assert.Equal(t, http.StatusOK, from("2001:db8:5:6::3"), "the reset found the client's window")
+}

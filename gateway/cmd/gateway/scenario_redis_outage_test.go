@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -218,7 +219,7 @@ func TestRedisOutageStillProtects(t *testing.T) {
 				srv.Thaw()
 			}
 			rdb := srv.Client()
-			banKey := wire.BanKey(s.prefix, attacker)
+			banKey := wire.BanKey(s.prefix, netip.MustParseAddr(attacker))
 			require.Eventually(t, func() bool {
 				return rdb.Exists(context.Background(), banKey).Val() == 1
 			}, 10*time.Second, 50*time.Millisecond, "the gateway writes its ban to Redis once it is back")
@@ -285,7 +286,7 @@ func TestBansAndLocksSurviveRedisRestart(t *testing.T) {
 	srv.Stop()
 	srv.Start()
 	rdb := srv.Client()
-	n, err := rdb.Exists(context.Background(), wire.BanKey(s.prefix, banned)).Result()
+	n, err := rdb.Exists(context.Background(), wire.BanKey(s.prefix, netip.MustParseAddr(banned))).Result()
 	require.NoError(t, err)
 	assert.EqualValues(t, 1, n, "the ban is in the restarted Redis")
 	// Through the gateway, once it is back on Redis (not on what it

@@ -42,6 +42,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/loginname"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 // ErrNotFound reports an unknown, expired, revoked or malformed key or ID.
@@ -118,7 +119,7 @@ func (s *Store) indexKey(id string) string {
 }
 
 func (s *Store) failKey(ip netip.Addr) string {
-	return s.prefix + "apikey:fail:{" + ip.String() + "}"
+	return wire.KeyFailuresKey(s.prefix, ip)
 }
 
 // Mint creates a key for role, valid from now for the Store's TTL. The key is

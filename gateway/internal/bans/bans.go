@@ -61,7 +61,7 @@ func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 // (clientid.Identity), so keys match the ones the traffic script checks.
 func normalise(ip netip.Addr) netip.Addr { return clientid.Identity(ip) }
 
-func (s *Store) key(ip netip.Addr) string { return wire.BanKey(s.prefix, ip.String()) }
+func (s *Store) key(ip netip.Addr) string { return wire.BanKey(s.prefix, ip) }
 
 // together sends the commands fn queues in one round trip: as a
 // transaction on a single server, as a pipeline on a cluster (see the

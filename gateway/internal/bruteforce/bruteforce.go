@@ -69,7 +69,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/loginname"
-	"github.com/bulwarkgw/bulwark/shared/clientid"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 var (
@@ -247,13 +247,13 @@ func normLogin(login string) (string, error) {
 	return sha256hex(l), nil
 }
 
-// normIP returns the stored form of an address: its client as
-// clientid.Display spells it, itself for IPv4, its /64 for IPv6.
+// normIP returns the stored form of an address: its client as every Redis
+// key spells it (wire.ClientID): itself for IPv4, its /64 for IPv6.
 func normIP(ip netip.Addr) (string, error) {
 	if !ip.IsValid() {
 		return "", fmt.Errorf("invalid ip: %w", ErrInvalid)
 	}
-	return clientid.Display(ip), nil
+	return wire.ClientID(ip), nil
 }
 
 func sha256hex(s string) string {

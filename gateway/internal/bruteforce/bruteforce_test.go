@@ -655,7 +655,7 @@ func TestStorage(t *testing.T) {
 	assert.NotContains(t, all, "alice")
 	assert.NotContains(t, all, "hunter2")
 	assert.NotContains(t, all, "bob")
-	assert.Contains(t, all, "2001:db8::/64", "IPv6 stored by /64")
+	assert.Contains(t, all, ":ip:2001:db8::\n", "IPv6 stored by its /64, spelled as every client key spells it (wire.ClientID)")
 }
 
 // Passwords are keyed by an HMAC under a secret the replicas share through

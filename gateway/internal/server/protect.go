@@ -435,18 +435,17 @@ func (p *pipeline) limitsFor(c echo.Context, v *verdict) []queuedLimit {
 		return nil
 	}
 	cfg := v.rt.cfg
-	who := ClientKey(v.id) // a principal's own limits, not its address's
-	var out []queuedLimit
+	var out []queuedLimit // a principal's own limits (v.id), not its address's
 	if n := cfg.RateLimit.RequestsPerMinute; n > 0 {
-		out = append(out, queuedLimit{key: "ip:{" + who + "}", n: n, window: cfg.RateLimit.Window})
+		out = append(out, queuedLimit{key: wire.RateLimitKey("ip", v.id), n: n, window: cfg.RateLimit.Window})
 	}
 	if r := v.route; routed && r.RateLimit.Requests > 0 {
-		out = append(out, queuedLimit{key: "route:" + r.Path + ":{" + who + "}", n: r.RateLimit.Requests, window: r.RateLimit.Window})
+		out = append(out, queuedLimit{key: wire.RateLimitKey("route:"+r.Path, v.id), n: r.RateLimit.Requests, window: r.RateLimit.Window})
 	}
 	// A principal's own limit, on every route (rate_limit.per_key): for
 	// it, volume is this limit's business, not the score's.
 	if l := cfg.RateLimit.PerKey; l.Requests > 0 && v.principalName != "" {
-		out = append(out, queuedLimit{key: "key:{" + v.principalName + "}", n: l.Requests, window: l.Window})
+		out = append(out, queuedLimit{key: wire.RateLimitKey("key", v.id), n: l.Requests, window: l.Window})
 	}
 	return out
 }
@@ -506,10 +505,6 @@ func (p *pipeline) limit(c echo.Context, v *verdict, l queuedLimit) error {
 	}
 	return nil
 }
-
-// ClientKey is the identity limits count under, spelled as people read it
-// (clientid.Display): the address for IPv4, the /64 for IPv6.
-func ClientKey(ip netip.Addr) string { return clientid.Display(ip) }
 
 // score asks the scorer (through the score cache) with everything the
 // traffic store observed, unless the request cannot reach the throttle

@@ -172,7 +172,7 @@ func TestOlderStateStartsAgain(t *testing.T) {
 	for i := 5; i < len(old); i++ {
 		old[i] = 9
 	}
-	key := wire.ClientKey(prefix, ip.String())
+	key := wire.ClientKey(prefix, ip)
 	require.NoError(t, rdb.Set(ctx, key, old, time.Minute).Err())
 	require.NoError(t, s.CountAsAsset(ctx, ip, time.Unix(1_800_000_000, 0)))
 	require.NoError(t, s.RecordPage(ctx, ip, time.Unix(1_800_000_000, 0)))

@@ -89,7 +89,7 @@ func benchObserve(b *testing.B, rdb redis.UniversalClient, prefix string, trips 
 		for from := 0; from < clients; from += 1000 {
 			_, _ = rdb.Pipelined(context.Background(), func(p redis.Pipeliner) error {
 				for i := from; i < min(from+1000, clients); i++ {
-					p.Unlink(context.Background(), wire.ClientKey(prefix, ip(i).String()))
+					p.Unlink(context.Background(), wire.ClientKey(prefix, ip(i)))
 				}
 				return nil
 			})

@@ -234,7 +234,7 @@ func TestMemoryMatchesRedis(t *testing.T) {
 				got := m.Observe(ip, st.at, st.req)
 				require.Equal(t, want, got, "client %d step %d: %+v", c, i, st)
 			}
-			raw, err := rdb.Get(ctx, wire.ClientKey(prefix, ip.String())).Bytes()
+			raw, err := rdb.Get(ctx, wire.ClientKey(prefix, ip)).Bytes()
 			require.NoError(t, err)
 			mem, ok := m.State(ip, st.at)
 			require.True(t, ok)

@@ -133,7 +133,7 @@ func TestRefusalLeavesAnOlderStateAlone(t *testing.T) {
 	for i := 5; i < len(old); i++ {
 		old[i] = 9
 	}
-	key := wire.ClientKey(prefix, ip.String())
+	key := wire.ClientKey(prefix, ip)
 	require.NoError(t, rdb.Set(ctx, key, old, time.Minute).Err())
 	require.NoError(t, s.RecordRefusal(ctx, ip, time.Unix(1_800_000_000, 0)))
 	raw, err := rdb.Get(ctx, key).Bytes()
@@ -147,7 +147,7 @@ func TestRefusalLeavesAnOlderStateAlone(t *testing.T) {
 	// A refusal of a client without a state writes no key.
 	gone := netip.MustParseAddr("198.51.125.2")
 	require.NoError(t, s.RecordRefusal(ctx, gone, time.Unix(1_800_000_000, 0)))
-	n, err := rdb.Exists(ctx, wire.ClientKey(prefix, gone.String())).Result()
+	n, err := rdb.Exists(ctx, wire.ClientKey(prefix, gone)).Result()
 	require.NoError(t, err)
 	assert.Zero(t, n)
 }

@@ -107,7 +107,7 @@ func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 	return &Store{rdb: rdb, prefix: prefix, batch: newBatcher(rdb)}, nil
 }
 
-func (s *Store) stateKey(ip netip.Addr) string { return wire.ClientKey(s.prefix, ip.String()) }
+func (s *Store) stateKey(ip netip.Addr) string { return wire.ClientKey(s.prefix, ip) }
 
 // The client's whole traffic state is one Redis string (wire.ClientState,
 // 137 bytes) read and written by one script per request: a ring of 25 ms
@@ -582,8 +582,7 @@ func (s *Store) observeArgs(ip netip.Addr, now time.Time, req Request, kind stri
 	if kind == kindAsset {
 		pat = 0
 	}
-	who := ip.String()
-	keys := []string{wire.ClientKey(s.prefix, who), wire.BanKey(s.prefix, who)}
+	keys := []string{wire.ClientKey(s.prefix, ip), wire.BanKey(s.prefix, ip)}
 	return keys, []any{now.UnixMilli(), pathBit(req.Path), flag(req.Sensitive), pat, req.ID, req.visitWindow().Milliseconds(), kind, flag(req.Probe), flag(page)}
 }
 

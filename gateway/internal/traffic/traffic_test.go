@@ -162,7 +162,7 @@ func TestStateIsTheWireRecord(t *testing.T) {
 
 	keys, err := testenv.Keys(ctx, rdb, prefix+"*")
 	require.NoError(t, err)
-	assert.Equal(t, []string{wire.ClientKey(prefix, "192.0.2.77")}, keys, "one key per client")
+	assert.Equal(t, []string{wire.ClientKey(prefix, netip.MustParseAddr("192.0.2.77"))}, keys, "one key per client")
 	raw, err := rdb.Get(ctx, keys[0]).Bytes()
 	require.NoError(t, err)
 	st, err := wire.DecodeClientState(raw)
