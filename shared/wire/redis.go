@@ -73,7 +73,9 @@ func BanKey(prefix string, ip netip.Addr) string { return prefix + ClientTag(ip)
 func RateLimitKey(scope string, ip netip.Addr) string { return scope + ":" + ClientTag(ip) }
 
 // KeyFailuresKey names a client's recent invalid API keys and failed logins.
-func KeyFailuresKey(prefix string, ip netip.Addr) string { return prefix + "apikey:fail:" + ClientTag(ip) }
+func KeyFailuresKey(prefix string, ip netip.Addr) string {
+	return prefix + "apikey:fail:" + ClientTag(ip)
+}
 
 // BanIndexKey names the index of bans. It is one key, so on Redis Cluster
 // it lives on one slot, never the slot of the ban keys: it is written next
