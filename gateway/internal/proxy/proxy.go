@@ -14,6 +14,8 @@
 // CF-Connecting-IP, X-Client-IP, ...) is removed, from trusted proxies
 // too. Hop-by-hop headers are stripped; of TE only "trailers" passes (the
 // proxy relays trailers, and gRPC needs the client to say it accepts them).
+// Method-override headers (X-HTTP-Method-Override and its relatives,
+// package methodoverride) are removed.
 //
 // A request body that fails with *http.MaxBytesError while it streams
 // (the gateway's max_body_size) ends the upstream request mid-body and is
@@ -37,6 +39,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/methodoverride"
 )
 
 // Route maps a path prefix to an upstream.
@@ -330,12 +334,16 @@ var clientHeaders = func() map[string]bool {
 // X-Forwarded-Host to the Host in asked for (left out when in had none) and
 // X-Forwarded-Proto to the scheme it arrived on: https when the gateway
 // terminated TLS, the trusted proxy's own X-Forwarded-Proto (http or https)
-// when the peer is one, else http.
+// when the peer is one, else http. The method-override headers
+// (X-HTTP-Method-Override, ...: package methodoverride) are removed too,
+// in the same pass: they would make the upstream run a method the gateway
+// did not check.
 func SetForwarding(out http.Header, in *http.Request, o Origin) {
 	for k := range out {
 		// Also in other spellings: CGI-style servers read X_Real_IP as
 		// X-Real-IP. Neither call allocates for a canonical name.
-		if clientHeaders[k] || clientHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] {
+		if clientHeaders[k] || clientHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] ||
+			methodoverride.IsHeader(k) {
 			delete(out, k)
 		}
 	}
