@@ -3,9 +3,13 @@ package main
 // Method overrides (issue 19): frameworks run a POST carrying
 // X-HTTP-Method-Override: DELETE (or _method=DELETE) as a DELETE, so a role
 // check that saw POST would guard a method the upstream never runs. The
-// gateway removes the override headers.
+// gateway removes the override headers and refuses _method where roles
+// are checked.
 
 import (
+	"bytes"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"strings"
 	"testing"
@@ -44,6 +48,18 @@ var overrideHeaders = []string{
 	"X_HTTP_Method_Override", "x-http-method-override",
 }
 
+// multipartBody is a multipart/form-data body with the given fields.
+func multipartBody(t *testing.T, fields ...string) (*bytes.Buffer, string) {
+	t.Helper()
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	for i := 0; i+1 < len(fields); i += 2 {
+		require.NoError(t, mw.WriteField(fields[i], fields[i+1]))
+	}
+	require.NoError(t, mw.Close())
+	return &b, mw.FormDataContentType()
+}
+
 // noOverrideHeader asserts that the upstream's last request carried no
 // override header in any spelling.
 func noOverrideHeader(t *testing.T, got recorded, msg string) {
@@ -79,4 +95,71 @@ func TestMethodOverrideHeadersAreRemoved(t *testing.T) {
 	noOverrideHeader(t, s.u3.last(t), "open route")
 	require.Equal(t, http.StatusOK, c.get("/app/items/1?KEY="+key, hdr...).Code)
 	noOverrideHeader(t, s.u1.last(t), "GET")
+}
+
+func TestMethodOverrideParameterIsRefusedWhereRolesAreChecked(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, overrideConfig)
+	loginAs(s.u1, "alice", "pw", "user")
+	key := mintKey(t, s, "127.0.0.191")
+	c := s.from("127.0.0.191")
+	before := s.u1.count("/app/")
+
+	refused := func(r reply, where, msg string) {
+		t.Helper()
+		assert.Equal(t, http.StatusBadRequest, r.Code, "%s: %s", msg, r.Body)
+		if r.Code == http.StatusBadRequest {
+			e, _ := r.json(t)["error"].(string)
+			assert.Contains(t, e, where, msg)
+			assert.Contains(t, e, `"_method`, msg)
+		}
+	}
+	for _, q := range []string{
+		"_method=DELETE", "_METHOD=delete", "%5Fmethod=DELETE", "%5f%6Dethod=DELETE",
+		".method=DELETE",          // PHP reads '.' in a name as '_'
+		"_method[]=DELETE",        // qs (Express), PHP: an array whose first element is used
+		"a=1;_method=DELETE",      // ';' separates parameters for some parsers
+		"a=1&_method=&b=2",        // present, even empty
+		"_method_override=DELETE", // WAI's older name
+	} {
+		refused(c.do("POST", "/app/items/1?KEY="+key+"&"+q, nil), "query", q)
+		refused(c.get("/app/items/1?"+q+"&KEY="+key), "query", "GET "+q)
+	}
+
+	form := func(ct, body string) reply {
+		return c.do("POST", "/app/items/1?KEY="+key, strings.NewReader(body), "Content-Type", ct)
+	}
+	refused(form("application/x-www-form-urlencoded", "name=x&_method=DELETE"), "form", "urlencoded")
+	refused(form("Application/X-WWW-Form-Urlencoded; charset=utf-8", "%5Fmethod=DELETE"), "form", "urlencoded, encoded name")
+	refused(c.do("POST", "/app/items/1?KEY="+key, io.MultiReader(strings.NewReader("a=1&"), strings.NewReader("_method=DELETE")),
+		"Content-Type", "application/x-www-form-urlencoded"), "form", "chunked")
+	// Rack reads a POST without a Content-Type as a form.
+	refused(c.do("POST", "/app/items/1?KEY="+key, strings.NewReader("_method=DELETE")), "form", "no Content-Type")
+	mp, ct := multipartBody(t, "name", "x", "_method", "DELETE")
+	refused(form(ct, mp.String()), "form", "multipart")
+	assert.Equal(t, before, s.u1.count("/app/"), "no refused request reached the upstream")
+
+	// Where the method decides nothing, nothing is read or refused: an
+	// endpoint with no permissions entry, a route without role checks,
+	// a JSON body (not read; see SECURITY.md).
+	assert.Equal(t, http.StatusOK, c.do("POST", "/app/other?_method=DELETE&KEY="+key, nil).Code)
+	assert.Equal(t, http.StatusOK, c.do("POST", "/open/x?_method=DELETE", strings.NewReader("_method=DELETE"),
+		"Content-Type", "application/x-www-form-urlencoded").Code)
+	r := form("application/x-www-form-urlencoded", "name=x&method=DELETE")
+	require.Equal(t, http.StatusOK, r.Code, "a form without an override passes: %s", r.Body)
+	got := s.u1.last(t)
+	assert.Equal(t, "name=x&method=DELETE", string(got.Body), "the form body read is forwarded as sent")
+	assert.Equal(t, "application/x-www-form-urlencoded", got.ContentType)
+	mp, ct = multipartBody(t, "name", "x")
+	require.Equal(t, http.StatusOK, form(ct, mp.String()).Code)
+	assert.Equal(t, mp.String(), string(s.u1.last(t).Body))
+
+	// What it costs: a form body there is read whole, so it may be at
+	// most body_buffer_size (64 KiB); other bodies stream as before.
+	big := "a=" + strings.Repeat("x", 70<<10)
+	r = form("application/x-www-form-urlencoded", big)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, r.Code, r.Body)
+	assert.Contains(t, r.Body, "body_buffer_size")
+	assert.Equal(t, http.StatusOK, form("application/json", `"`+big+`"`).Code)
+	assert.Equal(t, http.StatusOK, c.do("POST", "/open/x", strings.NewReader(big), "Content-Type", "application/x-www-form-urlencoded").Code)
 }

@@ -54,7 +54,8 @@ var loginClient = &http.Client{
 
 // apiKey requires a valid credential on routes with auth (api_key: a
 // Bulwark key; jwt: a verified JWT bearer token), as the credential step
-// found it, applies RBAC, and strips a Bulwark key
+// found it, applies RBAC (and refuses the method overrides that would
+// get past it: checkOverrides), and strips a Bulwark key
 // before forwarding (a JWT is the upstream's and passes). Missing and
 // invalid credentials count toward the address's failure limit; crossing
 // it bans the address.
@@ -78,6 +79,11 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 			if !permitted(v.rt.cfg.APIKey.Permissions, v.route.Path, c.Request(), v.role) {
 				return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 			}
+			release, err := p.checkOverrides(c, v)
+			if err != nil {
+				return err
+			}
+			defer release()
 			return next(c)
 		default:
 			return next(c)
@@ -98,6 +104,11 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 		if !permitted(v.rt.cfg.APIKey.Permissions, v.route.Path, r, v.role) {
 			return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 		}
+		release, err := p.checkOverrides(c, v)
+		if err != nil {
+			return err
+		}
+		defer release()
 		apikey.Strip(r)
 		return next(c)
 	}
@@ -110,15 +121,26 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 // The endpoint is compared the way lenient backends route: case-folded and
 // without ;parameters, so /app/SECRET and /app/secret;x=1 are /app/secret.
 func permitted(perms map[string]map[string][]string, routePath string, r *http.Request, role string) bool {
+	methods, listed := endpointRules(perms, routePath, r)
+	return !listed || slices.Contains(methods[r.Method], role)
+}
+
+// endpointRules returns the roles permissions gives each method on r's
+// endpoint (as permitted finds it), and whether the endpoint is listed:
+// only then does the method decide anything.
+func endpointRules(perms map[string]map[string][]string, routePath string, r *http.Request) (map[string][]string, bool) {
+	if len(perms) == 0 {
+		return nil, false
+	}
 	rest := strings.TrimPrefix(CleanPathOf(r), strings.TrimSuffix(routePath, "/"))
 	endpoint, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
 	endpoint, _, _ = strings.Cut(endpoint, ";")
 	for name, methods := range perms {
 		if strings.EqualFold(name, endpoint) {
-			return slices.Contains(methods[r.Method], role)
+			return methods, true
 		}
 	}
-	return true
+	return nil, false
 }
 
 // authFailure counts a bad key or failed login. Five in the window are
