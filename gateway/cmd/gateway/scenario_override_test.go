@@ -2,9 +2,10 @@ package main
 
 // Method overrides (issue 19): frameworks run a POST carrying
 // X-HTTP-Method-Override: DELETE (or _method=DELETE) as a DELETE, so a role
-// check that saw POST would guard a method the upstream never runs. The
-// gateway removes the override headers and refuses _method where roles
-// are checked.
+// check that saw POST would guard a method the upstream never runs. By
+// default the gateway removes the override headers and refuses _method
+// where roles are checked; a route with method_override: true passes them
+// on and checks each method they name.
 
 import (
 	"bytes"
@@ -18,12 +19,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// overrideConfig checks roles on /app/: the role "user" may GET and POST
-// items, nobody may DELETE them; /open/ checks no roles.
+// overrideConfig checks roles on /app/ and /opt/ (opted in): the role
+// "user" may GET and POST items, nobody may DELETE them; /open/ checks no
+// roles.
 const overrideConfig = `
 routes:
   - {path: /app/, upstream: "{{U1}}", auth: api_key}
   - {path: /open/, upstream: "{{U3}}"}
+  #OPT
 scorer: {enabled: false}
 admin: {username: admin, password: s3cret}
 api_key:
@@ -40,6 +43,10 @@ login_protection:
   password: {rate: 0}
   ip: {rate: 0}
 `
+
+// optedIn adds /opt/, a route with role checks that lets overrides through.
+var optedIn = strings.Replace(overrideConfig, "#OPT",
+	`- {path: /opt/, upstream: "{{U2}}", auth: api_key, method_override: true}`, 1)
 
 // overrideHeaders are the override headers a client can send, in the
 // spellings frameworks (and CGI-style servers, for '_') read.
@@ -162,4 +169,56 @@ func TestMethodOverrideParameterIsRefusedWhereRolesAreChecked(t *testing.T) {
 	assert.Contains(t, r.Body, "body_buffer_size")
 	assert.Equal(t, http.StatusOK, form("application/json", `"`+big+`"`).Code)
 	assert.Equal(t, http.StatusOK, c.do("POST", "/open/x", strings.NewReader(big), "Content-Type", "application/x-www-form-urlencoded").Code)
+}
+
+func TestMethodOverrideOptInChecksTheOverridingMethod(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, optedIn)
+	loginAs(s.u1, "alice", "pw", "user")
+	key := mintKey(t, s, "127.0.0.192")
+	c := s.from("127.0.0.192")
+	forbidden := func(r reply, msg string) {
+		t.Helper()
+		assert.Equal(t, http.StatusForbidden, r.Code, "%s: %s", msg, r.Body)
+		assert.JSONEq(t, `{"error":"Not allowed"}`, stripRequestID(t, r.Body), msg)
+	}
+
+	// A POST overridden to DELETE is checked as DELETE, in every spelling.
+	for _, h := range overrideHeaders {
+		forbidden(c.do("POST", "/opt/items/1?KEY="+key, nil, h, "DELETE"), h)
+		forbidden(c.do("POST", "/opt/items/1?KEY="+key, nil, h, " delete "), h+", lower case")
+	}
+	forbidden(c.do("POST", "/opt/items/1?KEY="+key+"&_method=DELETE", nil), "query")
+	forbidden(c.do("POST", "/opt/items/1?KEY="+key, strings.NewReader("_method=delete"),
+		"Content-Type", "application/x-www-form-urlencoded"), "form")
+	mp, ct := multipartBody(t, "_method", "DELETE")
+	forbidden(c.do("POST", "/opt/items/1?KEY="+key, mp, "Content-Type", ct), "multipart")
+	// Two overrides: the upstream picks one, so both are checked.
+	forbidden(c.do("POST", "/opt/items/1?KEY="+key+"&_method=GET", nil, "X-HTTP-Method-Override", "DELETE"), "header and query")
+	forbidden(c.do("POST", "/opt/items/1?KEY="+key, nil, "X-HTTP-Method-Override", "GET, DELETE"), "a list")
+	assert.Zero(t, s.u2.count("/opt/"), "no refused override reached the upstream")
+
+	// An override the role allows passes, with the override.
+	r := c.do("POST", "/opt/items/1?KEY="+key, nil, "X-HTTP-Method-Override", "GET")
+	require.Equal(t, http.StatusOK, r.Code, r.Body)
+	got := s.u2.last(t)
+	assert.Equal(t, "POST", got.Method)
+	assert.Equal(t, "GET", got.Header.Get("X-HTTP-Method-Override"))
+	require.Equal(t, http.StatusOK, c.do("POST", "/opt/items/1?_method=GET&KEY="+key, nil).Code)
+	assert.Equal(t, "/opt/items/1?_method=GET", s.u2.last(t).URI)
+	r = c.do("POST", "/opt/items/1?KEY="+key, strings.NewReader("_method=GET&a=1"), "Content-Type", "application/x-www-form-urlencoded")
+	require.Equal(t, http.StatusOK, r.Code, r.Body)
+	assert.Equal(t, "_method=GET&a=1", string(s.u2.last(t).Body))
+
+	// Only POST is overridden by the frameworks: an override on any other
+	// method is refused, not guessed at.
+	r = c.get("/opt/items/1?KEY="+key, "X-HTTP-Method-Override", "GET")
+	assert.Equal(t, http.StatusBadRequest, r.Code, r.Body)
+	assert.Contains(t, r.Body, "only POST")
+	// An override that names no method, or one the gateway never forwards.
+	assert.Equal(t, http.StatusBadRequest, c.do("POST", "/opt/items/1?KEY="+key, nil, "X-HTTP-Method-Override", "DEL ETE").Code)
+	assert.Equal(t, http.StatusBadRequest, c.do("POST", "/opt/items/1?KEY="+key, nil, "X-HTTP-Method-Override", "TRACE").Code)
+	// The route without the opt-in still removes them.
+	require.Equal(t, http.StatusOK, c.do("POST", "/app/items/1?KEY="+key, nil, "X-HTTP-Method-Override", "GET").Code)
+	noOverrideHeader(t, s.u1.last(t), "/app/")
 }

@@ -214,6 +214,11 @@ type Route struct {
 	Auth        string        // "", "api_key" or "jwt"
 	RateLimit   Limit         // per client on this route; zero: none
 	RawPath     bool          // path_normalization: raw — forward the path as sent
+	// MethodOverride passes method overrides (X-HTTP-Method-Override,
+	// _method) to the upstream, and RBAC checks the methods they name;
+	// without it the headers are removed and _method is refused where
+	// roles are checked (package methodoverride).
+	MethodOverride bool
 }
 
 // Redis holds the shared-state connection settings.
@@ -392,6 +397,9 @@ type fileRoute struct {
 	Auth        string    `yaml:"auth"`
 	RateLimit   fileLimit `yaml:"rate_limit"`
 	PathNorm    string    `yaml:"path_normalization"`
+	// MethodOverride is decoded as any so that a value that is not a
+	// boolean (yes, "true") is refused with its key, not taken for one.
+	MethodOverride any `yaml:"method_override"`
 }
 
 type fileJWTKey struct {
@@ -691,6 +699,15 @@ func (f *file) validate() (*Config, error) {
 			continue
 		}
 		route := Route{Path: r.Path, StripPrefix: r.StripPrefix, Auth: r.Auth, Timeout: 30 * time.Second}
+		switch mo := r.MethodOverride.(type) {
+		case nil:
+		case bool:
+			route.MethodOverride = mo
+		case string:
+			bad(key+".method_override", "must be true or false, got the string %q", mo)
+		default:
+			bad(key+".method_override", "must be true or false, got %v", mo)
+		}
 		if r.Timeout != "" {
 			route.Timeout = dur(key+".timeout", r.Timeout, time.Millisecond)
 		}
@@ -1038,7 +1055,8 @@ func (c *Config) Redacted() map[string]any {
 			norm = "raw"
 		}
 		routes[i] = map[string]any{"path": r.Path, "target": r.Upstream.Redacted(), "strip_prefix": r.StripPrefix,
-			"timeout": r.Timeout.String(), "auth": r.Auth, "rate_limit": r.RateLimit, "path_normalization": norm}
+			"timeout": r.Timeout.String(), "auth": r.Auth, "rate_limit": r.RateLimit, "path_normalization": norm,
+			"method_override": r.MethodOverride}
 	}
 	return map[string]any{
 		"listen": c.Listen, "gateway_id": c.GatewayID, "routes": routes,

@@ -15,7 +15,7 @@
 // too. Hop-by-hop headers are stripped; of TE only "trailers" passes (the
 // proxy relays trailers, and gRPC needs the client to say it accepts them).
 // Method-override headers (X-HTTP-Method-Override and its relatives,
-// package methodoverride) are removed.
+// package methodoverride) are removed unless the route has MethodOverride.
 //
 // A request body that fails with *http.MaxBytesError while it streams
 // (the gateway's max_body_size) ends the upstream request mid-body and is
@@ -50,6 +50,9 @@ type Route struct {
 	StripPrefix bool          // forward /api/x as /x
 	Timeout     time.Duration // until the upstream's response headers; 0: 30 s
 	RawPath     bool          // forward the path as sent (see WithSentPath)
+	// MethodOverride keeps the method-override headers; the gateway has
+	// checked the methods they name where that matters.
+	MethodOverride bool
 }
 
 // Origin is the gateway's decision about where a request comes from, as
@@ -300,7 +303,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.URL.RawPath = ""
 	}
 	pr.SetURL(route.Upstream) // joins the upstream's base path; Host becomes the upstream's
-	SetForwarding(pr.Out.Header, pr.In, p.clientIP(pr.In))
+	setForwarding(pr.Out.Header, pr.In, p.clientIP(pr.In), route.MethodOverride)
 }
 
 // clientHeaders name the client, or how it connected, in one proxy's or
@@ -339,11 +342,17 @@ var clientHeaders = func() map[string]bool {
 // in the same pass: they would make the upstream run a method the gateway
 // did not check.
 func SetForwarding(out http.Header, in *http.Request, o Origin) {
+	setForwarding(out, in, o, false)
+}
+
+// setForwarding is SetForwarding; keepOverrides keeps the method-override
+// headers, for a route with MethodOverride.
+func setForwarding(out http.Header, in *http.Request, o Origin, keepOverrides bool) {
 	for k := range out {
 		// Also in other spellings: CGI-style servers read X_Real_IP as
 		// X-Real-IP. Neither call allocates for a canonical name.
 		if clientHeaders[k] || clientHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] ||
-			methodoverride.IsHeader(k) {
+			!keepOverrides && methodoverride.IsHeader(k) {
 			delete(out, k)
 		}
 	}

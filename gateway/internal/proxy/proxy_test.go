@@ -343,15 +343,15 @@ func FuzzSetForwarding(f *testing.F) {
 	})
 }
 
-// Method-override headers are removed, in every spelling; SetForwarding
-// (the login's request) removes them too.
+// Method-override headers are removed, in every spelling, unless the route
+// has MethodOverride; SetForwarding (the login's request) removes them too.
 func TestMethodOverrideHeaders(t *testing.T) {
 	headers := make(chan http.Header, 4)
 	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { headers <- r.Header.Clone() }))
 	defer srv.Close()
 	u, err := url.Parse(srv.URL)
 	require.NoError(t, err)
-	p, err := proxy.New([]proxy.Route{{Path: "/", Upstream: u}},
+	p, err := proxy.New([]proxy.Route{{Path: "/opt/", Upstream: u, MethodOverride: true}, {Path: "/", Upstream: u}},
 		func(*http.Request) proxy.Origin { return proxy.Origin{Client: "203.0.113.9", Chain: "203.0.113.9"} }, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	send := func(path string) http.Header {
@@ -370,6 +370,9 @@ func TestMethodOverrideHeaders(t *testing.T) {
 		assert.Empty(t, h[k], k)
 	}
 	assert.Equal(t, "kept", h.Get("X-Methods"))
+	h = send("/opt/a")
+	assert.Equal(t, "DELETE", h.Get("X-Http-Method-Override"), "kept where the route opts in")
+	assert.Equal(t, []string{"DELETE"}, h["X_http_method_override"])
 
 	out := http.Header{"X-Http-Method-Override": {"DELETE"}, "Accept": {"*/*"}}
 	proxy.SetForwarding(out, httptest.NewRequest("POST", "/auth", nil), proxy.Origin{})

@@ -54,8 +54,8 @@ var loginClient = &http.Client{
 
 // apiKey requires a valid credential on routes with auth (api_key: a
 // Bulwark key; jwt: a verified JWT bearer token), as the credential step
-// found it, applies RBAC (and refuses the method overrides that would
-// get past it: checkOverrides), and strips a Bulwark key
+// found it, applies RBAC (to the request's method, then to the methods
+// overrides name: checkOverrides), and strips a Bulwark key
 // before forwarding (a JWT is the upstream's and passes). Missing and
 // invalid credentials count toward the address's failure limit; crossing
 // it bans the address.

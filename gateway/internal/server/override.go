@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -12,12 +13,18 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/methodoverride"
 )
 
-// checkOverrides refuses the overrides the proxy cannot remove, after
-// apiKey checked the request's own method: frameworks run a POST with
-// _method=DELETE as a DELETE (package methodoverride). Where the method
-// decides (rolesByMethod), _method in the query or in a POST's form body
-// is refused (400): the upstream would run a method nobody checked. The
-// override headers are the proxy's to remove.
+// checkOverrides applies RBAC to the methods a request's overrides name
+// (package methodoverride), after apiKey checked its own method: frameworks
+// run a POST with X-HTTP-Method-Override: DELETE, or _method=DELETE, as a
+// DELETE. It matters only where the method decides (rolesByMethod); there:
+//
+//   - Without routes[].method_override, the proxy removes the override
+//     headers, and _method in the query or in a POST's form body is
+//     refused (400): the upstream would run a method nobody checked.
+//   - With it, each method a header, the query or a POST's form body names
+//     must be permitted too (403); the upstream picks one, so every one
+//     is checked. An override on another method than POST (the frameworks
+//     override POST only) or one that names no method is refused (400).
 //
 // A POST's form body (urlencoded, or multipart) is read whole with
 // readBody (body_buffer_size, body_buffer_memory, read_header_timeout) and
@@ -25,34 +32,74 @@ import (
 // been forwarded. Other bodies are never read.
 func (p *pipeline) checkOverrides(c echo.Context, v *verdict) (release func(), err error) {
 	r := c.Request()
-	if _, listed := endpointRules(v.rt.cfg.APIKey.Permissions, v.route.Path, r); !listed {
+	rules, listed := endpointRules(v.rt.cfg.APIKey.Permissions, v.route.Path, r)
+	if !listed {
 		return noRelease, nil
 	}
-	if ovs := methodoverride.FromQuery(r.URL.RawQuery); len(ovs) > 0 {
+	opted := v.route.MethodOverride
+	var ovs []methodoverride.Override
+	if opted {
+		ovs = methodoverride.FromHeaders(r.Header)
+	}
+	ovs = append(ovs, methodoverride.FromQuery(r.URL.RawQuery)...)
+	switch {
+	case !opted && len(ovs) > 0:
 		return noRelease, refuseOverride(v, ovs[0])
+	case len(ovs) > 0 && r.Method != http.MethodPost:
+		return noRelease, stop(v, decisionForbidden, http.StatusBadRequest,
+			fmt.Sprintf("%s (a method override) is refused on %s: only POST may be overridden", ovs[0].Where, r.Method))
 	}
-	forms := formBody(r)
-	if forms == nil {
-		return noRelease, nil
+	release = noRelease
+	if forms := formBody(r); forms != nil {
+		if edge := v.rt.cfg.Edge; r.ContentLength > edge.BodyBufferBytes {
+			return noRelease, stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge,
+				fmt.Sprintf("form body over body_buffer_size (%d bytes): on this route it is read whole for method overrides", edge.BodyBufferBytes))
+		}
+		body, rel, err := p.readBody(c, v)
+		if err != nil {
+			return noRelease, err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.TransferEncoding = nil
+		found, ferr := forms.read(body)
+		switch {
+		case !opted && len(found) > 0:
+			rel()
+			return noRelease, refuseOverride(v, found[0])
+		case ferr != nil:
+			rel()
+			return noRelease, stop(v, decisionForbidden, http.StatusBadRequest,
+				fmt.Sprintf("%s (a method override) is in a multipart body that cannot be read unambiguously", found[0].Where))
+		}
+		ovs = append(ovs, found...)
+		release = rel
 	}
-	if edge := v.rt.cfg.Edge; r.ContentLength > edge.BodyBufferBytes {
-		return noRelease, stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("form body over body_buffer_size (%d bytes): on this route it is read whole for method overrides", edge.BodyBufferBytes))
-	}
-	body, release, err := p.readBody(c, v)
-	if err != nil {
-		return noRelease, err
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	r.TransferEncoding = nil
-	// A multipart body that cannot be read unambiguously still names the
-	// field: refused all the same.
-	if found, _ := forms.read(body); len(found) > 0 {
-		release()
-		return noRelease, refuseOverride(v, found[0])
+	for _, o := range ovs {
+		if code, msg := judgeOverride(o, rules, v.role); code != 0 {
+			release()
+			return noRelease, stop(v, decisionForbidden, code, msg)
+		}
 	}
 	return release, nil
+}
+
+// judgeOverride answers an override on a route with method_override: 0
+// when the role may use its method (or it is empty, which frameworks
+// ignore), 400 when it names no method or one that is never forwarded,
+// 403 when the role may not use it.
+func judgeOverride(o methodoverride.Override, rules map[string][]string, role string) (code int, msg string) {
+	switch {
+	case o.Method == "":
+		return 0, ""
+	case !methodoverride.ValidMethod(o.Method):
+		return http.StatusBadRequest, o.Where + " (a method override) names no valid method"
+	case o.Method == http.MethodTrace || o.Method == http.MethodConnect:
+		return http.StatusBadRequest, fmt.Sprintf("%s (a method override) names %s, which is never forwarded", o.Where, o.Method)
+	case !slices.Contains(rules[o.Method], role):
+		return http.StatusForbidden, msgNotAllowed
+	}
+	return 0, ""
 }
 
 // refuseOverride answers an override on a route without method_override.
@@ -62,7 +109,7 @@ func refuseOverride(v *verdict, o methodoverride.Override) error {
 
 // rolesByMethod reports whether RBAC decides r by its method: a route with
 // auth (api_key while keys are configured, or jwt) and an endpoint
-// api_key.permissions lists. Only there are overrides refused and form
+// api_key.permissions lists. Only there are overrides checked and form
 // bodies read.
 func (p *pipeline) rolesByMethod(v *verdict, r *http.Request) bool {
 	switch v.route.Auth {

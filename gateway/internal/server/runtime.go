@@ -27,7 +27,8 @@ type runtime struct {
 func newRuntime(cfg *config.Config, d Deps) (*runtime, error) {
 	routes := make([]proxy.Route, len(cfg.Routes))
 	for i, r := range cfg.Routes {
-		routes[i] = proxy.Route{Path: r.Path, Upstream: r.Upstream, StripPrefix: r.StripPrefix, Timeout: r.Timeout, RawPath: r.RawPath}
+		routes[i] = proxy.Route{Path: r.Path, Upstream: r.Upstream, StripPrefix: r.StripPrefix, Timeout: r.Timeout, RawPath: r.RawPath,
+			MethodOverride: r.MethodOverride}
 	}
 	ips := realip.WithHeader(cfg.TrustedProxies, cfg.ClientIPHeader)
 	px, err := proxy.New(routes, origin(ips), d.Log)
