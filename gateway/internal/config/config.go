@@ -227,6 +227,11 @@ type Route struct {
 	// this route (never nil after Load): routing, login protection,
 	// sensitive paths, key roles and features compare paths by its keys.
 	Equivalence *pathnorm.Equivalence
+	// MethodOverride passes method overrides (X-HTTP-Method-Override,
+	// _method) to the upstream, and RBAC checks the methods they name;
+	// without it the headers are removed and _method is refused where
+	// roles are checked (package methodoverride).
+	MethodOverride bool
 }
 
 // Redis holds the shared-state connection settings.
@@ -413,6 +418,9 @@ type fileRoute struct {
 	// PathEquivalence overrides the top-level path_equivalence for this
 	// route, key by key.
 	PathEquivalence filePathEquivalence `yaml:"path_equivalence"`
+	// MethodOverride is decoded as any so that a value that is not a
+	// boolean (yes, "true") is refused with its key, not taken for one.
+	MethodOverride any `yaml:"method_override"`
 }
 
 // filePathEquivalence is pathnorm.Equivalence in YAML; an absent key keeps
@@ -753,6 +761,15 @@ func (f *file) validate() (*Config, error) {
 		}
 		route := Route{Path: r.Path, StripPrefix: r.StripPrefix, Auth: r.Auth, Timeout: 30 * time.Second,
 			Equivalence: r.PathEquivalence.over(c.PathEquivalence, key+".path_equivalence", bad)}
+		switch mo := r.MethodOverride.(type) {
+		case nil:
+		case bool:
+			route.MethodOverride = mo
+		case string:
+			bad(key+".method_override", "must be true or false, got the string %q", mo)
+		default:
+			bad(key+".method_override", "must be true or false, got %v", mo)
+		}
 		if r.Timeout != "" {
 			route.Timeout = dur(key+".timeout", r.Timeout, time.Millisecond)
 		}
@@ -1105,7 +1122,8 @@ func (c *Config) Redacted() map[string]any {
 			norm = "raw"
 		}
 		routes[i] = map[string]any{"path": r.Path, "target": r.Upstream.Redacted(), "strip_prefix": r.StripPrefix,
-			"timeout": r.Timeout.String(), "auth": r.Auth, "rate_limit": r.RateLimit, "path_normalization": norm}
+			"timeout": r.Timeout.String(), "auth": r.Auth, "rate_limit": r.RateLimit, "path_normalization": norm,
+			"method_override": r.MethodOverride}
 	}
 	return map[string]any{
 		"listen": c.Listen, "gateway_id": c.GatewayID, "routes": routes,

@@ -151,3 +151,17 @@ func TestPathNormalization(t *testing.T) {
 	assert.Contains(t, err.Error(), `routes[0].path_normalization: must be "strict" or "raw", got "loose"`)
 	assert.Contains(t, err.Error(), `routes[1].path_normalization: "raw" forwards the path as sent and cannot be combined with strip_prefix`)
 }
+
+func TestMethodOverride(t *testing.T) {
+	cfg, err := config.Parse([]byte("routes:\n  - {path: /a/, upstream: http://u, method_override: true}\n  - {path: /b/, upstream: http://u, method_override: false}\n  - {path: /, upstream: http://u}\n"), env(nil))
+	require.NoError(t, err)
+	assert.True(t, cfg.Routes[0].MethodOverride)
+	assert.False(t, cfg.Routes[1].MethodOverride)
+	assert.False(t, cfg.Routes[2].MethodOverride, "off by default: overrides are removed or refused")
+
+	_, err = config.Parse([]byte("routes:\n  - {path: /a/, upstream: http://u, method_override: yes}\n  - {path: /b/, upstream: http://u, method_override: \"true\"}\n  - {path: /c/, upstream: http://u, method_override: [POST]}\n"), env(nil))
+	require.Error(t, err, "a security switch is a YAML boolean, nothing that reads like one")
+	assert.Contains(t, err.Error(), `routes[0].method_override: must be true or false, got the string "yes"`)
+	assert.Contains(t, err.Error(), `routes[1].method_override: must be true or false, got the string "true"`)
+	assert.Contains(t, err.Error(), `routes[2].method_override: must be true or false, got [POST]`)
+}

@@ -14,6 +14,8 @@
 // CF-Connecting-IP, X-Client-IP, ...) is removed, from trusted proxies
 // too. Hop-by-hop headers are stripped; of TE only "trailers" passes (the
 // proxy relays trailers, and gRPC needs the client to say it accepts them).
+// Method-override headers (X-HTTP-Method-Override and its relatives,
+// package methodoverride) are removed unless the route has MethodOverride.
 //
 // A request body that fails with *http.MaxBytesError while it streams
 // (the gateway's max_body_size) ends the upstream request mid-body and is
@@ -37,6 +39,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bulwarkgw/bulwark/gateway/internal/methodoverride"
 	"github.com/bulwarkgw/bulwark/gateway/internal/pathnorm"
 )
 
@@ -51,6 +54,9 @@ type Route struct {
 	// matches when its route key (pathnorm.Equivalence.RouteKey) falls
 	// under the route's. nil: the path as it is.
 	Equivalence *pathnorm.Equivalence
+	// MethodOverride keeps the method-override headers; the gateway has
+	// checked the methods they name where that matters.
+	MethodOverride bool
 }
 
 // Origin is the gateway's decision about where a request comes from, as
@@ -301,7 +307,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.URL.RawPath = ""
 	}
 	pr.SetURL(route.Upstream) // joins the upstream's base path; Host becomes the upstream's
-	SetForwarding(pr.Out.Header, pr.In, p.clientIP(pr.In))
+	setForwarding(pr.Out.Header, pr.In, p.clientIP(pr.In), route.MethodOverride)
 }
 
 // clientHeaders name the client, or how it connected, in one proxy's or
@@ -335,12 +341,22 @@ var clientHeaders = func() map[string]bool {
 // X-Forwarded-Host to the Host in asked for (left out when in had none) and
 // X-Forwarded-Proto to the scheme it arrived on: https when the gateway
 // terminated TLS, the trusted proxy's own X-Forwarded-Proto (http or https)
-// when the peer is one, else http.
+// when the peer is one, else http. The method-override headers
+// (X-HTTP-Method-Override, ...: package methodoverride) are removed too,
+// in the same pass: they would make the upstream run a method the gateway
+// did not check.
 func SetForwarding(out http.Header, in *http.Request, o Origin) {
+	setForwarding(out, in, o, false)
+}
+
+// setForwarding is SetForwarding; keepOverrides keeps the method-override
+// headers, for a route with MethodOverride.
+func setForwarding(out http.Header, in *http.Request, o Origin, keepOverrides bool) {
 	for k := range out {
 		// Also in other spellings: CGI-style servers read X_Real_IP as
 		// X-Real-IP. Neither call allocates for a canonical name.
-		if clientHeaders[k] || clientHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] {
+		if clientHeaders[k] || clientHeaders[http.CanonicalHeaderKey(strings.ReplaceAll(k, "_", "-"))] ||
+			!keepOverrides && methodoverride.IsHeader(k) {
 			delete(out, k)
 		}
 	}

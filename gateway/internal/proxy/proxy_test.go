@@ -311,3 +311,40 @@ func FuzzSetForwarding(f *testing.F) {
 		}
 	})
 }
+
+// Method-override headers are removed, in every spelling, unless the route
+// has MethodOverride; SetForwarding (the login's request) removes them too.
+func TestMethodOverrideHeaders(t *testing.T) {
+	headers := make(chan http.Header, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { headers <- r.Header.Clone() }))
+	defer srv.Close()
+	u, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	p, err := proxy.New([]proxy.Route{{Path: "/opt/", Upstream: u, MethodOverride: true}, {Path: "/", Upstream: u}},
+		func(*http.Request) proxy.Origin { return proxy.Origin{Client: "203.0.113.9", Chain: "203.0.113.9"} }, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	send := func(path string) http.Header {
+		r := httptest.NewRequest("POST", path, nil)
+		r.Header["X-Http-Method-Override"] = []string{"DELETE"}
+		r.Header["X_http_method_override"] = []string{"DELETE"}
+		r.Header["X-Http-Method"] = []string{"DELETE"}
+		r.Header["X-Method-Override"] = []string{"DELETE"}
+		r.Header["X-Method"] = []string{"DELETE"}
+		r.Header["X-Methods"] = []string{"kept"}
+		p.ServeHTTP(httptest.NewRecorder(), r)
+		return <-headers
+	}
+	h := send("/a")
+	for _, k := range []string{"X-Http-Method-Override", "X_http_method_override", "X-Http-Method", "X-Method-Override", "X-Method"} {
+		assert.Empty(t, h[k], k)
+	}
+	assert.Equal(t, "kept", h.Get("X-Methods"))
+	h = send("/opt/a")
+	assert.Equal(t, "DELETE", h.Get("X-Http-Method-Override"), "kept where the route opts in")
+	assert.Equal(t, []string{"DELETE"}, h["X_http_method_override"])
+
+	out := http.Header{"X-Http-Method-Override": {"DELETE"}, "Accept": {"*/*"}}
+	proxy.SetForwarding(out, httptest.NewRequest("POST", "/auth", nil), proxy.Origin{})
+	assert.Empty(t, out.Get("X-Http-Method-Override"))
+	assert.Equal(t, "*/*", out.Get("Accept"))
+}

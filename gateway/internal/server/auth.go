@@ -52,7 +52,8 @@ var loginClient = &http.Client{
 
 // apiKey requires a valid credential on routes with auth (api_key: a
 // Bulwark key; jwt: a verified JWT bearer token), as the credential step
-// found it, applies RBAC, and strips a Bulwark key
+// found it, applies RBAC (to the request's method, then to the methods
+// overrides name: checkOverrides), and strips a Bulwark key
 // before forwarding (a JWT is the upstream's and passes). Missing and
 // invalid credentials count toward the address's failure limit; crossing
 // it bans the address.
@@ -76,6 +77,11 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 			if !permitted(v.rt.cfg.APIKey.Permissions, v, c.Request(), v.role) {
 				return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 			}
+			release, err := p.checkOverrides(c, v)
+			if err != nil {
+				return err
+			}
+			defer release()
 			return next(c)
 		default:
 			return next(c)
@@ -96,6 +102,11 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 		if !permitted(v.rt.cfg.APIKey.Permissions, v, r, v.role) {
 			return stop(v, decisionForbidden, http.StatusForbidden, msgNotAllowed)
 		}
+		release, err := p.checkOverrides(c, v)
+		if err != nil {
+			return err
+		}
+		defer release()
 		apikey.Strip(r)
 		return next(c)
 	}
@@ -110,14 +121,25 @@ func (p *pipeline) apiKey(next echo.HandlerFunc) echo.HandlerFunc {
 // /app/secret.json are all /app/secret; names are compared case-folded
 // whatever the equivalence.
 func permitted(perms map[string]map[string][]string, v *verdict, r *http.Request, role string) bool {
+	methods, listed := endpointRules(perms, v)
+	return !listed || slices.Contains(methods[r.Method], role)
+}
+
+// endpointRules returns the roles permissions gives each method on the
+// request's endpoint (as permitted finds it), and whether the endpoint is
+// listed: only then does the method decide anything.
+func endpointRules(perms map[string]map[string][]string, v *verdict) (map[string][]string, bool) {
+	if len(perms) == 0 {
+		return nil, false
+	}
 	rest := strings.TrimPrefix(v.key, v.rt.equivalence(v.route).Key(v.route.Path))
 	endpoint, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
 	for name, methods := range perms {
 		if strings.EqualFold(name, endpoint) {
-			return slices.Contains(methods[r.Method], role)
+			return methods, true
 		}
 	}
-	return true
+	return nil, false
 }
 
 // authFailure counts a bad key or failed login. Five in the window are

@@ -74,9 +74,10 @@ func (p *pipeline) limitBody(c echo.Context, v *verdict) (release func(), err er
 	// The server's own writer, so that a body cut at the limit also closes
 	// the client's connection after the answer.
 	w := c.Response().Writer
-	if r.ContentLength >= 0 || p.readsBody(v, r) {
-		// A login's body is read whole later (readBody), with its own
-		// bound; reading ahead here would hold it twice.
+	if r.ContentLength >= 0 || p.readsBody(v, r) || p.readsForm(v, r) {
+		// A login's body, or a form where roles are checked by method, is
+		// read whole later (readBody), with its own bound; reading ahead
+		// here would hold it twice.
 		r.Body = &flagOverflow{http.MaxBytesReader(w, r.Body, max), &v.bodyOver}
 		return noRelease, nil
 	}
@@ -177,7 +178,8 @@ func (p *pipeline) readsBody(v *verdict, r *http.Request) bool {
 }
 
 // readBody reads a body the gateway must see whole (a login's, to read the
-// login and password) into memory: at most body_buffer_size (413 above
+// login and password; a form's where roles are checked by method, for
+// _method) into memory: at most body_buffer_size (413 above
 // it, or the guards could be skipped by padding the body), charged to
 // body_buffer_memory (503 while the gateway holds as much as it may).
 // release gives the memory back once the body has been forwarded.

@@ -40,7 +40,7 @@ func newRuntime(cfg *config.Config, d Deps) (*runtime, error) {
 		rt.routes[r.Path] = r
 		rt.paths[r.Equivalence] = nil
 		routes[i] = proxy.Route{Path: r.Path, Upstream: r.Upstream, StripPrefix: r.StripPrefix, Timeout: r.Timeout,
-			RawPath: r.RawPath, Equivalence: r.Equivalence}
+			RawPath: r.RawPath, Equivalence: r.Equivalence, MethodOverride: r.MethodOverride}
 	}
 	ips := realip.WithHeader(cfg.TrustedProxies, cfg.ClientIPHeader)
 	px, err := proxy.New(routes, origin(ips), d.Log)
