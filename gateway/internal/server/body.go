@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/framing"
 )
 
 const msgTooLarge = "Request body too large"
@@ -91,6 +93,10 @@ func (p *pipeline) limitBody(c echo.Context, v *verdict) (release func(), err er
 		return noRelease, stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
 	case rerr == nil && int64(len(buf)) < n:
 		// The whole body, within the limit (len < n <= max+1).
+		if err := refusedFraming(c, v); err != nil {
+			release()
+			return noRelease, err
+		}
 		r.Body = io.NopCloser(bytes.NewReader(buf))
 		r.ContentLength = int64(len(buf))
 		r.TransferEncoding = nil
@@ -106,6 +112,26 @@ func (p *pipeline) limitBody(c echo.Context, v *verdict) (release func(), err er
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}, max), &v.bodyOver}
 	return release, nil
+}
+
+// refusedFraming refuses a request whose chunked body the gateway has read
+// whole when the connection's framing scanner refused the request
+// meanwhile: its trailer broke the framing rules or took its fields over
+// max_header_count (package framing). framing.Guard answers such a request
+// when the trailer arrives with the head; arriving later, it is answered
+// here, the same way (431 or 400, the connection closed), before the body
+// is forwarded.
+func refusedFraming(c echo.Context, v *verdict) error {
+	status, msg, refused := framing.Refused(c.Request().Context())
+	if !refused {
+		return nil
+	}
+	c.Response().Header().Set("Connection", "close")
+	decision := decisionBadFraming
+	if status == http.StatusRequestHeaderFieldsTooLarge {
+		decision = decisionTooManyHeads
+	}
+	return stop(v, decision, status, msg)
 }
 
 // errBudget: body_buffer_memory (or the uploads' share of it) is full.
@@ -219,6 +245,8 @@ func (p *pipeline) readBody(c echo.Context, v *verdict) (body []byte, release fu
 		err = stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
 	case r.ContentLength > 0 && int64(len(buf)) < n:
 		err = stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
+	case r.ContentLength < 0:
+		err = refusedFraming(c, v)
 	}
 	if err != nil {
 		p.g.bodies.release(held)

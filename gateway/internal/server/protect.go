@@ -55,7 +55,9 @@ const (
 	decisionBadPath      = "bad_path"
 	decisionDegraded     = "degraded"
 	decisionTooLarge     = "too_large"
-	decisionOverloaded   = "overloaded" // body_buffer_memory is full
+	decisionOverloaded   = "overloaded"       // body_buffer_memory is full
+	decisionBadFraming   = "bad_framing"      // a chunked body's framing, seen once the gateway had read it
+	decisionTooManyHeads = "too_many_headers" // likewise, its trailer's fields
 	decisionCORS         = "cors_preflight"
 	decisionLogin        = "login"
 )
