@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -84,9 +82,16 @@ func (p *pipeline) limitBody(c echo.Context, v *verdict) (release func(), err er
 	}
 	n := min(max+1, edge.BodyBufferBytes)
 	// Uploads may hold at most half of body_buffer_memory between them, so
-	// stalled uploads can never take the logins' share.
+	// stalled uploads can never take the logins' share. The read-ahead must
+	// arrive within the body's deadline (awaitBody); the rest streams.
+	awaitBody(c, v)
 	buf, held, rerr := p.g.bodies.readUpTo(r.Body, n, edge.BodyBufferMemory/2)
 	release = func() { p.g.bodies.release(held) }
+	if bodyLate(rerr) {
+		release()
+		return noRelease, lateBody(c, v)
+	}
+	liftBody(c, v, rerr == nil && int64(len(buf)) < n)
 	switch {
 	case rerr != nil && !errors.Is(rerr, errBudget):
 		release()
@@ -221,24 +226,23 @@ func (p *pipeline) readBody(c echo.Context, v *verdict) (body []byte, release fu
 	if r.ContentLength > 0 {
 		n = r.ContentLength
 	}
-	// The login's body must arrive within read_header_timeout: a client
-	// that stalls mid-body holds its share of the budget no longer.
-	rc := http.NewResponseController(c.Response().Writer)
-	if rc.SetReadDeadline(p.d.Now().Add(edge.ReadHeaderTimeout)) == nil {
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
-	}
+	// The login's body must arrive within the body's deadline
+	// (read_header_timeout, awaitBody): a client that stalls mid-body holds
+	// its share of the budget no longer.
+	awaitBody(c, v)
 	buf, held, err := p.g.bodies.readUpTo(r.Body, n, edge.BodyBufferMemory)
+	if !bodyLate(err) {
+		liftBody(c, v, err == nil && (r.ContentLength > 0 || int64(len(buf)) < n))
+	}
 	var tooLarge *http.MaxBytesError
-	var ne net.Error
 	switch {
 	case errors.Is(err, errBudget):
 		c.Response().Header().Set("Retry-After", "1")
 		err = stop(v, decisionOverloaded, http.StatusServiceUnavailable, msgDegraded)
 	case errors.As(err, &tooLarge):
 		err = stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
-	case errors.As(err, &ne) && ne.Timeout():
-		c.Response().Header().Set("Connection", "close")
-		err = stop(v, decisionForbidden, http.StatusRequestTimeout, "request body not received in time")
+	case bodyLate(err):
+		err = lateBody(c, v)
 	case err != nil:
 		err = stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
 	case r.ContentLength < 0 && int64(len(buf)) == n: // filled: more than limit
