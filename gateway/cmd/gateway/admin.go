@@ -171,7 +171,7 @@ func newAdmin(cfg *config.Config, gw *server.Gateway, rl *reloader, d adminDeps)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &http.Server{Handler: e, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}, ln, nil
+	return &http.Server{Handler: e, ReadHeaderTimeout: admin.ReadTimeout, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}, ln, nil
 }
 
 type rateLimitAdmin struct {

@@ -253,7 +253,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// them and closes the connection.
 	srv := &http.Server{
 		Handler: framing.Guard(gw, func(r *http.Request, why framing.Reason) {
-			metrics.Refused("bad_framing", http.StatusBadRequest)
+			decision := "bad_framing"
+			if why == framing.TooManyFields {
+				decision = "too_many_headers"
+			}
+			metrics.Refused(decision, why.Status())
 			log.Warn("request framing refused", "reason", why.String(), "remote", r.RemoteAddr, "method", r.Method)
 		}),
 		ConnContext:                  framing.ConnContext,
@@ -306,9 +310,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	serveErr := make(chan error, 1)
 	// Limits first (a refused connection is never scanned), then the
-	// framing scanner over what the server reads; ConnState sees the
-	// framing wrapper and unwraps it (NetConn).
-	go func() { serveErr <- srv.Serve(framing.Listen(conns.Listen(ln))) }()
+	// framing scanner over what the server reads, which also bounds the
+	// header fields of a request; ConnState sees the framing wrapper and
+	// unwraps it (NetConn).
+	scanned := framing.Listen(conns.Listen(ln), framing.Options{MaxFields: cfg.Edge.MaxHeaderCount})
+	go func() { serveErr <- srv.Serve(scanned) }()
 	var draining time.Time
 	select {
 	case err = <-serveErr:

@@ -135,6 +135,7 @@ func restartOnly(old, next *config.Config) error {
 	check("scoring.cache_tolerance", old.Scoring.CacheTolerance != next.Scoring.CacheTolerance)
 	check("events", old.Events != next.Events)
 	check("max_header_bytes", old.Edge.MaxHeaderBytes != next.Edge.MaxHeaderBytes)
+	check("max_header_count", old.Edge.MaxHeaderCount != next.Edge.MaxHeaderCount)
 	check("read_header_timeout", old.Edge.ReadHeaderTimeout != next.Edge.ReadHeaderTimeout)
 	check("connections", old.Edge.Connections != next.Edge.Connections)
 	check("shutdown_timeout", old.ShutdownTimeout != next.ShutdownTimeout)

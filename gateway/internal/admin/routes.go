@@ -32,7 +32,8 @@ func New(d Deps) (*echo.Echo, error) {
 	// The lockout counts per TCP peer: a header can never pick the IP here.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(
-		recoverPanic, // a panicking handler is a logged 500, not a dropped connection
+		recoverPanic,              // a panicking handler is a logged 500, not a dropped connection
+		bodyDeadline(ReadTimeout), // a body that takes longer is answered 408; a refused one is not waited for
 		authenticate(newChecker(d.Auth), newFailures(d.Lockout.withDefaults()), d.Audit, d.Now),
 	)
 

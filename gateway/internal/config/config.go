@@ -163,9 +163,12 @@ type Edge struct {
 	// memory: a body it reads itself (a login) may be no larger, and a
 	// chunked body is read this far before it is forwarded.
 	// BodyBufferMemory bounds all requests' buffered bodies together.
-	BodyBufferBytes   int64
-	BodyBufferMemory  int64
-	MaxHeaderBytes    int
+	BodyBufferBytes  int64
+	BodyBufferMemory int64
+	MaxHeaderBytes   int
+	// MaxHeaderCount bounds a request's header fields, its chunked
+	// trailer's included (package framing answers 431 above it).
+	MaxHeaderCount    int
 	ReadHeaderTimeout time.Duration
 	CORS              CORS
 	Connections       Connections
@@ -390,6 +393,7 @@ type file struct {
 	BodyBufferSize    int64  `yaml:"body_buffer_size"`
 	BodyBufferMemory  int64  `yaml:"body_buffer_memory"`
 	MaxHeaderBytes    int    `yaml:"max_header_bytes"`
+	MaxHeaderCount    int    `yaml:"max_header_count"`
 	ReadHeaderTimeout string `yaml:"read_header_timeout"`
 	CORS              struct {
 		AllowOrigins     []string `yaml:"allow_origins"`
@@ -528,6 +532,7 @@ func defaults() file {
 	f.BodyBufferSize = 64 << 10
 	f.BodyBufferMemory = 32 << 20
 	f.MaxHeaderBytes = 64 << 10
+	f.MaxHeaderCount = 100 // Envoy's default; browsers send about 15, CDNs and tracing add some 20
 	f.ReadHeaderTimeout = "5s"
 	f.CORS.AllowMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 	f.CORS.MaxAge = "10m"
@@ -536,6 +541,9 @@ func defaults() file {
 	f.ShutdownTimeout = "10s"
 	return f
 }
+
+// minHeaderCount is the least max_header_count allowed.
+const minHeaderCount = 16
 
 // Env names of the deployment overrides.
 const (
@@ -986,7 +994,7 @@ func (f *file) validate() (*Config, error) {
 	}
 
 	c.Edge = Edge{
-		MaxBodyBytes: f.MaxBodySize, MaxHeaderBytes: f.MaxHeaderBytes,
+		MaxBodyBytes: f.MaxBodySize, MaxHeaderBytes: f.MaxHeaderBytes, MaxHeaderCount: f.MaxHeaderCount,
 		BodyBufferBytes: f.BodyBufferSize, BodyBufferMemory: f.BodyBufferMemory,
 		ReadHeaderTimeout: dur("read_header_timeout", f.ReadHeaderTimeout, time.Millisecond),
 		CORS: CORS{
@@ -1005,6 +1013,9 @@ func (f *file) validate() (*Config, error) {
 	}
 	if f.MaxHeaderBytes < 1024 {
 		bad("max_header_bytes", "must be at least 1024, got %d", f.MaxHeaderBytes)
+	}
+	if f.MaxHeaderCount < minHeaderCount {
+		bad("max_header_count", "must be at least %d (a browser alone sends about 15 header fields), got %d", minHeaderCount, f.MaxHeaderCount)
 	}
 	for i, o := range f.CORS.AllowOrigins {
 		if o == "*" && f.CORS.AllowCredentials {

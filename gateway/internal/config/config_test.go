@@ -73,6 +73,7 @@ func TestDefaultsWithUpstreamFromEnv(t *testing.T) {
 	assert.Equal(t, time.Second, cfg.Events.AggregateWindow)
 	assert.EqualValues(t, 64<<10, cfg.Edge.BodyBufferBytes)
 	assert.EqualValues(t, 32<<20, cfg.Edge.BodyBufferMemory)
+	assert.Equal(t, 100, cfg.Edge.MaxHeaderCount)
 }
 
 func TestRedisURLForms(t *testing.T) {
@@ -109,6 +110,8 @@ func TestParseBad(t *testing.T) {
 		{"negative aggregate window", "routes: [{path: /, upstream: http://u}]\nevents: {aggregate_window: -1s}\n", []string{"events.aggregate_window: must be at least 0s, got -1s"}},
 		{"body buffer too small", "routes: [{path: /, upstream: http://u}]\nbody_buffer_size: 100\n", []string{"body_buffer_size: must be at least 1024, got 100"}},
 		{"body memory below one buffer", "routes: [{path: /, upstream: http://u}]\nbody_buffer_size: 4096\nbody_buffer_memory: 2048\n", []string{"body_buffer_memory: must be at least body_buffer_size (4096), got 2048"}},
+		{"too few header fields", "routes: [{path: /, upstream: http://u}]\nmax_header_count: 15\n", []string{"max_header_count: must be at least 16 (a browser alone sends about 15 header fields), got 15"}},
+		{"no header fields", "routes: [{path: /, upstream: http://u}]\nmax_header_count: 0\n", []string{"max_header_count: must be at least 16"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,7 +27,11 @@ type server struct {
 	mu      sync.Mutex
 	seen    []string
 	refused []framing.Reason
+	parsed  []int // field lines of each refused request as the server parsed it
 }
+
+// maxFields bounds the test server's header fields.
+const maxFields = 8
 
 func (s *server) paths() []string {
 	s.mu.Lock()
@@ -50,19 +54,28 @@ func startServer(t *testing.T) *server {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
+		if r.URL.Path == "/checked" {
+			// A handler that read the body whole asks before it acts.
+			if status, msg, refused := framing.Refused(r.Context()); refused {
+				w.WriteHeader(status)
+				fmt.Fprint(w, msg)
+				return
+			}
+		}
 		fmt.Fprint(w, r.RequestURI)
 	})
 	srv := &http.Server{
-		Handler: framing.Guard(h, func(_ *http.Request, why framing.Reason) {
+		Handler: framing.Guard(h, func(r *http.Request, why framing.Reason) {
 			s.mu.Lock()
 			s.refused = append(s.refused, why)
+			s.parsed = append(s.parsed, fieldLines(r))
 			s.mu.Unlock()
 		}),
 		ConnContext:                  framing.ConnContext,
 		DisableGeneralOptionsHandler: true,
 		ReadHeaderTimeout:            5 * time.Second,
 	}
-	go func() { _ = srv.Serve(framing.Listen(ln)) }()
+	go func() { _ = srv.Serve(framing.Listen(ln, framing.Options{MaxFields: maxFields})) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return s
 }
@@ -215,6 +228,105 @@ func TestGoRefusalsCloseTheConnection(t *testing.T) {
 	assert.Empty(t, s.paths())
 }
 
+// fieldLines counts the field lines the server parsed into r: its header
+// values, the Host it moved out of them and the trailer's values.
+func fieldLines(r *http.Request) int {
+	n := 0
+	for _, h := range []http.Header{r.Header, r.Trailer} {
+		for _, vv := range h {
+			n += len(vv)
+		}
+	}
+	if r.Host != "" {
+		n++
+	}
+	return n
+}
+
+// head is a GET with n field lines, Host first.
+func head(path string, n int) string {
+	var b strings.Builder
+	b.WriteString("GET " + path + " HTTP/1.1\r\nHost: a\r\n")
+	for i := 1; i < n; i++ {
+		fmt.Fprintf(&b, "X-F%d: %d\r\n", i, i)
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// A request with more header fields than the bound is answered 431 JSON
+// naming the bound, never reaches the handler, and the server parses no
+// more than the bound of them: the head is ended where the field over it
+// begins. At the bound a request passes.
+func TestTooManyHeaderFields(t *testing.T) {
+	s := startServer(t)
+	answers, _ := exchange(t, s.addr, head("/at-bound", maxFields)+"GET /close HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	require.Len(t, answers, 2)
+	assert.Equal(t, http.StatusOK, answers[0].code)
+	for _, n := range []int{maxFields + 1, 5000} {
+		answers, closed := exchange(t, s.addr, head("/a", 3)+head("/over", n)+head("/after", 1))
+		require.Len(t, answers, 2, "%d fields", n)
+		assert.Equal(t, http.StatusOK, answers[0].code, "the request before is served")
+		last := answers[1]
+		assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, last.code, "%d fields", n)
+		assert.Equal(t, "application/json", last.hdr.Get("Content-Type"))
+		assert.True(t, last.close, "Connection: close")
+		assert.JSONEq(t, `{"error":"Too many header fields: at most 8"}`, last.body)
+		assert.True(t, closed, "the connection is closed after the refusal")
+	}
+	assert.Equal(t, []string{"GET /at-bound", "GET /close", "GET /a", "GET /a"}, s.paths())
+	assert.Equal(t, []framing.Reason{framing.TooManyFields, framing.TooManyFields}, s.refused)
+	assert.Equal(t, []int{maxFields, maxFields}, s.parsed, "the server parsed the bound's worth of fields, not the 5000 sent")
+}
+
+// A chunked body's trailer counts toward the bound. Read with its head,
+// the request is refused before it is handed over; arriving after the
+// head, the request was already handed over: a handler that has read the
+// body whole learns of the refusal (Refused), and no later request on the
+// connection is served.
+func TestTrailerFieldsCount(t *testing.T) {
+	s := startServer(t)
+	trailer := ""
+	for i := range maxFields - 2 { // Host and Transfer-Encoding are the other two
+		trailer += fmt.Sprintf("X-T%d: %d\r\n", i, i)
+	}
+	const chunkedHead = "POST /checked HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	body := func(trailer string) string { return "5\r\nhello\r\n0\r\n" + trailer + "\r\n" }
+	answers, _ := exchange(t, s.addr, chunkedHead+body(trailer)+"GET /close HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	require.Len(t, answers, 2)
+	assert.Equal(t, []int{200, 200}, []int{answers[0].code, answers[1].code}, "at the bound")
+
+	answers, closed := exchange(t, s.addr, chunkedHead+body(trailer+"X-Over: 1\r\n")+fmt.Sprintf(get, 1))
+	require.Len(t, answers, 1)
+	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, answers[0].code, "refused with its head")
+	assert.True(t, closed)
+	assert.Equal(t, []string{"POST /checked", "GET /close"}, s.paths())
+
+	s = startServer(t) // its handler tells when the request was handed over
+	c, err := net.Dial("tcp", s.addr)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = io.WriteString(c, chunkedHead)
+	require.NoError(t, err)
+	assert.Equal(t, "/checked", <-s.entered)
+	_, err = io.WriteString(c, body(trailer+"X-Over: 1\r\n")+fmt.Sprintf(get, 1))
+	require.NoError(t, err)
+	br := bufio.NewReader(c)
+	var codes []int
+	for {
+		if _, err := br.Peek(1); err != nil {
+			break
+		}
+		resp, err := http.ReadResponse(br, nil)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		codes = append(codes, resp.StatusCode)
+	}
+	assert.Equal(t, []int{431, 431}, codes, "the handler asked; the next request is refused")
+	assert.NotContains(t, s.paths(), "GET /1")
+}
+
 // BenchmarkServe is the cost per request of a keep-alive connection
 // through a real http.Server, without and with the scanner and Guard.
 func BenchmarkServe(b *testing.B) {
@@ -230,7 +342,7 @@ func BenchmarkServe(b *testing.B) {
 			srv := &http.Server{Handler: h, DisableGeneralOptionsHandler: true}
 			served := ln
 			if guarded {
-				srv.Handler, srv.ConnContext, served = framing.Guard(h, nil), framing.ConnContext, framing.Listen(ln)
+				srv.Handler, srv.ConnContext, served = framing.Guard(h, nil), framing.ConnContext, framing.Listen(ln, framing.Options{MaxFields: 100})
 			}
 			go func() { _ = srv.Serve(served) }()
 			defer srv.Close()

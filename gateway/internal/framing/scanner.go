@@ -9,7 +9,10 @@
 // bytes, chunked encoding) and remembers the index of the first request on
 // the connection that broke the policy below. Guard, the outermost handler,
 // counts the requests the server hands it on that connection; it answers
-// that one, and any later one, 400 JSON and the connection is closed.
+// that one, and any later one, 400 JSON (431 for too many header fields)
+// and the connection is closed. A head with more fields than the bound
+// never reaches the server's parser whole (Conn ends it at the bound), so
+// the server never builds a map of thousands of fields.
 //
 // The policy, stricter than RFC 9112 where the RFC lets recipients choose:
 //   - request line: method SP request-target SP HTTP/1.1 or HTTP/1.0, one
@@ -27,7 +30,9 @@
 //     or CRLF, an extension of visible bytes, CRLF after the data, at most
 //     1 KiB per chunk line and half Go's allowance of chunk overhead; a
 //     trailer of at most 2 KiB whose fields follow the header rules and
-//     name neither Content-Length nor Transfer-Encoding.
+//     name neither Content-Length nor Transfer-Encoding;
+//   - with Scanner.MaxFields set, at most that many field lines in a
+//     request's head and trailer together (TooManyFields, answered 431).
 //
 // After a POST, up to four CR or LF bytes before the next request are
 // skipped, as Go's server skips them.
@@ -47,6 +52,7 @@ const (
 	BadHeaderName
 	SpaceBeforeColon
 	BadHeaderValue
+	TooManyFields
 	DuplicateLength
 	BadLength
 	DuplicateTransferEncoding
@@ -68,6 +74,7 @@ var reasonText = [numReasons]string{
 	BadHeaderName:               "invalid header name",
 	SpaceBeforeColon:            "whitespace between a header name and its colon",
 	BadHeaderValue:              "control character in a header value",
+	TooManyFields:               "too many header fields",
 	DuplicateLength:             "more than one Content-Length",
 	BadLength:                   "invalid Content-Length",
 	DuplicateTransferEncoding:   "more than one Transfer-Encoding",
@@ -136,6 +143,10 @@ const (
 // Scanner follows the framing of the requests on one connection. Feed it
 // every byte the server reads, in order. The zero value is ready.
 type Scanner struct {
+	// MaxFields bounds the field lines of one request, its head's and its
+	// trailer's together; 0: no bound. Set it before the first Feed.
+	MaxFields int
+
 	state  state
 	after  uint8 // aLine, …: what the LF in sLF completes
 	field  uint8 // fOther, fLength, fCoding
@@ -148,11 +159,13 @@ type Scanner struct {
 	chunk  bool // inside a chunked body or its trailer
 
 	index  int   // the request being read; also the number read whole
+	fields int   // field lines of the request being read, head and trailer
 	n      int   // bytes in the current method, target, version, name or chunk line
 	length int64 // Content-Length, then bytes left of the body or chunk
 	excess int64 // chunk overhead, as Go's chunked reader counts it
 	off    int64 // bytes fed so far
 	mark   int64 // offset of the trailer's first byte
+	cut    int64 // TooManyFields in a head: offset of the first field over the bound
 	reason Reason
 
 	// heads counts completed heads and chunked/declared describe the last
@@ -200,7 +213,7 @@ func (s *Scanner) Feed(p []byte) {
 				s.fail(BadRequestLine)
 				return
 			}
-			s.skip, s.post, s.n, s.state = 0, b == 'P', 1, sMethod
+			s.skip, s.post, s.n, s.state, s.fields = 0, b == 'P', 1, sMethod, 0
 			s.http10, s.hasLen, s.hasTE, s.chunk, s.length = false, false, false, false, 0
 
 		case sMethod:
@@ -278,6 +291,13 @@ func (s *Scanner) Feed(p []byte) {
 				s.fail(BadHeaderName)
 				return
 			default:
+				if s.fields++; s.MaxFields > 0 && s.fields > s.MaxFields {
+					if !s.chunk {
+						s.cut = base + int64(i)
+					}
+					s.fail(TooManyFields)
+					return
+				}
 				s.state, s.field = sName, fOther
 				switch b | 0x20 {
 				case 'c':

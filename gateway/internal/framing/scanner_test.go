@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -168,17 +169,19 @@ func TestScannerWaitsForMore(t *testing.T) {
 }
 
 // frame is how one request was delimited: where it ended and how its body
-// was framed.
+// was framed; and, as Go read it, how many field lines its head and
+// trailer held.
 type frame struct {
 	end      int
 	chunked  bool
 	declared int64
+	fields   int
 }
 
-// scannerFrames feeds in one byte at a time and records each accepted
-// request's frame.
-func scannerFrames(in []byte) (frames []frame, failedAt int) {
-	var s Scanner
+// scannerFrames feeds in one byte at a time to a scanner bounding fields
+// at maxFields and records each accepted request's frame.
+func scannerFrames(in []byte, maxFields int) (frames []frame, failedAt int, why Reason) {
+	s := Scanner{MaxFields: maxFields}
 	var heads []frame
 	for i := range in {
 		h, n := s.heads, s.index
@@ -192,10 +195,10 @@ func scannerFrames(in []byte) (frames []frame, failedAt int) {
 			frames = append(frames, f)
 		}
 	}
-	if i, _, failed := s.Failed(); failed {
-		return frames, i
+	if i, why, failed := s.Failed(); failed {
+		return frames, i, why
 	}
-	return frames, -1
+	return frames, -1, None
 }
 
 // goFrames reads in the way Go's HTTP server does and records each
@@ -215,10 +218,15 @@ func goFrames(in []byte) (frames []frame, bodyErr int) {
 			}
 			_, _ = br.Discard(n)
 		}
+		start := consumed()
 		req, err := http.ReadRequest(br)
 		if err != nil || req.ProtoMajor != 1 {
 			return frames, -1
 		}
+		// The head's lines, less the request line and the empty line (Go
+		// drops and adds fields in its map: Host, Transfer-Encoding,
+		// Cache-Control).
+		fields := bytes.Count(in[start:consumed()], []byte("\n")) - 2
 		f := frame{chunked: len(req.TransferEncoding) > 0, declared: req.ContentLength}
 		if _, err := io.Copy(io.Discard, req.Body); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) && consumed() == len(in) {
@@ -227,6 +235,10 @@ func goFrames(in []byte) (frames []frame, bodyErr int) {
 			return frames, i
 		}
 		f.end = consumed()
+		for _, vv := range req.Trailer {
+			fields += len(vv)
+		}
+		f.fields = fields
 		frames = append(frames, f)
 		if req.Close || (req.Header.Get("Expect") != "" && !strings.EqualFold(req.Header.Get("Expect"), "100-continue")) {
 			return frames, -1 // the server closes the connection here
@@ -252,8 +264,26 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // then go on reading mid-body); and a request Go reads whole is one the
 // scanner reads whole too, unless it refused that one or an earlier one.
 func checkAgainstGo(t *testing.T, in []byte) {
-	sf, failedAt := scannerFrames(in)
+	checkFields(t, in, 0)
+}
+
+// checkFields is checkAgainstGo for a scanner bounding fields at
+// maxFields (0: none), and more: a request the scanner accepts has at most
+// maxFields field lines as Go reads it, and one it refuses for too many
+// fields has more, if Go reads it whole.
+func checkFields(t *testing.T, in []byte, maxFields int) {
+	sf, failedAt, why := scannerFrames(in, maxFields)
 	gf, bodyErr := goFrames(in)
+	if maxFields > 0 {
+		for i := 0; i < len(sf) && i < len(gf); i++ {
+			if gf[i].fields > maxFields {
+				t.Fatalf("request %d of %q: accepted with %d fields, more than %d", i, in, gf[i].fields, maxFields)
+			}
+		}
+		if why == TooManyFields && failedAt < len(gf) && gf[failedAt].fields <= maxFields {
+			t.Fatalf("request %d of %q: refused for too many fields, Go read %d (bound %d)", failedAt, in, gf[failedAt].fields, maxFields)
+		}
+	}
 	for i := 0; i < len(sf) && i < len(gf); i++ {
 		if sf[i].end != gf[i].end || sf[i].chunked != gf[i].chunked || !sf[i].chunked && sf[i].declared != gf[i].declared {
 			t.Fatalf("request %d of %q: scanner %+v, Go %+v", i, in, sf[i], gf[i])
@@ -294,9 +324,124 @@ func FuzzFraming(f *testing.F) {
 		var whole Scanner
 		whole.Feed(in) // in one piece, for the fast paths
 		checkAgainstGo(t, in)
-		sf, failedAt := scannerFrames(in)
+		sf, failedAt, _ := scannerFrames(in, 0)
 		if i, _, failed := whole.Failed(); failed != (failedAt >= 0) || failed && i != failedAt || whole.Requests() != len(sf) {
 			t.Fatalf("%q: whole and byte by byte differ", in)
+		}
+	})
+}
+
+// fieldCases are streams a scanner bounding fields at 3 reads: how many
+// requests it accepts and, when it refuses one, which.
+var fieldCases = []struct {
+	name     string
+	in       string
+	requests int
+	refused  int // -1: none
+	cut      string
+}{
+	{"three fields", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n", 1, -1, ""},
+	{"four fields", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 0, 0, "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n"},
+	{"a count per request", "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n" + "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n", 2, -1, ""},
+	{"the second request over", get + "GET / HTTP/1.1\r\nA: 1\r\nA: 2\r\nA: 3\r\nA: 4\r\n\r\n", 1, 1, get + "GET / HTTP/1.1\r\nA: 1\r\nA: 2\r\nA: 3\r\n"},
+	{"empty values count", "GET / HTTP/1.1\r\nA:\r\nB:\r\nC:\r\nD:\r\n\r\n", 0, 0, "GET / HTTP/1.1\r\nA:\r\nB:\r\nC:\r\n"},
+	{"framing fields count", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\nA: 1\r\n\r\n", 0, 0, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n"},
+	{"trailer within", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: 1\r\n\r\n" + get, 2, -1, ""},
+	{"trailer over", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nT: 1\r\nU: 2\r\n\r\n" + get, 0, 0, ""},
+}
+
+func TestScannerCountsFields(t *testing.T) {
+	for _, tc := range fieldCases {
+		for _, step := range []int{0, 1, 2, 5} {
+			s := Scanner{MaxFields: 3}
+			b := []byte(tc.in)
+			k := step
+			if k == 0 {
+				k = len(b)
+			}
+			cut := int64(-1)
+			for off := 0; off < len(b); off += k {
+				s.Feed(b[off:min(off+k, len(b))])
+				if _, _, failed := s.Failed(); failed && cut < 0 {
+					cut = s.cut
+				}
+			}
+			i, why, failed := s.Failed()
+			assert.Equal(t, tc.requests, s.Requests(), "%s (step %d)", tc.name, step)
+			if tc.refused < 0 {
+				assert.False(t, failed, "%s (step %d): %s", tc.name, step, why)
+				continue
+			}
+			if assert.True(t, failed, "%s (step %d)", tc.name, step) {
+				assert.Equal(t, tc.refused, i, "%s (step %d)", tc.name, step)
+				assert.Equal(t, TooManyFields, why, "%s (step %d)", tc.name, step)
+				assert.EqualValues(t, len(tc.cut), cut, "%s (step %d): where the head is cut (0: not, a trailer)", tc.name, step)
+			}
+		}
+		checkFields(t, []byte(tc.in), 3)
+	}
+}
+
+// chunkConn delivers its input step bytes per Read.
+type chunkConn struct {
+	net.Conn
+	in   []byte
+	step int
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) {
+	if len(c.in) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.step)], c.in)
+	c.in = c.in[n:]
+	return n, nil
+}
+
+// A head over the bound reaches the server ended where the first field
+// over it begins, however the bytes arrive: the server parses the bound's
+// worth of fields, and nothing after the cut.
+func TestConnCutsTheHead(t *testing.T) {
+	in := get + "GET /over HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n" + get
+	for _, step := range []int{1, 2, 3, 7, 4096} {
+		c := &Conn{Conn: &chunkConn{in: []byte(in), step: step}}
+		c.s.MaxFields = 3
+		br := bufio.NewReader(c)
+		first, err := http.ReadRequest(br)
+		require.NoError(t, err, "step %d", step)
+		assert.Equal(t, "/", first.URL.Path)
+		over, err := http.ReadRequest(br)
+		require.NoError(t, err, "step %d", step)
+		assert.Equal(t, "/over", over.URL.Path)
+		assert.Equal(t, http.Header{"A": {"1"}, "B": {"2"}}, over.Header, "step %d: Host, A, B; C and D cut", step)
+		assert.Equal(t, "a", over.Host)
+		rest, _ := io.ReadAll(br)
+		assert.NotContains(t, string(rest), "C: 3", "step %d", step)
+		i, why, failed := c.s.Failed()
+		assert.True(t, failed)
+		assert.Equal(t, 1, i)
+		assert.Equal(t, TooManyFields, why)
+	}
+}
+
+// FuzzFieldCount: with a bound on fields, the scanner still agrees with Go
+// on framing, accepts no request with more fields than the bound and
+// refuses none for too many that has fewer.
+func FuzzFieldCount(f *testing.F) {
+	for _, tc := range fieldCases {
+		f.Add([]byte(tc.in), uint8(3))
+	}
+	for _, tc := range accepted {
+		f.Add([]byte(tc.in), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, bound uint8) {
+		maxFields := int(bound%8) + 1
+		checkFields(t, in, maxFields)
+		whole := Scanner{MaxFields: maxFields}
+		whole.Feed(in)
+		sf, failedAt, why := scannerFrames(in, maxFields)
+		if i, w, failed := whole.Failed(); failed != (failedAt >= 0) || failed && (i != failedAt || w != why) || whole.Requests() != len(sf) {
+			t.Fatalf("%q (bound %d): whole and byte by byte differ", in, maxFields)
 		}
 	})
 }

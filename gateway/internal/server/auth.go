@@ -375,6 +375,9 @@ func (p *pipeline) forward(c echo.Context) error {
 		return p.login(c)
 	}
 	if !p.readsBody(v, r) {
+		// The upstream takes the body: it streams, under the route's
+		// timeout, and the gateway waits for it no more.
+		v.bodyDone = true
 		v.rt.proxy.ServeHTTP(c.Response(), r)
 		return nil
 	}

@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/framing"
 )
 
 const msgTooLarge = "Request body too large"
@@ -83,15 +83,26 @@ func (p *pipeline) limitBody(c echo.Context, v *verdict) (release func(), err er
 	}
 	n := min(max+1, edge.BodyBufferBytes)
 	// Uploads may hold at most half of body_buffer_memory between them, so
-	// stalled uploads can never take the logins' share.
+	// stalled uploads can never take the logins' share. The read-ahead must
+	// arrive within the body's deadline (awaitBody); the rest streams.
+	awaitBody(c, v)
 	buf, held, rerr := p.g.bodies.readUpTo(r.Body, n, edge.BodyBufferMemory/2)
 	release = func() { p.g.bodies.release(held) }
+	if bodyLate(rerr) {
+		release()
+		return noRelease, lateBody(c, v)
+	}
+	liftBody(c, v, rerr == nil && int64(len(buf)) < n)
 	switch {
 	case rerr != nil && !errors.Is(rerr, errBudget):
 		release()
 		return noRelease, stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
 	case rerr == nil && int64(len(buf)) < n:
 		// The whole body, within the limit (len < n <= max+1).
+		if err := refusedFraming(c, v); err != nil {
+			release()
+			return noRelease, err
+		}
 		r.Body = io.NopCloser(bytes.NewReader(buf))
 		r.ContentLength = int64(len(buf))
 		r.TransferEncoding = nil
@@ -107,6 +118,26 @@ func (p *pipeline) limitBody(c echo.Context, v *verdict) (release func(), err er
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}, max), &v.bodyOver}
 	return release, nil
+}
+
+// refusedFraming refuses a request whose chunked body the gateway has read
+// whole when the connection's framing scanner refused the request
+// meanwhile: its trailer broke the framing rules or took its fields over
+// max_header_count (package framing). framing.Guard answers such a request
+// when the trailer arrives with the head; arriving later, it is answered
+// here, the same way (431 or 400, the connection closed), before the body
+// is forwarded.
+func refusedFraming(c echo.Context, v *verdict) error {
+	status, msg, refused := framing.Refused(c.Request().Context())
+	if !refused {
+		return nil
+	}
+	c.Response().Header().Set("Connection", "close")
+	decision := decisionBadFraming
+	if status == http.StatusRequestHeaderFieldsTooLarge {
+		decision = decisionTooManyHeads
+	}
+	return stop(v, decision, status, msg)
 }
 
 // errBudget: body_buffer_memory (or the uploads' share of it) is full.
@@ -197,30 +228,31 @@ func (p *pipeline) readBody(c echo.Context, v *verdict) (body []byte, release fu
 	if r.ContentLength > 0 {
 		n = r.ContentLength
 	}
-	// The login's body must arrive within read_header_timeout: a client
-	// that stalls mid-body holds its share of the budget no longer.
-	rc := http.NewResponseController(c.Response().Writer)
-	if rc.SetReadDeadline(p.d.Now().Add(edge.ReadHeaderTimeout)) == nil {
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
-	}
+	// The login's body must arrive within the body's deadline
+	// (read_header_timeout, awaitBody): a client that stalls mid-body holds
+	// its share of the budget no longer.
+	awaitBody(c, v)
 	buf, held, err := p.g.bodies.readUpTo(r.Body, n, edge.BodyBufferMemory)
+	if !bodyLate(err) {
+		liftBody(c, v, err == nil && (r.ContentLength > 0 || int64(len(buf)) < n))
+	}
 	var tooLarge *http.MaxBytesError
-	var ne net.Error
 	switch {
 	case errors.Is(err, errBudget):
 		c.Response().Header().Set("Retry-After", "1")
 		err = stop(v, decisionOverloaded, http.StatusServiceUnavailable, msgDegraded)
 	case errors.As(err, &tooLarge):
 		err = stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
-	case errors.As(err, &ne) && ne.Timeout():
-		c.Response().Header().Set("Connection", "close")
-		err = stop(v, decisionForbidden, http.StatusRequestTimeout, "request body not received in time")
+	case bodyLate(err):
+		err = lateBody(c, v)
 	case err != nil:
 		err = stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
 	case r.ContentLength < 0 && int64(len(buf)) == n: // filled: more than limit
 		err = stop(v, decisionTooLarge, http.StatusRequestEntityTooLarge, msgTooLarge)
 	case r.ContentLength > 0 && int64(len(buf)) < n:
 		err = stop(v, decisionForbidden, http.StatusBadRequest, "unreadable request body")
+	case r.ContentLength < 0:
+		err = refusedFraming(c, v)
 	}
 	if err != nil {
 		p.g.bodies.release(held)

@@ -53,6 +53,9 @@ func (p *pipeline) edge(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(req.WithContext(ctx))
 
 		if err := next(c); err != nil {
+			// A refusal: what is left of the body is not waited for
+			// beyond its deadline (drainBody).
+			drainBody(c, v, req.Body)
 			c.Error(err)
 		}
 		status := res.Status

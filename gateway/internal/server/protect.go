@@ -55,7 +55,10 @@ const (
 	decisionBadPath      = "bad_path"
 	decisionDegraded     = "degraded"
 	decisionTooLarge     = "too_large"
-	decisionOverloaded   = "overloaded" // body_buffer_memory is full
+	decisionOverloaded   = "overloaded"       // body_buffer_memory is full
+	decisionBodyLate     = "body_timeout"     // a body the gateway waited for missed read_header_timeout
+	decisionBadFraming   = "bad_framing"      // a chunked body's framing, seen once the gateway had read it
+	decisionTooManyHeads = "too_many_headers" // likewise, its trailer's fields
 	decisionCORS         = "cors_preflight"
 	decisionLogin        = "login"
 )
@@ -96,6 +99,8 @@ type verdict struct {
 	decision      string
 	limits        []queuedLimit // rate limits already sent with the observe round trip
 	bodyOver      atomic.Bool   // the body passed max_body_size while it streamed
+	bodyBy        time.Time     // the deadline of the gateway's waits for the body (awaitBody); zero before the first
+	bodyDone      bool          // the body was read to its end, or handed to the upstream: not waited for again
 	answered      bool          // the upstream's verdict was recorded (recordAnswer)
 }
 
@@ -197,7 +202,7 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		// Before the deadline starts: reading a login's head waits for the
 		// client, and a slow client must not turn its own count into a
 		// Redis timeout.
-		desc, release := p.describe(c, v)
+		desc, release, late := p.describe(c, v)
 		defer release()
 		now := p.d.Now()
 		fb := p.d.Fallback
@@ -206,7 +211,14 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 				return p.refuseBanned(c, v, now, ttl)
 			}
 		}
-		ctx, cancel := context.WithTimeout(c.Request().Context(), cfg.Redis.Timeout)
+		parent := c.Request().Context()
+		if late != nil {
+			// The late read ended the request's context; the request is
+			// counted all the same (a banned client is refused as such),
+			// then answered 408.
+			parent = context.WithoutCancel(parent)
+		}
+		ctx, cancel := context.WithTimeout(parent, cfg.Redis.Timeout)
 		v.principal = desc.Principal
 		t0 := time.Now()
 		obs, err := p.observeAndQueueLimits(ctx, c, v, now, desc)
@@ -243,7 +255,9 @@ func (p *pipeline) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		v.stored = err == nil
 		obs.Asset, obs.Probe = desc.Asset, desc.Probe // also when nothing could count it
 		v.obs, v.desc, v.seen = obs, desc, now
-		err = next(c)
+		if err = late; err == nil {
+			err = next(c)
+		}
 		p.countRefusal(c, v, err)
 		return err
 	}
@@ -363,18 +377,19 @@ func (p *pipeline) refuseBanned(c echo.Context, v *verdict, now time.Time, ttl t
 // describe is traffic.DescribeRequest with the login's head (read from a
 // POST to a sensitive path, at most traffic.MaxLoginBody) charged to
 // body_buffer_memory, within the half uploads may use; while that is full
-// the login is not named.
-func (p *pipeline) describe(c echo.Context, v *verdict) (traffic.Request, func()) {
+// the login is not named. The head must arrive within the body's deadline
+// (awaitBody): late is the 408 to answer when it did not.
+func (p *pipeline) describe(c echo.Context, v *verdict) (desc traffic.Request, release func(), late error) {
 	r := c.Request()
 	cfg := v.rt.cfg
-	desc := traffic.DescribeAs(v.rt.equivalence(v.route), r.URL.Path, v.paths.sensitive, cfg.Scoring.VisitWindow)
+	desc = traffic.DescribeAs(v.rt.equivalence(v.route), r.URL.Path, v.paths.sensitive, cfg.Scoring.VisitWindow)
 	desc.Classify(r.Method, cfg.Scoring.AssetExtensions, cfg.Scoring.ProbePaths)
 	if !desc.Asset && !desc.Probe && !desc.Sensitive && (r.Method == http.MethodGet || r.Method == http.MethodHead) && p.g.assets.has(desc.Pattern) {
 		desc.Asset = true // the upstream answers this pattern with assets (learnedAssets)
 	}
 	desc.Principal = traffic.PrincipalOf(r)
 	if desc.Principal != "" || !desc.Sensitive || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
-		return desc, noRelease
+		return desc, noRelease, nil
 	}
 	n := int64(traffic.MaxLoginBody)
 	if r.ContentLength >= 0 {
@@ -383,10 +398,17 @@ func (p *pipeline) describe(c echo.Context, v *verdict) (traffic.Request, func()
 	// Within the half of body_buffer_memory uploads share: heads that
 	// stall here must not take the memory logins are read with.
 	if n == 0 || !p.g.bodies.reserve(n, cfg.Edge.BodyBufferMemory/2) {
-		return desc, noRelease
+		return desc, noRelease, nil
 	}
-	desc.Principal = traffic.LoginOf(r, cfg.Login.Duplicates)
-	return desc, func() { p.g.bodies.release(n) }
+	awaitBody(c, v)
+	login, whole, err := traffic.LoginOf(r, cfg.Login.Duplicates)
+	if bodyLate(err) {
+		p.g.bodies.release(n)
+		return desc, noRelease, lateBody(c, v)
+	}
+	liftBody(c, v, whole)
+	desc.Principal = login
+	return desc, func() { p.g.bodies.release(n) }, nil
 }
 
 // pipelinedObserver and queuingLimiter let observe send the client's rate

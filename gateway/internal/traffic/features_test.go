@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -256,32 +258,54 @@ func TestObservePrincipalTravel(t *testing.T) {
 }
 
 func TestLoginOf(t *testing.T) {
+	loginOf := func(r *http.Request) string {
+		t.Helper()
+		login, _, err := traffic.LoginOf(r, loginname.Last)
+		require.NoError(t, err)
+		return login
+	}
 	post := func(ct, body string) *http.Request {
 		r := httptest.NewRequest("POST", "/auth", strings.NewReader(body))
 		r.Header.Set("Content-Type", ct)
 		return r
 	}
 	r := post("application/json", `{"username":"Alice","password":"wonderland"}`)
-	alice := traffic.LoginOf(r, loginname.Last)
+	alice := loginOf(r)
 	assert.Regexp(t, `^login:[0-9a-f]{16}$`, alice)
 	rest, err := io.ReadAll(r.Body)
 	require.NoError(t, err)
 	assert.Equal(t, `{"username":"Alice","password":"wonderland"}`, string(rest), "the upstream still gets the whole body")
 
-	assert.Equal(t, alice, traffic.LoginOf(post("application/x-www-form-urlencoded", "username=alice&password=x"), loginname.Last), "case-insensitive, form or JSON")
-	assert.Equal(t, alice, traffic.LoginOf(post("application/json", `{"email":" ALICE "}`), loginname.Last))
-	assert.NotEqual(t, alice, traffic.LoginOf(post("application/json", `{"username":"bob"}`), loginname.Last))
-	assert.Equal(t, alice, traffic.LoginOf(post("application/json", `{"username":"ＡＬＩＣＥ"}`), loginname.Last), "NFKC")
-	assert.Equal(t, alice, traffic.LoginOf(post("application/x-www-form-urlencoded", "username=bob&username=alice"), loginname.Last), "the last duplicate")
-	assert.Equal(t, alice, traffic.LoginOf(post("application/x-www-form-urlencoded", "username=alice&username=bob"), loginname.First))
+	assert.Equal(t, alice, loginOf(post("application/x-www-form-urlencoded", "username=alice&password=x")), "case-insensitive, form or JSON")
+	assert.Equal(t, alice, loginOf(post("application/json", `{"email":" ALICE "}`)))
+	assert.NotEqual(t, alice, loginOf(post("application/json", `{"username":"bob"}`)))
+	assert.Equal(t, alice, loginOf(post("application/json", `{"username":"ＡＬＩＣＥ"}`)), "NFKC")
+	assert.Equal(t, alice, loginOf(post("application/x-www-form-urlencoded", "username=bob&username=alice")), "the last duplicate")
+	first, _, _ := traffic.LoginOf(post("application/x-www-form-urlencoded", "username=alice&username=bob"), loginname.First)
+	assert.Equal(t, alice, first)
 	for _, body := range []string{`{"password":"x"}`, `not json`, `{"username":7}`, ``} {
-		assert.Empty(t, traffic.LoginOf(post("application/json", body), loginname.Last), body)
+		assert.Empty(t, loginOf(post("application/json", body)), body)
 	}
 	big := `{"username":"alice","pad":"` + strings.Repeat("x", traffic.MaxLoginBody) + `"}`
 	r = post("application/json", big)
-	assert.Empty(t, traffic.LoginOf(r, loginname.Last), "too large to be a login")
+	_, whole, err := traffic.LoginOf(post("application/json", big), loginname.Last)
+	require.NoError(t, err)
+	assert.False(t, whole, "read in part")
+	_, whole, _ = traffic.LoginOf(post("application/json", `{}`), loginname.Last)
+	assert.True(t, whole, "read to its end")
+	assert.Empty(t, loginOf(r), "too large to be a login")
 	rest, _ = io.ReadAll(r.Body)
 	assert.Equal(t, big, string(rest))
+
+	// A read that fails (a deadline passed) is reported, and what was read
+	// is put back all the same.
+	r = httptest.NewRequest("POST", "/auth", io.MultiReader(strings.NewReader(`{"user`), iotest.ErrReader(os.ErrDeadlineExceeded)))
+	login, whole, err := traffic.LoginOf(r, loginname.Last)
+	assert.Empty(t, login)
+	assert.False(t, whole)
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	rest, _ = io.ReadAll(r.Body)
+	assert.Equal(t, `{"user`, string(rest))
 
 	// DescribeRequest reads logins only from POSTs to sensitive paths, and
 	// prefers an API key.

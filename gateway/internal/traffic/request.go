@@ -49,7 +49,7 @@ func DescribeRequest(r *http.Request, sensitive map[string]bool, window time.Dur
 	req := Describe(r.URL.Path, sensitive, window)
 	req.Principal = PrincipalOf(r)
 	if req.Principal == "" && req.Sensitive && r.Method == http.MethodPost {
-		req.Principal = LoginOf(r, loginname.Last)
+		req.Principal, _, _ = LoginOf(r, loginname.Last)
 	}
 	return req
 }
@@ -65,20 +65,32 @@ var loginFields = []string{"username", "login", "email", "user"}
 // the login (loginname.Canonical) a JSON, form or multipart body names in
 // one of loginFields, read by loginname.Fields under dup, or "" for none.
 // It reads at most MaxLoginBody bytes and puts them back in front of the
-// rest of the body, so the upstream still gets all of it.
-func LoginOf(r *http.Request, dup loginname.Duplicates) string {
+// rest of the body, so the upstream still gets all of it. whole reports
+// whether it read the body to its end; err is the body's read error, if
+// reading failed (the login is "" then): a caller that set a read deadline
+// learns of it here.
+func LoginOf(r *http.Request, dup loginname.Duplicates) (login string, whole bool, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return ""
+		return "", true, nil
 	}
 	head, err := io.ReadAll(io.LimitReader(r.Body, MaxLoginBody))
 	r.Body = struct {
 		io.Reader
 		io.Closer
 	}{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
-	if err != nil || len(head) == MaxLoginBody {
-		return "" // unreadable or too large to be a login form
+	if err != nil {
+		return "", false, err
 	}
-	fields := loginname.Fields(head, r.Header.Get("Content-Type"), dup, loginFields...)
+	if len(head) == MaxLoginBody {
+		return "", r.ContentLength == MaxLoginBody, nil // too large to be a login form
+	}
+	// Shorter than the limit: the body ended.
+	return loginIn(head, r.Header.Get("Content-Type"), dup), true, nil
+}
+
+// loginIn is the login a body names, hashed, or "".
+func loginIn(head []byte, ct string, dup loginname.Duplicates) string {
+	fields := loginname.Fields(head, ct, dup, loginFields...)
 	login := ""
 	for _, f := range loginFields {
 		if login = loginname.Canonical(fields[f]); login != "" {
