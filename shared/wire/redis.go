@@ -21,6 +21,11 @@ import "strconv"
 //     may remove) members whose key is gone and prune members whose score
 //     has passed.
 //   - ClientKey(ip): a client's traffic state, one string (ClientState).
+//   - BanChannel: a pub/sub channel on which every new ban and every
+//     network added to the deny list is announced (BanNotice), so that each
+//     gateway closes the open tunnels of the client at once instead of
+//     polling. Announcements are not stored: a subscriber that was
+//     disconnected catches up from the ban index and the lists.
 
 // StreamField is the stream entry field that holds the Event JSON.
 const StreamField = "event"
@@ -51,6 +56,20 @@ func StatsTotalKey(prefix string) string { return prefix + "stats:total" }
 // BanKey names a client's ban. The IP is hash-tagged so that every key of
 // one client lives on one Redis Cluster slot.
 func BanKey(prefix, ip string) string { return prefix + "{" + ip + "}:ban" }
+
+// BanChannel names the pub/sub channel that announces bans and deny-list
+// additions (BanNotice, as JSON). Whoever sets a BanKey, or adds a network
+// to the deny list, publishes there in the same round trip.
+func BanChannel(prefix string) string { return prefix + "bans:announced" }
+
+// BanNotice is one message on BanChannel: either a client banned (Ban,
+// its id as BanKey spells it: an IPv4 address, an IPv6 /64's first
+// address, or a principal's identity) or a network added to the deny list
+// (Deny, a CIDR).
+type BanNotice struct {
+	Ban  string `json:"ban,omitempty"`
+	Deny string `json:"deny,omitempty"`
+}
 
 // BanIndexKey names the index of bans. It is one key, so on Redis Cluster
 // it lives on one slot, never the slot of the ban keys: it is written next
