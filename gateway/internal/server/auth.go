@@ -377,6 +377,11 @@ func (p *pipeline) forward(c echo.Context) error {
 		return p.login(c)
 	}
 	if !p.readsBody(v, r) {
+		if proxy.WebSocketUpgrade(r) {
+			// The one upgrade the proxy forwards (h2c and the rest are
+			// dropped there).
+			r = r.WithContext(proxy.AllowUpgrade(r.Context()))
+		}
 		v.rt.proxy.ServeHTTP(c.Response(), r)
 		return nil
 	}
