@@ -42,6 +42,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/gateway/internal/tunnels"
 	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/bulwarkgw/bulwark/shared/redisconn"
 	"github.com/redis/go-redis/v9"
@@ -175,6 +176,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		fallback.Forget()
 	})
+	// Open WebSocket tunnels, closed when this gateway bans or denies
+	// their client.
+	tunnelReg := tunnels.New(time.Now)
 	limiter, err := ratelimit.New(rdb, cfg.Redis.Prefix)
 	if err != nil {
 		return err
@@ -228,7 +232,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		func() float64 { return float64(breaker.Rejected()) })
 	gw, err := server.New(cfg, server.Deps{
 		Traffic: store, Bans: banStore, Fallback: fallback, Lists: listStore, Limiter: limiter, Keys: keys, JWT: jwtDep, Guard: guard,
-		Scorer: scorer, Local: local, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,
+		Scorer: scorer, Local: local, Events: sink, Stats: counter, Audit: auditLog, Tunnels: tunnelReg, Metrics: metrics, Log: log,
 		Ready: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})
 	if err != nil {
@@ -239,7 +243,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	metrics.Connections(conns.Stats)
-	rl := &reloader{path: *cfgPath, getenv: getenv, gw: gw, lists: listStore, guard: guard, conns: conns, jwt: jwtv, log: log}
+	metrics.Tunnels(tunnelReg.Stats)
+	rl := &reloader{path: *cfgPath, getenv: getenv, gw: gw, lists: listStore, guard: guard, conns: conns, jwt: jwtv, tunnels: tunnelReg, log: log}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -266,7 +271,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "routes", len(cfg.Routes))
 	adminSrv, adminLn, err := newAdmin(cfg, gw, rl, adminDeps{
-		lists: listStore, bans: banStore, limiter: limiter, keys: keys, guard: guard, events: sink, audit: auditLog, metrics: metrics, log: log,
+		lists: listStore, bans: banStore, limiter: limiter, keys: keys, guard: guard, events: sink, audit: auditLog, metrics: metrics,
+		tunnels: tunnelReg, log: log,
 	})
 	if err != nil {
 		return err

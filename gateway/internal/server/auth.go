@@ -364,7 +364,8 @@ func (p *pipeline) login(c echo.Context) error {
 }
 
 // forward ends the chain: the login endpoint, a guarded login route, or the
-// proxy.
+// proxy; a WebSocket handshake the proxy forwards becomes a tracked tunnel
+// (tunnel).
 func (p *pipeline) forward(c echo.Context) error {
 	v := verdictOf(c)
 	r := c.Request()
@@ -380,7 +381,7 @@ func (p *pipeline) forward(c echo.Context) error {
 		if proxy.WebSocketUpgrade(r) {
 			// The one upgrade the proxy forwards (h2c and the rest are
 			// dropped there).
-			r = r.WithContext(proxy.AllowUpgrade(r.Context()))
+			return p.tunnel(c, v, r)
 		}
 		v.rt.proxy.ServeHTTP(c.Response(), r)
 		return nil
