@@ -45,6 +45,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/tunnels"
 	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/bulwarkgw/bulwark/shared/redisconn"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -176,9 +177,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		fallback.Forget()
 	})
-	// Open WebSocket tunnels, closed when this gateway bans or denies
-	// their client.
+	// Open WebSocket tunnels, closed when their client is banned or
+	// deny-listed: by this gateway at once, by the others through the
+	// announcements on wire.BanChannel (watched below); after an outage,
+	// what was missed is caught up.
 	tunnelReg := tunnels.New(time.Now)
+	notices := banNotices(tunnelReg, listStore, banStore, log)
+	breaker.OnClose(notices.Resync)
 	limiter, err := ratelimit.New(rdb, cfg.Redis.Prefix)
 	if err != nil {
 		return err
@@ -292,6 +297,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error { return counter.Run(bg, 500*time.Millisecond) })
 	g.Go(func() error { ensureIndexes(bg, coll, cfg.Mongo.Retention, log); return nil })
 	g.Go(func() error { return listStore.Run(bg, time.Second) })
+	g.Go(func() error { return tunnels.Watch(bg, rdb, wire.BanChannel(cfg.Redis.Prefix), notices, log) })
 	g.Go(func() error { return auditLog.Run(bg) })
 	g.Go(func() error {
 		actx, cancel := context.WithTimeout(bg, 30*time.Second)

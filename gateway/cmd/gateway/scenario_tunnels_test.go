@@ -2,11 +2,12 @@ package main
 
 // Open WebSocket tunnels and bans, through the real gateway (issue 19,
 // item 2): a ban or a deny-list addition closes the client's open tunnels
-// within a second; tunnel opens are requests of the chain; a client holds
-// at most max_tunnels_per_client.
+// within a second, on every gateway sharing the Redis; tunnel opens are
+// requests of the chain; a client holds at most max_tunnels_per_client.
 // SECURITY.md, "Upgrades and tunnels"; gateway/internal/tunnels.
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -18,6 +19,9 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 // tunnelConfig: WebSockets on /ws/ (U1 is made an echo), a keyed route,
@@ -189,4 +193,67 @@ func TestTunnelOpensAreCountedRequests(t *testing.T) {
 	body := refused(t, s, "127.0.10.60", http.StatusTooManyRequests)
 	assert.JSONEq(t, `{"error":"Rate limit exceeded"}`, stripRequestID(t, body), "the fourth request, a handshake, is over the limit")
 	assert.Equal(t, 2, s.u1.count("/ws/chat"), "the refused handshake never reached the upstream")
+}
+
+// Several gateways on one Redis: a ban or a deny-list entry made through
+// one closes the tunnels the other holds, through the announcement on the
+// Redis channel.
+
+// waitSubscribed waits until every gateway of a deployment has subscribed
+// to the ban announcements (as each does when it starts). It does not
+// fail: a gateway that never subscribes fails the test where its tunnel
+// outlives the ban.
+func waitSubscribed(t *testing.T, gws []*stack) {
+	t.Helper()
+	channel := wire.BanChannel(gws[0].prefix)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n, err := gws[0].rdb.PubSubNumSub(t.Context(), channel).Result()
+		if err == nil && n[channel] >= int64(len(gws)) {
+			return
+		}
+	}
+	t.Logf("the gateways did not all subscribe to %s", channel)
+}
+
+// twoGateways starts two gateways sharing the test Redis and one key
+// prefix, with gateway A's U1 a WebSocket echo.
+func twoGateways(t *testing.T) (a, b *stack) {
+	t.Helper()
+	rdb, _ := testenv.Redis(t)
+	gws := startGateways(t, 2, tunnelConfig, testenv.RedisURL(t), rdb)
+	t.Cleanup(func() { testenv.DeletePrefix(context.Background(), rdb, gws[0].prefix) })
+	wsEcho(gws[0].u1)
+	waitSubscribed(t, gws)
+	return gws[0], gws[1]
+}
+
+// The tunnel is on gateway A, the admin ban goes through gateway B.
+func TestTunnelIsClosedByABanOnAnotherGateway(t *testing.T) {
+	t.Parallel()
+	a, b := twoGateways(t)
+	c := openWS(t, a, "127.0.10.4")
+	other := openWS(t, a, "127.0.10.5")
+	asked := time.Now()
+	r := b.adminPost("/v1/admin/bans", `{"ip":"127.0.10.4","ttl":"1h","reason":"from gw-2"}`)
+	require.Equal(t, http.StatusCreated, r.Code, r.Body)
+	closedBy(t, c, asked.Add(banDeadline), "tunnel on gateway A, ban through gateway B")
+	wsRoundTrip(t, other, "still here")
+	assert.Contains(t, refused(t, a, "127.0.10.4", http.StatusForbidden), "Client banned")
+}
+
+// The tunnels are on gateway A, the deny-list entry is added through
+// gateway B; A also refuses the network's requests at once.
+func TestTunnelIsClosedByADenyListAdditionOnAnotherGateway(t *testing.T) {
+	t.Parallel()
+	a, b := twoGateways(t)
+	in1, in2 := openWS(t, a, "127.0.10.33"), openWS(t, a, "127.0.10.34")
+	out := openWS(t, a, "127.0.10.40")
+	asked := time.Now()
+	r := b.adminPost("/v1/admin/lists/deny", `{"cidr":"127.0.10.32/29"}`)
+	require.Equal(t, http.StatusCreated, r.Code, r.Body)
+	closedBy(t, in1, asked.Add(banDeadline), "tunnel in the denied network")
+	closedBy(t, in2, asked.Add(banDeadline), "another tunnel in the denied network")
+	wsRoundTrip(t, out, "outside the network")
+	assert.Equal(t, http.StatusForbidden, a.from("127.0.10.35").get("/ws/x").Code, "gateway A refuses the network already")
+	assert.Contains(t, refused(t, a, "127.0.10.33", http.StatusForbidden), "Access denied")
 }

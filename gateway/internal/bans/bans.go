@@ -258,6 +258,33 @@ func (s *Store) Left(ctx context.Context, ip netip.Addr) (time.Duration, error) 
 	return max(d, 0), nil // -2: no key; -1: no expiry, which Ban never writes
 }
 
+// Banned returns those of ids (as their clientid.Identity) that are banned
+// now: one round trip, an EXISTS per ban key (on a cluster the keys live
+// on different slots). A gateway that missed ban announcements asks it
+// about the clients whose tunnels it holds.
+func (s *Store) Banned(ctx context.Context, ids []netip.Addr) ([]netip.Addr, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	exists := make([]*redis.IntCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			exists[i] = p.Exists(ctx, s.key(normalise(id)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("banned: %w", err)
+	}
+	var out []netip.Addr
+	for i, e := range exists {
+		if e.Val() > 0 {
+			out = append(out, normalise(ids[i]))
+		}
+	}
+	return out, nil
+}
+
 // Get returns the active ban on ip, if any. Until comes from the index; for
 // a ban set outside this package (not indexed) it is estimated from the
 // key's TTL and the local clock.

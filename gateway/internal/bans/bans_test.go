@@ -393,6 +393,24 @@ func TestBanIsAnnounced(t *testing.T) {
 	}
 }
 
+func TestBanned(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	got, err := s.Banned(ctx, nil)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+	require.NoError(t, s.Ban(ctx, netip.MustParseAddr("198.51.100.40"), time.Hour, "test", now))
+	require.NoError(t, s.Ban(ctx, netip.MustParseAddr("2001:db8:40::1"), time.Hour, "test", now))
+	got, err = s.Banned(ctx, []netip.Addr{
+		netip.MustParseAddr("198.51.100.40"), netip.MustParseAddr("198.51.100.41"),
+		netip.MustParseAddr("2001:db8:40::77"), netip.MustParseAddr("2001:db8:41::1"),
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Addr{netip.MustParseAddr("198.51.100.40"), netip.MustParseAddr("2001:db8:40::")}, got)
+}
+
 func TestBanIndexesALongerBanSetElsewhere(t *testing.T) {
 	t.Parallel()
 	s, rdb, prefix := newStore(t)

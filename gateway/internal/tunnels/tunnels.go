@@ -18,7 +18,8 @@
 // Tunnels are kept under their client's identities (package clientid):
 // the address's (an IPv4 address, an IPv6 /64) and, for a request with a
 // verified credential, the principal's, so a ban of either closes them.
-// Nothing here does I/O.
+// Nothing here does I/O; Watch (watch.go) feeds the registry the bans and
+// deny-list additions every gateway announces.
 package tunnels
 
 import (
