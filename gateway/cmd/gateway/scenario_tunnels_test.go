@@ -257,3 +257,23 @@ func TestTunnelIsClosedByADenyListAdditionOnAnotherGateway(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, a.from("127.0.10.35").get("/ws/x").Code, "gateway A refuses the network already")
 	assert.Contains(t, refused(t, a, "127.0.10.33", http.StatusForbidden), "Access denied")
 }
+
+// The same on a Redis Cluster (PUBLISH reaches every node's subscribers):
+// a ban and a deny-list entry through gateway B close gateway A's tunnels.
+func TestTunnelIsClosedAcrossARedisCluster(t *testing.T) {
+	t.Parallel()
+	c := testenv.StartRedisCluster(t)
+	gws := startGateways(t, 2, tunnelConfig, c.URL(), c.Client())
+	a, b := gws[0], gws[1]
+	wsEcho(a.u1)
+	waitSubscribed(t, gws)
+	banned, denied := openWS(t, a, "127.0.10.70"), openWS(t, a, "127.0.10.81")
+	asked := time.Now()
+	r := b.adminPost("/v1/admin/bans", `{"ip":"127.0.10.70","ttl":"1h","reason":"from gw-2"}`)
+	require.Equal(t, http.StatusCreated, r.Code, r.Body)
+	closedBy(t, banned, asked.Add(banDeadline), "ban through gateway B")
+	asked = time.Now()
+	r = b.adminPost("/v1/admin/lists/deny", `{"cidr":"127.0.10.80/29"}`)
+	require.Equal(t, http.StatusCreated, r.Code, r.Body)
+	closedBy(t, denied, asked.Add(banDeadline), "deny-list entry through gateway B")
+}
