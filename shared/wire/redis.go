@@ -26,6 +26,11 @@ import (
 //     may remove) members whose key is gone and prune members whose score
 //     has passed.
 //   - ClientKey(ip): a client's traffic state, one string (ClientState).
+//   - BanChannel: a pub/sub channel on which every new ban and every
+//     network added to the deny list is announced (BanNotice), so that each
+//     gateway closes the open tunnels of the client at once instead of
+//     polling. Announcements are not stored: a subscriber that was
+//     disconnected catches up from the ban index and the lists.
 
 // StreamField is the stream entry field that holds the Event JSON.
 const StreamField = "event"
@@ -75,6 +80,20 @@ func RateLimitKey(scope string, ip netip.Addr) string { return scope + ":" + Cli
 // KeyFailuresKey names a client's recent invalid API keys and failed logins.
 func KeyFailuresKey(prefix string, ip netip.Addr) string {
 	return prefix + "apikey:fail:" + ClientTag(ip)
+}
+
+// BanChannel names the pub/sub channel that announces bans and deny-list
+// additions (BanNotice, as JSON). Whoever sets a BanKey, or adds a network
+// to the deny list, publishes there in the same round trip.
+func BanChannel(prefix string) string { return prefix + "bans:announced" }
+
+// BanNotice is one message on BanChannel: either a client banned (Ban,
+// its id as BanKey spells it: an IPv4 address, an IPv6 /64's first
+// address, or a principal's identity) or a network added to the deny list
+// (Deny, a CIDR).
+type BanNotice struct {
+	Ban  string `json:"ban,omitempty"`
+	Deny string `json:"deny,omitempty"`
 }
 
 // BanIndexKey names the index of bans. It is one key, so on Redis Cluster

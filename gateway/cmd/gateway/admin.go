@@ -25,6 +25,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/realip"
 	"github.com/bulwarkgw/bulwark/gateway/internal/redisbreaker"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
+	"github.com/bulwarkgw/bulwark/gateway/internal/tunnels"
 	"github.com/bulwarkgw/bulwark/shared/clientid"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
@@ -51,6 +52,7 @@ type adminDeps struct {
 	events  *events.Sink
 	audit   *audit.Log
 	metrics *server.Metrics
+	tunnels *tunnels.Registry
 	log     *slog.Logger
 }
 
@@ -92,8 +94,8 @@ func newAdmin(cfg *config.Config, gw *server.Gateway, rl *reloader, d adminDeps)
 				RequestsPerMinute: c.RateLimit.RequestsPerMinute, WindowSize: int(c.RateLimit.Window.Seconds())}}
 		},
 		RateLimit: rateLimitAdmin{limiter: d.limiter, gw: gw},
-		Lists:     listsAdmin{d.lists},
-		Bans:      bansAdmin{store: d.bans, events: d.events, gatewayID: cfg.GatewayID},
+		Lists:     listsAdmin{s: d.lists, tunnels: d.tunnels},
+		Bans:      bansAdmin{store: d.bans, events: d.events, tunnels: d.tunnels, gatewayID: cfg.GatewayID},
 		Buckets:   bucketsAdmin{d.guard},
 		Keys:      keysAdmin{d.keys},
 		Errors: admin.Errors{Invalid: lists.ErrInvalid, Exists: lists.ErrExists, Conflict: lists.ErrConflict,
@@ -191,12 +193,21 @@ func (a rateLimitAdmin) Clear(ctx context.Context, ip netip.Addr) (bool, error) 
 	return a.limiter.Clear(ctx, a.key(ip))
 }
 
-type listsAdmin struct{ s *lists.Store }
+// listsAdmin adapts package lists. A network added to the deny list
+// closes the tunnels it covers here at once (the other gateways close
+// theirs when the addition's announcement reaches them).
+type listsAdmin struct {
+	s       *lists.Store
+	tunnels *tunnels.Registry
+}
 
 func (a listsAdmin) Add(ctx context.Context, kind admin.ListKind, cidr string) (string, error) {
 	p, err := a.s.Add(ctx, lists.Kind(kind), cidr)
 	if err != nil {
 		return "", err
+	}
+	if lists.Kind(kind) == lists.KindDeny {
+		a.tunnels.ClosePrefix(p)
 	}
 	return p.String(), nil
 }
@@ -219,10 +230,13 @@ func (a listsAdmin) List(ctx context.Context, kind admin.ListKind) ([]admin.List
 
 // bansAdmin adapts package bans. The admin API passes each client as its
 // identity; the events it records name the client as people read it (an
-// IPv6 /64 as "2001:db8:1:2::/64").
+// IPv6 /64 as "2001:db8:1:2::/64"). A ban closes the client's tunnels here
+// at once (the other gateways close theirs when the ban's announcement
+// reaches them).
 type bansAdmin struct {
 	store     *bans.Store
 	events    *events.Sink
+	tunnels   *tunnels.Registry
 	gatewayID string
 }
 
@@ -243,6 +257,7 @@ func (a bansAdmin) Add(ctx context.Context, ip netip.Addr, ttl time.Duration, re
 	if err := a.store.Ban(ctx, ip, ttl, reason, now); err != nil {
 		return err
 	}
+	a.tunnels.CloseID(ip)
 	a.events.Publish(wire.Event{ID: events.NewID(now), TS: now.UTC(), Type: wire.EventBan, IP: clientid.Display(ip), Gateway: a.gatewayID,
 		Reasons: []wire.Reason{{Feature: "admin", Value: ttl.Seconds(), Contribution: 0}}})
 	return nil

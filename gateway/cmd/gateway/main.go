@@ -42,8 +42,10 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/gateway/internal/tunnels"
 	"github.com/bulwarkgw/bulwark/scorer/rules"
 	"github.com/bulwarkgw/bulwark/shared/redisconn"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -175,6 +177,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		fallback.Forget()
 	})
+	// Open WebSocket tunnels, closed when their client is banned or
+	// deny-listed: by this gateway at once, by the others through the
+	// announcements on wire.BanChannel (watched below); after an outage,
+	// what was missed is caught up.
+	tunnelReg := tunnels.New(time.Now)
+	notices := banNotices(tunnelReg, listStore, banStore, log)
+	breaker.OnClose(notices.Resync)
 	limiter, err := ratelimit.New(rdb, cfg.Redis.Prefix)
 	if err != nil {
 		return err
@@ -228,7 +237,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		func() float64 { return float64(breaker.Rejected()) })
 	gw, err := server.New(cfg, server.Deps{
 		Traffic: store, Bans: banStore, Fallback: fallback, Lists: listStore, Limiter: limiter, Keys: keys, JWT: jwtDep, Guard: guard,
-		Scorer: scorer, Local: local, Events: sink, Stats: counter, Audit: auditLog, Metrics: metrics, Log: log,
+		Scorer: scorer, Local: local, Events: sink, Stats: counter, Audit: auditLog, Tunnels: tunnelReg, Metrics: metrics, Log: log,
 		Ready: func(ctx context.Context) error { return rdb.Ping(ctx).Err() },
 	})
 	if err != nil {
@@ -239,7 +248,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	metrics.Connections(conns.Stats)
-	rl := &reloader{path: *cfgPath, getenv: getenv, gw: gw, lists: listStore, guard: guard, conns: conns, jwt: jwtv, log: log}
+	metrics.Tunnels(tunnelReg.Stats)
+	rl := &reloader{path: *cfgPath, getenv: getenv, gw: gw, lists: listStore, guard: guard, conns: conns, jwt: jwtv, tunnels: tunnelReg, log: log}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -270,7 +280,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "routes", len(cfg.Routes))
 	adminSrv, adminLn, err := newAdmin(cfg, gw, rl, adminDeps{
-		lists: listStore, bans: banStore, limiter: limiter, keys: keys, guard: guard, events: sink, audit: auditLog, metrics: metrics, log: log,
+		lists: listStore, bans: banStore, limiter: limiter, keys: keys, guard: guard, events: sink, audit: auditLog, metrics: metrics,
+		tunnels: tunnelReg, log: log,
 	})
 	if err != nil {
 		return err
@@ -290,6 +301,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error { return counter.Run(bg, 500*time.Millisecond) })
 	g.Go(func() error { ensureIndexes(bg, coll, cfg.Mongo.Retention, log); return nil })
 	g.Go(func() error { return listStore.Run(bg, time.Second) })
+	g.Go(func() error { return tunnels.Watch(bg, rdb, wire.BanChannel(cfg.Redis.Prefix), notices, log) })
 	g.Go(func() error { return auditLog.Run(bg) })
 	g.Go(func() error {
 		actx, cancel := context.WithTimeout(bg, 30*time.Second)

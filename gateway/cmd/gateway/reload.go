@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,20 +16,22 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/jwtauth"
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/server"
+	"github.com/bulwarkgw/bulwark/gateway/internal/tunnels"
 )
 
 // reloader is the one way configuration changes at run time: the admin
 // API, SIGHUP and a change of the file all call reload, which validates the
 // whole file and then swaps. A bad file keeps the old configuration.
 type reloader struct {
-	path   string
-	getenv func(string) string
-	gw     *server.Gateway
-	lists  *lists.Store
-	guard  *bruteforce.Guard
-	conns  *connlimit.Limiter
-	jwt    *jwtauth.Verifier // nil: JWT is off (turning it on needs a restart)
-	log    *slog.Logger
+	path    string
+	getenv  func(string) string
+	gw      *server.Gateway
+	lists   *lists.Store
+	guard   *bruteforce.Guard
+	conns   *connlimit.Limiter
+	jwt     *jwtauth.Verifier // nil: JWT is off (turning it on needs a restart)
+	tunnels *tunnels.Registry // nil: no tunnels to close
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	modTime time.Time
@@ -41,9 +44,10 @@ func (r *reloader) reload() (*config.Config, error) {
 	if st, err := os.Stat(r.path); err == nil {
 		r.modTime, r.size = st.ModTime(), st.Size()
 	}
+	old := r.gw.Config()
 	cfg, err := config.Load(r.path, r.getenv)
 	if err == nil {
-		err = restartOnly(r.gw.Config(), cfg)
+		err = restartOnly(old, cfg)
 	}
 	if err != nil {
 		r.log.Warn("config reload refused", "err", err)
@@ -66,6 +70,15 @@ func (r *reloader) reload() (*config.Config, error) {
 	}
 	if err := r.lists.SetStatic(static); err != nil {
 		r.log.Error("lists not reloaded after validation", "err", err)
+	}
+	if r.tunnels != nil {
+		// A network the file now denies closes the tunnels it covers
+		// (each gateway reloads its own file).
+		for _, p := range cfg.Lists.Deny {
+			if !slices.Contains(old.Lists.Deny, p) {
+				r.tunnels.ClosePrefix(p)
+			}
+		}
 	}
 	if r.conns != nil {
 		r.conns.SetExempt(cfg.TrustedProxies) // a proxy meets only the global limit

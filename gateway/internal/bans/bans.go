@@ -7,6 +7,10 @@
 // IPv4, the first address of the /64 for IPv6, so any address of a /64
 // bans, finds and lifts the /64's one ban.
 //
+// Ban also announces the ban on wire.BanChannel, in the same round trip,
+// so that every gateway closes the client's open tunnels (package
+// tunnels) without polling.
+//
 // Every write sends the ban key and the index in one round trip: inside
 // MULTI/EXEC where one server holds both, in a plain pipeline on Redis
 // Cluster, where the index and the hash-tagged ban key live on different
@@ -16,6 +20,7 @@ package bans
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -41,9 +46,10 @@ type Ban struct {
 
 // Store manages bans in Redis. It is safe for concurrent use.
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
-	index  string
+	rdb     redis.UniversalClient
+	prefix  string
+	index   string
+	channel string
 }
 
 // New returns a Store whose keys all start with prefix.
@@ -54,7 +60,7 @@ func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 	if prefix == "" {
 		return nil, errors.New("bans: empty key prefix")
 	}
-	return &Store{rdb: rdb, prefix: prefix, index: wire.BanIndexKey(prefix)}, nil
+	return &Store{rdb: rdb, prefix: prefix, index: wire.BanIndexKey(prefix), channel: wire.BanChannel(prefix)}, nil
 }
 
 // normalise gives the identity the gateway keeps a client under
@@ -88,7 +94,7 @@ return ttl
 
 // Ban bans ip for ttl from now on every gateway sharing this Redis. A
 // longer ban already in place is kept as it is, reason included; a shorter
-// one is replaced.
+// one is replaced. Either way the ban is announced on wire.BanChannel.
 func (s *Store) Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reason string, now time.Time) error {
 	if !ip.IsValid() {
 		return fmt.Errorf("ban: %w: no IP", ErrInvalid)
@@ -99,6 +105,7 @@ func (s *Store) Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reaso
 	}
 	ms := ttl.Milliseconds()
 	until := now.Add(time.Duration(ms) * time.Millisecond)
+	notice, _ := json.Marshal(wire.BanNotice{Ban: ip.String()}) // cannot fail
 	var left *redis.Cmd
 	// GT: the index, like the ban, only ever moves later, so concurrent bans
 	// of one client from several gateways leave the longest. Expired entries
@@ -108,6 +115,7 @@ func (s *Store) Ban(ctx context.Context, ip netip.Addr, ttl time.Duration, reaso
 		left = ban.Eval(ctx, p, []string{s.key(ip)}, reason, ms)
 		p.ZAddGT(ctx, s.index, redis.Z{Score: float64(until.UnixMilli()), Member: ip.String()})
 		p.ZRemRangeByScore(ctx, s.index, "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
+		p.Publish(ctx, s.channel, notice)
 		return nil
 	})
 	if err != nil {
@@ -248,6 +256,33 @@ func (s *Store) Left(ctx context.Context, ip netip.Addr) (time.Duration, error) 
 		return 0, fmt.Errorf("ban left %s: %w", ip, err)
 	}
 	return max(d, 0), nil // -2: no key; -1: no expiry, which Ban never writes
+}
+
+// Banned returns those of ids (as their clientid.Identity) that are banned
+// now: one round trip, an EXISTS per ban key (on a cluster the keys live
+// on different slots). A gateway that missed ban announcements asks it
+// about the clients whose tunnels it holds.
+func (s *Store) Banned(ctx context.Context, ids []netip.Addr) ([]netip.Addr, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	exists := make([]*redis.IntCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			exists[i] = p.Exists(ctx, s.key(normalise(id)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("banned: %w", err)
+	}
+	var out []netip.Addr
+	for i, e := range exists {
+		if e.Val() > 0 {
+			out = append(out, normalise(ids[i]))
+		}
+	}
+	return out, nil
 }
 
 // Get returns the active ban on ip, if any. Until comes from the index; for

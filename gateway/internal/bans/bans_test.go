@@ -2,6 +2,7 @@ package bans_test
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"net/netip"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/bans"
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 func newStore(t *testing.T) (*bans.Store, redis.UniversalClient, string) {
@@ -326,10 +328,10 @@ func TestBanWritesKeyAndIndexInOneRoundTrip(t *testing.T) {
 	require.NoError(t, s.Ban(ctx, ip, 10*time.Minute, "score 0.91", now))
 	n, names := rec.take()
 	if cluster {
-		assert.ElementsMatch(t, []string{"eval", "zadd", "zremrangebyscore"}, names, "a plain pipeline on a cluster")
+		assert.ElementsMatch(t, []string{"eval", "zadd", "zremrangebyscore", "publish"}, names, "a plain pipeline on a cluster")
 	} else {
 		assert.Equal(t, 1, n, "one round trip")
-		assert.Equal(t, []string{"multi", "eval", "zadd", "zremrangebyscore", "exec"}, names, "one transaction on a single server")
+		assert.Equal(t, []string{"multi", "eval", "zadd", "zremrangebyscore", "publish", "exec"}, names, "one transaction on a single server")
 	}
 	score, err := rdb.ZScore(ctx, prefix+"bans", "198.51.100.20").Result()
 	require.NoError(t, err)
@@ -361,6 +363,52 @@ func TestBanWritesKeyAndIndexInOneRoundTrip(t *testing.T) {
 	members, err := rdb.ZCard(ctx, prefix+"bans").Result()
 	require.NoError(t, err)
 	assert.Zero(t, members, "the index entry went with the ban")
+}
+
+// Every ban is announced on the ban channel, with the client's id (an
+// IPv6 client's /64), so that gateways close its tunnels; a shorter ban
+// that leaves a longer one in place is announced too.
+func TestBanIsAnnounced(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t)
+	ctx := context.Background()
+	sub := rdb.Subscribe(ctx, wire.BanChannel(prefix))
+	t.Cleanup(func() { _ = sub.Close() })
+	_, err := sub.Receive(ctx) // the subscription is confirmed: nothing published after it is missed
+	require.NoError(t, err)
+	msgs := sub.Channel()
+	now := time.Now()
+	for _, ip := range []string{"198.51.100.30", "2001:db8:7:7::42", "198.51.100.30"} {
+		require.NoError(t, s.Ban(ctx, netip.MustParseAddr(ip), time.Hour-time.Duration(len(ip))*time.Minute, "test", now))
+	}
+	for _, want := range []string{"198.51.100.30", "2001:db8:7:7::", "198.51.100.30"} {
+		select {
+		case m := <-msgs:
+			var n wire.BanNotice
+			require.NoError(t, json.Unmarshal([]byte(m.Payload), &n))
+			assert.Equal(t, wire.BanNotice{Ban: want}, n)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no notice for %s", want)
+		}
+	}
+}
+
+func TestBanned(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	now := time.Now()
+	got, err := s.Banned(ctx, nil)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+	require.NoError(t, s.Ban(ctx, netip.MustParseAddr("198.51.100.40"), time.Hour, "test", now))
+	require.NoError(t, s.Ban(ctx, netip.MustParseAddr("2001:db8:40::1"), time.Hour, "test", now))
+	got, err = s.Banned(ctx, []netip.Addr{
+		netip.MustParseAddr("198.51.100.40"), netip.MustParseAddr("198.51.100.41"),
+		netip.MustParseAddr("2001:db8:40::77"), netip.MustParseAddr("2001:db8:41::1"),
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Addr{netip.MustParseAddr("198.51.100.40"), netip.MustParseAddr("2001:db8:40::")}, got)
 }
 
 func TestBanIndexesALongerBanSetElsewhere(t *testing.T) {

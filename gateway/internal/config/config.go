@@ -172,6 +172,10 @@ type Edge struct {
 	ReadHeaderTimeout time.Duration
 	CORS              CORS
 	Connections       Connections
+	// MaxTunnelsPerClient caps the WebSocket tunnels one client (its
+	// identity: an address, an IPv6 /64 or a principal) holds open on one
+	// gateway; 0 turns the cap off.
+	MaxTunnelsPerClient int
 }
 
 // Connections bounds the client connections (package connlimit).
@@ -389,13 +393,14 @@ type file struct {
 		DuplicateFields string `yaml:"duplicate_fields"`
 		Block           string `yaml:"block"`
 	} `yaml:"login_protection"`
-	MaxBodySize       int64  `yaml:"max_body_size"`
-	BodyBufferSize    int64  `yaml:"body_buffer_size"`
-	BodyBufferMemory  int64  `yaml:"body_buffer_memory"`
-	MaxHeaderBytes    int    `yaml:"max_header_bytes"`
-	MaxHeaderCount    int    `yaml:"max_header_count"`
-	ReadHeaderTimeout string `yaml:"read_header_timeout"`
-	CORS              struct {
+	MaxBodySize         int64  `yaml:"max_body_size"`
+	BodyBufferSize      int64  `yaml:"body_buffer_size"`
+	BodyBufferMemory    int64  `yaml:"body_buffer_memory"`
+	MaxHeaderBytes      int    `yaml:"max_header_bytes"`
+	MaxHeaderCount      int    `yaml:"max_header_count"`
+	ReadHeaderTimeout   string `yaml:"read_header_timeout"`
+	MaxTunnelsPerClient int    `yaml:"max_tunnels_per_client"`
+	CORS                struct {
 		AllowOrigins     []string `yaml:"allow_origins"`
 		AllowMethods     []string `yaml:"allow_methods"`
 		AllowHeaders     []string `yaml:"allow_headers"`
@@ -534,6 +539,7 @@ func defaults() file {
 	f.MaxHeaderBytes = 64 << 10
 	f.MaxHeaderCount = 100 // Envoy's default; browsers send about 15, CDNs and tracing add some 20
 	f.ReadHeaderTimeout = "5s"
+	f.MaxTunnelsPerClient = 16
 	f.CORS.AllowMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 	f.CORS.MaxAge = "10m"
 	f.Connections.PerAddress = 256
@@ -996,7 +1002,8 @@ func (f *file) validate() (*Config, error) {
 	c.Edge = Edge{
 		MaxBodyBytes: f.MaxBodySize, MaxHeaderBytes: f.MaxHeaderBytes, MaxHeaderCount: f.MaxHeaderCount,
 		BodyBufferBytes: f.BodyBufferSize, BodyBufferMemory: f.BodyBufferMemory,
-		ReadHeaderTimeout: dur("read_header_timeout", f.ReadHeaderTimeout, time.Millisecond),
+		MaxTunnelsPerClient: f.MaxTunnelsPerClient,
+		ReadHeaderTimeout:   dur("read_header_timeout", f.ReadHeaderTimeout, time.Millisecond),
 		CORS: CORS{
 			AllowOrigins: f.CORS.AllowOrigins, AllowMethods: f.CORS.AllowMethods, AllowHeaders: f.CORS.AllowHeaders,
 			AllowCredentials: f.CORS.AllowCredentials, MaxAge: dur("cors.max_age", f.CORS.MaxAge, 0),
@@ -1016,6 +1023,9 @@ func (f *file) validate() (*Config, error) {
 	}
 	if f.MaxHeaderCount < minHeaderCount {
 		bad("max_header_count", "must be at least %d (a browser alone sends about 15 header fields), got %d", minHeaderCount, f.MaxHeaderCount)
+	}
+	if f.MaxTunnelsPerClient < 0 {
+		bad("max_tunnels_per_client", "must not be negative (0 turns the cap off), got %d", f.MaxTunnelsPerClient)
 	}
 	for i, o := range f.CORS.AllowOrigins {
 		if o == "*" && f.CORS.AllowCredentials {
@@ -1154,7 +1164,8 @@ func (c *Config) Redacted() map[string]any {
 		"login_protection": c.Login,
 		"max_body_size":    c.Edge.MaxBodyBytes,
 		"body_buffer_size": c.Edge.BodyBufferBytes, "body_buffer_memory": c.Edge.BodyBufferMemory,
-		"cors": c.Edge.CORS,
+		"max_tunnels_per_client": c.Edge.MaxTunnelsPerClient,
+		"cors":                   c.Edge.CORS,
 		"connections": map[string]any{"max": c.Edge.Connections.Max, "per_address": c.Edge.Connections.PerAddress,
 			"idle_timeout": c.Edge.Connections.IdleTimeout.String()},
 		"shutdown_timeout": c.ShutdownTimeout.String(),

@@ -2,11 +2,15 @@
 // from the config file plus runtime entries added through the admin API and
 // shared by every replica through Redis. Match answers from memory (one
 // netipx.IPSet per kind, swapped atomically) so the request path does no I/O;
-// Run keeps each replica's copy current by polling a version counter.
+// Run keeps each replica's copy current by polling a version counter. A
+// network added to the deny list is also announced on wire.BanChannel, so
+// that every gateway closes the open tunnels it covers at once (and
+// refreshes its copy: see Refresh).
 package lists
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +23,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go4.org/netipx"
+
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 // Kind names a list.
@@ -154,10 +160,11 @@ func clone(m map[netip.Prefix]struct{}) map[netip.Prefix]struct{} {
 // Store matches addresses against both lists and edits the runtime ones.
 // It is safe for concurrent use.
 type Store struct {
-	rdb  redis.UniversalClient
-	keys [2]string // runtime sets by index(kind)
-	ver  string    // version counter
-	log  *slog.Logger
+	rdb     redis.UniversalClient
+	keys    [2]string // runtime sets by index(kind)
+	ver     string    // version counter
+	channel string    // wire.BanChannel
+	log     *slog.Logger
 
 	cur atomic.Pointer[state]
 	mu  sync.Mutex // serialises writers of cur (and Refresh's reads)
@@ -186,10 +193,11 @@ func New(rdb redis.UniversalClient, prefix string, static Static, log *slog.Logg
 		return nil, fmt.Errorf("lists: static lists: %w", err)
 	}
 	s := &Store{
-		rdb:  rdb,
-		keys: [2]string{prefix + "{lists}:allow", prefix + "{lists}:deny"},
-		ver:  prefix + "{lists}:version",
-		log:  log,
+		rdb:     rdb,
+		keys:    [2]string{prefix + "{lists}:allow", prefix + "{lists}:deny"},
+		ver:     prefix + "{lists}:version",
+		channel: wire.BanChannel(prefix),
+		log:     log,
 	}
 	s.cur.Store(build(sm, [2]map[netip.Prefix]struct{}{{}, {}}, -1))
 	return s, nil
@@ -259,8 +267,9 @@ func (s *Store) Match(ip netip.Addr) Verdict {
 }
 
 // add puts ARGV[1] into KEYS[1] unless KEYS[2] (the other list) holds it,
-// and bumps the version KEYS[3]. It returns -1 for a conflict, 0 if the entry
-// was already there, else the new version.
+// and bumps the version KEYS[3]; when it added and ARGV[2] is a channel, it
+// publishes ARGV[3] there. It returns -1 for a conflict, 0 if the entry was
+// already there, else the new version.
 var add = redis.NewScript(`
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   return -1
@@ -268,7 +277,11 @@ end
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then
   return 0
 end
-return redis.call('INCR', KEYS[3])
+local v = redis.call('INCR', KEYS[3])
+if ARGV[2] ~= '' then
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+end
+return v
 `)
 
 // remove takes ARGV[1] out of KEYS[1] and bumps the version KEYS[2]. It
@@ -285,7 +298,9 @@ return redis.call('INCR', KEYS[2])
 // the list already holds the network, and ErrConflict if the other list holds
 // the very same network (overlapping networks are fine: allow wins). The
 // check and the write are one atomic script, so two replicas cannot put one
-// network in both lists. The local matcher is updated at once.
+// network in both lists. The local matcher is updated at once. A network
+// added to the deny list is announced on wire.BanChannel by the same
+// script.
 func (s *Store) Add(ctx context.Context, kind Kind, cidr string) (netip.Prefix, error) {
 	if !kind.valid() {
 		return netip.Prefix{}, fmt.Errorf("add to %q: %w", kind, ErrInvalid)
@@ -302,7 +317,12 @@ func (s *Store) Add(ctx context.Context, kind Kind, cidr string) (netip.Prefix, 
 		return netip.Prefix{}, fmt.Errorf("add %s to %s: %w", p, kind, ErrConflict)
 	}
 	keys := []string{s.keys[index(kind)], s.keys[index(kind.other())], s.ver}
-	v, err := add.Run(ctx, s.rdb, keys, p.String()).Int64()
+	channel, notice := "", []byte(nil)
+	if kind == KindDeny {
+		channel = s.channel
+		notice, _ = json.Marshal(wire.BanNotice{Deny: p.String()}) // cannot fail
+	}
+	v, err := add.Run(ctx, s.rdb, keys, p.String(), channel, notice).Int64()
 	switch {
 	case err != nil:
 		return netip.Prefix{}, fmt.Errorf("add %s to %s: %w", p, kind, err)

@@ -2,6 +2,7 @@ package lists_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/lists"
 	"github.com/bulwarkgw/bulwark/gateway/internal/testenv"
+	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
 var discard = slog.New(slog.DiscardHandler)
@@ -359,4 +361,47 @@ func BenchmarkMatch(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// A network added to the deny list is announced on the ban channel (every
+// gateway closes the tunnels it covers); allow-list additions and refused
+// additions are not.
+func TestDenyAddsAreAnnounced(t *testing.T) {
+	t.Parallel()
+	s, rdb, prefix := newStore(t, lists.Static{})
+	ctx := context.Background()
+	sub := rdb.Subscribe(ctx, wire.BanChannel(prefix))
+	t.Cleanup(func() { _ = sub.Close() })
+	_, err := sub.Receive(ctx) // subscribed: nothing published from here on is missed
+	require.NoError(t, err)
+	msgs := sub.Channel()
+	_, err = s.Add(ctx, lists.KindAllow, "192.0.2.0/24")
+	require.NoError(t, err)
+	_, err = s.Add(ctx, lists.KindDeny, "192.0.2.0/24")
+	require.ErrorIs(t, err, lists.ErrConflict)
+	_, err = s.Add(ctx, lists.KindDeny, "198.51.100.7/16")
+	require.NoError(t, err)
+	_, err = s.Add(ctx, lists.KindDeny, "198.51.0.0/16")
+	require.ErrorIs(t, err, lists.ErrExists)
+	_, err = s.Add(ctx, lists.KindDeny, "2001:db8::/32")
+	require.NoError(t, err)
+	for _, want := range []string{"198.51.0.0/16", "2001:db8::/32"} {
+		select {
+		case m := <-msgs:
+			var n wire.BanNotice
+			require.NoError(t, json.Unmarshal([]byte(m.Payload), &n))
+			assert.Equal(t, wire.BanNotice{Deny: want}, n)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no notice for %s", want)
+		}
+	}
+	// Nothing else was announced: a marker published last is the next
+	// message (one channel's messages arrive in order).
+	require.NoError(t, rdb.Publish(ctx, wire.BanChannel(prefix), "marker").Err())
+	select {
+	case m := <-msgs:
+		assert.Equal(t, "marker", m.Payload)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no marker")
+	}
 }

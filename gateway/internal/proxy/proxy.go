@@ -17,6 +17,11 @@
 // Method-override headers (X-HTTP-Method-Override and its relatives,
 // package methodoverride) are removed unless the route has MethodOverride.
 //
+// Protocol upgrades are refused but for WebSocket handshakes the caller
+// checked and tracks (upgrade.go): other Upgrade headers and
+// HTTP2-Settings are dropped, and a 101 that answers anything else is a
+// 502, so no h2c tunnel can open behind the gateway.
+//
 // A request body that fails with *http.MaxBytesError while it streams
 // (the gateway's max_body_size) ends the upstream request mid-body and is
 // answered 413; a client that goes away before the upstream answers is
@@ -192,6 +197,9 @@ func New(routes []Route, clientIP ClientIP, log *slog.Logger) (*Proxy, error) {
 		Rewrite:    p.rewrite,
 		BufferPool: copyBuffers,
 		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode == http.StatusSwitchingProtocols && !acceptedWebSocket(resp) {
+				return errUnaskedSwitch // 502; ReverseProxy closes the upstream connection
+			}
 			// Headers arrived in time: the body may stream as long as it takes.
 			if d, ok := resp.Request.Context().Value(deadlineKey{}).(*deadline); ok {
 				d.stop()
@@ -308,6 +316,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.SetURL(route.Upstream) // joins the upstream's base path; Host becomes the upstream's
 	setForwarding(pr.Out.Header, pr.In, p.clientIP(pr.In), route.MethodOverride)
+	stripUpgrade(pr.Out.Header, pr.In)
 }
 
 // clientHeaders name the client, or how it connected, in one proxy's or

@@ -362,7 +362,8 @@ func (p *pipeline) login(c echo.Context) error {
 }
 
 // forward ends the chain: the login endpoint, a guarded login route, or the
-// proxy.
+// proxy; a WebSocket handshake the proxy forwards becomes a tracked tunnel
+// (tunnel).
 func (p *pipeline) forward(c echo.Context) error {
 	v := verdictOf(c)
 	r := c.Request()
@@ -375,6 +376,11 @@ func (p *pipeline) forward(c echo.Context) error {
 		return p.login(c)
 	}
 	if !p.readsBody(v, r) {
+		if proxy.WebSocketUpgrade(r) {
+			// The one upgrade the proxy forwards (h2c and the rest are
+			// dropped there).
+			return p.tunnel(c, v, r)
+		}
 		// The upstream takes the body: it streams, under the route's
 		// timeout, and the gateway waits for it no more.
 		v.bodyDone = true

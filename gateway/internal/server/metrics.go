@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bulwarkgw/bulwark/gateway/internal/connlimit"
+	"github.com/bulwarkgw/bulwark/gateway/internal/tunnels"
 )
 
 // Metrics are the gateway's Prometheus metrics. A nil *Metrics records
@@ -83,7 +84,9 @@ func (m *Metrics) observe(route, decision string, code int, d time.Duration) {
 		route = "none"
 	}
 	m.requests.WithLabelValues(route, decision, strconv.Itoa(code)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	if code != http.StatusSwitchingProtocols { // a tunnel's lifetime is no response time
+		m.latency.WithLabelValues(route).Observe(d.Seconds())
+	}
 }
 
 // Refused counts a request refused before the chain (its framing): no
@@ -163,4 +166,34 @@ func (c connCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(s.Refused), connlimit.ReasonGlobal)
 	ch <- prometheus.MustNewConstMetric(connRefusedDesc, prometheus.CounterValue, float64(s.RefusedPer), connlimit.ReasonPerAddress)
 	ch <- prometheus.MustNewConstMetric(connReclaimedDesc, prometheus.CounterValue, float64(s.Reclaimed))
+}
+
+// Tunnels exports the tunnel registry's counts (package tunnels), read
+// once per scrape.
+func (m *Metrics) Tunnels(stats func() tunnels.Stats) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(tunnelCollector(stats))
+}
+
+var (
+	tunnelsOpenDesc = prometheus.NewDesc("bulwark_gateway_tunnels_open",
+		"WebSocket tunnels open now (switched, not closed yet).", nil, nil)
+	tunnelsClosedDesc = prometheus.NewDesc("bulwark_gateway_tunnels_closed_total",
+		"Open tunnels closed because their client was banned (reason=ban) or a deny-listed network holds it (reason=deny), by this gateway or announced by another.", []string{"reason"}, nil)
+)
+
+type tunnelCollector func() tunnels.Stats
+
+func (c tunnelCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tunnelsOpenDesc
+	ch <- tunnelsClosedDesc
+}
+
+func (c tunnelCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c()
+	ch <- prometheus.MustNewConstMetric(tunnelsOpenDesc, prometheus.GaugeValue, float64(s.Open))
+	ch <- prometheus.MustNewConstMetric(tunnelsClosedDesc, prometheus.CounterValue, float64(s.ClosedBan), "ban")
+	ch <- prometheus.MustNewConstMetric(tunnelsClosedDesc, prometheus.CounterValue, float64(s.ClosedDeny), "deny")
 }

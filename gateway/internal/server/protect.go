@@ -38,6 +38,7 @@ const (
 	msgThrottled   = "Too many requests, slow down"
 	msgRateLimited = "Rate limit exceeded"
 	msgDegraded    = "Service temporarily unavailable"
+	msgTunnels     = "Too many open tunnels"
 )
 
 // Decisions, for metrics and logs.
@@ -61,6 +62,7 @@ const (
 	decisionTooManyHeads = "too_many_headers" // likewise, its trailer's fields
 	decisionCORS         = "cors_preflight"
 	decisionLogin        = "login"
+	decisionTunnelLimit  = "tunnel_limit" // max_tunnels_per_client
 )
 
 // verdict is what the chain learned about a request; it travels on the
@@ -700,6 +702,9 @@ func (p *pipeline) banAs(c echo.Context, v *verdict, id netip.Addr, ttl time.Dur
 		}
 		p.redisDown("ban not stored in redis", err, "ip", v.ip, "held_locally", p.d.Fallback != nil)
 	}
+	// Its open tunnels close here at once; the other gateways close theirs
+	// when the ban's announcement reaches them (package tunnels).
+	p.g.tunnels.CloseID(id)
 	p.d.Stats.Ban(now)
 }
 

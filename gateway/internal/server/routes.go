@@ -11,17 +11,19 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/jsonerr"
 	"github.com/bulwarkgw/bulwark/gateway/internal/locallimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/localscore"
+	"github.com/bulwarkgw/bulwark/gateway/internal/tunnels"
 )
 
 // Gateway is the gateway's HTTP handler plus its reloadable runtime.
 type Gateway struct {
 	*echo.Echo
-	rt     holder
-	d      Deps
-	local  *locallimit.Limiter // rate limits while Redis is down
-	bodies bodyBudget          // request bodies held in memory, all requests together
-	warm   warmer              // crawler claims sent to the scorer off the request path
-	assets learnedAssets       // extensionless path patterns the upstream answers with assets
+	rt      holder
+	d       Deps
+	local   *locallimit.Limiter // rate limits while Redis is down
+	bodies  bodyBudget          // request bodies held in memory, all requests together
+	warm    warmer              // crawler claims sent to the scorer off the request path
+	assets  learnedAssets       // extensionless path patterns the upstream answers with assets
+	tunnels *tunnels.Registry   // open WebSocket tunnels, closed when their client is banned
 }
 
 // New returns the gateway. Read it top to bottom: health first (never
@@ -38,7 +40,10 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Echo: echo.New(), d: d, local: local}
+	if d.Tunnels == nil {
+		d.Tunnels = tunnels.New(d.Now)
+	}
+	g := &Gateway{Echo: echo.New(), d: d, local: local, tunnels: d.Tunnels}
 	if err := g.Reload(cfg); err != nil {
 		return nil, err
 	}
@@ -85,7 +90,7 @@ func New(cfg *config.Config, d Deps) (*Gateway, error) {
 		p.enforce,    // 10. block and ban / throttle / pass (shadow mode only records)
 		p.outcome,    // 11. after the upstream answered: its 4xx and 401/403 feed the client's counters
 	)
-	protected.Any("/*", p.forward) // 12. login, guarded login routes, or the proxy
+	protected.Any("/*", p.forward) // 12. login, guarded login routes, the proxy, or a tracked WebSocket tunnel (tunnel.go)
 	protected.Any("", p.forward)
 	// Methods echo's Any leaves out (WebDAV, cache purges) are proxied too.
 	protected.Match(extraMethods, "/*", p.forward)

@@ -18,6 +18,7 @@ import (
 	"github.com/bulwarkgw/bulwark/gateway/internal/ratelimit"
 	"github.com/bulwarkgw/bulwark/gateway/internal/stats"
 	"github.com/bulwarkgw/bulwark/gateway/internal/traffic"
+	"github.com/bulwarkgw/bulwark/gateway/internal/tunnels"
 	"github.com/bulwarkgw/bulwark/shared/wire"
 )
 
@@ -123,13 +124,17 @@ type Deps struct {
 	Keys     Keys
 	// JWT verifies bearer tokens; nil: bearer tokens are not JWTs the
 	// gateway knows (route auth: jwt cannot be configured without one).
-	JWT     JWTVerifier
-	Guard   Guard
-	Scorer  Scorer
-	Local   LocalScorer // nil: no fast path, and the default profile's fallback
-	Events  Publisher
-	Stats   Stats
-	Audit   Auditor // nil: no request audit
+	JWT    JWTVerifier
+	Guard  Guard
+	Scorer Scorer
+	Local  LocalScorer // nil: no fast path, and the default profile's fallback
+	Events Publisher
+	Stats  Stats
+	Audit  Auditor // nil: no request audit
+	// Tunnels tracks the WebSocket tunnels the gateway opens; the gateway
+	// closes a client's tunnels when it bans the client itself. Nil: a
+	// registry of the gateway's own (then only its own bans close them).
+	Tunnels *tunnels.Registry
 	Ready   Ready
 	Metrics *Metrics
 	Log     *slog.Logger
