@@ -117,3 +117,48 @@ func TestLoginSpellingsLandOnOneCounter(t *testing.T) {
 		assert.Equal(t, http.StatusForbidden, r.Code, "%s: the victim's login is locked: %s", c.name, r.Body)
 	}
 }
+
+// Bodies and paths a review found past the first fix: padding past the
+// reader's field limit, and a format suffix hidden behind a segment the key
+// drops. The padded bodies name no login now (400); the paths share the
+// login's key.
+func TestPaddedBodiesAndHiddenSuffixesDoNotEscapeTheLock(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, spellingsConfig)
+	lenientLogin(s.u1)
+	reached := func() int {
+		n := 0
+		for _, r := range s.u1.requests() {
+			if r.Method == http.MethodPost {
+				n++
+			}
+		}
+		return n
+	}
+	type attempt struct{ path, contentType, body string }
+	cases := []struct {
+		name     string
+		attempts func(i int) attempt
+	}{
+		{"form padded past loginname.MaxFields with empty pairs", func(i int) attempt {
+			return attempt{"/api/login", "application/x-www-form-urlencoded",
+				fmt.Sprintf("username=decoy%d%s&username=victim5&password=guess%d", i, strings.Repeat("&", 256), i)}
+		}},
+		{"json padded past loginname.MaxFields", func(i int) attempt {
+			return attempt{"/api/login", "application/json",
+				fmt.Sprintf(`{"username":"decoy%d"%s,"username":"victim6","password":"guess%d"}`, i, strings.Repeat(`,"a":""`, 256), i)}
+		}},
+		{"suffix hidden by a trailing segment the key drops", func(i int) attempt {
+			paths := []string{"/api/login.json/%20", "/api/login.json/;x", "/api/login.json/;"}
+			return attempt{paths[i%len(paths)], "application/json", fmt.Sprintf(`{"username":"victim7","password":"guess%d"}`, i)}
+		}},
+	}
+	for n, c := range cases {
+		before := reached()
+		for i := range 12 {
+			a := c.attempts(i)
+			s.from(fmt.Sprintf("127.0.%d.%d", 60+n, 10+i)).do("POST", a.path, strings.NewReader(a.body), "Content-Type", a.contentType)
+		}
+		assert.LessOrEqual(t, reached()-before, 3, "%s: the upstream saw %d guesses on the victim (3 allowed before the lock)", c.name, reached()-before)
+	}
+}

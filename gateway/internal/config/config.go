@@ -803,6 +803,12 @@ func (f *file) validate() (*Config, error) {
 		}
 		if u := checkURL(key+".upstream", r.Upstream, "http", "https"); u != nil {
 			route.Upstream = u
+			for _, other := range c.Routes {
+				if route.Equivalence.RouteKey(route.Path) == route.Equivalence.RouteKey(other.Path) ||
+					other.Equivalence.RouteKey(route.Path) == other.Equivalence.RouteKey(other.Path) {
+					bad(key+".path", "%q is route %q under path_equivalence: one would never be matched", r.Path, other.Path)
+				}
+			}
 			c.Routes = append(c.Routes, route)
 		}
 	}

@@ -103,6 +103,7 @@ func TestPathEquivalence(t *testing.T) {
 	for doc, want := range map[string]string{
 		"routes: [{path: /, upstream: http://u}]\npath_equivalence: {format_suffixes: [json]}\n":  "path_equivalence.format_suffixes[0]",
 		"routes: [{path: /, upstream: http://u, path_equivalence: {format_suffixes: [.a/b]}}]\n":  "routes[0].path_equivalence.format_suffixes[0]",
+		"routes: [{path: /admin, upstream: http://u}, {path: /Admin, upstream: http://v}]\n":      "routes[1].path",
 		"routes: [{path: /, upstream: http://u}]\nlogin_protection: {duplicate_fields: middle}\n": "login_protection.duplicate_fields",
 	} {
 		_, err := config.Parse([]byte(doc), env(nil))

@@ -71,8 +71,11 @@ func (e *Equivalence) RouteKey(p string) string {
 	if e.plain(p) {
 		return p
 	}
-	var b strings.Builder
-	b.Grow(len(p))
+	// Segment by segment; the suffix rule applies to the last segment the
+	// key keeps (segments the rules empty, like " " or ";x", are dropped
+	// first), and a path whose dropped segments ended it keeps its
+	// trailing slash (/api/;x is /api/ to Tomcat).
+	segs := make([]string, 0, 8)
 	trailing := p[len(p)-1] == '/'
 	rest := p
 	for rest != "" {
@@ -81,10 +84,27 @@ func (e *Equivalence) RouteKey(p string) string {
 		if seg == "" {
 			continue
 		}
-		seg = e.segment(seg, strings.Trim(rest, "/") == "")
-		if seg == "" {
+		if seg = e.segment(seg); seg == "" {
+			trailing = true
 			continue
 		}
+		trailing = false
+		segs = append(segs, seg)
+	}
+	if p[len(p)-1] == '/' {
+		trailing = true
+	}
+	for len(segs) > 0 {
+		last := e.suffix(segs[len(segs)-1])
+		if last != "" {
+			segs[len(segs)-1] = last
+			break
+		}
+		segs, trailing = segs[:len(segs)-1], true
+	}
+	var b strings.Builder
+	b.Grow(len(p))
+	for _, seg := range segs {
 		b.WriteByte('/')
 		b.WriteString(seg)
 	}
@@ -94,8 +114,8 @@ func (e *Equivalence) RouteKey(p string) string {
 	return b.String()
 }
 
-// segment applies the rules to one segment; last says it ends the path.
-func (e *Equivalence) segment(seg string, last bool) string {
+// segment applies the rules but the suffix one to one segment.
+func (e *Equivalence) segment(seg string) string {
 	if e.DropParams {
 		seg, _, _ = strings.Cut(seg, ";")
 	}
@@ -105,15 +125,19 @@ func (e *Equivalence) segment(seg string, last bool) string {
 	if e.TrimDots {
 		seg = strings.TrimRight(seg, ". ")
 	}
-	if last && len(e.Suffixes) > 0 {
-		for _, s := range e.Suffixes {
-			if len(seg) > len(s) && strings.EqualFold(seg[len(seg)-len(s):], s) {
-				seg = seg[:len(seg)-len(s)]
-				if e.TrimDots {
-					seg = strings.TrimRight(seg, ". ")
-				}
-				break
+	return seg
+}
+
+// suffix drops one format suffix from the path's last segment, when
+// something is left before it.
+func (e *Equivalence) suffix(seg string) string {
+	for _, s := range e.Suffixes {
+		if len(seg) > len(s) && strings.EqualFold(seg[len(seg)-len(s):], s) {
+			seg = seg[:len(seg)-len(s)]
+			if e.TrimDots {
+				seg = strings.TrimRight(seg, ". ")
 			}
+			break
 		}
 	}
 	return seg
@@ -175,8 +199,12 @@ func fold(s string) string {
 	case ascii:
 		return strings.ToLower(s)
 	}
-	return folder.String(s)
+	return dotlessI.Replace(folder.String(s))
 }
+
+// dotlessI joins the Turkish i's to i, as Java's equalsIgnoreCase and
+// Character.toLowerCase (Spring) do: İ folds to "i" + U+0307, ı not at all.
+var dotlessI = strings.NewReplacer("i\u0307", "i", "ı", "i")
 
 // spelling is the equivalence paths are classified by.
 var spelling = &Equivalence{Fold: true, TrimDots: true, DropParams: true}
@@ -200,20 +228,36 @@ func Segments(p string) int {
 	return n
 }
 
-// StripSegments drops the first n segments of a normalised path, keeping
-// a trailing slash: StripSegments("/API;x/v1/", 1) is "/v1/". A route
-// that strips its prefix strips what the request spelled, which the
-// equivalence may have matched in another spelling.
-func StripSegments(p string, n int) string {
+// StripSegments drops the first n segments of a normalised path that the
+// equivalence keeps (a segment it empties, like "/%20/", is dropped with
+// them and not counted), keeping a trailing slash: StripSegments("/API;x/v1/",
+// 1) is "/v1/". A route that strips its prefix strips what the request
+// spelled, which the equivalence may have matched in another spelling.
+func (e *Equivalence) StripSegments(p string, n int) string {
 	rest := p
-	for ; n > 0 && rest != ""; n-- {
+	for n > 0 {
 		rest = strings.TrimLeft(rest, "/")
-		i := strings.IndexByte(rest, '/')
-		if i < 0 {
-			rest = ""
+		if rest == "" {
 			break
 		}
-		rest = rest[i:]
+		seg := rest
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			seg, rest = rest[:i], rest[i:]
+		} else {
+			rest = ""
+		}
+		if e == nil || e.segment(seg) != "" {
+			n--
+		}
+	}
+	for e != nil && rest != "" {
+		// Segments the key drops right after the prefix go with it.
+		r := strings.TrimLeft(rest, "/")
+		seg, _, _ := strings.Cut(r, "/")
+		if r == "" || e.segment(seg) != "" {
+			break
+		}
+		rest = r[len(seg):]
 	}
 	if rest == "" || rest[0] != '/' {
 		rest = "/" + rest

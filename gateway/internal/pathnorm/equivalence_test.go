@@ -71,8 +71,12 @@ func TestStripSegments(t *testing.T) {
 	}{
 		{"/API;x/v1/", 1, "/v1/"}, {"/api", 1, "/"}, {"/api/", 1, "/"}, {"/a/b/c", 2, "/c"}, {"/a/b", 0, "/a/b"}, {"/", 1, "/"},
 	} {
-		assert.Equal(t, c.want, pathnorm.StripSegments(c.in, c.n), c.in)
+		assert.Equal(t, c.want, pathnorm.Lenient().StripSegments(c.in, c.n), c.in)
 	}
+	assert.Equal(t, "/x", pathnorm.Lenient().StripSegments("/ /api/x", 1), "a segment the key drops is not counted")
+	assert.Equal(t, "/x", pathnorm.Lenient().StripSegments("/api/;a/x", 1))
+	var exact *pathnorm.Equivalence
+	assert.Equal(t, "/api/x", exact.StripSegments("/ /api/x", 1))
 	assert.Equal(t, 0, pathnorm.Segments("/"))
 	assert.Equal(t, 1, pathnorm.Segments("/api/"))
 	assert.Equal(t, 2, pathnorm.Segments("/api/v1"))
@@ -225,4 +229,14 @@ func BenchmarkKey(b *testing.B) {
 			}
 		})
 	}
+}
+
+// A dropped segment that ends a path keeps its slash: /api/;x is /api/ to
+// Tomcat, so it stays under a route "/api/".
+func TestDroppedLastSegmentKeepsTheSlash(t *testing.T) {
+	e := pathnorm.Lenient()
+	for _, p := range []string{"/api/;x", "/api/ ", "/api/;", "/api/x.json/ "} {
+		assert.True(t, strings.HasSuffix(e.RouteKey(p), "/"), p)
+	}
+	assert.Equal(t, "/api/x/", e.RouteKey("/api/x.json/ "))
 }

@@ -309,7 +309,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		if route.StripPrefix {
 			// As many segments as the route's path has: the request may
 			// spell them differently (/API;v=1/x on route /api).
-			clean = pathnorm.StripSegments(clean, pathnorm.Segments(route.Path))
+			clean = route.Equivalence.StripSegments(clean, pathnorm.Segments(route.Path))
 		}
 		pr.Out.URL.Path = clean
 		pr.Out.URL.RawPath = ""
