@@ -69,11 +69,14 @@ func lenientLogin(u *upstream) {
 	})
 }
 
-func TestLoginSpellingsLandOnOneCounter(t *testing.T) {
-	t.Parallel()
-	s := startStack(t, spellingsConfig)
-	lenientLogin(s.u1)
-	reached := func() int {
+// spelling is one login attempt as a client spells it.
+type spelling struct{ path, contentType, body string }
+
+// stuff sends twelve attempts, one per address of 127.0.net.x (credential
+// stuffing: one guess per address), and returns each answer's status and
+// how many of them reached the upstream.
+func (s *stack) stuff(net int, attempt func(i int) spelling) (codes []int, reached int) {
+	posts := func() int {
 		n := 0
 		for _, r := range s.u1.requests() {
 			if r.Method == http.MethodPost {
@@ -82,36 +85,45 @@ func TestLoginSpellingsLandOnOneCounter(t *testing.T) {
 		}
 		return n
 	}
-	type attempt struct{ path, contentType, body string }
+	before := posts()
+	for i := range 12 {
+		a := attempt(i)
+		r := s.from(fmt.Sprintf("127.0.%d.%d", net, 10+i)).do("POST", a.path, strings.NewReader(a.body), "Content-Type", a.contentType)
+		codes = append(codes, r.Code)
+	}
+	return codes, posts() - before
+}
+
+func TestLoginSpellingsLandOnOneCounter(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, spellingsConfig)
+	lenientLogin(s.u1)
 	cases := []struct {
 		name     string
 		victim   string
-		attempts func(i int) attempt
+		attempts func(i int) spelling
 	}{
-		{"path spellings", "victim1", func(i int) attempt {
+		{"path spellings", "victim1", func(i int) spelling {
 			paths := []string{"/api/login.json", "/api/login%20", "/api/login.", "/api/login%2e", "/API/Login", "/api/login;jsessionid=1", "/api/LOGIN.Json.", "/api//login/"}
-			return attempt{paths[i%len(paths)], "application/json", `{"username":"victim1","password":"guess` + fmt.Sprint(i) + `"}`}
+			return spelling{paths[i%len(paths)], "application/json", `{"username":"victim1","password":"guess` + fmt.Sprint(i) + `"}`}
 		}},
-		{"NFKC and case spellings of the username", "victim2", func(i int) attempt {
+		{"NFKC and case spellings of the username", "victim2", func(i int) spelling {
 			names := []string{"ｖｉｃｔｉｍ２", "VICTIM2", " Victim2", "ＶＩＣＴＩＭ2"}
-			return attempt{"/api/login", "application/x-www-form-urlencoded", "username=" + url.QueryEscape(names[i%len(names)]) + "&password=guess" + fmt.Sprint(i)}
+			return spelling{"/api/login", "application/x-www-form-urlencoded", "username=" + url.QueryEscape(names[i%len(names)]) + "&password=guess" + fmt.Sprint(i)}
 		}},
-		{"a decoy before the login the upstream reads", "victim3", func(i int) attempt {
-			return attempt{"/api/login", "application/x-www-form-urlencoded", fmt.Sprintf("username=decoy%d&username=victim3&password=guess%d", i, i)}
+		{"a decoy before the login the upstream reads", "victim3", func(i int) spelling {
+			return spelling{"/api/login", "application/x-www-form-urlencoded", fmt.Sprintf("username=decoy%d&username=victim3&password=guess%d", i, i)}
 		}},
-		{"a decoy before the login, in JSON", "victim4", func(i int) attempt {
-			return attempt{"/api/login", "application/json", fmt.Sprintf(`{"username":"decoy%d","username":"victim4","password":"guess%d"}`, i, i)}
+		{"a decoy before the login, in JSON", "victim4", func(i int) spelling {
+			return spelling{"/api/login", "application/json", fmt.Sprintf(`{"username":"decoy%d","username":"victim4","password":"guess%d"}`, i, i)}
 		}},
 	}
 	for n, c := range cases {
-		before := reached()
-		// Credential stuffing: one guess per address.
-		for i := range 12 {
-			a := c.attempts(i)
-			r := s.from(fmt.Sprintf("127.0.%d.%d", 40+n, 10+i)).do("POST", a.path, strings.NewReader(a.body), "Content-Type", a.contentType)
-			require.Contains(t, []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests}, r.Code, "%s: %s %s → %s", c.name, a.path, a.body, r.Body)
+		codes, reached := s.stuff(40+n, c.attempts)
+		for i, code := range codes {
+			require.Contains(t, []int{http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests}, code, "%s: %+v", c.name, c.attempts(i))
 		}
-		assert.Equal(t, 3, reached()-before, "%s: the upstream saw only the failures before the lock", c.name)
+		assert.Equal(t, 3, reached, "%s: the upstream saw only the failures before the lock", c.name)
 		// The victim's login is locked under its plain spelling too.
 		r := s.from(fmt.Sprintf("127.0.%d.200", 40+n)).postJSON("/api/login", `{"username":"`+c.victim+`","password":"right"}`)
 		assert.Equal(t, http.StatusForbidden, r.Code, "%s: the victim's login is locked: %s", c.name, r.Body)
@@ -126,39 +138,25 @@ func TestPaddedBodiesAndHiddenSuffixesDoNotEscapeTheLock(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, spellingsConfig)
 	lenientLogin(s.u1)
-	reached := func() int {
-		n := 0
-		for _, r := range s.u1.requests() {
-			if r.Method == http.MethodPost {
-				n++
-			}
-		}
-		return n
-	}
-	type attempt struct{ path, contentType, body string }
 	cases := []struct {
 		name     string
-		attempts func(i int) attempt
+		attempts func(i int) spelling
 	}{
-		{"form padded past loginname.MaxFields with empty pairs", func(i int) attempt {
-			return attempt{"/api/login", "application/x-www-form-urlencoded",
+		{"form padded past loginname.MaxFields with empty pairs", func(i int) spelling {
+			return spelling{"/api/login", "application/x-www-form-urlencoded",
 				fmt.Sprintf("username=decoy%d%s&username=victim5&password=guess%d", i, strings.Repeat("&", 256), i)}
 		}},
-		{"json padded past loginname.MaxFields", func(i int) attempt {
-			return attempt{"/api/login", "application/json",
+		{"json padded past loginname.MaxFields", func(i int) spelling {
+			return spelling{"/api/login", "application/json",
 				fmt.Sprintf(`{"username":"decoy%d"%s,"username":"victim6","password":"guess%d"}`, i, strings.Repeat(`,"a":""`, 256), i)}
 		}},
-		{"suffix hidden by a trailing segment the key drops", func(i int) attempt {
+		{"suffix hidden by a trailing segment the key drops", func(i int) spelling {
 			paths := []string{"/api/login.json/%20", "/api/login.json/;x", "/api/login.json/;"}
-			return attempt{paths[i%len(paths)], "application/json", fmt.Sprintf(`{"username":"victim7","password":"guess%d"}`, i)}
+			return spelling{paths[i%len(paths)], "application/json", fmt.Sprintf(`{"username":"victim7","password":"guess%d"}`, i)}
 		}},
 	}
 	for n, c := range cases {
-		before := reached()
-		for i := range 12 {
-			a := c.attempts(i)
-			s.from(fmt.Sprintf("127.0.%d.%d", 60+n, 10+i)).do("POST", a.path, strings.NewReader(a.body), "Content-Type", a.contentType)
-		}
-		assert.LessOrEqual(t, reached()-before, 3, "%s: the upstream saw %d guesses on the victim (3 allowed before the lock)", c.name, reached()-before)
+		_, reached := s.stuff(60+n, c.attempts)
+		assert.LessOrEqual(t, reached, 3, "%s: the upstream saw %d guesses on the victim (3 allowed before the lock)", c.name, reached)
 	}
 }

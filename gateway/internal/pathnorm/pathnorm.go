@@ -14,7 +14,6 @@ package pathnorm
 
 import (
 	"errors"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -169,28 +168,4 @@ func unhex(c byte) byte {
 		return c - 'a' + 10
 	}
 	return c - 'A' + 10
-}
-
-// WithoutParams removes the ";parameters" of every segment
-// ("/login;jsessionid=1/" → "/login/"), as Tomcat, Jetty and Spring do
-// before they route. The gateway forwards them, but every check that names
-// a path (login protection, sensitive paths, RBAC) compares the path
-// without them, or a parameter would walk around the check. It allocates
-// only when there is a ';'.
-func WithoutParams(p string) string {
-	if strings.IndexByte(p, ';') < 0 {
-		return p
-	}
-	var b strings.Builder
-	b.Grow(len(p))
-	for p != "" {
-		seg, rest, slash := strings.Cut(p, "/")
-		seg, _, _ = strings.Cut(seg, ";")
-		b.WriteString(seg)
-		if slash {
-			b.WriteByte('/')
-		}
-		p = rest
-	}
-	return b.String()
 }

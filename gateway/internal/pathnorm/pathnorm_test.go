@@ -162,7 +162,10 @@ func BenchmarkNormalize(b *testing.B) {
 	}
 }
 
-func TestWithoutParams(t *testing.T) {
+// ;parameters are dropped from every segment, as Tomcat, Jetty and Spring
+// route (the equivalence's params rule; WithoutParams before it).
+func TestParamsRule(t *testing.T) {
+	params := &pathnorm.Equivalence{DropParams: true}
 	for in, want := range map[string]string{
 		"/login":                 "/login",
 		"/login;jsessionid=1":    "/login",
@@ -170,9 +173,9 @@ func TestWithoutParams(t *testing.T) {
 		"/api;x/login;y=z":       "/api/login",
 		"/;x":                    "/",
 		"/a;b;c/d":               "/a/d",
-		"":                       "",
+		"":                       "/",
 		"/app/secret;a=b/next;c": "/app/secret/next",
 	} {
-		assert.Equal(t, want, pathnorm.WithoutParams(in), in)
+		assert.Equal(t, want, params.RouteKey(in), in)
 	}
 }

@@ -175,7 +175,7 @@ func (p *pipeline) answered(c echo.Context, v *verdict) {
 // counted, where it was counted: Redis, or this gateway's memory while
 // Redis was unreachable.
 func (p *pipeline) reclassify(c echo.Context, v *verdict, page bool) {
-	served := v.desc.Served(v.rt.cfg.Scoring.SensitivePaths)
+	served := v.desc.Served(v.paths.sensitive)
 	lr, _ := p.d.Fallback.(localReclassifier)
 	rc, _ := p.d.Traffic.(Reclassifier)
 	p.recordWhereCounted(c, v, "reclassification", func() {

@@ -174,7 +174,9 @@ func (r *Request) Classify(method string, assets pathclass.Assets, probes *pathc
 // path, its pattern /api/products/:id and id 7), and sensitive is asked
 // about that path again. The principal is kept.
 func (r Request) Served(sensitive map[string]bool) Request {
-	s := Describe(withoutExtension(r.Path), sensitive, r.VisitWindow)
+	// r.Path is already a key under the route's equivalence: the path
+	// without its extension is keyed by no other rule.
+	s := DescribeAs(nil, withoutExtension(r.Path), sensitive, r.VisitWindow)
 	s.Principal = r.Principal
 	return s
 }
